@@ -1,0 +1,204 @@
+"""The catalog: one embedded DuckDB file, the only place segue writes SQL.
+
+DuckDB lets one process hold a database file for writing at a time; :meth:`CatalogBase.open`
+waits and retries while another process holds the lock, so a web app, an API server and a
+running ``segue fetch`` can take turns on one catalog (serving reads the built snapshot).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import unicodedata
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Self
+
+import duckdb
+
+from segue.errors import CatalogError
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+CREATE SEQUENCE IF NOT EXISTS artist_key_seq START 1;
+CREATE TABLE IF NOT EXISTS artists (
+    artist_key BIGINT PRIMARY KEY,
+    artist_id VARCHAR,              -- Spotify id; NULL while the artist is known by name only
+    name VARCHAR NOT NULL,
+    norm_name VARCHAR NOT NULL,
+    popularity SMALLINT,            -- Spotify 0-100 where known
+    genres VARCHAR[],               -- NULL = not known yet, [] = known to have none
+    source VARCHAR,
+    updated_at TIMESTAMP
+);
+CREATE TABLE IF NOT EXISTS albums (
+    album_id VARCHAR PRIMARY KEY,
+    name VARCHAR,
+    release_date VARCHAR,
+    release_year SMALLINT
+);
+CREATE TABLE IF NOT EXISTS tracks (
+    track_id VARCHAR PRIMARY KEY,
+    name VARCHAR,
+    artist_key BIGINT NOT NULL,     -- primary artist
+    album_id VARCHAR,
+    album_name VARCHAR,
+    duration_ms INTEGER,
+    release_date VARCHAR,
+    release_year SMALLINT,
+    popularity SMALLINT,            -- Spotify 0-100 where known
+    source VARCHAR,                 -- 'mpd', 'table', 'spotify', ...
+    added_at TIMESTAMP DEFAULT current_timestamp
+);
+CREATE TABLE IF NOT EXISTS track_artists (
+    track_id VARCHAR NOT NULL,
+    position SMALLINT NOT NULL,
+    artist_key BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audio_features (
+    track_id VARCHAR PRIMARY KEY,
+    danceability REAL, energy REAL, "key" REAL, loudness REAL, "mode" REAL,
+    speechiness REAL, acousticness REAL, instrumentalness REAL, liveness REAL,
+    valence REAL, tempo REAL, time_signature REAL,
+    source VARCHAR,
+    fetched_at TIMESTAMP DEFAULT current_timestamp
+);
+CREATE TABLE IF NOT EXISTS ingested_files (
+    file_id INTEGER PRIMARY KEY,
+    path VARCHAR NOT NULL,
+    content_hash VARCHAR NOT NULL,
+    playlists INTEGER NOT NULL,
+    rows BIGINT NOT NULL,
+    salvaged BOOLEAN NOT NULL DEFAULT false,
+    ingested_at TIMESTAMP DEFAULT current_timestamp
+);
+CREATE TABLE IF NOT EXISTS playlists (
+    pid BIGINT PRIMARY KEY,
+    name VARCHAR,
+    description VARCHAR,
+    collaborative BOOLEAN,
+    modified_at BIGINT,
+    num_tracks INTEGER,
+    num_albums INTEGER,
+    num_followers INTEGER,
+    num_edits INTEGER,
+    duration_ms BIGINT,
+    num_artists INTEGER,
+    file_id INTEGER,
+    content_hash VARCHAR
+);
+CREATE TABLE IF NOT EXISTS playlist_tracks (
+    pid BIGINT NOT NULL,
+    pos INTEGER NOT NULL,
+    track_id VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS fetch_log (
+    logged_at TIMESTAMP DEFAULT current_timestamp,
+    run_id VARCHAR,
+    provider VARCHAR NOT NULL,
+    kind VARCHAR NOT NULL,          -- 'tracks', 'artists', 'audio_features', ...
+    ids VARCHAR[],
+    status VARCHAR NOT NULL,        -- 'ok', 'error', 'not_found', 'skipped'
+    reason VARCHAR
+);
+CREATE TABLE IF NOT EXISTS fetch_attempts (
+    provider VARCHAR NOT NULL,
+    kind VARCHAR NOT NULL,
+    id VARCHAR NOT NULL,
+    status VARCHAR NOT NULL,        -- 'ok', 'not_found', 'unavailable'
+    logged_at TIMESTAMP DEFAULT current_timestamp,
+    PRIMARY KEY (provider, kind, id)
+);
+"""
+
+
+def normalise_name(name: str) -> str:
+    """Key of an artist known only by name: NFKC, case-folded, inner whitespace collapsed."""
+    return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
+
+
+class CatalogBase:
+    """Connection, schema and transactions. Query and write methods live in the mixins."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path, read_only: bool) -> None:
+        self.con = con
+        self.path = path
+        self.read_only = read_only
+
+    @classmethod
+    def open(cls, path: str | Path, *, read_only: bool = False, wait: float = 30.0) -> Self:
+        """Open (creating when absent and writable) a catalog file.
+
+        Waits up to ``wait`` seconds while another process holds the file. Raises
+        :class:`CatalogError` when the file is of another schema version or not a catalog.
+        """
+        path = Path(path)
+        if read_only and not path.exists():
+            raise CatalogError(f"no catalog at {path}: ingest playlists first (`segue ingest`) or run `segue demo`")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + wait
+        delay = 0.05
+        while True:
+            try:
+                con = duckdb.connect(str(path), read_only=read_only)
+                break
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
+                    raise CatalogError(f"cannot open catalog {path}: {exc}") from None
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+            except duckdb.Error as exc:
+                raise CatalogError(f"{path} is not a segue catalog: {exc}") from None
+        catalog = cls(con, path, read_only)
+        try:
+            catalog._check_or_create_schema()
+        except Exception:
+            con.close()
+            raise
+        return catalog
+
+    def _check_or_create_schema(self) -> None:
+        tables = {r[0] for r in self.con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        if "meta" in tables:
+            row = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            found = int(row[0]) if row else None
+            if found != SCHEMA_VERSION:
+                raise CatalogError(
+                    f"catalog {self.path} has schema version {found}, this segue uses {SCHEMA_VERSION}; "
+                    "it was left untouched: use a segue of that version, or a new --home"
+                )
+            return
+        if tables:
+            raise CatalogError(f"{self.path} is a DuckDB file but not a segue catalog (no 'meta' table); left untouched")
+        if self.read_only:
+            raise CatalogError(f"catalog {self.path} is empty and opened read-only")
+        with self.transaction():
+            self.con.execute(SCHEMA)
+            self.con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """All or nothing: commit on success, roll back on any exception."""
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield self.con
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        else:
+            self.con.execute("COMMIT")
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def scalar(self, sql: str, params: list[Any] | None = None) -> Any:
+        row = self.con.execute(sql, params or []).fetchone()
+        return row[0] if row else None

@@ -1,0 +1,228 @@
+"""Catalog writes for MPD slices: one file in one transaction, all or nothing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+
+from segue.catalog.core import CatalogBase, normalise_name
+from segue.errors import InputFileError
+
+if TYPE_CHECKING:
+    from segue.mpd import SliceColumns
+
+
+@dataclass(frozen=True)
+class SliceResult:
+    path: str
+    status: str  # 'added' | 'unchanged'
+    playlists: int = 0
+    rows: int = 0
+    duplicates: int = 0  # playlists already present with identical content
+    new_tracks: int = 0
+    salvaged: bool = False
+
+
+class MpdWrites(CatalogBase):
+    def file_already_ingested(self, content_hash: str) -> str | None:
+        row = self.con.execute(
+            "SELECT path FROM ingested_files WHERE content_hash = ?", [content_hash]
+        ).fetchone()
+        return row[0] if row else None
+
+    def add_slice(self, cols: SliceColumns) -> SliceResult:
+        """Add one validated slice. Idempotent by content hash; raises on a pid conflict.
+
+        A playlist whose pid is already in the catalog with identical content is skipped (and
+        counted in ``duplicates``); with different content the whole file is refused.
+        """
+        previous = self.file_already_ingested(cols.content_hash)
+        if previous is not None:
+            return SliceResult(cols.path, "unchanged")
+        norms = {name: normalise_name(name) for name in set(cols.artist_name)}
+        stage_pl = pa.table(
+            {
+                "pid": pa.array(cols.pid, pa.int64()),
+                "name": pa.array(cols.name, pa.string()),
+                "description": pa.array(cols.description, pa.string()),
+                "collaborative": pa.array(cols.collaborative, pa.bool_()),
+                **{k: pa.array(v, pa.int64()) for k, v in cols.ints.items()},
+                "content_hash": pa.array(cols.playlist_hash, pa.string()),
+            }
+        )
+        stage_rows = pa.table(
+            {
+                "pid": pa.array(cols.row_pid, pa.int64()),
+                "pos": pa.array(cols.row_pos, pa.int32()),
+                "track_id": pa.array(cols.track_id, pa.string()),
+                "track_name": pa.array(cols.track_name, pa.string()),
+                "artist_name": pa.array(cols.artist_name, pa.string()),
+                "norm": pa.array([norms[a] for a in cols.artist_name], pa.string()),
+                "artist_id": pa.array(cols.artist_id, pa.string()),
+                "album_id": pa.array(cols.album_id, pa.string()),
+                "album_name": pa.array(cols.album_name, pa.string()),
+                "duration_ms": pa.array(cols.duration_ms, pa.int32()),
+            }
+        )
+        con = self.con
+        con.register("stage_pl", stage_pl)
+        con.register("stage_rows", stage_rows)
+        try:
+            with self.transaction():
+                return self._add_staged(cols)
+        finally:
+            con.unregister("stage_pl")
+            con.unregister("stage_rows")
+
+    def _add_staged(self, cols: SliceColumns) -> SliceResult:
+        con = self.con
+        conflicts = con.execute(
+            """
+            SELECT s.pid, f.path FROM stage_pl s
+            JOIN playlists p ON p.pid = s.pid
+            LEFT JOIN ingested_files f ON f.file_id = p.file_id
+            WHERE p.content_hash <> s.content_hash
+            ORDER BY s.pid LIMIT 1
+            """
+        ).fetchone()
+        if conflicts is not None:
+            pid, other = conflicts
+            raise InputFileError(
+                cols.path,
+                f"playlist pid {pid}",
+                f"pid {pid} was already ingested from {other or 'another source'} with different content",
+            )
+        con.execute(
+            """
+            CREATE OR REPLACE TEMP TABLE new_pl AS
+            SELECT s.* FROM stage_pl s WHERE NOT EXISTS (SELECT 1 FROM playlists p WHERE p.pid = s.pid)
+            """
+        )
+        n_new_pl = self.scalar("SELECT count(*) FROM new_pl")
+        duplicates = cols.n_playlists - n_new_pl
+        con.execute(
+            """
+            CREATE OR REPLACE TEMP TABLE new_rows AS
+            SELECT r.* FROM stage_rows r SEMI JOIN new_pl USING (pid)
+            """
+        )
+        self._upsert_artists()
+        new_tracks = self._insert_tracks()
+        file_id = self.scalar("SELECT coalesce(max(file_id), 0) + 1 FROM ingested_files")
+        con.execute(
+            """
+            INSERT INTO playlists
+            SELECT pid, name, description, collaborative, modified_at, num_tracks, num_albums,
+                   num_followers, num_edits, duration_ms, num_artists, ?, content_hash
+            FROM new_pl
+            """,
+            [file_id],
+        )
+        con.execute("INSERT INTO playlist_tracks SELECT pid, pos, track_id FROM new_rows")
+        n_rows = self.scalar("SELECT count(*) FROM new_rows")
+        con.execute(
+            "INSERT INTO ingested_files (file_id, path, content_hash, playlists, rows, salvaged) VALUES (?, ?, ?, ?, ?, ?)",
+            [file_id, cols.path, cols.content_hash, n_new_pl, n_rows, cols.salvaged],
+        )
+        con.execute("DROP TABLE new_pl")
+        con.execute("DROP TABLE new_rows")
+        return SliceResult(
+            cols.path, "added", n_new_pl, n_rows, duplicates, new_tracks, cols.salvaged
+        )
+
+    def _upsert_artists(self) -> None:
+        """Artists by Spotify id where known, else by normalised name; learn ids for name-only ones."""
+        con = self.con
+        con.execute(
+            """
+            CREATE OR REPLACE TEMP TABLE sa AS
+            SELECT artist_id, norm, any_value(artist_name) AS name
+            FROM new_rows GROUP BY artist_id, norm
+            """
+        )
+        # A name-only artist learns its id when a file names it with one.
+        con.execute(
+            """
+            UPDATE artists SET artist_id = s.artist_id
+            FROM (
+                SELECT norm, min(artist_id) AS artist_id FROM sa
+                WHERE artist_id IS NOT NULL
+                  AND artist_id NOT IN (SELECT artist_id FROM artists WHERE artist_id IS NOT NULL)
+                GROUP BY norm
+            ) s
+            WHERE artists.artist_id IS NULL AND artists.norm_name = s.norm
+            """
+        )
+        con.execute(
+            """
+            INSERT INTO artists (artist_key, artist_id, name, norm_name, source, updated_at)
+            SELECT nextval('artist_key_seq'), artist_id, name, norm, 'mpd', current_timestamp
+            FROM (SELECT artist_id, any_value(name) AS name, any_value(norm) AS norm
+                  FROM sa WHERE artist_id IS NOT NULL GROUP BY artist_id) s
+            WHERE NOT EXISTS (SELECT 1 FROM artists a WHERE a.artist_id = s.artist_id)
+            """
+        )
+        con.execute(
+            """
+            INSERT INTO artists (artist_key, artist_id, name, norm_name, source, updated_at)
+            SELECT nextval('artist_key_seq'), NULL, name, norm, 'mpd', current_timestamp
+            FROM (SELECT norm, any_value(name) AS name FROM sa WHERE artist_id IS NULL GROUP BY norm) s
+            WHERE NOT EXISTS (SELECT 1 FROM artists a WHERE a.norm_name = s.norm)
+            """
+        )
+        con.execute(
+            """
+            CREATE OR REPLACE TEMP TABLE amap AS
+            SELECT s.artist_id, s.norm, a.artist_key
+            FROM sa s JOIN artists a ON a.artist_id = s.artist_id
+            WHERE s.artist_id IS NOT NULL
+            UNION ALL
+            SELECT s.artist_id, s.norm, n.artist_key
+            FROM sa s JOIN (
+                SELECT norm_name, min(artist_key) AS artist_key FROM artists
+                WHERE norm_name IN (SELECT norm FROM sa WHERE artist_id IS NULL)
+                GROUP BY norm_name
+            ) n ON n.norm_name = s.norm
+            WHERE s.artist_id IS NULL
+            """
+        )
+
+    def _insert_tracks(self) -> int:
+        con = self.con
+        before = self.scalar("SELECT count(*) FROM tracks")
+        con.execute(
+            """
+            INSERT INTO tracks (track_id, name, artist_key, album_id, album_name, duration_ms, source)
+            SELECT r.track_id, any_value(r.track_name), any_value(m.artist_key),
+                   any_value(r.album_id), any_value(r.album_name), any_value(r.duration_ms), 'mpd'
+            FROM new_rows r
+            JOIN amap m ON m.norm = r.norm AND m.artist_id IS NOT DISTINCT FROM r.artist_id
+            WHERE NOT EXISTS (SELECT 1 FROM tracks t WHERE t.track_id = r.track_id)
+            GROUP BY r.track_id
+            """
+        )
+        # Tracks first seen in a reduced file learn their album and duration from a full one.
+        con.execute(
+            """
+            UPDATE tracks SET album_id = s.album_id,
+                              album_name = coalesce(tracks.album_name, s.album_name),
+                              duration_ms = coalesce(tracks.duration_ms, s.duration_ms)
+            FROM (SELECT track_id, any_value(album_id) AS album_id, any_value(album_name) AS album_name,
+                         any_value(duration_ms) AS duration_ms
+                  FROM new_rows WHERE album_id IS NOT NULL GROUP BY track_id) s
+            WHERE tracks.track_id = s.track_id AND tracks.album_id IS NULL
+            """
+        )
+        con.execute(
+            """
+            INSERT INTO albums (album_id, name)
+            SELECT album_id, any_value(album_name) FROM new_rows r
+            WHERE album_id IS NOT NULL
+              AND NOT EXISTS (SELECT 1 FROM albums a WHERE a.album_id = r.album_id)
+            GROUP BY album_id
+            """
+        )
+        after = self.scalar("SELECT count(*) FROM tracks")
+        return int(after - before)

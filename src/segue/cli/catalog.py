@@ -1,0 +1,115 @@
+"""``segue ingest`` and ``segue stats``."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from segue import config
+from segue.errors import InputFileError, SegueError
+
+err = Console(file=sys.stderr, soft_wrap=True)
+out = Console(soft_wrap=True)
+
+
+def open_catalog(read_only: bool = False):  # noqa: ANN201 - Catalog, imported lazily
+    from segue.catalog import Catalog
+
+    return Catalog.open(config.catalog_path(), read_only=read_only)
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", markup=True, highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def ingest(
+        paths: list[str] = typer.Argument(..., help="MPD slice files (.json, .json.gz), folders, globs or .tar.gz archives."),
+        skip_bad: bool = typer.Option(False, "--skip-bad", help="Carry on past bad files and summarise them at the end."),
+        salvage: bool = typer.Option(False, "--salvage", help="Keep the complete playlists of a truncated or damaged file."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    ) -> None:
+        """Add MPD-format playlists to the catalog (each file all or nothing; re-ingesting changes nothing)."""
+        from segue.ingest import ingest_paths
+
+        try:
+            with open_catalog() as catalog:
+                report = ingest_paths(catalog, paths, skip_bad=skip_bad, salvage=salvage, progress=not quiet)
+                counts = catalog.counts()
+        except SegueError as exc:
+            raise fail(str(exc)) from None
+        added = [r for r in report.results if r.status == "added"]
+        salvaged = [r for r in added if r.salvaged]
+        out.print(
+            f"ingested {len(added)} file(s): {report.playlists:,} playlists, {report.rows:,} track rows"
+            + (f"; {report.unchanged} already in the catalog" if report.unchanged else "")
+            + (f"; {sum(r.duplicates for r in added)} duplicate playlist(s) skipped" if any(r.duplicates for r in added) else "")
+            + (f"; salvaged {sum(r.playlists for r in salvaged)} complete playlist(s) from {len(salvaged)} damaged file(s)" if salvaged else ""),
+            highlight=False,
+        )
+        out.print(
+            f"catalog: {counts['playlists']:,} playlists, {counts['tracks']:,} rows, {counts['unique_tracks']:,} tracks",
+            highlight=False,
+        )
+        if report.skipped:
+            err.print(f"skipped {len(report.skipped)} bad file(s):", highlight=False)
+            for exc in report.skipped:
+                err.print(f"  {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1 if not added else 0)
+
+    @app.command()
+    def stats(
+        as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
+        top: int = typer.Option(20, "--top", min=1, help="Length of the top lists."),
+    ) -> None:
+        """What the official MPD statistics print, for this catalog."""
+        try:
+            with open_catalog(read_only=config.catalog_path().exists()) as catalog:
+                data = catalog.stats(top=top)
+        except SegueError as exc:
+            raise fail(str(exc)) from None
+        if as_json:
+            sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+            return
+        lines = [
+            f"number of playlists {data['playlists']}",
+            f"number of tracks {data['tracks']}",
+            f"number of unique tracks {data['unique_tracks']}",
+            f"number of unique albums {data['unique_albums']}",
+            f"number of unique artists {data['unique_artists']}",
+            f"number of unique titles {data['unique_titles']}",
+            f"number of playlists with descriptions {data['playlists_with_descriptions']}",
+            f"number of unique normalized titles {data['unique_normalized_titles']}",
+            f"avg playlist length {data['avg_playlist_length']:.6f}",
+            f"tracks with audio features {data['tracks_with_audio_features']}",
+            f"tracks with release date {data['tracks_with_release_date']}",
+            f"artists with genres {data['artists_with_genres']}",
+            "",
+            "top playlist titles",
+            *(f"{d['count']:7d} {d['title']}" for d in data["top_titles"]),
+            "",
+            "top tracks",
+            *(f"{d['count']:7d} {d['track']} by {d['artist']}" for d in data["top_tracks"]),
+            "",
+            "top artists",
+            *(f"{d['count']:7d} {d['artist']}" for d in data["top_artists"]),
+            "",
+            "numedits histogram",
+            *(f"{d['count']:7d} {d['edits']}" for d in data["num_edits_histogram"]),
+            "",
+            "playlist length histogram",
+            *(f"{d['count']:7d} {d['length']}" for d in data["playlist_length_histogram"]),
+            "",
+            "num followers histogram",
+            *(f"{d['count']:7d} {d['followers']}" for d in data["num_followers_histogram"]),
+        ]
+        sys.stdout.write("\n".join(lines) + "\n")
+
+
+__all__ = ["InputFileError", "Table", "fail", "open_catalog", "register"]

@@ -1,0 +1,175 @@
+"""``segue ingest``: MPD slices from files, folders, globs and .tar.gz archives into the catalog.
+
+Each file is read whole, validated and written in one transaction: a bad file leaves the catalog
+as it was. The next file is parsed in a background thread while the current one is written
+(DuckDB releases the GIL), so parsing and writing overlap on two cores.
+"""
+
+from __future__ import annotations
+
+import gzip
+import sys
+import tarfile
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from segue.catalog import Catalog, SliceResult
+from segue.errors import InputFileError
+from segue.mpd import SliceColumns, expand_paths, read_bytes, read_slice_data
+
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
+
+
+@dataclass
+class IngestReport:
+    results: list[SliceResult] = field(default_factory=list)
+    skipped: list[InputFileError] = field(default_factory=list)
+
+    @property
+    def playlists(self) -> int:
+        return sum(r.playlists for r in self.results)
+
+    @property
+    def rows(self) -> int:
+        return sum(r.rows for r in self.results)
+
+    @property
+    def unchanged(self) -> int:
+        return sum(r.status == "unchanged" for r in self.results)
+
+
+def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo, name: str) -> bytes:
+    handle = tar.extractfile(member)
+    if handle is None:
+        raise InputFileError(name, None, "archive member is not a file")
+    data = handle.read()
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise InputFileError(name, None, f"damaged gzip data: {exc}") from exc
+    return data
+
+
+def _is_slice(member: tarfile.TarInfo) -> bool:
+    return member.isfile() and member.name.endswith((".json", ".json.gz"))
+
+
+def count_sources(paths: list[Path]) -> int:
+    total = 0
+    for path in paths:
+        if path.name.endswith(ARCHIVE_SUFFIXES):
+            try:
+                with tarfile.open(path, "r:*") as tar:
+                    total += sum(1 for m in tar if _is_slice(m))
+            except (tarfile.TarError, OSError):
+                total += 1
+        else:
+            total += 1
+    return total
+
+
+def iter_sources(paths: list[Path]) -> Iterator[tuple[str, Callable[[], bytes]]]:
+    """(name, loader) per slice, in order. Archive members are read from one open tar as the
+    iteration reaches them (a tar.gz can only be read forwards), so their loader holds bytes."""
+    for path in paths:
+        if not path.name.endswith(ARCHIVE_SUFFIXES):
+            yield str(path), (lambda path=path: read_bytes(path))
+            continue
+        try:
+            tar = tarfile.open(path, "r:*")
+        except (tarfile.TarError, OSError) as exc:
+            problem = f"cannot open archive: {exc}"
+
+            def fail(name: str = str(path), problem: str = problem) -> bytes:
+                raise InputFileError(name, None, problem)
+
+            yield str(path), fail
+            continue
+        with tar:
+            for member in tar:
+                if not _is_slice(member):
+                    continue
+                name = f"{path}!{member.name}"
+                try:
+                    data = _read_member(tar, member, name)
+                except InputFileError as exc:
+                    err = exc
+
+                    def fail_member(err: InputFileError = err) -> bytes:
+                        raise err
+
+                    yield name, fail_member
+                    continue
+                yield name, (lambda data=data: data)
+
+
+def ingest_paths(
+    catalog: Catalog,
+    specs: list[str] | list[Path],
+    *,
+    skip_bad: bool = False,
+    salvage: bool = False,
+    progress: bool = True,
+    on_error: Callable[[InputFileError], None] | None = None,
+) -> IngestReport:
+    """Ingest every slice named by ``specs`` (files, folders, globs, archives).
+
+    Without ``skip_bad`` the first bad file raises :class:`InputFileError` after the files before
+    it are committed (each file is its own transaction); with it, bad files are recorded in the
+    report and the others go in. ``salvage`` keeps the complete playlists of a damaged file.
+    """
+    paths = expand_paths([str(s) for s in specs])
+    report = IngestReport()
+    total = count_sources(paths)
+
+    def parse(item: tuple[str, Callable[[], bytes]]) -> SliceColumns:
+        name, load = item
+        return read_slice_data(name, load(), salvage=salvage)
+
+    columns = (
+        TextColumn("[bold]ingest"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("files  {task.fields[pl]:,} playlists  {task.fields[rate]:,.0f} playlists/s"),
+        TimeElapsedColumn(),
+    )
+    console = Console(file=sys.stderr)
+    started = time.perf_counter()
+    sources = iter_sources(paths)
+    with (
+        Progress(*columns, console=console, disable=not progress) as bar,
+        ThreadPoolExecutor(max_workers=1) as pool,
+    ):
+        task = bar.add_task("ingest", total=total, pl=0, rate=0.0)
+        # One file is parsed ahead in the pool while the current one is written.
+        first = next(sources, None)
+        pending: Future[SliceColumns] | None = pool.submit(parse, first) if first else None
+        while pending is not None:
+            current = pending
+            following = next(sources, None)
+            pending = pool.submit(parse, following) if following else None
+            try:
+                result = catalog.add_slice(current.result())
+            except InputFileError as exc:
+                if not skip_bad:
+                    if pending is not None:
+                        pending.cancel()
+                    raise
+                report.skipped.append(exc)
+                if on_error is not None:
+                    on_error(exc)
+            else:
+                report.results.append(result)
+            done = report.playlists
+            bar.update(
+                task, advance=1, pl=done, rate=done / max(time.perf_counter() - started, 1e-9)
+            )
+    return report

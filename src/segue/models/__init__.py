@@ -1,0 +1,1 @@
+"""Recommenders behind one interface (see :mod:`segue.models.base`)."""

@@ -1,0 +1,228 @@
+"""A snapshot: the catalog read once into arrays that models use.
+
+* ``tracks``: DataFrame, row ``i`` is track index ``i``. Columns: ``track_id`` (22-char id),
+  ``name``, ``artist_key`` (int64, row key of ``artists``), ``artist_name``, ``album_id``,
+  ``album_name``, ``release_year`` (float32, NaN unknown), ``popularity`` (float32 0-100 from
+  Spotify, NaN unknown), ``playlist_count`` (int32, playlists holding the track), and the audio
+  features of :data:`AUDIO_FEATURES` (float32, NaN where unknown).
+* ``artists``: DataFrame indexed by ``artist_key``. Columns: ``artist_id`` (may be None when the
+  artist is known only by name), ``name``, ``popularity`` (float32, NaN unknown), ``genres``
+  (list of str, empty when unknown).
+* ``playlists``: DataFrame, row ``p`` is playlist index ``p``: ``pid``, ``name``.
+* ``interactions``: float32 CSR of shape (n_playlists, n_tracks), 1.0 where the playlist holds
+  the track.
+
+Saved without pickle as Parquet + ``.npz`` + ``manifest.json``; models never touch the database.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from segue.errors import NotFittedError
+
+FORMAT_VERSION = 1
+
+AUDIO_FEATURES = (
+    "danceability",
+    "energy",
+    "key",
+    "loudness",
+    "mode",
+    "speechiness",
+    "acousticness",
+    "instrumentalness",
+    "liveness",
+    "valence",
+    "tempo",
+    "time_signature",
+)
+
+TRACK_COLUMNS = (
+    "track_id",
+    "name",
+    "artist_key",
+    "artist_name",
+    "album_id",
+    "album_name",
+    "release_year",
+    "popularity",
+    "playlist_count",
+    *AUDIO_FEATURES,
+)
+
+
+@dataclass
+class Snapshot:
+    tracks: pd.DataFrame
+    artists: pd.DataFrame
+    playlists: pd.DataFrame
+    interactions: sp.csr_matrix
+    manifest: dict[str, Any] = field(default_factory=dict)
+    _track_pos: dict[str, int] | None = field(default=None, repr=False)
+
+    # shape ------------------------------------------------------------------------------
+    @property
+    def n_tracks(self) -> int:
+        return len(self.tracks)
+
+    @property
+    def n_playlists(self) -> int:
+        return self.interactions.shape[0]
+
+    # id maps: the one place raw ids become indices ----------------------------------------
+    def _positions(self) -> dict[str, int]:
+        if self._track_pos is None:
+            self._track_pos = {tid: i for i, tid in enumerate(self.tracks["track_id"].tolist())}
+        return self._track_pos
+
+    def track_index(self, track_id: str) -> int:
+        try:
+            return self._positions()[track_id]
+        except KeyError:
+            raise ValueError(
+                f"track {track_id!r} is not in the snapshot; add it to the catalog "
+                "(`segue fetch` or an input playlist) and rebuild with `segue fit`"
+            ) from None
+
+    def known_indices(self, track_ids: list[str]) -> tuple[np.ndarray, list[str]]:
+        """Indices of the known ids (in input order, deduplicated) and the unknown ids."""
+        pos = self._positions()
+        seen: set[int] = set()
+        out: list[int] = []
+        unknown: list[str] = []
+        for tid in track_ids:
+            i = pos.get(tid)
+            if i is None:
+                unknown.append(tid)
+            elif i not in seen:
+                seen.add(i)
+                out.append(i)
+        return np.asarray(out, dtype=np.int64), unknown
+
+    def artist_track_indices(self, artist_key: int) -> np.ndarray:
+        return np.flatnonzero(self.tracks["artist_key"].to_numpy() == artist_key)
+
+    def track_artist_keys(self) -> np.ndarray:
+        return self.tracks["artist_key"].to_numpy(dtype=np.int64)
+
+    def track_genres(self) -> list[list[str]]:
+        """Genres of each track's artist (empty list when unknown), aligned with ``tracks``."""
+        genres = self.artists["genres"]
+        lookup = dict(zip(self.artists.index.tolist(), genres.tolist(), strict=True))
+        return [list(lookup.get(k) or []) for k in self.tracks["artist_key"].tolist()]
+
+    # construction -----------------------------------------------------------------------
+    @classmethod
+    def from_frames(
+        cls,
+        tracks: pd.DataFrame,
+        artists: pd.DataFrame,
+        playlists: pd.DataFrame,
+        rows: tuple[np.ndarray, np.ndarray] | sp.spmatrix | None = None,
+        manifest: dict[str, Any] | None = None,
+    ) -> Snapshot:
+        """Build from frames; ``rows`` is ``(playlist_index, track_index)`` pairs or a matrix.
+
+        Missing optional track columns are added (NaN / None), so tests and tools can give
+        only what they have.
+        """
+        tracks = tracks.reset_index(drop=True).copy()
+        for col in TRACK_COLUMNS:
+            if col not in tracks.columns:
+                if col in ("name", "artist_name", "album_id", "album_name"):
+                    tracks[col] = None
+                elif col == "artist_key":
+                    tracks[col] = np.arange(len(tracks), dtype=np.int64)
+                elif col == "playlist_count":
+                    tracks[col] = 0
+                else:
+                    tracks[col] = np.nan
+        for col in ("release_year", "popularity", *AUDIO_FEATURES):
+            tracks[col] = tracks[col].astype("float32")
+        tracks["artist_key"] = tracks["artist_key"].astype("int64")
+        artists = artists.copy()
+        if "artist_key" in artists.columns:
+            artists = artists.set_index("artist_key")
+        for col, default in (("artist_id", None), ("name", None), ("popularity", np.nan)):
+            if col not in artists.columns:
+                artists[col] = default
+        if "genres" not in artists.columns:
+            artists["genres"] = [[] for _ in range(len(artists))]
+        artists["genres"] = [list(g) if g is not None and len(g) else [] for g in artists["genres"]]
+        artists["popularity"] = artists["popularity"].astype("float32")
+        playlists = playlists.reset_index(drop=True).copy()
+        if "name" not in playlists.columns:
+            playlists["name"] = None
+        if "pid" not in playlists.columns:
+            playlists["pid"] = np.arange(len(playlists), dtype=np.int64)
+        shape = (len(playlists), len(tracks))
+        if rows is None:
+            matrix = sp.csr_matrix(shape, dtype=np.float32)
+        elif sp.issparse(rows):
+            matrix = sp.csr_matrix(rows, dtype=np.float32)
+        else:
+            p_idx, t_idx = rows
+            matrix = sp.csr_matrix(
+                (np.ones(len(p_idx), dtype=np.float32), (np.asarray(p_idx), np.asarray(t_idx))), shape=shape
+            )
+            matrix.sum_duplicates()
+            matrix.data[:] = 1.0
+        counts = np.asarray((matrix > 0).sum(axis=0)).ravel().astype(np.int32)
+        if counts.shape[0] == len(tracks) and (tracks["playlist_count"].fillna(0) == 0).all():
+            tracks["playlist_count"] = counts
+        tracks["playlist_count"] = tracks["playlist_count"].astype("int32")
+        man = {
+            "format_version": FORMAT_VERSION,
+            "n_tracks": len(tracks),
+            "n_playlists": len(playlists),
+            "n_rows": int(matrix.nnz),
+            "n_artists": len(artists),
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        man.update(manifest or {})
+        return cls(tracks=tracks, artists=artists, playlists=playlists, interactions=matrix, manifest=man)
+
+    # persistence ------------------------------------------------------------------------
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        tmp = directory / ".writing"
+        tmp.mkdir(exist_ok=True)
+        self.tracks.to_parquet(tmp / "tracks.parquet", index=False)
+        artists = self.artists.reset_index()
+        artists.to_parquet(tmp / "artists.parquet", index=False)
+        self.playlists.to_parquet(tmp / "playlists.parquet", index=False)
+        m = self.interactions
+        np.savez(tmp / "interactions.npz", data=m.data, indices=m.indices, indptr=m.indptr, shape=np.asarray(m.shape))
+        (tmp / "manifest.json").write_text(json.dumps(self.manifest, indent=2, default=str))
+        for f in tmp.iterdir():
+            f.replace(directory / f.name)
+        tmp.rmdir()
+
+    @classmethod
+    def load(cls, directory: Path) -> Snapshot:
+        manifest_path = directory / "manifest.json"
+        if not manifest_path.exists():
+            raise NotFittedError(f"no snapshot in {directory}: run `segue fit` (or `segue demo`) first")
+        manifest = json.loads(manifest_path.read_text())
+        if manifest.get("format_version") != FORMAT_VERSION:
+            raise NotFittedError(
+                f"snapshot in {directory} has format {manifest.get('format_version')}, this segue reads "
+                f"{FORMAT_VERSION}: rebuild it with `segue fit`"
+            )
+        tracks = pd.read_parquet(directory / "tracks.parquet")
+        artists = pd.read_parquet(directory / "artists.parquet").set_index("artist_key")
+        artists["genres"] = [list(g) if g is not None else [] for g in artists["genres"]]
+        playlists = pd.read_parquet(directory / "playlists.parquet")
+        with np.load(directory / "interactions.npz", allow_pickle=False) as z:
+            shape = tuple(int(x) for x in z["shape"])
+            matrix = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=shape)
+        return cls(tracks=tracks, artists=artists, playlists=playlists, interactions=matrix, manifest=manifest)
