@@ -162,8 +162,8 @@ class CatalogBase:
     def _check_or_create_schema(self) -> None:
         tables = {r[0] for r in self.con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         if "meta" in tables:
-            row = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            found = int(row[0]) if row else None
+            rows = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
+            found = int(rows[0][0]) if rows else None
             if found != SCHEMA_VERSION:
                 raise CatalogError(
                     f"catalog {self.path} has schema version {found}, this segue uses {SCHEMA_VERSION}; "
@@ -200,5 +200,5 @@ class CatalogBase:
         self.close()
 
     def scalar(self, sql: str, params: list[Any] | None = None) -> Any:
-        row = self.con.execute(sql, params or []).fetchone()
-        return row[0] if row else None
+        rows = self.con.execute(sql, params or []).fetchall()
+        return rows[0][0] if rows else None

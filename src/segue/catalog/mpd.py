@@ -27,10 +27,10 @@ class SliceResult:
 
 class MpdWrites(CatalogBase):
     def file_already_ingested(self, content_hash: str) -> str | None:
-        row = self.con.execute(
+        rows = self.con.execute(
             "SELECT path FROM ingested_files WHERE content_hash = ?", [content_hash]
-        ).fetchone()
-        return row[0] if row else None
+        ).fetchall()
+        return rows[0][0] if rows else None
 
     def add_slice(self, cols: SliceColumns) -> SliceResult:
         """Add one validated slice. Idempotent by content hash; raises on a pid conflict.
@@ -86,9 +86,9 @@ class MpdWrites(CatalogBase):
             WHERE p.content_hash <> s.content_hash
             ORDER BY s.pid LIMIT 1
             """
-        ).fetchone()
-        if conflicts is not None:
-            pid, other = conflicts
+        ).fetchall()
+        if conflicts:
+            pid, other = conflicts[0]
             raise InputFileError(
                 cols.path,
                 f"playlist pid {pid}",
