@@ -60,6 +60,10 @@ def _example(kind: Kind | None) -> str:
     return f"'https://open.spotify.com/{k}/{_EXAMPLE_ID}', 'spotify:{k}:{_EXAMPLE_ID}' or '{_EXAMPLE_ID}'"
 
 
+def _a(kind: Kind) -> str:
+    return f"an {kind.value}" if kind is Kind.ALBUM or kind is Kind.ARTIST else f"a {kind.value}"
+
+
 def _fail(ref: object, why: str, kind: Kind | None) -> ValueError:
     return ValueError(f"not a Spotify reference: {ref!r} ({why}); expected e.g. {_example(kind)}")
 
@@ -69,7 +73,7 @@ def _checked(ref: str, kind_text: str, raw_id: str, want: Kind | None) -> Spotif
         raise _fail(ref, f"unknown kind {kind_text!r}, expected one of {sorted(_KINDS)}", want)
     kind = Kind(kind_text)
     if want is not None and kind is not want:
-        raise _fail(ref, f"it is a {kind.value}, expected a {want.value}", want)
+        raise _fail(ref, f"it is {_a(kind)}, expected {_a(want)}", want)
     if not is_spotify_id(raw_id):
         raise _fail(ref, f"id {raw_id!r} is not 22 base62 characters", want)
     return SpotifyRef(kind, raw_id)
@@ -89,7 +93,11 @@ def parse(ref: str, kind: Kind | None = None, *, default_kind: Kind | None = Non
     if is_spotify_id(text):
         bare_kind = kind or default_kind
         if bare_kind is None:
-            raise _fail(ref, "a bare id needs a kind: say whether it is a track, album, artist or playlist", kind)
+            raise _fail(
+                ref,
+                "a bare id needs a kind: say whether it is a track, album, artist or playlist",
+                kind,
+            )
         return SpotifyRef(bare_kind, text)
     if text.startswith("spotify:"):
         parts = text.split(":")
@@ -118,7 +126,9 @@ def parse(ref: str, kind: Kind | None = None, *, default_kind: Kind | None = Non
     raise _fail(ref, "neither a link, a spotify: URI nor a 22-character id", kind)
 
 
-def try_parse(ref: str, kind: Kind | None = None, *, default_kind: Kind | None = None) -> SpotifyRef | None:
+def try_parse(
+    ref: str, kind: Kind | None = None, *, default_kind: Kind | None = None
+) -> SpotifyRef | None:
     """Like :func:`parse` but returns ``None`` instead of raising ``ValueError``."""
     try:
         return parse(ref, kind, default_kind=default_kind)

@@ -84,7 +84,7 @@ def iter_sources(paths: list[Path]) -> Iterator[tuple[str, Callable[[], bytes]]]
             yield str(path), (lambda path=path: read_bytes(path))
             continue
         try:
-            tar = tarfile.open(path, "r:*")
+            tar = tarfile.open(path, "r:*")  # noqa: SIM115 - closed by the `with tar:` below
         except (tarfile.TarError, OSError) as exc:
             problem = f"cannot open archive: {exc}"
 

@@ -134,10 +134,10 @@ def salvage_playlists(path: str, data: bytes) -> list[dict[str, Any]]:
     text = data.decode("utf-8", errors="replace")
     key = text.find('"playlists"')
     if key < 0:
-        raise InputFileError(path, None, "cannot salvage: no \"playlists\" array found")
+        raise InputFileError(path, None, 'cannot salvage: no "playlists" array found')
     start = text.find("[", key)
     if start < 0:
-        raise InputFileError(path, None, "cannot salvage: no \"playlists\" array found")
+        raise InputFileError(path, None, 'cannot salvage: no "playlists" array found')
     decoder = json.JSONDecoder()
     out: list[dict[str, Any]] = []
     pos = start + 1
@@ -196,7 +196,9 @@ def _collab(value: Any) -> bool | None:
 
 def playlist_hash(playlist: dict[str, Any]) -> str:
     """Content hash of one playlist, independent of key order."""
-    return hashlib.blake2b(orjson.dumps(playlist, option=orjson.OPT_SORT_KEYS), digest_size=16).hexdigest()
+    return hashlib.blake2b(
+        orjson.dumps(playlist, option=orjson.OPT_SORT_KEYS), digest_size=16
+    ).hexdigest()
 
 
 def columns_from_playlists(
@@ -224,7 +226,9 @@ def columns_from_playlists(
         if name is None and require_name:
             raise InputFileError(path, f"{loc} (pid {pid})", "missing 'name'")
         if name is not None and not isinstance(name, str):
-            raise InputFileError(path, f"{loc} (pid {pid})", f"'name' must be a string, got {name!r}")
+            raise InputFileError(
+                path, f"{loc} (pid {pid})", f"'name' must be a string, got {name!r}"
+            )
         tracks = pl.get("tracks")
         if not isinstance(tracks, list):
             raise InputFileError(
@@ -241,7 +245,9 @@ def columns_from_playlists(
         for j, tr in enumerate(tracks):
             if not isinstance(tr, dict):
                 raise InputFileError(
-                    path, f"{loc}.tracks[{j}] (pid {pid})", f"expected a track object, got {type(tr).__name__}"
+                    path,
+                    f"{loc}.tracks[{j}] (pid {pid})",
+                    f"expected a track object, got {type(tr).__name__}",
                 )
             uri = tr.get("track_uri")
             tid = _norm_uri(uri, TRACK_PREFIX, "track")
@@ -254,9 +260,17 @@ def columns_from_playlists(
             tname = tr.get("track_name")
             aname = tr.get("artist_name")
             if not isinstance(tname, str):
-                raise InputFileError(path, f"{loc}.tracks[{j}] (pid {pid})", f"'track_name' must be a string, got {tname!r}")
+                raise InputFileError(
+                    path,
+                    f"{loc}.tracks[{j}] (pid {pid})",
+                    f"'track_name' must be a string, got {tname!r}",
+                )
             if not isinstance(aname, str):
-                raise InputFileError(path, f"{loc}.tracks[{j}] (pid {pid})", f"'artist_name' must be a string, got {aname!r}")
+                raise InputFileError(
+                    path,
+                    f"{loc}.tracks[{j}] (pid {pid})",
+                    f"'artist_name' must be a string, got {aname!r}",
+                )
             pos = tr.get("pos")
             cols.row_pid.append(pid)
             cols.row_pos.append(pos if isinstance(pos, int) and not isinstance(pos, bool) else j)
@@ -294,11 +308,17 @@ def read_slice_data(spath: str, data: bytes, *, salvage: bool = False) -> SliceC
         cols.salvaged = True
         return cols
     if not isinstance(doc, dict):
-        raise InputFileError(spath, "top level", f"expected an object with a 'playlists' list, got {type(doc).__name__}")
+        raise InputFileError(
+            spath,
+            "top level",
+            f"expected an object with a 'playlists' list, got {type(doc).__name__}",
+        )
     playlists = doc.get("playlists")
     if not isinstance(playlists, list):
         raise InputFileError(
-            spath, "top level", f"expected a 'playlists' list, got {type(playlists).__name__ if playlists is not None else 'nothing'}"
+            spath,
+            "top level",
+            f"expected a 'playlists' list, got {type(playlists).__name__ if playlists is not None else 'nothing'}",
         )
     return columns_from_playlists(spath, digest, playlists)
 

@@ -172,7 +172,8 @@ class Snapshot:
         else:
             p_idx, t_idx = rows
             matrix = sp.csr_matrix(
-                (np.ones(len(p_idx), dtype=np.float32), (np.asarray(p_idx), np.asarray(t_idx))), shape=shape
+                (np.ones(len(p_idx), dtype=np.float32), (np.asarray(p_idx), np.asarray(t_idx))),
+                shape=shape,
             )
             matrix.sum_duplicates()
             matrix.data[:] = 1.0
@@ -189,7 +190,9 @@ class Snapshot:
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         man.update(manifest or {})
-        return cls(tracks=tracks, artists=artists, playlists=playlists, interactions=matrix, manifest=man)
+        return cls(
+            tracks=tracks, artists=artists, playlists=playlists, interactions=matrix, manifest=man
+        )
 
     # persistence ------------------------------------------------------------------------
     def save(self, directory: Path) -> None:
@@ -201,7 +204,13 @@ class Snapshot:
         artists.to_parquet(tmp / "artists.parquet", index=False)
         self.playlists.to_parquet(tmp / "playlists.parquet", index=False)
         m = self.interactions
-        np.savez(tmp / "interactions.npz", data=m.data, indices=m.indices, indptr=m.indptr, shape=np.asarray(m.shape))
+        np.savez(
+            tmp / "interactions.npz",
+            data=m.data,
+            indices=m.indices,
+            indptr=m.indptr,
+            shape=np.asarray(m.shape),
+        )
         (tmp / "manifest.json").write_text(json.dumps(self.manifest, indent=2, default=str))
         for f in tmp.iterdir():
             f.replace(directory / f.name)
@@ -211,7 +220,9 @@ class Snapshot:
     def load(cls, directory: Path) -> Snapshot:
         manifest_path = directory / "manifest.json"
         if not manifest_path.exists():
-            raise NotFittedError(f"no snapshot in {directory}: run `segue fit` (or `segue demo`) first")
+            raise NotFittedError(
+                f"no snapshot in {directory}: run `segue fit` (or `segue demo`) first"
+            )
         manifest = json.loads(manifest_path.read_text())
         if manifest.get("format_version") != FORMAT_VERSION:
             raise NotFittedError(
@@ -225,4 +236,10 @@ class Snapshot:
         with np.load(directory / "interactions.npz", allow_pickle=False) as z:
             shape = tuple(int(x) for x in z["shape"])
             matrix = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=shape)
-        return cls(tracks=tracks, artists=artists, playlists=playlists, interactions=matrix, manifest=manifest)
+        return cls(
+            tracks=tracks,
+            artists=artists,
+            playlists=playlists,
+            interactions=matrix,
+            manifest=manifest,
+        )

@@ -14,7 +14,9 @@ from segue.snapshot import Snapshot
 def _index_of(values: pa.ChunkedArray, keys: pa.Array | pa.ChunkedArray) -> np.ndarray:
     idx = pc.index_in(values, value_set=keys)
     if idx.null_count:
-        raise ValueError(f"{idx.null_count} playlist row(s) name a track missing from the tracks table")
+        raise ValueError(
+            f"{idx.null_count} playlist row(s) name a track missing from the tracks table"
+        )
     return idx.to_numpy(zero_copy_only=False).astype(np.int64)
 
 
@@ -33,7 +35,11 @@ def build_snapshot(catalog: Catalog) -> Snapshot:
         artists,
         playlists,
         (pl_idx, track_idx),
-        manifest={"catalog_schema_version": SCHEMA_VERSION, "catalog_path": str(catalog.path), "catalog_counts": counts},
+        manifest={
+            "catalog_schema_version": SCHEMA_VERSION,
+            "catalog_path": str(catalog.path),
+            "catalog_counts": counts,
+        },
     )
 
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from segue.catalog.core import SCHEMA_VERSION, normalise_name
+from segue.catalog.facts import FactsWrites
 from segue.catalog.mpd import MpdWrites, SliceResult
 from segue.catalog.queries import Queries
-
-from segue.catalog.facts import FactsWrites
 
 
 class Catalog(MpdWrites, FactsWrites, Queries):

@@ -136,7 +136,9 @@ class CatalogBase:
         """
         path = Path(path)
         if read_only and not path.exists():
-            raise CatalogError(f"no catalog at {path}: ingest playlists first (`segue ingest`) or run `segue demo`")
+            raise CatalogError(
+                f"no catalog at {path}: ingest playlists first (`segue ingest`) or run `segue demo`"
+            )
         path.parent.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + wait
         delay = 0.05
@@ -160,9 +162,14 @@ class CatalogBase:
         return catalog
 
     def _check_or_create_schema(self) -> None:
-        tables = {r[0] for r in self.con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        tables = {
+            r[0]
+            for r in self.con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+        }
         if "meta" in tables:
-            rows = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
+            rows = self.con.execute(
+                "SELECT value FROM meta WHERE key = 'schema_version'"
+            ).fetchall()
             found = int(rows[0][0]) if rows else None
             if found != SCHEMA_VERSION:
                 raise CatalogError(
@@ -171,7 +178,9 @@ class CatalogBase:
                 )
             return
         if tables:
-            raise CatalogError(f"{self.path} is a DuckDB file but not a segue catalog (no 'meta' table); left untouched")
+            raise CatalogError(
+                f"{self.path} is a DuckDB file but not a segue catalog (no 'meta' table); left untouched"
+            )
         if self.read_only:
             raise CatalogError(f"catalog {self.path} is empty and opened read-only")
         with self.transaction():

@@ -41,14 +41,22 @@ class Queries(CatalogBase):
                 "SELECT count(DISTINCT t.album_id) FROM tracks t SEMI JOIN playlist_tracks r USING (track_id)"
             )
         )
-        names = [r[0] for r in con.execute("SELECT name FROM playlists WHERE name IS NOT NULL").fetchall()]
+        names = [
+            r[0]
+            for r in con.execute("SELECT name FROM playlists WHERE name IS NOT NULL").fetchall()
+        ]
         out["unique_titles"] = len(set(names))
         out["unique_normalized_titles"] = len({mpd_normalize_title(n) for n in names})
         out["playlists_with_descriptions"] = int(
-            self.scalar("SELECT count(*) FROM playlists WHERE description IS NOT NULL AND description <> ''")
+            self.scalar(
+                "SELECT count(*) FROM playlists WHERE description IS NOT NULL AND description <> ''"
+            )
         )
-        out["avg_playlist_length"] = (
-            float(self.scalar("SELECT avg(n) FROM (SELECT count(*) AS n FROM playlist_tracks GROUP BY pid)") or 0.0)
+        out["avg_playlist_length"] = float(
+            self.scalar(
+                "SELECT avg(n) FROM (SELECT count(*) AS n FROM playlist_tracks GROUP BY pid)"
+            )
+            or 0.0
         )
         title_counts: dict[str, int] = {}
         for n in names:
@@ -114,7 +122,9 @@ class Queries(CatalogBase):
         return {
             "tracks_with_audio_features": int(q("SELECT count(*) FROM audio_features")),
             "tracks_with_release_date": int(
-                q("SELECT count(*) FROM tracks WHERE release_year IS NOT NULL OR release_date IS NOT NULL")
+                q(
+                    "SELECT count(*) FROM tracks WHERE release_year IS NOT NULL OR release_date IS NOT NULL"
+                )
             ),
             "artists_with_genres": int(q("SELECT count(*) FROM artists WHERE len(genres) > 0")),
         }

@@ -4,7 +4,11 @@ import typer
 
 
 def register_all(app: typer.Typer) -> None:
-    from segue.cli import catalog, core
+    from segue.cli import catalog, core, recommend
 
     core.register(app)
     catalog.register(app)
+    recommend.register(app)
+    from segue.cli import evaluation
+
+    evaluation.register(app)

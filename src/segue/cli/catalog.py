@@ -6,33 +6,31 @@ import json
 import sys
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from segue import config
+from segue.cli._console import err, fail, out
 from segue.errors import InputFileError, SegueError
 
-err = Console(file=sys.stderr, soft_wrap=True)
-out = Console(soft_wrap=True)
 
-
-def open_catalog(read_only: bool = False):  # noqa: ANN201 - Catalog, imported lazily
+def open_catalog(read_only: bool = False):
     from segue.catalog import Catalog
 
     return Catalog.open(config.catalog_path(), read_only=read_only)
 
 
-def fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", markup=True, highlight=False, soft_wrap=True)
-    return typer.Exit(code)
-
-
 def register(app: typer.Typer) -> None:
     @app.command()
     def ingest(
-        paths: list[str] = typer.Argument(..., help="MPD slice files (.json, .json.gz), folders, globs or .tar.gz archives."),
-        skip_bad: bool = typer.Option(False, "--skip-bad", help="Carry on past bad files and summarise them at the end."),
-        salvage: bool = typer.Option(False, "--salvage", help="Keep the complete playlists of a truncated or damaged file."),
+        paths: list[str] = typer.Argument(
+            ..., help="MPD slice files (.json, .json.gz), folders, globs or .tar.gz archives."
+        ),
+        skip_bad: bool = typer.Option(
+            False, "--skip-bad", help="Carry on past bad files and summarise them at the end."
+        ),
+        salvage: bool = typer.Option(
+            False, "--salvage", help="Keep the complete playlists of a truncated or damaged file."
+        ),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     ) -> None:
         """Add MPD-format playlists to the catalog (each file all or nothing; re-ingesting changes nothing)."""
@@ -40,7 +38,9 @@ def register(app: typer.Typer) -> None:
 
         try:
             with open_catalog() as catalog:
-                report = ingest_paths(catalog, paths, skip_bad=skip_bad, salvage=salvage, progress=not quiet)
+                report = ingest_paths(
+                    catalog, paths, skip_bad=skip_bad, salvage=salvage, progress=not quiet
+                )
                 counts = catalog.counts()
         except SegueError as exc:
             raise fail(str(exc)) from None
@@ -49,8 +49,16 @@ def register(app: typer.Typer) -> None:
         out.print(
             f"ingested {len(added)} file(s): {report.playlists:,} playlists, {report.rows:,} track rows"
             + (f"; {report.unchanged} already in the catalog" if report.unchanged else "")
-            + (f"; {sum(r.duplicates for r in added)} duplicate playlist(s) skipped" if any(r.duplicates for r in added) else "")
-            + (f"; salvaged {sum(r.playlists for r in salvaged)} complete playlist(s) from {len(salvaged)} damaged file(s)" if salvaged else ""),
+            + (
+                f"; {sum(r.duplicates for r in added)} duplicate playlist(s) skipped"
+                if any(r.duplicates for r in added)
+                else ""
+            )
+            + (
+                f"; salvaged {sum(r.playlists for r in salvaged)} complete playlist(s) from {len(salvaged)} damaged file(s)"
+                if salvaged
+                else ""
+            ),
             highlight=False,
         )
         out.print(

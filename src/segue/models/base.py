@@ -27,7 +27,9 @@ import numpy as np
 from segue.errors import NotFittedError
 
 
-def top_n(scores: np.ndarray, n: int, exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def top_n(
+    scores: np.ndarray, n: int, exclude: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Indices and values of the ``n`` largest finite scores, best first.
 
     ``scores`` float array (n_tracks,), modified in place at ``exclude``. Uses
@@ -52,13 +54,17 @@ def as_seed_array(seeds: Any, n_tracks: int) -> np.ndarray:
     """Validate seed indices on the hot path: refuse, never convert silently."""
     arr = np.asarray(seeds)
     if arr.ndim != 1:
-        raise ValueError(f"seeds must be a one-dimensional array of track indices, got {arr.ndim} dimensions")
+        raise ValueError(
+            f"seeds must be a one-dimensional array of track indices, got {arr.ndim} dimensions"
+        )
     if arr.size == 0:
         return arr.astype(np.int64)
     if not np.issubdtype(arr.dtype, np.integer):
         raise TypeError(f"seeds must be integer track indices, got dtype {arr.dtype}")
     if arr.min() < 0 or arr.max() >= n_tracks:
-        raise IndexError(f"seed track index out of range [0, {n_tracks}): min {arr.min()}, max {arr.max()}")
+        raise IndexError(
+            f"seed track index out of range [0, {n_tracks}): min {arr.min()}, max {arr.max()}"
+        )
     return arr.astype(np.int64)
 
 
@@ -71,7 +77,9 @@ class Recommender(ABC):
 
     def _check_fitted(self) -> None:
         if not getattr(self, "fitted_", False):
-            raise NotFittedError(f"model {self.name!r} is not fitted: run `segue fit --model {self.name}` first")
+            raise NotFittedError(
+                f"model {self.name!r} is not fitted: run `segue fit --model {self.name}` first"
+            )
 
     @abstractmethod
     def fit(self, snapshot: Any) -> Self: ...
@@ -95,7 +103,11 @@ class Recommender(ABC):
         self._check_fitted()
         seed_arr = as_seed_array(seeds, self.n_tracks)
         scores = self.scores(seed_arr, title=title).astype(np.float32, copy=True)
-        drop = seed_arr if exclude is None else np.concatenate([seed_arr, np.asarray(exclude, dtype=np.int64)])
+        drop = (
+            seed_arr
+            if exclude is None
+            else np.concatenate([seed_arr, np.asarray(exclude, dtype=np.int64)])
+        )
         return top_n(scores, n, drop)
 
     def recommend_batch(
@@ -119,11 +131,15 @@ class Recommender(ABC):
 
     # persistence ---------------------------------------------------------------------------
     def get_params(self) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items() if not k.endswith("_") and not k.startswith("_")}
+        return {
+            k: v for k, v in vars(self).items() if not k.endswith("_") and not k.startswith("_")
+        }
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        (directory / "model.json").write_text(json.dumps({"name": self.name, "params": self.get_params()}, indent=2))
+        (directory / "model.json").write_text(
+            json.dumps({"name": self.name, "params": self.get_params()}, indent=2)
+        )
         arrays = self._state_arrays()
         if arrays:
             np.savez(directory / "state.npz", **arrays)

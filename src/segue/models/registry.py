@@ -47,7 +47,9 @@ def model_dir(name: str, root: Path | None = None) -> Path:
     return (root or config.models_dir()) / name
 
 
-def fit_model(name: str, snapshot: Snapshot, *, save: bool = True, root: Path | None = None, **params: Any) -> Recommender:
+def fit_model(
+    name: str, snapshot: Snapshot, *, save: bool = True, root: Path | None = None, **params: Any
+) -> Recommender:
     model = model_class(name)(**params).fit(snapshot)
     if save:
         target = model_dir(name, root)

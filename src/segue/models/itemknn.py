@@ -1,0 +1,337 @@
+"""Item-item nearest neighbours over playlist co-occurrence.
+
+The neighbour sets come from implicit's :class:`~implicit.nearest_neighbours.CosineRecommender`
+(its multi-threaded ``all_pairs_knn`` keeps the ``neighbors`` most cosine-similar tracks of each
+track without ever holding the full co-occurrence matrix). Each kept pair is then re-weighted:
+with ``n_i`` the number of playlists holding track ``i`` the co-occurrence count is recovered
+exactly as ``co_ij = cos_ij * sqrt(n_i * n_j)`` and scored as
+
+    sim_ij = (co_ij / (n_i ** alpha * n_j ** (1 - alpha) + shrink)) ** power
+
+``alpha`` = 0.5 with ``shrink`` = 0 is plain cosine; ``shrink`` damps pairs seen in few
+playlists; ``alpha`` > 0.5 favours popular continuations; ``power`` > 1 sharpens towards the
+closest neighbours. implicit offers no shrinkage or asymmetry, hence the re-weighting here.
+
+A playlist's score of track ``j`` is ``sum_{s in seeds} sim_sj`` plus a tiny popularity prior
+that orders tracks with equal (often zero) scores by how many playlists hold them.
+
+This module also holds the ranking helpers the other collaborative models share: a seed matrix
+builder and exact top-n selection that treats the popularity prior as the score of every track
+without a collaborative score, so the sparse batch path and the dense single path agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Self
+
+import numpy as np
+import scipy.sparse as sp
+
+from segue.models.base import Recommender, as_seed_array
+
+#: Weight of the popularity prior: small enough to only break ties between equal scores.
+PRIOR_WEIGHT = 1e-6
+
+# ---------------------------------------------------------------------------------------------
+# shared helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def binary_csr(matrix: Any) -> sp.csr_matrix:
+    """``matrix`` as a float32 CSR with every stored entry 1.0 (duplicates summed first)."""
+    out = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
+    out.sum_duplicates()
+    out.eliminate_zeros()
+    out.data[:] = 1.0
+    return out
+
+
+def seed_matrix(seed_lists: Sequence[Any], n_tracks: int) -> sp.csr_matrix:
+    """Binary float32 CSR (len(seed_lists), n_tracks): row ``r`` holds the seeds of query ``r``.
+
+    Each list is validated with :func:`segue.models.base.as_seed_array`.
+    """
+    arrays = [as_seed_array(s, n_tracks) for s in seed_lists]
+    lengths = np.fromiter((a.size for a in arrays), dtype=np.int64, count=len(arrays))
+    indptr = np.zeros(len(arrays) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    indices = np.concatenate(arrays) if arrays else np.empty(0, dtype=np.int64)
+    data = np.ones(indices.size, dtype=np.float32)
+    out = sp.csr_matrix((data, indices, indptr), shape=(len(arrays), n_tracks))
+    return binary_csr(out)
+
+
+def popularity_prior(interactions: sp.spmatrix, weight: float = PRIOR_WEIGHT) -> np.ndarray:
+    """float32 (n_tracks,): ``weight * playlist_count / max(playlist_count)``."""
+    counts = np.bincount(sp.csr_matrix(interactions).indices, minlength=interactions.shape[1])
+    top = max(int(counts.max(initial=0)), 1)
+    return (weight * counts / top).astype(np.float32)
+
+
+def prior_order(prior: np.ndarray) -> np.ndarray:
+    """int64 track indices sorted by prior descending, ties by index (as ``top_n`` breaks them)."""
+    return np.lexsort((np.arange(prior.shape[0]), -prior)).astype(np.int64)
+
+
+def merge_top_n(
+    cand_idx: np.ndarray,
+    cand_val: np.ndarray,
+    prior: np.ndarray,
+    order: np.ndarray,
+    n: int,
+    exclude: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top ``n`` of a score vector given sparsely: ``cand_val`` at ``cand_idx``, ``prior`` elsewhere.
+
+    Gives exactly what :func:`segue.models.base.top_n` gives on the dense vector (ties by
+    index), in O(len(cand) + n) instead of O(n_tracks). ``order`` is :func:`prior_order`.
+    Returns ``(int64 (k,), float32 (k,))``.
+    """
+    n = min(n, prior.shape[0])
+    if n <= 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+    taken = np.concatenate([cand_idx, exclude]) if exclude.size else cand_idx
+    want = n + taken.size
+    head = order[:want]
+    tail = head[~np.isin(head, taken)][:n]
+    if exclude.size and cand_idx.size:
+        keep = ~np.isin(cand_idx, exclude)
+        cand_idx, cand_val = cand_idx[keep], cand_val[keep]
+    idx = np.concatenate([cand_idx.astype(np.int64), tail])
+    val = np.concatenate([cand_val.astype(np.float32), prior[tail]])
+    pick = np.lexsort((idx, -val))[:n]
+    return idx[pick], val[pick]
+
+
+def sparse_top_n(
+    result: sp.csr_matrix,
+    prior: np.ndarray,
+    order: np.ndarray,
+    n: int,
+    excludes: Sequence[np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise :func:`merge_top_n` of ``result`` (float32 CSR, queries x tracks) + ``prior``.
+
+    Returns ``(int64 (rows, n) padded with -1, float32 (rows, n) padded with -inf)``.
+    """
+    rows = result.shape[0]
+    ids = np.full((rows, n), -1, dtype=np.int64)
+    vals = np.full((rows, n), -np.inf, dtype=np.float32)
+    for r in range(rows):
+        lo, hi = result.indptr[r], result.indptr[r + 1]
+        cols = result.indices[lo:hi]
+        got_i, got_v = merge_top_n(
+            cols, result.data[lo:hi].astype(np.float32) + prior[cols], prior, order, n, excludes[r]
+        )
+        ids[r, : got_i.size] = got_i
+        vals[r, : got_v.size] = got_v
+    return ids, vals
+
+
+def check_n(n: int) -> int:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"n must be a non-negative integer, got {n!r}")
+    return int(n)
+
+
+def check_interactions(snapshot: Any, model: str) -> sp.csr_matrix:
+    """The snapshot's playlist x track matrix as a binary float32 CSR (slow path: convert)."""
+    matrix = getattr(snapshot, "interactions", None)
+    if matrix is None or not sp.issparse(matrix):
+        raise TypeError(
+            f"{model}.fit expected a Snapshot with a sparse `interactions` matrix, "
+            f"got {type(snapshot).__name__}"
+        )
+    if matrix.shape[1] == 0:
+        raise ValueError(f"{model}.fit needs a snapshot with at least one track, got 0")
+    return binary_csr(matrix)
+
+
+def csr_arrays(prefix: str, matrix: sp.csr_matrix) -> dict[str, np.ndarray]:
+    return {
+        f"{prefix}_data": matrix.data,
+        f"{prefix}_indices": matrix.indices,
+        f"{prefix}_indptr": matrix.indptr,
+        f"{prefix}_shape": np.asarray(matrix.shape, dtype=np.int64),
+    }
+
+
+def csr_from_arrays(prefix: str, arrays: dict[str, np.ndarray]) -> sp.csr_matrix:
+    try:
+        shape = tuple(int(x) for x in arrays[f"{prefix}_shape"])
+        return sp.csr_matrix(
+            (arrays[f"{prefix}_data"], arrays[f"{prefix}_indices"], arrays[f"{prefix}_indptr"]),
+            shape=shape,
+        )
+    except KeyError as exc:
+        raise ValueError(f"saved model state lacks the array {exc.args[0]!r}: refit the model") from None
+
+
+def check_state_tracks(model: str, n_saved: int, snapshot: Any) -> None:
+    n_now = getattr(snapshot, "n_tracks", n_saved)
+    if n_now != n_saved:
+        raise ValueError(
+            f"saved {model} model covers {n_saved} tracks but the snapshot has {n_now}: "
+            f"refit it with `segue fit --model {model}`"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# the model
+# ---------------------------------------------------------------------------------------------
+
+
+class ItemKNNRecommender(Recommender):
+    """Item-item kNN on playlist co-occurrence (see the module docstring for the formula).
+
+    Parameters: ``neighbors`` tracks kept per track; ``shrink`` added to the normaliser;
+    ``alpha`` asymmetry of the normaliser (0.5 = cosine); ``power`` exponent of each
+    similarity; ``num_threads`` for implicit (0 = all cores); ``progress`` shows implicit's bar.
+
+    Learned: ``similarity_`` float32 CSR (n_tracks, n_tracks), row = seed track, column =
+    recommended track; ``prior_`` float32 (n_tracks,) popularity tie-break.
+    """
+
+    name = "itemknn"
+
+    def __init__(
+        self,
+        *,
+        neighbors: int = 200,
+        shrink: float = 10.0,
+        alpha: float = 0.5,
+        power: float = 1.0,
+        num_threads: int = 0,
+        progress: bool = False,
+    ) -> None:
+        self.neighbors = neighbors
+        self.shrink = shrink
+        self.alpha = alpha
+        self.power = power
+        self.num_threads = num_threads
+        self.progress = progress
+
+    def _validate(self) -> None:
+        if isinstance(self.neighbors, bool) or not isinstance(self.neighbors, int) or self.neighbors < 1:
+            raise ValueError(f"neighbors must be a positive integer, got {self.neighbors!r}")
+        if self.shrink < 0:
+            raise ValueError(f"shrink must be >= 0, got {self.shrink!r}")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {self.alpha!r}")
+        if self.power <= 0:
+            raise ValueError(f"power must be > 0, got {self.power!r}")
+
+    def fit(self, snapshot: Any) -> Self:
+        self._validate()
+        matrix = check_interactions(snapshot, self.name)
+        self.similarity_ = self._similarity(matrix)
+        self.prior_ = popularity_prior(matrix)
+        self.order_ = prior_order(self.prior_)
+        self.fitted_ = True
+        return self
+
+    def _similarity(self, matrix: sp.csr_matrix) -> sp.csr_matrix:
+        from implicit.nearest_neighbours import CosineRecommender
+
+        n_tracks = matrix.shape[1]
+        counts = np.bincount(matrix.indices, minlength=n_tracks).astype(np.float64)
+        knn = CosineRecommender(K=self.neighbors + 1, num_threads=self.num_threads)
+        if matrix.nnz:
+            knn.fit(matrix, show_progress=self.progress)
+            cos = sp.csr_matrix(knn.similarity, dtype=np.float64)
+        else:
+            cos = sp.csr_matrix((n_tracks, n_tracks), dtype=np.float64)
+        cos.setdiag(0.0)
+        cos.eliminate_zeros()
+        coo = cos.tocoo()
+        n_i, n_j = counts[coo.row], counts[coo.col]
+        co = np.rint(coo.data * np.sqrt(n_i * n_j))
+        sim = co / (n_i**self.alpha * n_j ** (1.0 - self.alpha) + self.shrink)
+        if self.power != 1.0:
+            sim = sim**self.power
+        out = sp.csr_matrix((sim.astype(np.float32), (coo.row, coo.col)), shape=(n_tracks, n_tracks))
+        out.eliminate_zeros()
+        out.sort_indices()
+        return out
+
+    @property
+    def n_tracks(self) -> int:
+        self._check_fitted()
+        return int(self.prior_.shape[0])
+
+    # scoring -------------------------------------------------------------------------------
+    def raw_scores(self, seed_lists: Sequence[Any]) -> sp.csr_matrix:
+        """float32 CSR (len(seed_lists), n_tracks) of summed similarities, no prior."""
+        self._check_fitted()
+        seeds = seed_matrix(seed_lists, self.n_tracks)
+        return sp.csr_matrix(seeds @ self.similarity_, dtype=np.float32)
+
+    def scores(self, seeds: np.ndarray, *, title: str | None = None) -> np.ndarray:
+        raw = self.raw_scores([seeds])
+        out = self.prior_.copy()
+        cols = raw.indices
+        out[cols] = raw.data + self.prior_[cols]
+        return out
+
+    def recommend(
+        self,
+        seeds: Any,
+        n: int = 10,
+        *,
+        title: str | None = None,
+        exclude: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        self._check_fitted()
+        n = check_n(n)
+        seed_arr = as_seed_array(seeds, self.n_tracks)
+        drop = seed_arr if exclude is None else np.concatenate([seed_arr, np.asarray(exclude, dtype=np.int64)])
+        raw = self.raw_scores([seed_arr])
+        cols = raw.indices
+        return merge_top_n(cols, raw.data + self.prior_[cols], self.prior_, self.order_, n, np.unique(drop))
+
+    def recommend_batch(
+        self,
+        seed_lists: list[Any],
+        n: int = 10,
+        *,
+        titles: list[str | None] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        self._check_fitted()
+        n = check_n(n)
+        seeds = [as_seed_array(s, self.n_tracks) for s in seed_lists]
+        raw = self.raw_scores(seeds)
+        return sparse_top_n(raw, self.prior_, self.order_, n, [np.unique(s) for s in seeds])
+
+    def explain(self, seeds: np.ndarray, track: int, *, title: str | None = None) -> str:
+        self._check_fitted()
+        seed_arr = as_seed_array(seeds, self.n_tracks)
+        if not 0 <= track < self.n_tracks:
+            raise IndexError(f"track index {track} out of range [0, {self.n_tracks})")
+        if seed_arr.size == 0:
+            return "no seed tracks: ranked by how many playlists hold it"
+        column = self.similarity_[:, track].toarray().ravel()
+        contrib = column[seed_arr]
+        if not (contrib > 0).any():
+            return "no seed track shares playlists with it: ranked by popularity"
+        best = seed_arr[np.argsort(-contrib, kind="stable")[:3]]
+        best = best[column[best] > 0]
+        listed = ", ".join(f"#{int(s)} ({column[s]:.3f})" for s in best)
+        return (
+            f"often in the same playlists as {int((contrib > 0).sum())} of the "
+            f"{seed_arr.size} seed tracks, most of all {listed}"
+        )
+
+    # persistence ---------------------------------------------------------------------------
+    def _state_arrays(self) -> dict[str, np.ndarray]:
+        self._check_fitted()
+        return {**csr_arrays("similarity", self.similarity_), "prior": self.prior_}
+
+    def _load_state(self, arrays: dict[str, np.ndarray], snapshot: Any) -> None:
+        if "prior" not in arrays:
+            raise ValueError("saved itemknn model has no state: refit it with `segue fit --model itemknn`")
+        self.similarity_ = csr_from_arrays("similarity", arrays)
+        self.prior_ = np.asarray(arrays["prior"], dtype=np.float32)
+        check_state_tracks(self.name, self.prior_.shape[0], snapshot)
+        self.order_ = prior_order(self.prior_)
+        self.fitted_ = True

@@ -1,0 +1,490 @@
+"""The service: from a person's input to explained recommendations, as plain records.
+
+CLI, HTTP API and web app are thin shells over :class:`Service`. It turns inputs (track,
+artist or playlist references, files, demo playlist names, free-text searches) into seed
+indices of the snapshot, grows the catalog with unknown tracks when it can, calls a model,
+applies filters (seeds out, max tracks per artist, excluded artists, year and popularity
+ranges) and explains each result.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from segue import config, ids
+from segue.errors import NotFittedError, SegueError
+from segue.models.registry import DEFAULT_MODEL, MODELS, load_model
+from segue.snapshot import AUDIO_FEATURES, Snapshot
+
+MAX_SEEDS = 1000
+MAX_RESULTS = 500
+
+
+@dataclass
+class Filters:
+    """Constraints on the returned tracks. ``None`` means no constraint."""
+
+    exclude_artists: list[str] = field(default_factory=list)
+    year_min: int | None = None
+    year_max: int | None = None
+    popularity_min: float | None = None
+    popularity_max: float | None = None
+    max_per_artist: int | None = None
+
+    def validate(self) -> None:
+        if (
+            self.year_min is not None
+            and self.year_max is not None
+            and self.year_min > self.year_max
+        ):
+            raise ValueError(
+                f"year range is empty: year_min {self.year_min} > year_max {self.year_max}"
+            )
+        if (
+            self.popularity_min is not None
+            and self.popularity_max is not None
+            and self.popularity_min > self.popularity_max
+        ):
+            raise ValueError(
+                f"popularity range is empty: popularity_min {self.popularity_min} > popularity_max {self.popularity_max}"
+            )
+        if self.max_per_artist is not None and self.max_per_artist < 1:
+            raise ValueError(f"max_per_artist must be at least 1, got {self.max_per_artist}")
+
+
+@dataclass
+class TrackRecord:
+    uri: str
+    id: str
+    name: str
+    artists: list[str]
+    album: str | None
+    year: int | None
+    popularity: float | None
+    score: float | None = None
+    explanation: str | None = None
+
+    @property
+    def url(self) -> str:
+        return f"https://open.spotify.com/track/{self.id}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Seeds:
+    indices: np.ndarray
+    title: str | None
+    unknown: list[str] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Recommendation:
+    model: str
+    tracks: list[TrackRecord]
+    seeds: list[TrackRecord]
+    title: str | None
+    unknown: list[str]
+    messages: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "title": self.title,
+            "tracks": [t.to_dict() for t in self.tracks],
+            "seeds": [t.to_dict() for t in self.seeds],
+            "unknown": self.unknown,
+            "messages": self.messages,
+        }
+
+
+def _nan_to_none(value: Any) -> Any:
+    if value is None:
+        return None
+    try:
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        return value
+    return value
+
+
+class Service:
+    """Recommendations over one home folder (catalog + built snapshot and models)."""
+
+    def __init__(self, home: Path | None = None, *, grow: bool = True) -> None:
+        self.home = home
+        self.grow = grow
+        self._snapshot: Snapshot | None = None
+        self._models: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    # artifacts ----------------------------------------------------------------------------
+    def _dir(self, sub: str) -> Path:
+        root = self.home if self.home is not None else config.home()
+        return root / "artifacts" / sub
+
+    @property
+    def snapshot(self) -> Snapshot:
+        with self._lock:
+            if self._snapshot is None:
+                self._snapshot = Snapshot.load(self._dir("snapshot"))
+            return self._snapshot
+
+    def model(self, name: str) -> Any:
+        if name not in MODELS:
+            raise ValueError(f"unknown model {name!r}; expected one of: {', '.join(MODELS)}")
+        snap = self.snapshot
+        with self._lock:
+            if name not in self._models:
+                self._models[name] = load_model(name, snap, root=self._dir("models"))
+            return self._models[name]
+
+    def models(self) -> list[dict[str, Any]]:
+        """Every model with whether it is built here and usable, and why not."""
+        out = []
+        for name in MODELS:
+            built = (self._dir("models") / name / "model.json").exists()
+            available, reason = True, ""
+            if name == "spotify":
+                try:
+                    from segue.models.spotify import SpotifyRecommender
+
+                    available, reason = SpotifyRecommender.available()
+                except ImportError:
+                    available, reason = False, "the Spotify model is not installed"
+            elif not built:
+                available, reason = False, f"not built yet: run `segue fit --model {name}`"
+            out.append(
+                {
+                    "name": name,
+                    "default": name == DEFAULT_MODEL,
+                    "built": built,
+                    "available": available,
+                    "reason": reason,
+                }
+            )
+        return out
+
+    # records ------------------------------------------------------------------------------
+    def record(
+        self, index: int, score: float | None = None, explanation: str | None = None
+    ) -> TrackRecord:
+        row = self.snapshot.tracks.iloc[int(index)]
+        year = _nan_to_none(row["release_year"])
+        pop = _nan_to_none(row["popularity"])
+        return TrackRecord(
+            uri=ids.track_uri(row["track_id"]),
+            id=row["track_id"],
+            name=row["name"] or "",
+            artists=[row["artist_name"]] if row["artist_name"] else [],
+            album=_nan_to_none(row["album_name"]),
+            year=int(year) if year is not None else None,
+            popularity=float(pop) if pop is not None else None,
+            score=None if score is None else float(score),
+            explanation=explanation,
+        )
+
+    def get_track(self, ref: str) -> TrackRecord:
+        track_id = ids.track_id(ref)
+        return self.record(self.snapshot.track_index(track_id))
+
+    def search_tracks(self, query: str, limit: int = 10) -> list[TrackRecord]:
+        """Tracks whose name or artist contains every word of ``query`` (case-insensitive),
+        most-played first."""
+        words = [w for w in query.casefold().split() if w]
+        if not words:
+            raise ValueError("search query is empty: give a track or artist name")
+        tracks = self.snapshot.tracks
+        text = self._search_text()
+        mask = np.ones(len(tracks), dtype=bool)
+        for w in words:
+            mask &= text.str.contains(w, regex=False).to_numpy()
+        hits = np.flatnonzero(mask)
+        if hits.size == 0:
+            return []
+        counts = tracks["playlist_count"].to_numpy()[hits]
+        order = hits[np.lexsort((hits, -counts))][:limit]
+        return [self.record(i) for i in order]
+
+    def _search_text(self) -> pd.Series:
+        snap = self.snapshot
+        cached = getattr(snap, "_search_text", None)
+        if cached is None:
+            cached = (
+                snap.tracks["name"].fillna("") + " \u2014 " + snap.tracks["artist_name"].fillna("")
+            ).str.casefold()
+            snap._search_text = cached  # type: ignore[attr-defined]
+        return cached
+
+    # seeds --------------------------------------------------------------------------------
+    def resolve(self, inputs: list[str], *, title: str | None = None) -> Seeds:
+        """Turn each input into seed tracks.
+
+        An input is a track/artist/playlist reference (link, URI, bare id = track), a path to
+        an Exportify CSV / MPD JSON / list of links, the name of a playlist in the catalog, or
+        free text searched among track and artist names.
+        """
+        if len(inputs) > MAX_SEEDS:
+            raise ValueError(f"too many seeds: {len(inputs)}, at most {MAX_SEEDS}")
+        snap = self.snapshot
+        seeds: list[int] = []
+        unknown: list[str] = []
+        messages: list[str] = []
+        for raw in inputs:
+            text = raw.strip()
+            if not text:
+                continue
+            ref = ids.try_parse(text, default_kind=ids.Kind.TRACK)
+            if ref is not None:
+                got, unk, msg, name = self._resolve_ref(ref)
+                seeds.extend(got)
+                unknown.extend(unk)
+                messages.extend(msg)
+                title = title or name
+                continue
+            path = Path(text).expanduser()
+            if (
+                len(text) < 4096
+                and path.suffix.lower() in {".csv", ".json", ".txt", ".m3u"}
+                and path.is_file()
+            ):
+                got, unk, msg, name = self._resolve_file(path)
+                seeds.extend(got)
+                unknown.extend(unk)
+                messages.extend(msg)
+                title = title or name
+                continue
+            if text.startswith(("http://", "https://", "spotify:")):
+                # Looks like a reference but is not one: say so rather than searching for it.
+                ids.parse(text, default_kind=ids.Kind.TRACK)
+            got_pl = self._playlist_by_name(text)
+            if got_pl is not None:
+                seeds.extend(got_pl.tolist())
+                title = title or text
+                messages.append(f"seeded with the catalog playlist {text!r} ({len(got_pl)} tracks)")
+                continue
+            artist_hits = self._artist_by_name(text)
+            if artist_hits.size:
+                seeds.extend(artist_hits.tolist())
+                messages.append(f"seeded with {len(artist_hits)} track(s) by {text!r}")
+                continue
+            found = self.search_tracks(text, limit=1)
+            if found:
+                seeds.append(snap.track_index(found[0].id))
+                messages.append(f"{text!r}: using {found[0].name} by {', '.join(found[0].artists)}")
+                continue
+            unknown.append(text)
+            messages.append(f"{text!r}: no track, artist or playlist of that name in the catalog")
+        uniq = list(dict.fromkeys(seeds))
+        return Seeds(np.asarray(uniq, dtype=np.int64), title, unknown, messages)
+
+    def _resolve_ref(
+        self, ref: ids.SpotifyRef
+    ) -> tuple[list[int], list[str], list[str], str | None]:
+        snap = self.snapshot
+        if ref.kind is ids.Kind.TRACK:
+            got, unknown = snap.known_indices([ref.id])
+            msgs = self._grow(unknown)
+            return got.tolist(), unknown, msgs, None
+        if ref.kind is ids.Kind.ARTIST:
+            match = snap.artists.index[snap.artists["artist_id"] == ref.id]
+            if len(match) == 0:
+                return [], [ref.uri], [f"artist {ref.uri} is not in the catalog"], None
+            idx = snap.artist_track_indices(int(match[0]))
+            return (
+                idx.tolist(),
+                [],
+                [f"seeded with {len(idx)} track(s) by {snap.artists.loc[match[0], 'name']}"],
+                None,
+            )
+        if ref.kind is ids.Kind.PLAYLIST:
+            try:
+                from segue.fetch import fetch_playlist_tracks
+
+                name, facts = fetch_playlist_tracks(ref.uri)
+            except ImportError:
+                return (
+                    [],
+                    [ref.uri],
+                    ["reading Spotify playlists is not available in this installation"],
+                    None,
+                )
+            except SegueError as exc:
+                return [], [ref.uri], [f"{ref.uri}: {exc}"], None
+            track_ids = [f.track_id for f in facts]
+            got, unknown = snap.known_indices(track_ids)
+            msgs = [f"playlist {name or ref.uri}: {len(track_ids)} tracks, {len(got)} known"]
+            msgs.extend(self._grow(unknown))
+            return got.tolist(), unknown, msgs, name
+        return (
+            [],
+            [ref.uri],
+            [f"{ref.uri}: albums are not accepted as seeds; give its tracks"],
+            None,
+        )
+
+    def _resolve_file(self, path: Path) -> tuple[list[int], list[str], list[str], str | None]:
+        from segue.inputs import read_playlist_file
+
+        playlist = read_playlist_file(path)
+        got, unknown = self.snapshot.known_indices(playlist.track_ids)
+        msgs = [f"{path.name}: {len(playlist.track_ids)} tracks, {len(got)} known"]
+        msgs.extend(self._grow(unknown, getattr(playlist, "tracks", None)))
+        return got.tolist(), unknown, msgs, playlist.name
+
+    def _grow(self, unknown: list[str], facts: Any = None) -> list[str]:
+        """Add unknown tracks to the catalog so later snapshots can recommend them."""
+        if not unknown or not self.grow:
+            return [f"{len(unknown)} track(s) not in the catalog"] if unknown else []
+        try:
+            from segue.catalog import Catalog
+            from segue.fetch import grow_catalog
+        except ImportError:
+            return [f"{len(unknown)} track(s) not in the catalog"]
+        root = self.home if self.home is not None else config.home()
+        try:
+            with Catalog.open(root / "catalog.duckdb", wait=5) as catalog:
+                if facts:
+                    known = {f.track_id for f in facts}
+                    catalog.upsert_tracks(
+                        [f for f in facts if f.track_id in set(unknown) and f.track_id in known]
+                    )
+                report = grow_catalog(catalog, unknown)
+        except SegueError as exc:
+            return [f"{len(unknown)} track(s) not in the catalog ({exc})"]
+        return [report.message] if getattr(report, "message", None) else []
+
+    def _playlist_by_name(self, text: str) -> np.ndarray | None:
+        snap = self.snapshot
+        names = snap.playlists["name"].fillna("").str.casefold()
+        match = np.flatnonzero((names == text.casefold()).to_numpy())
+        if match.size == 0:
+            return None
+        row = snap.interactions[int(match[0])]
+        return np.asarray(row.indices, dtype=np.int64)
+
+    def _artist_by_name(self, text: str) -> np.ndarray:
+        snap = self.snapshot
+        names = snap.artists["name"].fillna("").str.casefold()
+        keys = snap.artists.index[(names == text.casefold()).to_numpy()]
+        if len(keys) == 0:
+            return np.empty(0, dtype=np.int64)
+        return np.flatnonzero(np.isin(snap.tracks["artist_key"].to_numpy(), np.asarray(keys)))
+
+    # recommend ----------------------------------------------------------------------------
+    def recommend(
+        self,
+        inputs: list[str],
+        *,
+        n: int = 10,
+        model: str = DEFAULT_MODEL,
+        title: str | None = None,
+        filters: Filters | None = None,
+        explain: bool = True,
+    ) -> Recommendation:
+        if not 1 <= n <= MAX_RESULTS:
+            raise ValueError(f"n must be between 1 and {MAX_RESULTS}, got {n}")
+        filters = filters or Filters()
+        filters.validate()
+        seeds = self.resolve(inputs, title=title)
+        if seeds.indices.size == 0 and not seeds.title:
+            raise ValueError(
+                "no seed track found in the catalog"
+                + (f" (unknown: {', '.join(seeds.unknown[:5])})" if seeds.unknown else "")
+                + "; give tracks, an artist or a playlist the catalog knows, or a playlist title"
+            )
+        try:
+            recommender = self.model(model)
+        except NotFittedError:
+            raise
+        snap = self.snapshot
+        mask = self._filter_mask(filters)
+        exclude = None if mask is None else np.flatnonzero(~mask)
+        want = n if not filters.max_per_artist else n * 6 + 50
+        want = min(want, snap.n_tracks)
+        idx, scores = recommender.recommend(seeds.indices, want, title=seeds.title, exclude=exclude)
+        if filters.max_per_artist:
+            idx, scores = self._cap_per_artist(idx, scores, filters.max_per_artist)
+        idx, scores = idx[:n], scores[:n]
+        records = []
+        for i, s in zip(idx.tolist(), scores.tolist(), strict=True):
+            why = recommender.explain(seeds.indices, i, title=seeds.title) if explain else None
+            records.append(self.record(i, s, why))
+        messages = list(seeds.messages)
+        if len(records) < n:
+            messages.append(f"only {len(records)} track(s) pass the filters")
+        return Recommendation(
+            model=model,
+            tracks=records,
+            seeds=[self.record(i) for i in seeds.indices[:50].tolist()],
+            title=seeds.title,
+            unknown=seeds.unknown,
+            messages=messages,
+        )
+
+    def _filter_mask(self, f: Filters) -> np.ndarray | None:
+        tracks = self.snapshot.tracks
+        mask = np.ones(len(tracks), dtype=bool)
+        touched = False
+        if f.exclude_artists:
+            names = {a.casefold() for a in f.exclude_artists}
+            refs = {r.id for a in f.exclude_artists if (r := ids.try_parse(a, ids.Kind.ARTIST))}
+            art = self.snapshot.artists
+            keys = art.index[
+                (
+                    art["name"].fillna("").str.casefold().isin(names) | art["artist_id"].isin(refs)
+                ).to_numpy()
+            ]
+            mask &= ~np.isin(tracks["artist_key"].to_numpy(), np.asarray(keys))
+            touched = True
+        year = tracks["release_year"].to_numpy()
+        if f.year_min is not None:
+            mask &= year >= f.year_min
+            touched = True
+        if f.year_max is not None:
+            mask &= year <= f.year_max
+            touched = True
+        if f.popularity_min is not None or f.popularity_max is not None:
+            pop = tracks["popularity"].to_numpy()
+            if np.isnan(pop).all():
+                # No Spotify popularity in this catalog: use the catalog's own, as a percentile.
+                counts = tracks["playlist_count"].to_numpy()
+                pop = 100.0 * (
+                    np.argsort(np.argsort(counts, kind="stable"), kind="stable")
+                    / max(len(counts) - 1, 1)
+                )
+            if f.popularity_min is not None:
+                mask &= pop >= f.popularity_min
+            if f.popularity_max is not None:
+                mask &= pop <= f.popularity_max
+            touched = True
+        return mask if touched else None
+
+    def _cap_per_artist(
+        self, idx: np.ndarray, scores: np.ndarray, cap: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        artists = self.snapshot.track_artist_keys()[idx]
+        seen: dict[int, int] = {}
+        keep = []
+        for pos, a in enumerate(artists.tolist()):
+            seen[a] = seen.get(a, 0) + 1
+            if seen[a] <= cap:
+                keep.append(pos)
+        k = np.asarray(keep, dtype=np.int64)
+        return idx[k], scores[k]
+
+    def feature_profile(self, indices: np.ndarray) -> dict[str, float]:
+        """Mean audio features and year of some tracks (for the app's comparison chart)."""
+        tracks = self.snapshot.tracks.iloc[np.asarray(indices, dtype=np.int64)]
+        cols = [c for c in (*AUDIO_FEATURES, "release_year", "popularity") if c in tracks]
+        means = tracks[cols].mean(numeric_only=True)
+        return {k: float(v) for k, v in means.items() if not pd.isna(v)}

@@ -1,0 +1,302 @@
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from segue.catalog import Catalog
+from segue.cli import app
+from segue.cli._registry import register_all
+from segue.errors import CatalogError, InputFileError
+from segue.ingest import ingest_paths
+from tests.conftest import make_playlists, shared, write_slice
+
+register_all(app)
+runner = CliRunner()
+
+
+def snapshot_of(catalog: Catalog) -> tuple:
+    """Everything a failed ingest must leave untouched."""
+    q = catalog.con.execute
+    return (
+        catalog.counts(),
+        q("SELECT * FROM playlist_tracks ORDER BY pid, pos").fetchall(),
+        q("SELECT artist_key, artist_id, name FROM artists ORDER BY artist_key").fetchall(),
+    )
+
+
+@pytest.fixture
+def catalog(tmp_path: Path) -> Catalog:
+    cat = Catalog.open(tmp_path / "c.duckdb")
+    yield cat
+    cat.close()
+
+
+def test_full_and_reduced_schema_and_artist_merge(tmp_path: Path, catalog: Catalog) -> None:
+    reduced = write_slice(tmp_path / "reduced.json", make_playlists(5, seed=1, full=False))
+    report = ingest_paths(catalog, [reduced], progress=False)
+    assert report.playlists == 5
+    name_only = catalog.scalar("SELECT count(*) FROM artists WHERE artist_id IS NULL")
+    assert name_only > 0
+    # The same tracks and artists, now with URIs: artists learn their id, nothing is duplicated.
+    full = write_slice(tmp_path / "full.json", make_playlists(5, seed=1, start_pid=100, full=True))
+    ingest_paths(catalog, [full], progress=False)
+    assert catalog.scalar("SELECT count(*) FROM artists WHERE artist_id IS NULL") == 0
+    assert catalog.scalar("SELECT count(*) FROM artists") == catalog.scalar(
+        "SELECT count(DISTINCT norm_name) FROM artists"
+    )
+    assert catalog.scalar("SELECT count(*) FROM tracks WHERE album_id IS NULL") == 0
+    assert catalog.counts()["playlists"] == 10
+
+
+def test_reingest_changes_nothing(tmp_path: Path, catalog: Catalog) -> None:
+    path = write_slice(tmp_path / "a.json", make_playlists(8))
+    ingest_paths(catalog, [path], progress=False)
+    before = snapshot_of(catalog)
+    # Same content under another name and compressed: still recognised by content hash.
+    gz = tmp_path / "copy.json.gz"
+    gz.write_bytes(gzip.compress(path.read_bytes()))
+    report = ingest_paths(catalog, [path, gz], progress=False)
+    assert report.unchanged == 2
+    assert snapshot_of(catalog) == before
+
+
+def test_same_playlists_in_another_file_are_skipped_not_duplicated(
+    tmp_path: Path, catalog: Catalog
+) -> None:
+    pls = make_playlists(6)
+    ingest_paths(catalog, [write_slice(tmp_path / "a.json", pls[:4])], progress=False)
+    report = ingest_paths(catalog, [write_slice(tmp_path / "b.json", pls[2:])], progress=False)
+    assert report.results[0].duplicates == 2
+    assert catalog.counts()["playlists"] == 6
+
+
+def bad_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    ok = make_playlists(3)
+    files: dict[str, tuple[Path, str]] = {}
+    p = tmp_path / "invalid.json"
+    p.write_text('{"playlists": [ {"pid": 1, }')
+    files["invalid"] = (
+        p,
+        f"{p} at line 1, column 26 (byte 25): invalid JSON: trailing comma is not allowed",
+    )
+    p = tmp_path / "truncated.json"
+    text = json.dumps({"playlists": ok})
+    p.write_text(text[: len(text) // 2])
+    files["truncated"] = (
+        p,
+        "invalid JSON: the file ends in the middle of a value (truncated download?)",
+    )
+    p = tmp_path / "latin1.json"
+    p.write_bytes(
+        json.dumps({"playlists": [{**ok[0], "name": "caf\u00e9"}]}, ensure_ascii=False).encode(
+            "latin-1"
+        )
+    )
+    files["latin1"] = (p, "bytes are not UTF-8 (0xe9: invalid continuation byte)")
+    p = tmp_path / "list.json"
+    p.write_text("[1, 2]")
+    files["structure"] = (
+        p,
+        f"{p} at top level: expected an object with a 'playlists' list, got list",
+    )
+    p = tmp_path / "no-playlists.json"
+    p.write_text('{"info": {}}')
+    files["no_playlists"] = (p, "expected a 'playlists' list, got nothing")
+    broken = json.loads(json.dumps(ok))
+    del broken[1]["tracks"][2]["track_uri"]
+    p = write_slice(tmp_path / "missing-uri.json", broken)
+    files["missing_uri"] = (
+        p,
+        f"{p} at playlists[1].tracks[2] (pid 1): 'track_uri' must be like 'spotify:track:<22 base62 chars>', got None",
+    )
+    broken = json.loads(json.dumps(ok))
+    broken[0]["pid"] = "zero"
+    p = write_slice(tmp_path / "pid.json", broken)
+    files["pid"] = (p, f"{p} at playlists[0]: 'pid' must be an integer, got 'zero'")
+    broken = json.loads(json.dumps(ok))
+    broken[2]["pid"] = broken[0]["pid"]
+    p = write_slice(tmp_path / "dup.json", broken)
+    files["dup_pid"] = (p, "pid 0 appears twice in this file")
+    return files
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "invalid",
+        "truncated",
+        "latin1",
+        "structure",
+        "no_playlists",
+        "missing_uri",
+        "pid",
+        "dup_pid",
+    ],
+)
+def test_bad_input_is_refused_and_the_catalog_unchanged(
+    tmp_path: Path, catalog: Catalog, case: str
+) -> None:
+    ingest_paths(
+        catalog,
+        [write_slice(tmp_path / "good.json", make_playlists(4, seed=9, start_pid=500))],
+        progress=False,
+    )
+    before = snapshot_of(catalog)
+    path, message = bad_files(tmp_path)[case]
+    with pytest.raises(InputFileError) as info:
+        ingest_paths(catalog, [path], progress=False)
+    assert message in str(info.value)
+    assert str(path) in str(info.value)
+    assert snapshot_of(catalog) == before
+
+
+def test_pid_conflict_with_other_content(tmp_path: Path, catalog: Catalog) -> None:
+    first = write_slice(tmp_path / "first.json", make_playlists(3, seed=1))
+    ingest_paths(catalog, [first], progress=False)
+    before = snapshot_of(catalog)
+    second = write_slice(tmp_path / "second.json", make_playlists(3, seed=2))
+    with pytest.raises(InputFileError) as info:
+        ingest_paths(catalog, [second], progress=False)
+    assert str(info.value) == (
+        f"{second} at playlist pid 0: pid 0 was already ingested from {first} with different content"
+    )
+    assert snapshot_of(catalog) == before
+
+
+def test_cli_bad_file_one_line_error_and_exit_code(tmp_path: Path, home: Path) -> None:
+    path = tmp_path / "broken.json"
+    path.write_text('{"playlists": [')
+    result = runner.invoke(app, ["ingest", "-q", str(path)])
+    assert result.exit_code == 1
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert lines == [
+        f"error: {path} at line 1, column 16 (byte 15): invalid JSON: the file ends in the middle of a value "
+        "(truncated download?)"
+    ]
+    assert (
+        not (home / "catalog.duckdb").exists()
+        or Catalog.open(home / "catalog.duckdb").counts()["playlists"] == 0
+    )
+
+
+def test_cli_skip_bad_summarises(tmp_path: Path, home: Path) -> None:
+    good = write_slice(tmp_path / "in" / "a.json", make_playlists(4))
+    bad = tmp_path / "in" / "b.json"
+    bad.write_text("[]")
+    result = runner.invoke(app, ["ingest", "-q", "--skip-bad", str(tmp_path / "in")])
+    assert result.exit_code == 0, result.output
+    assert "ingested 1 file(s): 4 playlists" in result.stdout
+    assert "skipped 1 bad file(s):" in result.stderr
+    assert (
+        f"{bad} at top level: expected an object with a 'playlists' list, got list" in result.stderr
+    )
+    assert good.exists()
+
+
+def test_globs_folders_and_gzip(tmp_path: Path, catalog: Catalog) -> None:
+    write_slice(tmp_path / "d" / "mpd.slice.0-2.json", make_playlists(3))
+    gz = tmp_path / "d" / "sub" / "mpd.slice.3-5.json.gz"
+    gz.parent.mkdir(parents=True)
+    gz.write_bytes(
+        gzip.compress(json.dumps({"playlists": make_playlists(3, seed=4, start_pid=3)}).encode())
+    )
+    report = ingest_paths(catalog, [str(tmp_path / "d")], progress=False)
+    assert report.playlists == 6
+    with pytest.raises(InputFileError, match="the pattern matches no file"):
+        ingest_paths(catalog, [str(tmp_path / "nothing*.json")], progress=False)
+    with pytest.raises(InputFileError, match="no such file or folder"):
+        ingest_paths(catalog, [str(tmp_path / "missing.json")], progress=False)
+
+
+def test_tar_archive(tmp_path: Path, catalog: Catalog) -> None:
+    src = tmp_path / "src"
+    write_slice(src / "mpd.slice.0-3.json", make_playlists(4))
+    write_slice(src / "mpd.slice.4-7.json", make_playlists(4, seed=3, start_pid=4))
+    archive = tmp_path / "slices.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(src, arcname="slices")
+    report = ingest_paths(catalog, [archive], progress=False)
+    assert report.playlists == 8 and len(report.results) == 2
+
+
+def test_schema_version_mismatch_leaves_the_file_alone(tmp_path: Path) -> None:
+    path = tmp_path / "c.duckdb"
+    with Catalog.open(path) as cat:
+        cat.con.execute("UPDATE meta SET value = '999' WHERE key = 'schema_version'")
+    data = path.read_bytes()
+    with pytest.raises(CatalogError, match="has schema version 999, this segue uses 1"):
+        Catalog.open(path)
+    assert path.read_bytes() == data
+
+
+def test_two_processes_share_one_catalog(tmp_path: Path) -> None:
+    """A second writer waits for the lock instead of failing or corrupting the file."""
+    path = tmp_path / "c.duckdb"
+    files = [
+        write_slice(tmp_path / f"s{i}.json", make_playlists(3, seed=i, start_pid=10 * i))
+        for i in range(4)
+    ]
+    code = (
+        "import sys; from segue.catalog import Catalog; from segue.ingest import ingest_paths\n"
+        "with Catalog.open(sys.argv[1], wait=60) as c: ingest_paths(c, sys.argv[2:], progress=False)\n"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(path), str(f)], stderr=subprocess.PIPE)
+        for f in files
+    ]
+    for p in procs:
+        _, stderr = p.communicate(timeout=120)
+        assert p.returncode == 0, stderr.decode()
+    with Catalog.open(path, read_only=True) as cat:
+        assert cat.counts()["playlists"] == 12
+
+
+# --- the real files -----------------------------------------------------------------------
+
+
+def test_real_truncated_file_fails_then_salvages_37(tmp_path: Path, catalog: Catalog) -> None:
+    path = shared("mpd", "mpd.slice.0-999.truncated.json")
+    with pytest.raises(InputFileError) as info:
+        ingest_paths(catalog, [path], progress=False)
+    assert str(info.value) == (
+        f"{path} at line 21320, column 47 (byte 1048576): invalid JSON: the file ends in the middle of a value "
+        "(truncated download?)"
+    )
+    assert catalog.counts()["playlists"] == 0
+    report = ingest_paths(catalog, [path], salvage=True, progress=False)
+    assert report.playlists == 37 and report.results[0].salvaged
+
+
+def test_real_full_schema_slice(catalog: Catalog) -> None:
+    path = shared("mpd", "mpd.slice.0-999.first29.json")
+    report = ingest_paths(catalog, [path], progress=False)
+    assert (report.playlists, report.rows) == (29, 1447)
+    assert catalog.scalar("SELECT count(*) FROM artists WHERE artist_id IS NULL") == 0
+
+
+@pytest.mark.slow
+def test_real_dev_files_stats(tmp_path: Path, home: Path) -> None:
+    archive = shared("mpd", "mpd-followers10-dev.tar.gz")
+    result = runner.invoke(app, ["ingest", "-q", str(archive)])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["stats", "--json"])
+    data = json.loads(result.stdout)
+    assert (data["playlists"], data["tracks"], data["unique_tracks"]) == (3574, 353119, 128663)
+    for key in ("unique_artists", "unique_albums", "unique_titles"):
+        assert key in data
+    # A folder of the extracted files is the same data: nothing changes.
+    with tarfile.open(archive) as tar:
+        tar.extractall(tmp_path / "x", filter="data")
+    result = runner.invoke(app, ["ingest", "-q", str(tmp_path / "x")])
+    assert "466 already in the catalog" in result.stdout
+    text = runner.invoke(app, ["stats"]).stdout
+    assert "number of playlists 3574" in text and "top tracks" in text
+    shutil.rmtree(tmp_path / "x")
