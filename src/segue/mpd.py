@@ -14,16 +14,18 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import re
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from segue.errors import InputFileError
-from segue.ids import is_spotify_id
 
 TRACK_PREFIX = "spotify:track:"
 ARTIST_PREFIX = "spotify:artist:"
@@ -42,38 +44,27 @@ PLAYLIST_INT_FIELDS = (
 
 @dataclass
 class SliceColumns:
-    """A validated slice as columns. Row columns are parallel lists of equal length."""
+    """A validated slice as two Arrow tables.
+
+    ``playlists``: one row per playlist (pid, name, description, collaborative, the counters of
+    :data:`PLAYLIST_INT_FIELDS`, content_hash). ``rows``: one row per playlist row (pid, pos,
+    track_id, track_name, artist_name, artist_id, album_id, album_name, duration_ms); ids are
+    bare 22-character ids, NULL where the file has none.
+    """
 
     path: str
     content_hash: str
-    # one entry per playlist
-    pid: list[int] = field(default_factory=list)
-    name: list[str | None] = field(default_factory=list)
-    description: list[str | None] = field(default_factory=list)
-    collaborative: list[bool | None] = field(default_factory=list)
-    ints: dict[str, list[int | None]] = field(
-        default_factory=lambda: {k: [] for k in PLAYLIST_INT_FIELDS}
-    )
-    playlist_hash: list[str] = field(default_factory=list)
-    # one entry per playlist row
-    row_pid: list[int] = field(default_factory=list)
-    row_pos: list[int] = field(default_factory=list)
-    track_id: list[str] = field(default_factory=list)
-    track_name: list[str] = field(default_factory=list)
-    artist_name: list[str] = field(default_factory=list)
-    artist_id: list[str | None] = field(default_factory=list)
-    album_id: list[str | None] = field(default_factory=list)
-    album_name: list[str | None] = field(default_factory=list)
-    duration_ms: list[int | None] = field(default_factory=list)
+    playlists: pa.Table
+    rows: pa.Table
     salvaged: bool = False
 
     @property
     def n_playlists(self) -> int:
-        return len(self.pid)
+        return self.playlists.num_rows
 
     @property
     def n_rows(self) -> int:
-        return len(self.track_id)
+        return self.rows.num_rows
 
 
 def read_bytes(path: Path) -> bytes:
@@ -157,17 +148,6 @@ def salvage_playlists(path: str, data: bytes) -> list[dict[str, Any]]:
     return out
 
 
-def _norm_uri(value: Any, prefix: str, kind: str) -> str | None:
-    """Bare id of a ``spotify:<kind>:<id>`` URI (or of a bare id); None when unusable."""
-    if not isinstance(value, str):
-        return None
-    if value.startswith(prefix):
-        bare = value[len(prefix) :]
-    else:
-        bare = value.rsplit(":", 1)[-1].rsplit("/", 1)[-1].split("?", 1)[0]
-    return bare if is_spotify_id(bare) else None
-
-
 def _opt_int(value: Any) -> int | None:
     if value is None or isinstance(value, bool):
         return None
@@ -194,11 +174,51 @@ def _collab(value: Any) -> bool | None:
     return None
 
 
-def playlist_hash(playlist: dict[str, Any]) -> str:
-    """Content hash of one playlist, independent of key order."""
-    return hashlib.blake2b(
-        orjson.dumps(playlist, option=orjson.OPT_SORT_KEYS), digest_size=16
-    ).hexdigest()
+def _int_array(values: list[Any], kind: pa.DataType) -> pa.Array:
+    """Integers as Arrow; a value that is not an integer becomes NULL (optional fields)."""
+    try:
+        return pa.array(values, kind)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        return pa.array([_opt_int(v) for v in values], kind)
+
+
+def _bare_ids(uris: pa.Array, kind: str) -> pa.Array:
+    """Bare ids of ``spotify:<kind>:<id>`` URIs (or bare ids); NULL where malformed."""
+    ok = pc.match_substring_regex(uris, rf"^(spotify:{kind}:)?[0-9A-Za-z]{{22}}$")
+    return pc.if_else(ok, pc.utf8_slice_codeunits(uris, -22), pa.scalar(None, pa.string()))
+
+
+def _first_bad_track(path: str, playlists: list[dict[str, Any]], where: str) -> InputFileError:
+    """Slow path, taken only on error: find the first bad track and say where and why."""
+    for i, pl in enumerate(playlists):
+        pid = pl.get("pid")
+        for j, tr in enumerate(pl["tracks"]):
+            loc = f"{where}[{i}].tracks[{j}] (pid {pid})"
+            if not isinstance(tr, dict):
+                return InputFileError(
+                    path, loc, f"expected a track object, got {type(tr).__name__}"
+                )
+            uri = tr.get("track_uri")
+            if not isinstance(uri, str) or not _TRACK_URI.fullmatch(uri):
+                return InputFileError(
+                    path,
+                    loc,
+                    f"'track_uri' must be like 'spotify:track:<22 base62 chars>', got {uri!r}",
+                )
+            for key in ("track_name", "artist_name"):
+                if not isinstance(tr.get(key), str):
+                    return InputFileError(
+                        path, loc, f"{key!r} must be a string, got {tr.get(key)!r}"
+                    )
+            for key in ("artist_uri", "album_uri", "album_name"):
+                if tr.get(key) is not None and not isinstance(tr.get(key), str):
+                    return InputFileError(
+                        path, loc, f"{key!r} must be a string, got {tr.get(key)!r}"
+                    )
+    return InputFileError(path, where, "a track is malformed")
+
+
+_TRACK_URI = re.compile(r"(spotify:track:)?[0-9A-Za-z]{22}")
 
 
 def columns_from_playlists(
@@ -209,9 +229,27 @@ def columns_from_playlists(
     require_name: bool = True,
     where: str = "playlists",
 ) -> SliceColumns:
-    """Validate playlists (MPD form) and turn them into columns."""
-    cols = SliceColumns(path=path, content_hash=content_hash)
+    """Validate playlists (MPD form) and turn them into Arrow columns.
+
+    The per-row loop only gathers values; types and id formats are checked in bulk with
+    Arrow compute, and a failure falls back to a slow scan that names the first bad track.
+    """
+    pids: list[int] = []
+    names: list[str | None] = []
+    descriptions: list[str | None] = []
+    collab: list[bool | None] = []
+    ints: dict[str, list[Any]] = {k: [] for k in PLAYLIST_INT_FIELDS}
+    hashes: list[str] = []
     seen_pids: set[int] = set()
+    row_pid: list[int] = []
+    row_pos: list[Any] = []
+    uri: list[Any] = []
+    tname: list[Any] = []
+    aname: list[Any] = []
+    auri: list[Any] = []
+    alb_uri: list[Any] = []
+    alb_name: list[Any] = []
+    dur: list[Any] = []
     for i, pl in enumerate(playlists):
         loc = f"{where}[{i}]"
         if not isinstance(pl, dict):
@@ -234,55 +272,65 @@ def columns_from_playlists(
             raise InputFileError(
                 path, f"{loc} (pid {pid})", f"'tracks' must be a list, got {type(tracks).__name__}"
             )
-        cols.pid.append(pid)
-        cols.name.append(name)
+        pids.append(pid)
+        names.append(name)
         desc = pl.get("description")
-        cols.description.append(desc if isinstance(desc, str) else None)
-        cols.collaborative.append(_collab(pl.get("collaborative")))
+        descriptions.append(desc if isinstance(desc, str) else None)
+        collab.append(_collab(pl.get("collaborative")))
         for key in PLAYLIST_INT_FIELDS:
-            cols.ints[key].append(_opt_int(pl.get(key)))
-        cols.playlist_hash.append(playlist_hash(pl))
-        for j, tr in enumerate(tracks):
-            if not isinstance(tr, dict):
-                raise InputFileError(
-                    path,
-                    f"{loc}.tracks[{j}] (pid {pid})",
-                    f"expected a track object, got {type(tr).__name__}",
-                )
-            uri = tr.get("track_uri")
-            tid = _norm_uri(uri, TRACK_PREFIX, "track")
-            if tid is None:
-                raise InputFileError(
-                    path,
-                    f"{loc}.tracks[{j}] (pid {pid})",
-                    f"'track_uri' must be like 'spotify:track:<22 base62 chars>', got {uri!r}",
-                )
-            tname = tr.get("track_name")
-            aname = tr.get("artist_name")
-            if not isinstance(tname, str):
-                raise InputFileError(
-                    path,
-                    f"{loc}.tracks[{j}] (pid {pid})",
-                    f"'track_name' must be a string, got {tname!r}",
-                )
-            if not isinstance(aname, str):
-                raise InputFileError(
-                    path,
-                    f"{loc}.tracks[{j}] (pid {pid})",
-                    f"'artist_name' must be a string, got {aname!r}",
-                )
-            pos = tr.get("pos")
-            cols.row_pid.append(pid)
-            cols.row_pos.append(pos if isinstance(pos, int) and not isinstance(pos, bool) else j)
-            cols.track_id.append(tid)
-            cols.track_name.append(tname)
-            cols.artist_name.append(aname)
-            cols.artist_id.append(_norm_uri(tr.get("artist_uri"), ARTIST_PREFIX, "artist"))
-            cols.album_id.append(_norm_uri(tr.get("album_uri"), ALBUM_PREFIX, "album"))
-            album_name = tr.get("album_name")
-            cols.album_name.append(album_name if isinstance(album_name, str) else None)
-            cols.duration_ms.append(_opt_int(tr.get("duration_ms")))
-    return cols
+            ints[key].append(pl.get(key))
+        start = len(uri)
+        try:
+            for j, tr in enumerate(tracks):
+                uri.append(tr["track_uri"])
+                tname.append(tr["track_name"])
+                aname.append(tr["artist_name"])
+                auri.append(tr.get("artist_uri"))
+                alb_uri.append(tr.get("album_uri"))
+                alb_name.append(tr.get("album_name"))
+                dur.append(tr.get("duration_ms"))
+                row_pos.append(tr.get("pos", j))
+        except (KeyError, TypeError, AttributeError):
+            raise _first_bad_track(path, playlists, where) from None
+        row_pid.extend([pid] * (len(uri) - start))
+        # Content identity of the playlist: its fields and its track list, in order.
+        head = {k: v for k, v in pl.items() if k != "tracks"}
+        digest = hashlib.blake2b(orjson.dumps(head, option=orjson.OPT_SORT_KEYS), digest_size=16)
+        digest.update("\n".join(map(str, uri[start:])).encode())
+        hashes.append(digest.hexdigest())
+    try:
+        uri_arr = pa.array(uri, pa.string())
+        strings = [pa.array(col, pa.string()) for col in (tname, aname, auri, alb_uri, alb_name)]
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        raise _first_bad_track(path, playlists, where) from None
+    if not pc.all(
+        pc.match_substring_regex(uri_arr, r"^(spotify:track:)?[0-9A-Za-z]{22}$")
+    ).as_py() and len(uri):
+        raise _first_bad_track(path, playlists, where)
+    rows = pa.table(
+        {
+            "pid": pa.array(row_pid, pa.int64()),
+            "pos": _int_array(row_pos, pa.int32()),
+            "track_id": pc.utf8_slice_codeunits(uri_arr, -22),
+            "track_name": strings[0],
+            "artist_name": strings[1],
+            "artist_id": _bare_ids(strings[2], "artist"),
+            "album_id": _bare_ids(strings[3], "album"),
+            "album_name": strings[4],
+            "duration_ms": _int_array(dur, pa.int32()),
+        }
+    )
+    table = pa.table(
+        {
+            "pid": pa.array(pids, pa.int64()),
+            "name": pa.array(names, pa.string()),
+            "description": pa.array(descriptions, pa.string()),
+            "collaborative": pa.array(collab, pa.bool_()),
+            **{k: _int_array(v, pa.int64()) for k, v in ints.items()},
+            "content_hash": pa.array(hashes, pa.string()),
+        }
+    )
+    return SliceColumns(path=path, content_hash=content_hash, playlists=table, rows=rows)
 
 
 def read_slice(path: Path, *, salvage: bool = False) -> SliceColumns:

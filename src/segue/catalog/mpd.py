@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from segue.catalog.core import CatalogBase, normalise_name
 from segue.errors import InputFileError
@@ -41,31 +42,13 @@ class MpdWrites(CatalogBase):
         previous = self.file_already_ingested(cols.content_hash)
         if previous is not None:
             return SliceResult(cols.path, "unchanged")
-        norms = {name: normalise_name(name) for name in set(cols.artist_name)}
-        stage_pl = pa.table(
-            {
-                "pid": pa.array(cols.pid, pa.int64()),
-                "name": pa.array(cols.name, pa.string()),
-                "description": pa.array(cols.description, pa.string()),
-                "collaborative": pa.array(cols.collaborative, pa.bool_()),
-                **{k: pa.array(v, pa.int64()) for k, v in cols.ints.items()},
-                "content_hash": pa.array(cols.playlist_hash, pa.string()),
-            }
-        )
-        stage_rows = pa.table(
-            {
-                "pid": pa.array(cols.row_pid, pa.int64()),
-                "pos": pa.array(cols.row_pos, pa.int32()),
-                "track_id": pa.array(cols.track_id, pa.string()),
-                "track_name": pa.array(cols.track_name, pa.string()),
-                "artist_name": pa.array(cols.artist_name, pa.string()),
-                "norm": pa.array([norms[a] for a in cols.artist_name], pa.string()),
-                "artist_id": pa.array(cols.artist_id, pa.string()),
-                "album_id": pa.array(cols.album_id, pa.string()),
-                "album_name": pa.array(cols.album_name, pa.string()),
-                "duration_ms": pa.array(cols.duration_ms, pa.int32()),
-            }
-        )
+        rows = cols.rows
+        # Normalise each distinct artist name once, then map back to the rows.
+        distinct = pc.unique(rows["artist_name"])
+        norm_of = pa.array([normalise_name(n) for n in distinct.to_pylist()], pa.string())
+        norms = pc.take(norm_of, pc.index_in(rows["artist_name"], value_set=distinct))
+        stage_rows = rows.append_column("norm", norms)
+        stage_pl = cols.playlists
         con = self.con
         con.register("stage_pl", stage_pl)
         con.register("stage_rows", stage_rows)
@@ -153,6 +136,15 @@ class MpdWrites(CatalogBase):
                 GROUP BY norm
             ) s
             WHERE artists.artist_id IS NULL AND artists.norm_name = s.norm
+            """
+        )
+        # An artist stored by id only (a feature table without names) learns its name.
+        con.execute(
+            """
+            UPDATE artists SET name = s.name, norm_name = s.norm
+            FROM (SELECT artist_id, any_value(name) AS name, any_value(norm) AS norm FROM sa
+                  WHERE artist_id IS NOT NULL AND norm <> '' GROUP BY artist_id) s
+            WHERE artists.artist_id = s.artist_id AND artists.norm_name = ''
             """
         )
         con.execute(
