@@ -2,22 +2,10 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from segue.catalog import SCHEMA_VERSION, Catalog
 from segue.snapshot import Snapshot
-
-
-def _index_of(values: pa.ChunkedArray, keys: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    idx = pc.index_in(values, value_set=keys)
-    if idx.null_count:
-        raise ValueError(
-            f"{idx.null_count} playlist row(s) name a track missing from the tracks table"
-        )
-    return idx.to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def build_snapshot(catalog: Catalog) -> Snapshot:
@@ -27,8 +15,8 @@ def build_snapshot(catalog: Catalog) -> Snapshot:
     artists = tables["artists"].to_pandas()
     playlists = tables["playlists"].to_pandas()
     rows = tables["rows"]
-    track_idx = _index_of(rows["track_id"], tables["tracks"]["track_id"].combine_chunks())
-    pl_idx = _index_of(rows["pid"], tables["playlists"]["pid"].combine_chunks())
+    pl_idx = rows["playlist_index"].to_numpy()
+    track_idx = rows["track_index"].to_numpy()
     counts = catalog.counts()
     return Snapshot.from_frames(
         tracks,

@@ -134,7 +134,7 @@ class Queries(CatalogBase):
         """Arrow tables for :func:`segue.snapshot_build.build_snapshot`.
 
         ``tracks`` in a stable order (by track_id) with facts joined; ``artists``; ``playlists``
-        (by pid); ``rows`` as (pid, track_id) pairs.
+        (by pid); ``rows`` as (playlist_index, track_index) pairs in those orders.
         """
         con = self.con
         tracks = con.sql(
@@ -161,5 +161,15 @@ class Queries(CatalogBase):
             """
         ).to_arrow_table()
         playlists = con.sql("SELECT pid, name FROM playlists ORDER BY pid").to_arrow_table()
-        rows = con.sql("SELECT pid, track_id FROM playlist_tracks").to_arrow_table()
+        # Indices are computed in the database: 66M rows travel as two int32 columns, not strings.
+        rows = con.sql(
+            """
+            SELECT p.pidx::INTEGER AS playlist_index, t.tidx::INTEGER AS track_index
+            FROM playlist_tracks r
+            JOIN (SELECT track_id, row_number() OVER (ORDER BY track_id) - 1 AS tidx FROM tracks) t
+              USING (track_id)
+            JOIN (SELECT pid, row_number() OVER (ORDER BY pid) - 1 AS pidx FROM playlists) p
+              USING (pid)
+            """
+        ).to_arrow_table()
         return {"tracks": tracks, "artists": artists, "playlists": playlists, "rows": rows}

@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Self
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from segue.models.base import Recommender
+from segue.service import Filters, Service
+from segue.snapshot import Snapshot
+
+B62 = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def tid(i: int) -> str:
+    return ("t" + B62[i % 62] + B62[(i // 62) % 62]).ljust(22, "x")
+
+
+class ScoreByIndex(Recommender):
+    """Scores track i as n_tracks - i: a known order to test the service's filtering against."""
+
+    name = "popularity"
+
+    def fit(self, snapshot: Snapshot) -> Self:
+        self.n_ = snapshot.n_tracks
+        self.fitted_ = True
+        return self
+
+    @property
+    def n_tracks(self) -> int:
+        return self.n_
+
+    def scores(self, seeds: np.ndarray, *, title: str | None = None) -> np.ndarray:
+        return np.arange(self.n_, 0, -1, dtype=np.float32)
+
+    def explain(self, seeds: np.ndarray, track: int, *, title: str | None = None) -> str:
+        return f"rank {track}"
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Service:
+    n = 40
+    tracks = pd.DataFrame(
+        {
+            "track_id": [tid(i) for i in range(n)],
+            "name": [f"Song {i}" for i in range(n)],
+            "artist_key": [i % 4 for i in range(n)],
+            "artist_name": [f"Band {i % 4}" for i in range(n)],
+            "release_year": [1960 + i for i in range(n)],
+            "popularity": [float(100 - 2 * i) for i in range(n)],
+        }
+    )
+    artists = pd.DataFrame(
+        {
+            "artist_key": range(4),
+            "artist_id": [("a" + str(k)).ljust(22, "y") for k in range(4)],
+            "name": [f"Band {k}" for k in range(4)],
+        }
+    )
+    playlists = pd.DataFrame({"pid": [0, 1], "name": ["Road Trip", "sleep"]})
+    rows = (np.array([0, 0, 0, 1, 1]), np.array([1, 2, 3, 30, 31]))
+    snap = Snapshot.from_frames(tracks, artists, playlists, rows)
+    snap.save(tmp_path / "artifacts" / "snapshot")
+    svc = Service(tmp_path, grow=False)
+    svc._models["popularity"] = ScoreByIndex().fit(snap)
+    return svc
+
+
+def test_seeds_are_never_returned_and_order_is_the_models(service: Service) -> None:
+    rec = service.recommend([tid(0), f"spotify:track:{tid(5)}"], n=5, model="popularity")
+    assert [t.id for t in rec.tracks] == [tid(i) for i in (1, 2, 3, 4, 6)]
+    assert [t.explanation for t in rec.tracks][:2] == ["rank 1", "rank 2"]
+    assert rec.tracks[0].uri == f"spotify:track:{tid(1)}" and rec.tracks[0].artists == ["Band 1"]
+
+
+def test_filters(service: Service) -> None:
+    f = Filters(exclude_artists=["band 1"], year_min=1962, year_max=1975, max_per_artist=2)
+    rec = service.recommend([tid(0)], n=10, model="popularity", filters=f)
+    years = [t.year for t in rec.tracks]
+    assert all(1962 <= y <= 1975 for y in years)
+    assert "Band 1" not in {a for t in rec.tracks for a in t.artists}
+    counts = pd.Series([t.artists[0] for t in rec.tracks]).value_counts()
+    assert counts.max() <= 2
+    pop = service.recommend(
+        [tid(0)], n=5, model="popularity", filters=Filters(popularity_max=50)
+    ).tracks
+    assert all(t.popularity <= 50 for t in pop)
+
+
+def test_empty_ranges_are_refused(service: Service) -> None:
+    with pytest.raises(ValueError, match="year range is empty: year_min 2000 > year_max 1990"):
+        service.recommend(
+            [tid(0)], model="popularity", filters=Filters(year_min=2000, year_max=1990)
+        )
+    with pytest.raises(ValueError, match="n must be between 1 and 500, got 501"):
+        service.recommend([tid(0)], n=501, model="popularity")
+
+
+def test_inputs_by_playlist_name_artist_and_search(service: Service) -> None:
+    seeds = service.resolve(["road trip"])
+    assert sorted(seeds.indices.tolist()) == [1, 2, 3] and seeds.title == "road trip"
+    seeds = service.resolve(["Band 2"])
+    assert sorted(seeds.indices.tolist()) == list(range(2, 40, 4))
+    seeds = service.resolve([f"spotify:artist:{'a3'.ljust(22, 'y')}"])
+    assert sorted(seeds.indices.tolist()) == list(range(3, 40, 4))
+    seeds = service.resolve(["song 17"])
+    assert seeds.indices.tolist() == [17]
+
+
+def test_unknown_inputs_are_reported_not_fatal(service: Service) -> None:
+    unknown = "Z" * 22
+    rec = service.recommend([tid(3), unknown, "no such thing anywhere"], n=3, model="popularity")
+    assert unknown in rec.unknown and "no such thing anywhere" in rec.unknown
+    assert len(rec.tracks) == 3
+    with pytest.raises(ValueError, match="no seed track found in the catalog"):
+        service.recommend([unknown], model="popularity")
+    with pytest.raises(
+        ValueError, match="not a Spotify reference: 'https://open.spotify.com/track/123'"
+    ):
+        service.recommend(["https://open.spotify.com/track/123"], model="popularity")
+
+
+def test_unknown_model_and_too_many_seeds(service: Service) -> None:
+    with pytest.raises(ValueError, match="unknown model 'nope'"):
+        service.recommend([tid(0)], model="nope")
+    with pytest.raises(ValueError, match="too many seeds: 1001, at most 1000"):
+        service.resolve([tid(0)] * 1001)
+
+
+def test_search_and_get_track(service: Service) -> None:
+    assert [t.name for t in service.search_tracks("song 3", limit=3)] == [
+        "Song 3",
+        "Song 30",
+        "Song 31",
+    ]
+    assert service.get_track(f"https://open.spotify.com/track/{tid(7)}").name == "Song 7"
+    with pytest.raises(ValueError, match="is not in the snapshot"):
+        service.get_track("Q" * 22)
