@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Self
 
@@ -117,7 +118,7 @@ def test_unknown_inputs_are_reported_not_fatal(service: Service) -> None:
     with pytest.raises(ValueError, match="no seed track found in the catalog"):
         service.recommend([unknown], model="popularity")
     with pytest.raises(
-        ValueError, match="not a Spotify reference: 'https://open.spotify.com/track/123'"
+        ValueError, match=re.escape("not a Spotify reference: 'https://open.spotify.com/track/123'")
     ):
         service.recommend(["https://open.spotify.com/track/123"], model="popularity")
 
