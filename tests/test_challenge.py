@@ -33,7 +33,7 @@ from segue.models.base import Recommender
 
 REPO = Path(__file__).resolve().parents[1]
 DEV_TARBALL = REPO.parent / "shared" / "data" / "mpd" / "mpd-followers10-dev.tar.gz"
-N_POOL = 400
+N_POOL = 800
 
 
 # fixtures ---------------------------------------------------------------------------------
@@ -53,7 +53,11 @@ def artist_of(track: int) -> int:
 
 def mpd_track(t: int, pos: int, *, reduced: bool) -> dict[str, Any]:
     if reduced:
-        return {"artist_name": f"Artist {artist_of(t)}", "track_uri": uri(t), "track_name": f"Song {t}"}
+        return {
+            "artist_name": f"Artist {artist_of(t)}",
+            "track_uri": uri(t),
+            "track_name": f"Song {t}",
+        }
     return {
         "pos": pos,
         "artist_name": f"Artist {artist_of(t)}",
@@ -216,7 +220,12 @@ def test_challenge_playlists_are_not_in_train(made: dict[str, Any]) -> None:
 
 
 def test_train_slices_hold_1000_playlists_each(tmp_path: Path) -> None:
-    write_slices(tmp_path / "mpd", generated_playlists(1100, seed=3), per_file=400)
+    playlists = generated_playlists(30, seed=3)
+    playlists += [
+        mpd_playlist(pid, list(range(pid % 50, pid % 50 + 12)), "short", reduced=True)
+        for pid in range(30, 1100)
+    ]
+    write_slices(tmp_path / "mpd", playlists, per_file=400)
     summary = make_challenge([tmp_path / "mpd"], tmp_path / "out", per_category=1, progress=False)
     names = sorted(p.name for p in (tmp_path / "out" / "train").iterdir())
     assert names == ["mpd.slice.0-999.json", "mpd.slice.1000-1089.json"]
@@ -246,7 +255,9 @@ def test_eligibility_needs_max_10_or_half_k_distinct_held_out(tmp_path: Path) ->
         # 160 rows but only 140 distinct tracks: 40 distinct after the first 100
         mpd_playlist(3, block(0, 140) + block(0, 20), "repeats", reduced=True),
     ]
-    playlists += [mpd_playlist(10 + i, block(200, 40), f"forty {i}", reduced=True) for i in range(8)]
+    playlists += [
+        mpd_playlist(10 + i, block(200, 40), f"forty {i}", reduced=True) for i in range(8)
+    ]
     write_slices(tmp_path / "mpd", playlists)
     for seed in range(3):
         out = tmp_path / f"out{seed}"
@@ -309,7 +320,9 @@ def test_reduced_schema_from_a_tar_gz(tmp_path: Path) -> None:
     assert len(train_playlists(out)) == 100
 
 
-def test_make_challenge_refuses_to_overwrite(made: dict[str, Any], source: tuple[Path, Any]) -> None:
+def test_make_challenge_refuses_to_overwrite(
+    made: dict[str, Any], source: tuple[Path, Any]
+) -> None:
     with pytest.raises(FileExistsError, match="already holds a challenge"):
         make_challenge([source[0]], made["out"], per_category=3, seed=7, progress=False)
     make_challenge([source[0]], made["out"], per_category=2, seed=7, overwrite=True, progress=False)
@@ -331,6 +344,7 @@ def test_per_category_must_be_positive(tmp_path: Path, bad: int) -> None:
 
 
 @pytest.mark.realdata
+@pytest.mark.slow
 @pytest.mark.skipif(not DEV_TARBALL.exists(), reason="needs ../shared/data/mpd")
 def test_real_dev_tarball(tmp_path: Path) -> None:
     summary = make_challenge([DEV_TARBALL], tmp_path, per_category=5, seed=0, progress=False)
@@ -383,12 +397,16 @@ def _line(pid: int | str, uris: list[str]) -> str:
 
 BAD_SUBMISSIONS = [
     ("", None, "no 'team_info,<team name>,<email>' line: the file holds no submission"),
-    ("# only a comment\n", None, "no 'team_info,<team name>,<email>' line: the file holds no submission"),
+    (
+        "# only a comment\n",
+        None,
+        "no 'team_info,<team name>,<email>' line: the file holds no submission",
+    ),
     (
         f"{_line(1, recs_for(1))}\n",
         "line 1",
         "expected 'team_info,<team name>,<email>' before any playlist, got '1,spotify:track:"
-        "0000000000000000002000,spotify:t...'",
+        "0000000000000000002000,spotify:track:0000...'",
     ),
     (
         "team_info,a,b,c\n",
@@ -437,7 +455,11 @@ BAD_SUBMISSIONS = [
 ]
 
 
-@pytest.mark.parametrize(("text", "where", "problem"), BAD_SUBMISSIONS)
+@pytest.mark.parametrize(
+    ("text", "where", "problem"),
+    BAD_SUBMISSIONS,
+    ids=[f"bad{i}" for i in range(len(BAD_SUBMISSIONS))],
+)
 def test_read_submission_errors(tmp_path: Path, text: str, where: str | None, problem: str) -> None:
     path = tmp_path / "bad.csv"
     path.write_text(text)
@@ -478,40 +500,48 @@ def test_write_submission_validates(tmp_path: Path) -> None:
 # run_challenge ----------------------------------------------------------------------------
 
 
-def test_run_challenge_fills_from_fallback_without_seeds(made: dict[str, Any], tmp_path: Path) -> None:
+def test_run_challenge_fills_from_fallback_without_seeds(
+    made: dict[str, Any], tmp_path: Path
+) -> None:
     calls: list[tuple[list[str], str | None, int]] = []
     fallback = [tid(i) for i in range(N_POOL)] + [tid(10_000 + i) for i in range(600)]
 
     def toy(seeds: list[str], title: str | None, n: int = 500) -> list[str]:
         calls.append((seeds, title, n))
         # seeds back, a repeat, a URI, then 20 tracks: all of them must be cleaned up
-        return [*seeds[:3], tid(399), tid(399), uri(398), *(tid(i) for i in range(20))]
+        return [*seeds[:3], tid(5000), tid(5000), uri(5001), *(tid(i) for i in range(20))]
 
     out = tmp_path / "sub.csv.gz"
     summary = run_challenge(made["out"] / "challenge_set.json", out, toy, fallback=fallback)
     assert summary.n_playlists == 30 == len(calls)
     assert summary.n_filled == 30
     challenge = {p["pid"]: p for p in made["challenge"]["playlists"]}
-    for (seeds, title, n), (pid, entry) in zip(calls, challenge.items(), strict=True):
+    for (seeds, title, n), entry in zip(calls, challenge.values(), strict=True):
         assert n == 500
         assert seeds == [t["track_uri"][-22:] for t in entry["tracks"]]
         assert title == entry.get("name")
     sub = read_submission(out)
     assert sub.team == "segue"
     for pid, recs in sub.recommendations.items():
-        seeds = {t["track_uri"] for t in challenge[pid]["tracks"]}
+        seed_uris = {t["track_uri"] for t in challenge[pid]["tracks"]}
         assert len(recs) == 500 == len(set(recs))
-        assert not seeds & set(recs)
-        assert recs[:2] == [uri(399), uri(398)]
+        assert not seed_uris & set(recs)
+        assert recs[:2] == [uri(5000), uri(5001)]
 
 
 def test_run_challenge_needs_enough_fallback(made: dict[str, Any], tmp_path: Path) -> None:
     def nothing(seeds: list[str], title: str | None, n: int = 500) -> list[str]:
         return []
 
-    with pytest.raises(ValueError, match=r"the model gave 0 usable tracks and the fallback \(10 tracks\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"the model gave 0 usable tracks and the fallback \(10 tracks\) completes them to 10 of 500",
+    ):
         run_challenge(
-            made["out"] / "challenge_set.json", tmp_path / "s.csv", nothing, fallback=[tid(i) for i in range(10)]
+            made["out"] / "challenge_set.json",
+            tmp_path / "s.csv",
+            nothing,
+            fallback=[tid(i) for i in range(10)],
         )
 
     def garbage(seeds: list[str], title: str | None, n: int = 500) -> list[str]:
@@ -589,9 +619,7 @@ def test_score_refuses_unknown_pids_and_seeds(made: dict[str, Any], tmp_path: Pa
         score_submission(path, made["out"] / "truth.json")
     assert info.value.position == "line 32"
     assert info.value.problem.startswith("pid 999999 is not in the challenge set of ")
-    pid, entry = next(
-        (int(p), e) for p, e in made["truth"]["playlists"].items() if e["seeds"]
-    )
+    pid, entry = next((int(p), e) for p, e in made["truth"]["playlists"].items() if e["seeds"])
     recs[pid] = [entry["seeds"][0], *recs[pid][:499]]
     path = write_submission(tmp_path / "s.csv", "t", "e", recs)
     with pytest.raises(InputFileError, match="is a seed of the playlist"):
@@ -607,7 +635,10 @@ def test_load_truth_refuses_other_files(made: dict[str, Any]) -> None:
 
 
 def fake_scores(base: float) -> dict[str, Any]:
-    per = {c: {"r_precision": base + c / 100, "ndcg": base * 2, "clicks": 10 - base} for c in range(1, 11)}
+    per = {
+        c: {"r_precision": base + c / 100, "ndcg": base * 2, "clicks": 10 - base}
+        for c in range(1, 11)
+    }
     overall = {"r_precision": base, "ndcg": base * 2, "clicks": 10 - base}
     return {"overall": overall, "per_category": per, "n_playlists": 10}
 
@@ -620,7 +651,10 @@ def test_comparison_table() -> None:
     assert "| als | **0.2000** | **0.4000** | **9.800** | 10 |" in lines
     assert "| *2018 winner (vl6, 1M playlists)* | 0.2241 | 0.3946 | 1.784 | 10000 |" in lines
     assert "## NDCG per category" in lines
-    assert "| pop | 0.1100 | 0.1200 | 0.1300 | 0.1400 | 0.1500 | 0.1600 | 0.1700 | 0.1800 | 0.1900 | 0.2000 |" in lines
+    assert (
+        "| pop | 0.1100 | 0.1200 | 0.1300 | 0.1400 | 0.1500 | 0.1600 | 0.1700 | 0.1800 | 0.1900 | 0.2000 |"
+        in lines
+    )
     assert "4. no title, first 5 seed tracks" in lines
 
 
@@ -639,7 +673,9 @@ def test_report_refuses_empty_or_partial() -> None:
 
 
 def test_write_report(tmp_path: Path) -> None:
-    paths = write_report({"pop": fake_scores(0.1), "als": fake_scores(0.2)}, tmp_path, meta={"a": 1})
+    paths = write_report(
+        {"pop": fake_scores(0.1), "als": fake_scores(0.2)}, tmp_path, meta={"a": 1}
+    )
     assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     doc = json.loads(paths["json"].read_text())
     assert doc["models"]["als"]["overall"]["ndcg"] == 0.4
@@ -667,19 +703,33 @@ def test_cli_challenge_make_and_score(tmp_path: Path, source: tuple[Path, Any]) 
     runner = CliRunner()
     out = tmp_path / "ch"
     result = runner.invoke(
-        cli(), ["challenge", "make", str(source[0]), "--out", str(out), "--per-category", "2", "--seed", "4", "-q"]
+        cli(),
+        [
+            "challenge",
+            "make",
+            str(source[0]),
+            "--out",
+            str(out),
+            "--per-category",
+            "2",
+            "--seed",
+            "4",
+            "-q",
+        ],
     )
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0] == "read 120 playlists (400 distinct tracks) from 3 files"
-    assert lines[1] == f"train: 100 playlists in 1 slices under {out / 'train'}"
+    assert lines[0] == "read 120 playlists (800 distinct tracks) from 3 files"
+    assert lines[1] == f"train: 100 playlists in 1 slice file(s) under {out / 'train'}"
     assert lines[3].startswith("  category  1 (title, no seed tracks): 2 playlists, ")
     truth = json.loads((out / "truth.json").read_text())
     sub = write_submission(tmp_path / "p.csv.gz", "t", "e", perfect_recs(truth))
     result = runner.invoke(cli(), ["challenge", "score", str(sub), str(out / "truth.json")])
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[2].split() == ["all", "20", "1.0000", "1.0000", "0.000"]
-    result = runner.invoke(cli(), ["challenge", "score", str(sub), str(out / "truth.json"), "--json"])
+    result = runner.invoke(
+        cli(), ["challenge", "score", str(sub), str(out / "truth.json"), "--json"]
+    )
     assert result.exit_code == 0
     assert json.loads(result.stdout)["overall"]["r_precision"] == 1.0
 
@@ -688,20 +738,29 @@ def test_cli_errors(tmp_path: Path, source: tuple[Path, Any]) -> None:
     runner = CliRunner()
     out = tmp_path / "ch"
     result = runner.invoke(
-        cli(), ["challenge", "make", str(source[0]), "--out", str(out), "--per-category", "50", "-q"]
+        cli(),
+        ["challenge", "make", str(source[0]), "--out", str(out), "--per-category", "50", "-q"],
     )
     assert result.exit_code == 1
-    assert result.stderr.startswith("error: category 10 (title, random 100 seed tracks) needs 50 playlist(s)")
+    assert result.stderr.startswith(
+        "error: category 10 (title, random 100 seed tracks) needs 50 playlist(s)"
+    )
     assert result.stdout == ""
-    runner.invoke(cli(), ["challenge", "make", str(source[0]), "--out", str(out), "-q", "--per-category", "1"])
+    runner.invoke(
+        cli(), ["challenge", "make", str(source[0]), "--out", str(out), "-q", "--per-category", "1"]
+    )
     bad = tmp_path / "bad.csv"
     bad.write_text(f"team_info,t,e\n{_line(3, recs_for(3)[:10])}\n")
     result = runner.invoke(cli(), ["challenge", "score", str(bad), str(out / "truth.json")])
     assert result.exit_code == 1
     assert result.stderr == f"error: {bad} at line 2: pid 3: expected 500 track URIs, got 10\n"
-    result = runner.invoke(cli(), ["challenge", "score", str(tmp_path / "nope.csv"), str(out / "truth.json")])
+    result = runner.invoke(
+        cli(), ["challenge", "score", str(tmp_path / "nope.csv"), str(out / "truth.json")]
+    )
     assert result.exit_code == 1
-    assert result.stderr == f"error: {tmp_path / 'nope.csv'}: cannot read: No such file or directory\n"
+    assert (
+        result.stderr == f"error: {tmp_path / 'nope.csv'}: cannot read: No such file or directory\n"
+    )
 
 
 # the whole pipeline -----------------------------------------------------------------------
@@ -728,11 +787,15 @@ class ToyPopularity(Recommender):
         return self.counts_.copy()
 
 
-def test_evaluate_end_to_end(made: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_evaluate_end_to_end(
+    made: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from segue.evaluation.pipeline import evaluate
     from segue.models import registry
 
-    monkeypatch.setattr(registry, "fit_model", lambda name, snapshot, **kw: ToyPopularity().fit(snapshot))
+    monkeypatch.setattr(
+        registry, "fit_model", lambda name, snapshot, **kw: ToyPopularity().fit(snapshot)
+    )
     out = tmp_path / "results"
     results = evaluate(made["out"], ["popularity"], out, progress=False)
     scores = results["popularity"]
@@ -740,12 +803,82 @@ def test_evaluate_end_to_end(made: dict[str, Any], tmp_path: Path, monkeypatch: 
     assert 0.0 < scores["overall"]["r_precision"] < 1.0
     assert (out / "results.png").read_bytes()[:4] == b"\x89PNG"
     assert "| popularity |" in (out / "results.md").read_text()
-    assert json.loads((out / "results.json").read_text())["models"]["popularity"]["n_playlists"] == 30
+    assert (
+        json.loads((out / "results.json").read_text())["models"]["popularity"]["n_playlists"] == 30
+    )
     sub = read_submission(out / "submissions" / "popularity.csv.gz")
     assert len(sub.recommendations) == 30
     with pytest.raises(ValueError, match="unknown model 'nope'"):
         evaluate(made["out"], ["nope"], out)
-    with pytest.raises(FileNotFoundError, match="no truth.json"):
+    with pytest.raises(FileNotFoundError, match=r"no truth\.json"):
         (made["out"] / "truth.json").unlink()
         evaluate(made["out"], ["popularity"], out)
 
+
+def test_evaluate_with_a_real_model(made: dict[str, Any], tmp_path: Path) -> None:
+    pytest.importorskip("segue.models.itemknn")
+    from segue.evaluation.pipeline import evaluate
+
+    results = evaluate(made["out"], ["itemknn"], tmp_path / "r", progress=False)
+    scores = results["itemknn"]
+    assert scores["n_missing"] == 0
+    assert 0.0 <= scores["overall"]["r_precision"] <= 1.0
+    assert 0.0 <= scores["overall"]["clicks"] <= 51.0
+    assert (
+        len(read_submission(tmp_path / "r" / "submissions" / "itemknn.csv.gz").recommendations)
+        == 30
+    )
+
+
+def test_recommend_fn_for_a_model() -> None:
+    import pandas as pd
+
+    from segue.evaluation.runner import popularity_fallback, recommend_fn_for
+    from segue.snapshot import Snapshot
+
+    tracks = pd.DataFrame({"track_id": [tid(i) for i in range(6)]})
+    playlists = pd.DataFrame({"pid": [0, 1, 2]})
+    # track 4 in 3 playlists, track 1 in 2, the rest in 1 or none
+    rows = ([0, 1, 2, 0, 1, 2, 0], [4, 4, 4, 1, 1, 0, 5])
+    snapshot = Snapshot.from_frames(tracks, pd.DataFrame({"artist_key": range(6)}), playlists, rows)
+    assert popularity_fallback(snapshot, 4) == [tid(4), tid(1), tid(0), tid(5)]
+    recommend, fallback = recommend_fn_for(ToyPopularity().fit(snapshot), snapshot, fallback_size=3)
+    assert fallback == [tid(4), tid(1), tid(0)]
+    # unknown seeds are ignored, known seeds never come back
+    assert recommend([tid(4), tid(99)], None, n=3) == [tid(1), tid(0), tid(5)]
+    assert recommend([tid(99)], None, n=3) == []
+    assert recommend([], "a title", n=2) == [tid(4), tid(1)]
+
+
+def test_cli_challenge_run(
+    made: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from segue.evaluation import runner
+
+    fallback = [tid(10_000 + i) for i in range(700)]
+
+    def fake_make(model_name: str) -> tuple[Any, list[str]]:
+        assert model_name == "itemknn"
+        return (lambda seeds, title, n=500: [tid(20_000)]), fallback
+
+    monkeypatch.setattr(runner, "make_recommend_fn", fake_make)
+    out = tmp_path / "s.csv"
+    args = ["challenge", "run", str(made["out"] / "challenge_set.json"), "--out", str(out)]
+    result = CliRunner().invoke(cli(), [*args, "--model", "itemknn", "--team", "x", "-q"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (
+        f"wrote {out}: 30 playlists; 30 completed from the popularity fallback (14,970 tracks); "
+        "0 seeds or repeats dropped\n"
+    )
+    sub = read_submission(out)
+    assert sub.team == "x"
+    assert all(recs[0] == uri(20_000) for recs in sub.recommendations.values())
+
+
+def test_cli_evaluate_needs_a_challenge_folder(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli(), ["evaluate", str(tmp_path), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"error: {tmp_path / 'train'}: no train/ folder of training slices; expected a folder "
+        "made by `segue challenge make`\n"
+    )

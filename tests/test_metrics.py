@@ -178,7 +178,9 @@ def test_aggregate_overall_and_per_category() -> None:
     ]
     got = aggregate(scored)
     assert got["overall"] == pytest.approx({"r_precision": 0.5, "ndcg": 1.25 / 3, "clicks": 18.0})
-    assert got["per_category"][1] == pytest.approx({"r_precision": 0.5, "ndcg": 0.5, "clicks": 25.5})
+    assert got["per_category"][1] == pytest.approx(
+        {"r_precision": 0.5, "ndcg": 0.5, "clicks": 25.5}
+    )
     assert got["per_category"][2] == {"r_precision": 0.5, "ndcg": 0.25, "clicks": 3.0}
     assert list(got["per_category"]) == [1, 2]
     assert got["n_playlists"] == 3
@@ -194,9 +196,9 @@ def test_aggregate_refuses_nothing_and_partial_scores() -> None:
 
 def test_check_recommendations() -> None:
     check_recommendations(["a", "b"], ["s"], expected=2)
-    with pytest.raises(ValueError, match="^expected 3 recommended tracks, got 2$"):
+    with pytest.raises(ValueError, match=r"^expected 3 recommended tracks, got 2$"):
         check_recommendations(["a", "b"], expected=3)
     with pytest.raises(ValueError, match=r"^track b appears twice \(positions 2 and 4\)$"):
         check_recommendations(["a", "b", "c", "b"], expected=None)
-    with pytest.raises(ValueError, match="^track s at position 3 is a seed of the playlist$"):
+    with pytest.raises(ValueError, match=r"^track s at position 3 is a seed of the playlist$"):
         check_recommendations(["a", "b", "s"], ["s"], expected=None)

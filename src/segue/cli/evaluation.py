@@ -53,7 +53,9 @@ def register(app: typer.Typer) -> None:
         slices: list[str] = typer.Argument(
             ..., help="MPD slice files (.json, .json.gz), folders, globs or .tar.gz archives."
         ),
-        out: Path = typer.Option(..., "--out", help="Folder for train/, challenge_set.json, truth.json."),
+        out: Path = typer.Option(
+            ..., "--out", help="Folder for train/, challenge_set.json, truth.json."
+        ),
         per_category: int = typer.Option(
             100, "--per-category", min=1, help="Playlists in each of the 10 categories."
         ),
@@ -85,7 +87,9 @@ def register(app: typer.Typer) -> None:
             "hybrid", "--model", "-m", help="A model built with `segue fit`."
         ),
         team: str = typer.Option("segue", "--team", help="Team name of the submission."),
-        email: str = typer.Option("segue@example.org", "--email", help="Contact of the submission."),
+        email: str = typer.Option(
+            "segue@example.org", "--email", help="Contact of the submission."
+        ),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     ) -> None:
         """Continue every challenge playlist with 500 tracks and write the submission."""
@@ -93,7 +97,10 @@ def register(app: typer.Typer) -> None:
         from segue.evaluation.runner import make_recommend_fn
 
         try:
-            recommend, fallback = make_recommend_fn(model)
+            try:
+                recommend, fallback = make_recommend_fn(model)
+            except ImportError as exc:
+                raise _fail(f"model {model!r} cannot be loaded: {exc}") from None
             summary = run_challenge(
                 challenge_set,
                 out,
@@ -143,6 +150,8 @@ def register(app: typer.Typer) -> None:
 
         try:
             evaluate(challenge_dir, models, out, progress=not quiet)
+        except ImportError as exc:
+            raise _fail(f"a model cannot be loaded: {exc}") from None
         except (SegueError, ValueError, OSError) as exc:
             raise _fail(str(exc)) from None
         typer.echo((out / "results.md").read_text(encoding="utf-8"), nl=False)

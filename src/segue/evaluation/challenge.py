@@ -193,7 +193,7 @@ class ChallengeSummary:
         out = [
             f"read {self.n_input_playlists:,} playlists ({self.n_tracks:,} distinct tracks) "
             f"from {self.n_input_files:,} files",
-            f"train: {self.n_train_playlists:,} playlists in {self.n_train_files:,} slices "
+            f"train: {self.n_train_playlists:,} playlists in {self.n_train_files:,} slice file(s) "
             f"under {self.out_dir / 'train'}",
             f"challenge set: {sum(self.per_category.values()):,} playlists "
             f"in {self.out_dir / 'challenge_set.json'} (seed {self.seed})",
@@ -229,7 +229,9 @@ def _input_files(slice_paths: Sequence[str | Path]) -> Iterator[list[Path]]:
                         # "data" refuses absolute paths, links out of the folder and devices
                         archive.extractall(tmp, members=members, filter="data")
                 except (tarfile.TarError, OSError, EOFError) as exc:
-                    raise InputFileError(str(path), None, f"cannot unpack the archive: {exc}") from exc
+                    raise InputFileError(
+                        str(path), None, f"cannot unpack the archive: {exc}"
+                    ) from exc
                 found = sorted(tmp / m.name for m in members)
                 if not found:
                     raise InputFileError(str(path), None, "the archive holds no .json slice file")
@@ -243,10 +245,16 @@ def _read_pool(files: Sequence[Path], progress: bool) -> _Pool:
     pool = _Pool()
     for path in _bar(files, "reading slices", "file", progress):
         playlists = list(iter_playlists(path))
+        # validation and id parsing are the reader's (the same rules as ingest)
         cols = columns_from_playlists(str(path), "", playlists, require_name=False)
-        start = 0
+        rows = cols.rows
         new_ids: list[int] = []
-        for tid, aid, aname in zip(cols.track_id, cols.artist_id, cols.artist_name, strict=True):
+        for tid, aid, aname in zip(
+            rows.column("track_id").to_pylist(),
+            rows.column("artist_id").to_pylist(),
+            rows.column("artist_name").to_pylist(),
+            strict=True,
+        ):
             idx = pool.track_index.get(tid)
             if idx is None:
                 idx = len(pool.track_artist_uri)
@@ -257,14 +265,23 @@ def _read_pool(files: Sequence[Path], progress: bool) -> _Pool:
                 pool.track_artist_uri[idx] = aid
             new_ids.append(idx)
         row_ids = np.asarray(new_ids, dtype=np.int64)
-        for pl, pid, name in zip(playlists, cols.pid, cols.name, strict=True):
+        # rows come in playlist order, each playlist's tracks in file order
+        row_pids = rows.column("pid").to_numpy()
+        pids = cols.playlists.column("pid").to_pylist()
+        names = cols.playlists.column("name").to_pylist()
+        start = 0
+        for pl, pid, name in zip(playlists, pids, names, strict=True):
             other = pool.file_of_pid.get(pid)
             if other is not None:
                 raise InputFileError(
-                    str(path), f"pid {pid}", f"pid {pid} already appears in {other}; pids must be unique"
+                    str(path),
+                    f"pid {pid}",
+                    f"pid {pid} already appears in {other}; pids must be unique",
                 )
             pool.file_of_pid[pid] = str(path)
             n = len(pl["tracks"])
+            if n and not (row_pids[start : start + n] == pid).all():
+                raise RuntimeError(f"{path}: rows of pid {pid} are not where the reader put them")
             pool.pids.append(pid)
             pool.titled.append(bool(name and name.strip()))
             pool.tracks.append(row_ids[start : start + n])
@@ -279,13 +296,19 @@ def _pick(pool: _Pool, per_category: int, seed: int) -> list[_Pick]:
     used = np.zeros(len(pool.pids), dtype=bool)
     picks: list[_Pick] = []
     # categories needing the longest playlists choose first, so short ones are left for the rest
-    for category in sorted(CATEGORIES, key=lambda c: (-c.seeds, not c.random, not c.title, c.number)):
+    for category in sorted(
+        CATEGORIES, key=lambda c: (-c.seeds, not c.random, not c.title, c.number)
+    ):
         need = category.seeds + category.min_held_out
         chosen: list[_Pick] = []
         for row in order:
             if len(chosen) == per_category:
                 break
-            if used[row] or len(pool.tracks[row]) < need or (category.title and not pool.titled[row]):
+            if (
+                used[row]
+                or len(pool.tracks[row]) < need
+                or (category.title and not pool.titled[row])
+            ):
                 continue
             tracks = pool.tracks[row].tolist()
             positions, held = split_tracks(tracks, category, rng)
@@ -314,7 +337,9 @@ def _artist_keys(pool: _Pool) -> tuple[list[str], np.ndarray]:
             uris_by_name.setdefault(name, set()).add(aid)
     keys: dict[str, int] = {}
     per_track = np.empty(len(pool.track_artist_uri), dtype=np.int64)
-    for i, (aid, name) in enumerate(zip(pool.track_artist_uri, pool.track_artist_name, strict=True)):
+    for i, (aid, name) in enumerate(
+        zip(pool.track_artist_uri, pool.track_artist_name, strict=True)
+    ):
         if aid is None:
             named = uris_by_name.get(name)
             aid = next(iter(named)) if named is not None and len(named) == 1 else None
@@ -511,7 +536,9 @@ def load_challenge_set(path: str | Path) -> list[ChallengePlaylist]:
     for i, pl in enumerate(playlists):
         where = f"playlists[{i}]"
         if not isinstance(pl, dict):
-            raise InputFileError(spath, where, f"expected a playlist object, got {type(pl).__name__}")
+            raise InputFileError(
+                spath, where, f"expected a playlist object, got {type(pl).__name__}"
+            )
         pid = pl.get("pid")
         if not isinstance(pid, int) or isinstance(pid, bool):
             raise InputFileError(spath, where, f"'pid' must be an integer, got {pid!r}")
@@ -523,7 +550,9 @@ def load_challenge_set(path: str | Path) -> list[ChallengePlaylist]:
             raise InputFileError(spath, where, f"'name' must be a string, got {name!r}")
         tracks = pl.get("tracks", [])
         if not isinstance(tracks, list):
-            raise InputFileError(spath, where, f"'tracks' must be a list, got {type(tracks).__name__}")
+            raise InputFileError(
+                spath, where, f"'tracks' must be a list, got {type(tracks).__name__}"
+            )
         seeds: list[str] = []
         for j, tr in enumerate(tracks):
             uri = tr.get("track_uri") if isinstance(tr, dict) else None
@@ -576,7 +605,9 @@ def load_truth(path: str | Path) -> Truth:
     doc = _load_json(Path(path))
     if not isinstance(doc, dict) or doc.get("format") != TRUTH_FORMAT:
         raise InputFileError(
-            spath, "top level", f"expected a truth file of format {TRUTH_FORMAT!r} (from `challenge make`)"
+            spath,
+            "top level",
+            f"expected a truth file of format {TRUTH_FORMAT!r} (from `challenge make`)",
         )
     if doc.get("version") != TRUTH_VERSION:
         raise InputFileError(
@@ -597,9 +628,13 @@ def load_truth(path: str | Path) -> Truth:
             uris = entry.get("holdout_artist_uris") or [None] * len(holdouts)
             names = entry.get("holdout_artist_names") or [None] * len(holdouts)
         except (KeyError, TypeError, ValueError) as exc:
-            raise InputFileError(spath, f"playlists[{key!r}]", f"malformed entry: {exc!r}") from None
+            raise InputFileError(
+                spath, f"playlists[{key!r}]", f"malformed entry: {exc!r}"
+            ) from None
         if category not in CATEGORY_BY_NUMBER:
-            raise InputFileError(spath, f"playlists[{key!r}]", f"category must be 1-10, got {category}")
+            raise InputFileError(
+                spath, f"playlists[{key!r}]", f"category must be 1-10, got {category}"
+            )
         if not holdouts:
             raise InputFileError(spath, f"playlists[{key!r}]", "no held-out tracks")
         truth.category[pid] = category
@@ -671,7 +706,9 @@ def write_submission(
     """
     for what, value in (("team", team), ("email", email)):
         if not isinstance(value, str) or not value.strip() or any(c in value for c in ",\r\n"):
-            raise ValueError(f"{what} must be a non-empty text without commas or newlines, got {value!r}")
+            raise ValueError(
+                f"{what} must be a non-empty text without commas or newlines, got {value!r}"
+            )
     lines = [f"team_info,{team},{email}"]
     for pid, uris in recs.items():
         uri_list = list(uris)
@@ -736,7 +773,9 @@ def read_submission(
             header_line = number
             continue
         if fields[0] == "team_info":
-            raise InputFileError(spath, where, f"team_info appears again (first on line {header_line})")
+            raise InputFileError(
+                spath, where, f"team_info appears again (first on line {header_line})"
+            )
         try:
             pid = int(fields[0])
         except ValueError:
@@ -744,7 +783,9 @@ def read_submission(
                 spath, where, f"expected a playlist id (an integer) first, got {fields[0]!r}"
             ) from None
         if pid in recs:
-            raise InputFileError(spath, where, f"pid {pid} appears again (first on line {line_of[pid]})")
+            raise InputFileError(
+                spath, where, f"pid {pid} appears again (first on line {line_of[pid]})"
+            )
         uris = fields[1:]
         problem = _line_problem(pid, uris, seeds.get(pid) if seeds else None, expected_tracks)
         if problem is not None:
@@ -759,11 +800,15 @@ def read_submission(
     return Submission(spath, team, email, track, recs, line_of)
 
 
-def _parse_header(path: str, where: str, fields: list[str], line: str) -> tuple[str, str, str | None]:
+def _parse_header(
+    path: str, where: str, fields: list[str], line: str
+) -> tuple[str, str, str | None]:
     shown = line if len(line) <= 60 else line[:57] + "..."
     if fields[0] != "team_info":
         raise InputFileError(
-            path, where, f"expected 'team_info,<team name>,<email>' before any playlist, got {shown!r}"
+            path,
+            where,
+            f"expected 'team_info,<team name>,<email>' before any playlist, got {shown!r}",
         )
     if len(fields) == 3 and all(fields[1:]):
         return fields[1], fields[2], None
@@ -847,6 +892,7 @@ def run_challenge(
             chosen[bare] = None
             if len(chosen) == n:
                 break
+        from_model = len(chosen)
         if len(chosen) < n:
             n_filled += 1
             for bare in fallback_ids:
@@ -857,8 +903,9 @@ def run_challenge(
                         break
         if len(chosen) < n:
             raise ValueError(
-                f"pid {pl.pid}: the model gave {len(chosen)} usable tracks and the fallback "
-                f"({len(fallback_ids)} tracks) cannot complete them to {n}; give a longer fallback"
+                f"pid {pl.pid}: the model gave {from_model} usable tracks and the fallback "
+                f"({len(fallback_ids)} tracks) completes them to {len(chosen)} of {n}; "
+                "give a longer fallback"
             )
         recs[pl.pid] = [_uri(t) for t in chosen]
         seeds_of[pl.pid] = [_uri(t) for t in pl.seeds]
@@ -909,7 +956,9 @@ def score_submission(
             )
         )
     if missing:
-        shown = ", ".join(str(p) for p in missing[:5]) + (", ..." if len(missing) > 5 else "")
+        shown = ", ".join(str(p) for p in sorted(missing)[:5]) + (
+            ", ..." if len(missing) > 5 else ""
+        )
         print(
             f"warning: {sub.path}: {len(missing)} of {len(truth.category)} challenge playlists have "
             f"no recommendations and score 0 (51 clicks): pid {shown}",

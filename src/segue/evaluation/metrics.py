@@ -39,7 +39,9 @@ ArtistLookup = Sequence[Hashable | None] | Mapping[Any, Hashable | None]
 def _held_out_set(held_out: Sequence[Hashable], metric: str) -> set[Hashable]:
     relevant = set(held_out)
     if not relevant:
-        raise ValueError(f"{metric}: held_out is empty; a challenge playlist needs at least one held-out track")
+        raise ValueError(
+            f"{metric}: held_out is empty; a challenge playlist needs at least one held-out track"
+        )
     return relevant
 
 
@@ -50,7 +52,9 @@ def _artists_of(
     if isinstance(artists, Mapping):
         return [artists.get(t) for t in tracks]
     if isinstance(artists, str | bytes):
-        raise TypeError(f"{what} must be a sequence aligned with the tracks or a mapping, got a string")
+        raise TypeError(
+            f"{what} must be a sequence aligned with the tracks or a mapping, got a string"
+        )
     if len(artists) < len(tracks):
         raise ValueError(
             f"{what} must give one artist per track: expected {len(tracks)} entries, got {len(artists)}"
@@ -82,7 +86,9 @@ def r_precision(
     track_hits = len(relevant.intersection(top))
     artist_hits = 0
     if held_out_artists is not None and recommended_artists is not None:
-        wanted = {a for a in _artists_of(held_out, held_out_artists, "held_out_artists") if a is not None}
+        wanted = {
+            a for a in _artists_of(held_out, held_out_artists, "held_out_artists") if a is not None
+        }
         top_artists = _artists_of(top, recommended_artists, "recommended_artists")
         # only the top-|G| recommendations that are not themselves held-out tracks earn artist credit
         credited = {
@@ -97,7 +103,10 @@ def _dcg(ranks: Iterable[int]) -> float:
 
 
 def ndcg(
-    recommended: Sequence[Hashable], held_out: Sequence[Hashable], *, max_rank: int = N_RECOMMENDATIONS
+    recommended: Sequence[Hashable],
+    held_out: Sequence[Hashable],
+    *,
+    max_rank: int = N_RECOMMENDATIONS,
 ) -> float:
     """NDCG in [0, 1] over the first ``max_rank`` recommendations, binary relevance.
 
@@ -118,7 +127,10 @@ def ndcg(
 
 
 def clicks(
-    recommended: Sequence[Hashable], held_out: Sequence[Hashable], *, max_rank: int = N_RECOMMENDATIONS
+    recommended: Sequence[Hashable],
+    held_out: Sequence[Hashable],
+    *,
+    max_rank: int = N_RECOMMENDATIONS,
 ) -> int:
     """Refreshes of 10 tracks before the first relevant one: floor((rank − 1) / 10), 51 if none."""
     relevant = _held_out_set(held_out, "clicks")
@@ -169,7 +181,9 @@ def aggregate(
     for category, scores in scored:
         missing = [m for m in METRICS if m not in scores]
         if missing:
-            raise ValueError(f"aggregate: scores of a playlist lack {missing}; got keys {sorted(scores)}")
+            raise ValueError(
+                f"aggregate: scores of a playlist lack {missing}; got keys {sorted(scores)}"
+            )
         bucket = totals.setdefault(category, dict.fromkeys(METRICS, 0.0))
         counts[category] = counts.get(category, 0) + 1
         for m in METRICS:
