@@ -7,8 +7,10 @@ clients at servers on 127.0.0.1.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +21,17 @@ def set_home(path: str | os.PathLike[str] | None) -> None:
     """Force the home folder for this process (the CLI's ``--home``)."""
     global _home_override
     _home_override = Path(path).expanduser() if path is not None else None
+
+
+@contextlib.contextmanager
+def temporary_home(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Point this process's home at ``path`` for the duration, then restore the previous one."""
+    previous = _home_override
+    set_home(path)
+    try:
+        yield Path(path)
+    finally:
+        set_home(previous)
 
 
 def default_home() -> Path:

@@ -9,11 +9,10 @@ per model, score each submission file against ``truth.json``, and write ``result
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,17 +34,6 @@ def _need(path: Path, what: str) -> Path:
             f"{path}: no {what}; expected a folder made by `segue challenge make`"
         )
     return path
-
-
-@contextlib.contextmanager
-def _temporary_home(path: Path) -> Iterator[None]:
-    """Point segue's home at ``path`` for the duration, then restore the previous setting."""
-    previous = config._home_override
-    config.set_home(path)
-    try:
-        yield
-    finally:
-        config.set_home(previous)
 
 
 def write_seed_slice(challenge_set: Path, out_path: Path) -> int:
@@ -111,7 +99,7 @@ def evaluate(
         tmp = Path(tmp_name)
         seeds_file = tmp / "seeds" / "mpd.slice.challenge-seeds.json"
         n_seed_playlists = write_seed_slice(challenge_set, seeds_file)
-        with _temporary_home(tmp / "home"):
+        with config.temporary_home(tmp / "home"):
             started = time.perf_counter()
             with Catalog.open(config.catalog_path()) as catalog:
                 ingest_paths(catalog, [train_dir, seeds_file], progress=progress)
