@@ -5,10 +5,10 @@ track field) and are shaped like the MPD's published statistics:
 
 * **Catalog.** Artists with albums with tracks. Artist popularity is Zipf-Mandelbrot over the
   artist rank (calibrated on the MPD's top artists: the 20th artist has 1/4.6 of the first one's
-  rows); popular artists have more tracks, and inside an artist a few tracks take most plays. The
-  catalog grows with the number of playlists like Heaps' law, ``n_tracks ∝ n_playlists ** 0.6``,
-  calibrated so that the distinct tracks actually drawn at 1,000,000 playlists are about the
-  MPD's 2,262,292 (about 35,000 at 1,000 playlists, like one real slice).
+  rows); popular artists have more tracks, and inside an artist a few tracks take most plays.
+  The catalog grows with the number of playlists (:func:`default_catalog_size`) so that the
+  distinct tracks actually drawn follow a Heaps' law line through the MPD: about 2,262,292 at
+  1,000,000 playlists, 150,000 at 10,000 and 34,000 at 1,000.
 * **Tastes.** Every artist belongs to one genre cluster ("rap", "country", "chill", ...). Each
   playlist has a latent primary cluster, a secondary one and sometimes a few favourite artists;
   its rows are drawn from those, with the rest from overall popularity. Tracks therefore co-occur
@@ -29,6 +29,7 @@ catalog arrays (about 100 MB at full MPD scale) plus one slice.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import os
 import time
@@ -41,12 +42,16 @@ import numpy as np
 import orjson
 
 __all__ = [
+    "CLUSTERS",
     "MPD_ROWS_PER_PLAYLIST",
     "SLICE_SIZE",
     "SynthCatalog",
     "SynthResult",
+    "base62_ids",
     "default_catalog_size",
     "generate",
+    "iter_slices",
+    "length_pmf",
     "make_playlists",
     "slice_name",
     "synthesize",
@@ -57,17 +62,23 @@ MIN_LENGTH = 5
 MAX_LENGTH = 250
 MPD_PLAYLISTS = 1_000_000
 MPD_ROWS_PER_PLAYLIST = 66.346428
-# Catalog size at 1M playlists. With the artist model below, the expected number of distinct
-# tracks among 66.3M rows drawn from 2.31M is 2.26M, the MPD's count (computed once from the
-# closed form sum(1 - exp(-rows * p_i)) over track probabilities p_i).
-CATALOG_TRACKS_AT_1M = 2_310_000
-HEAPS_EXPONENT = 0.6
+# Catalog size: 91,500 + 2,223,200 * (n_playlists / 1M) ** 0.595 tracks. Fitted to catalog
+# sizes found by bisection at 10k, 100k, 300k and 1M playlists such that the expected number of
+# distinct tracks drawn, sum(1 - exp(-rows * p_i)) over track probabilities p_i, follows
+# 2,262,292 * (n_playlists / 1M) ** 0.59: the MPD's count at 1M and about 38k at 1,000
+# playlists, as measured on a 66k-row sample of real MPD playlists.
+CATALOG_TRACKS_AT_1M = 2_314_700
+_CATALOG_BASE = 91_500
+_CATALOG_EXPONENT = 0.595
 MIN_CATALOG_TRACKS = 20
+HOT_TRACKS = 200_000
+REPEAT_SHARE = 0.01  # rows repeating an earlier track of the same playlist
 
 # Artist model (see SynthCatalog.build).
 _ARTIST_ZIPF = 1.0
 _ARTIST_OFFSET = 19 / (4.57 ** (1 / _ARTIST_ZIPF) - 1)  # 20th artist = 1/4.57 of the first
 _TOP_ARTIST_TRACKS_AT_1M = 500.0
+_TOP_SIZE_EXP = 0.4
 _TRACKS_PER_POPULARITY = 0.45  # artist size grows as popularity ** 0.45
 _WITHIN_ARTIST_ZIPF = 0.7
 _NEW_ALBUM_PROB = 0.22  # about 3 tracks per album, as in the MPD (2.26M tracks, 735k albums)
@@ -101,7 +112,8 @@ class Cluster:
 
     ``titles`` are ordered by frequency (drawn with Zipf weights); ``artist_forms`` are
     ``str.format`` templates over ``{f}`` first name, ``{l}`` last name, ``{x}`` a stage word,
-    ``{a}`` an adjective and ``{n}`` a noun.
+    ``{a}`` an adjective, ``{n}``/``{m}`` nouns, ``{p}`` a plural noun and ``{y}`` a second stage
+    word.
     """
 
     name: str
@@ -112,7 +124,7 @@ class Cluster:
 
 
 _PEOPLE = ("{f} {l}", "{f} {l}", "{f} {l}", "{f}", "{x}")
-_BANDS = ("The {a} {n}s", "{a} {n}", "{f} {l}", "The {n}s", "{n} {m}", "{x}")
+_BANDS = ("The {a} {p}", "{a} {n}", "{f} {l}", "The {p}", "{n} {m}", "{x}")
 
 # fmt: off
 CLUSTERS: tuple[Cluster, ...] = (
@@ -153,7 +165,7 @@ CLUSTERS: tuple[Cluster, ...] = (
             _BANDS, ("🌻", "🍂")),
     Cluster("oldies", 4, ("oldies", "Oldies", "70s", "60s", "80s", "motown", "classics",
                           "golden oldies", "80's"),
-            ("{f} {l}", "The {n}s", "{f} {l} & The {n}s", "The {a} {n}s"), ("📻",)),
+            ("{f} {l}", "The {p}", "{f} {l} & The {p}", "The {a} {p}"), ("📻",)),
     Cluster("christmas", 3, ("christmas", "Christmas", "xmas", "holiday", "christmas music",
                              "Christmas 🎄", "CHRISTMAS", "winter"),
             ("{f} {l}", "The {l} Singers", "{f} {l}"), ("🎄", "🎅", "❄️")),
@@ -172,7 +184,7 @@ CLUSTERS: tuple[Cluster, ...] = (
     Cluster("sleep", 2, ("sleep", "sleepy", "Sleep", "ambient", "piano", "rain", "bedtime"),
             ("{a} {n}", "{f} {l}", "{n} Sounds"), ("😴", "🌙", "💤")),
     Cluster("metal", 2, ("metal", "heavy metal", "metalcore", "screamo", "Metal", "hardcore"),
-            ("{a} {n}", "The {a} {n}s", "{n} of {m}", "{x}"), ("🤘", "💀")),
+            ("{a} {n}", "The {a} {p}", "{n} of {m}", "{x}"), ("🤘", "💀")),
     Cluster("emo", 2, ("emo", "pop punk", "punk", "warped tour", "Emo", "emo phase"),
             _BANDS, ("🖤",)),
     Cluster("jazz", 1.5, ("jazz", "classical", "Jazz", "blues", "piano", "dinner", "swing"),
@@ -236,6 +248,11 @@ _NOUN = (
     "Storm", "Wolf", "Tiger", "Rose", "Whiskey", "Truck", "Porch", "Bridge", "Signal", "Motion",
     "Gold", "Smoke", "Window", "Letter", "Season", "Feeling", "Promise", "Secret", "Body",
 )  # fmt: skip
+_PLURAL = (
+    "Wolves", "Tigers", "Kings", "Ghosts", "Stars", "Lions", "Rebels", "Saints", "Strangers",
+    "Horses", "Brothers", "Sisters", "Shadows", "Heartbreakers", "Drifters", "Lovers", "Arrows",
+    "Foxes", "Ravens", "Giants", "Comets", "Pilots", "Kids", "Machines", "Waves", "Rivers",
+)  # fmt: skip
 _VERB = (
     "Hold", "Call", "Take", "Let", "Stay", "Tell", "Show", "Save", "Need", "Want", "Leave",
     "Find", "Kiss", "Love", "Miss", "Wake", "Run", "Drive", "Break", "Feel",
@@ -271,7 +288,8 @@ def _mix64(x: np.ndarray) -> np.ndarray:
 
 
 def _kind_key(seed: int, kind: int) -> np.uint64:
-    return np.uint64(int(_mix64(np.array([seed * 64 + kind], dtype=np.uint64))[0]))
+    word = (seed * 64 + kind) % 2**64
+    return np.uint64(int(_mix64(np.array([word], dtype=np.uint64))[0]))
 
 
 def _hashes(indices: np.ndarray, key: np.uint64) -> np.ndarray:
@@ -293,8 +311,8 @@ def base62_ids(indices: np.ndarray, key: np.uint64) -> list[str]:
         for k in range(10, -1, -1):
             digits[:, half * 11 + k] = (w % np.uint64(62)).astype(np.uint8)
             w //= np.uint64(62)
-    chars = _BASE62[digits]
-    return chars.view("S22").ravel().astype("U22").tolist()
+    text = _BASE62[digits].tobytes().decode("ascii")
+    return [text[i : i + 22] for i in range(0, len(text), 22)]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -323,16 +341,20 @@ def length_pmf() -> np.ndarray:
             lo = mid
         else:
             hi = mid
-    return pmf((lo + hi) / 2)
+    out = pmf((lo + hi) / 2)
+    out.flags.writeable = False  # shared by every caller through the cache
+    return out
 
 
 def default_catalog_size(n_playlists: int) -> int:
-    """Tracks in the catalog for ``n_playlists`` playlists: Heaps' law through the MPD.
+    """Tracks in the catalog for ``n_playlists`` playlists (see ``CATALOG_TRACKS_AT_1M``).
 
-    2.31M at 1M playlists (2.26M of them drawn), about 36k at 1,000 playlists.
+    About 2.31M at 1M playlists (2.26M of them drawn), 128k at 1,000 (about 33k drawn).
     """
-    size = CATALOG_TRACKS_AT_1M * (n_playlists / MPD_PLAYLISTS) ** HEAPS_EXPONENT
-    return max(MIN_CATALOG_TRACKS, round(size))
+    grow = (CATALOG_TRACKS_AT_1M - _CATALOG_BASE) * (
+        n_playlists / MPD_PLAYLISTS
+    ) ** _CATALOG_EXPONENT
+    return max(MIN_CATALOG_TRACKS, round(_CATALOG_BASE + grow))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -364,7 +386,13 @@ class SynthCatalog:
     cluster_artist_start: np.ndarray  # int64 (n_clusters + 1,)
     cluster_mass: np.ndarray  # float64 (n_clusters,), share of all plays
     album_first_track: np.ndarray = field(repr=False)  # int64 (n_albums,)
-    _artist_name_cache: dict[int, str] = field(default_factory=dict, repr=False)
+    # Lazily filled caches (object arrays indexed by artist / track, None until known).
+    _artist_name: np.ndarray | None = field(default=None, repr=False)
+    _artist_id: np.ndarray | None = field(default=None, repr=False)
+    _artist_known: np.ndarray | None = field(default=None, repr=False)
+    _fragment: np.ndarray | None = field(default=None, repr=False)
+    _fragment_known: np.ndarray | None = field(default=None, repr=False)
+    _hot: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def n_tracks(self) -> int:
@@ -395,7 +423,9 @@ class SynthCatalog:
         if n_tracks < MIN_CATALOG_TRACKS:
             raise ValueError(f"n_tracks must be at least {MIN_CATALOG_TRACKS}, got {n_tracks}")
         rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
-        top_size = max(1.0, _TOP_ARTIST_TRACKS_AT_1M * (n_tracks / CATALOG_TRACKS_AT_1M) ** 0.4)
+        top_size = max(
+            1.0, _TOP_ARTIST_TRACKS_AT_1M * (n_tracks / CATALOG_TRACKS_AT_1M) ** _TOP_SIZE_EXP
+        )
         ranks = np.arange(n_tracks, dtype=np.float64)
         rel = ((ranks + _ARTIST_OFFSET) / _ARTIST_OFFSET) ** -_ARTIST_ZIPF
         sizes = rel**_TRACKS_PER_POPULARITY * top_size * rng.lognormal(0.0, 0.5, n_tracks)
@@ -406,9 +436,7 @@ class SynthCatalog:
         sizes[-1] -= int(ends[n_artists - 1]) - n_tracks
         artist_weight = rel[:n_artists] / rel[:n_artists].sum()
 
-        cluster_p = np.array([c.weight for c in CLUSTERS], dtype=np.float64)
-        cluster_p /= cluster_p.sum()
-        cluster_of = rng.choice(len(CLUSTERS), size=n_artists, p=cluster_p).astype(np.int16)
+        cluster_of = _assign_clusters(artist_weight, rng)
         # Artists sorted by cluster; inside a cluster by popularity rank (a stable sort).
         order = np.argsort(cluster_of, kind="stable")
         sizes = sizes[order]
@@ -469,6 +497,30 @@ class SynthCatalog:
         return _sample_range(self.artist_cum, lo, hi, u)
 
     # names ------------------------------------------------------------------------------------
+    def cached_fragments(self, tracks: np.ndarray) -> list[bytes]:
+        """:meth:`track_fragments`, remembering those of the ``HOT_TRACKS`` most popular tracks.
+
+        Popular tracks recur in every slice; caching only them keeps memory bounded (about
+        70 MB) while saving about half of the string work at full MPD scale.
+        """
+        tracks = np.asarray(tracks, dtype=np.int64)
+        if self._fragment is None or self._hot is None or self._fragment_known is None:
+            self._fragment = np.full(self.n_tracks, None, dtype=object)
+            self._fragment_known = np.zeros(self.n_tracks, dtype=bool)
+            self._hot = np.zeros(self.n_tracks, dtype=bool)
+            k = min(HOT_TRACKS, self.n_tracks)
+            self._hot[np.argsort(-self.track_probability, kind="stable")[:k]] = True
+        out = self._fragment[tracks]
+        missing = np.flatnonzero(~self._fragment_known[tracks])
+        if len(missing):
+            idx = tracks[missing]
+            out[missing] = _objects(self.track_fragments(idx))
+            hot = self._hot[idx]
+            self._fragment[idx[hot]] = out[missing[hot]]
+            self._fragment_known[idx[hot]] = True
+        fragments: list[bytes] = out.tolist()
+        return fragments
+
     def track_fragments(self, tracks: np.ndarray) -> list[bytes]:
         """Per track index, its MPD track object as JSON without the opening ``{"pos":N,``.
 
@@ -482,39 +534,47 @@ class SynthCatalog:
         artists = self.track_artist[tracks]
         albums = self.track_album[tracks]
         uniq_alb, alb_inv = np.unique(albums, return_inverse=True)
-        track_ids = _objects(base62_ids(tracks, _kind_key(self.seed, 1)))
-        artist_ids = _objects(base62_ids(artists, _kind_key(self.seed, 2)))
-        album_ids = _objects(base62_ids(uniq_alb, _kind_key(self.seed, 3)))[alb_inv]
-        album_names = self.album_names(uniq_alb)[alb_inv]
-        durations = _objects(self.track_duration[tracks].astype(str).tolist())
-        text = (
-            '"artist_name":"' + self.artist_names(artists)
-            + '","track_uri":"spotify:track:' + track_ids
-            + '","artist_uri":"spotify:artist:' + artist_ids
-            + '","track_name":"' + self.track_names(tracks)
-            + '","album_uri":"spotify:album:' + album_ids
-            + '","duration_ms":' + durations
-            + ',"album_name":"' + album_names + '"}'
+        track_ids = base62_ids(tracks, _kind_key(self.seed, 1))
+        artist_names, artist_ids = self._artist_strings(artists)
+        album_ids = _objects(base62_ids(uniq_alb, _kind_key(self.seed, 3)))[alb_inv].tolist()
+        album_names = self.album_names(uniq_alb)[alb_inv].tolist()
+        columns = zip(
+            artist_names.tolist(), track_ids, artist_ids.tolist(),
+            self.track_names(tracks).tolist(), album_ids, self.track_duration[tracks].tolist(),
+            album_names, strict=True,
         )  # fmt: skip
-        return [t.encode() for t in text.tolist()]
+        return [(_TRACK_TEMPLATE % row).encode() for row in columns]
 
     def artist_names(self, artists: np.ndarray) -> np.ndarray:
-        """Names of artist indices (object array of str); deterministic for the seed.
+        """Names of artist indices (object array of str); deterministic for the seed."""
+        return self._artist_strings(artists)[0]
 
-        Names are cached: there are at most ``n_artists`` of them and the popular ones recur
+    def _artist_strings(self, artists: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(names, ids) of artist indices as object arrays of str.
+
+        Cached per artist: there are at most ``n_artists`` of them and the popular ones recur
         in every slice.
         """
         artists = np.asarray(artists, dtype=np.int64)
-        uniq, inverse = np.unique(artists, return_inverse=True)
-        cache = self._artist_name_cache
-        missing = [a for a in uniq.tolist() if a not in cache]
-        if missing:
-            idx = np.array(missing, dtype=np.int64)
-            hashes = _hashes(idx, _kind_key(self.seed, 4)).tolist()
-            clusters = self.artist_cluster[idx].tolist()
-            for a, h, c in zip(missing, hashes, clusters, strict=True):
-                cache[a] = _artist_name(h, CLUSTERS[c].artist_forms)
-        return _objects([cache[a] for a in uniq.tolist()])[inverse]
+        if self._artist_name is None or self._artist_id is None or self._artist_known is None:
+            self._artist_name = np.full(self.n_artists, None, dtype=object)
+            self._artist_id = np.full(self.n_artists, None, dtype=object)
+            self._artist_known = np.zeros(self.n_artists, dtype=bool)
+        names = self._artist_name[artists]
+        new = np.unique(artists[~self._artist_known[artists]])
+        if len(new):
+            hashes = _hashes(new, _kind_key(self.seed, 4)).tolist()
+            clusters = self.artist_cluster[new].tolist()
+            self._artist_name[new] = _objects(
+                [
+                    _artist_name(h, CLUSTERS[c].artist_forms)
+                    for h, c in zip(hashes, clusters, strict=True)
+                ]
+            )
+            self._artist_id[new] = _objects(base62_ids(new, _kind_key(self.seed, 2)))
+            self._artist_known[new] = True
+            names = self._artist_name[artists]
+        return names, self._artist_id[artists]
 
     def track_names(self, tracks: np.ndarray) -> np.ndarray:
         """Titles of track indices (object array of str); deterministic for the seed.
@@ -550,8 +610,37 @@ class SynthCatalog:
         return names
 
 
-def _objects(items: Sequence[str]) -> np.ndarray:
-    """A 1-D object array of Python str (elementwise ``+`` then concatenates in C)."""
+_TRACK_TEMPLATE = (
+    '"artist_name":"%s","track_uri":"spotify:track:%s","artist_uri":"spotify:artist:%s",'
+    '"track_name":"%s","album_uri":"spotify:album:%s","duration_ms":%d,"album_name":"%s"}'
+)
+
+
+def _assign_clusters(artist_weight: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Cluster of each artist (int16), so that each cluster's share of plays is its weight.
+
+    The few hundred head artists carry much of the mass, so they are placed one by one (in
+    rank order) into a cluster drawn in proportion to how far it is below its target share;
+    the long tail is drawn at random by weight, where the law of large numbers does the rest.
+    """
+    target = np.array([c.weight for c in CLUSTERS], dtype=np.float64)
+    target /= target.sum()
+    n_artists = len(artist_weight)
+    out = rng.choice(len(target), size=n_artists, p=target).astype(np.int16)
+    head = min(n_artists, 2_000)
+    mass = np.zeros(len(target))
+    draws = rng.random(head)
+    for j in range(head):
+        deficit = np.maximum(target * (mass.sum() + artist_weight[j]) - mass, 0.0)
+        p = deficit if deficit.sum() > 0 else target
+        c = min(int(np.searchsorted(np.cumsum(p) / p.sum(), draws[j], side="right")), len(p) - 1)
+        out[j] = c
+        mass[c] += artist_weight[j]
+    return out
+
+
+def _objects(items: Sequence[Any]) -> np.ndarray:
+    """A 1-D object array of ``items`` (for str, elementwise ``+`` concatenates in C)."""
     out = np.empty(len(items), dtype=object)
     out[:] = items
     return out
@@ -561,7 +650,11 @@ def _sample_range(cum: np.ndarray, lo: np.ndarray, hi: np.ndarray, u: np.ndarray
     """Indices in ``lo[i]:hi[i]`` drawn by the probabilities whose cumulative sum is ``cum``."""
     base = np.where(lo > 0, cum[np.maximum(lo - 1, 0)], 0.0)
     top = cum[hi - 1]
-    out = np.searchsorted(cum, base + u * (top - base), side="right")
+    target = base + u * (top - base)
+    # Searching sorted keys walks the table in order (cache-friendly on millions of tracks).
+    order = np.argsort(target)
+    out = np.empty(len(target), dtype=np.int64)
+    out[order] = np.searchsorted(cum, target[order], side="right")
     return np.clip(out, lo, hi - 1)
 
 
@@ -578,6 +671,7 @@ def _artist_name(h: int, forms: Sequence[str]) -> str:
         a=_pick(h >> 32, _ADJ),
         n=_pick(h >> 40, _NOUN),
         m=_pick(h >> 48, _NOUN),
+        p=_pick(h >> 44, _PLURAL),
         y=_pick(h >> 52, _STAGE),
     )
 
@@ -618,8 +712,9 @@ def _json_safe(text: str) -> bool:
 
 
 _VOCABULARY = (
-    _FIRST, _LAST, _STAGE, _ADJ, _NOUN, _VERB, _OBJ, ("Greatest Hits", " (Deluxe)", " (feat. "),
-    tuple(_SUFFIXES.tolist()), *(c.artist_forms for c in CLUSTERS),
+    _FIRST, _LAST, _STAGE, _ADJ, _NOUN, _PLURAL, _VERB, _OBJ,
+    ("Greatest Hits", " (Deluxe)", " (feat. "), tuple(_SUFFIXES.tolist()),
+    *(c.artist_forms for c in CLUSTERS),
 )  # fmt: skip
 if not all(_json_safe(word) for words in _VOCABULARY for word in words):
     raise RuntimeError("segue.synth vocabulary holds a character that JSON must escape")
@@ -687,13 +782,11 @@ def _draw_slice(catalog: SynthCatalog, first_pid: int, n: int) -> _SliceArrays:
     )
     tracks = catalog.sample_tracks(lo, hi, rng.random(n_rows))
 
-    # A track rarely repeats in a playlist: redraw repeats from the primary cluster, then from
-    # everything; what still repeats after that stays (the MPD has a few repeats too).
+    # Draws that repeat a track of the playlist are redrawn from the primary cluster, then from
+    # everything; what still repeats after that stays.
     key = row_pl.astype(np.int64) * catalog.n_tracks + tracks
     for attempt in range(4):
-        _, first = np.unique(key, return_index=True)
-        dup = np.ones(n_rows, dtype=bool)
-        dup[first] = False
+        dup = _repeats(key)
         if not dup.any():
             break
         rows = np.flatnonzero(dup)
@@ -704,12 +797,18 @@ def _draw_slice(catalog: SynthCatalog, first_pid: int, n: int) -> _SliceArrays:
             d_lo, d_hi = np.zeros_like(pl), np.full_like(pl, catalog.n_tracks)
         tracks[rows] = catalog.sample_tracks(d_lo, d_hi, rng.random(len(rows)))
         key[rows] = pl * catalog.n_tracks + tracks[rows]
+    # ... and then, as in the MPD (about 1% of its rows), a few tracks are added twice.
+    starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    pos = np.arange(n_rows) - starts
+    again = np.flatnonzero((rng.random(n_rows) < REPEAT_SHARE) & (pos > 0))
+    earlier = starts[again] + (rng.random(len(again)) * pos[again]).astype(np.int64)
+    tracks[again] = tracks[earlier]
 
     names, descriptions = _titles(rng, cluster)
     collaborative = rng.random(n) < 0.023
     recent = rng.random(n) < 0.35
     days = np.where(recent, rng.exponential(12.0, n), rng.exponential(520.0, n)).astype(np.int64)
-    days = np.minimum(days, (_MPD_END - _MPD_START) // _DAY)
+    days %= (_MPD_END - _MPD_START) // _DAY + 1
     modified_at = _MPD_END - _DAY * days
     followers = _followers(rng, n)
     extra = rng.geometric(1.0 / (1.0 + 14.0 * np.sqrt(lengths / MPD_ROWS_PER_PLAYLIST)))
@@ -721,6 +820,15 @@ def _draw_slice(catalog: SynthCatalog, first_pid: int, n: int) -> _SliceArrays:
     )  # fmt: skip
 
 
+def _repeats(key: np.ndarray) -> np.ndarray:
+    """True for every element equal to an earlier one (bool, same shape as ``key``)."""
+    order = np.argsort(key, kind="stable")
+    ordered = key[order]
+    out = np.zeros(len(key), dtype=bool)
+    out[order[1:]] = ordered[1:] == ordered[:-1]
+    return out
+
+
 def _followers(rng: np.random.Generator, n: int) -> np.ndarray:
     """num_followers: the MPD's histogram for 1..20, a Pareto tail (alpha 1.2) above."""
     tail = 1.0 - _FOLLOWER_COUNTS.sum() / MPD_PLAYLISTS
@@ -728,6 +836,16 @@ def _followers(rng: np.random.Generator, n: int) -> np.ndarray:
     k = rng.choice(len(p), size=n, p=p / p.sum()) + 1
     big = 21.0 * rng.random(n) ** (-1.0 / 1.2)
     return np.where(k == 21, np.minimum(big, 75_000.0).astype(np.int64), k).astype(np.int64)
+
+
+# Zipf weights over each cluster's titles: its first title is the most common.
+def _zipf_cdf(k: int) -> list[float]:
+    """Inner bin edges of Zipf(1) over ``k`` items, for ``bisect`` (length ``k - 1``)."""
+    w = 1.0 / np.arange(1, k + 1)
+    return (np.cumsum(w) / w.sum())[:-1].tolist()
+
+
+_TITLE_CUM = [_zipf_cdf(len(c.titles)) for c in CLUSTERS]
 
 
 def _titles(rng: np.random.Generator, cluster: np.ndarray) -> tuple[list[str], list[str | None]]:
@@ -741,9 +859,7 @@ def _titles(rng: np.random.Generator, cluster: np.ndarray) -> tuple[list[str], l
         spec = CLUSTERS[c]
         k, r = float(kind[i]), picks[i]
         if k < 0.70:
-            # Zipf over the cluster's titles: its first title is the most common.
-            w = 1.0 / np.arange(1, len(spec.titles) + 1)
-            title = spec.titles[int(np.searchsorted(np.cumsum(w) / w.sum(), r[0]))]
+            title = spec.titles[bisect.bisect_right(_TITLE_CUM[c], r[0])]
             if r[1] < 0.12:
                 title = _TITLE_PREFIX[int(r[2] * len(_TITLE_PREFIX))] + title
         elif k < 0.80:
@@ -783,8 +899,8 @@ def _slice_document(catalog: SynthCatalog, arrays: _SliceArrays, first: int) -> 
     """
     n = len(arrays.lengths)
     uniq, inverse = np.unique(arrays.tracks, return_inverse=True)
-    fragments = catalog.track_fragments(uniq)
-    row_fragments = [fragments[i] for i in inverse.tolist()]
+    fragments = catalog.cached_fragments(uniq)
+    row_fragments = list(map(fragments.__getitem__, inverse.tolist()))
     durations = catalog.track_duration[arrays.tracks].astype(np.int64)
     offsets = np.concatenate([[0], np.cumsum(arrays.lengths)])
     row_pl = np.repeat(np.arange(n), arrays.lengths)
@@ -802,7 +918,7 @@ def _slice_document(catalog: SynthCatalog, arrays: _SliceArrays, first: int) -> 
     )  # fmt: skip
     for pid, name, desc, collab, modified, length, albums, follow, edits, dur, artists, at in cols:
         rows = row_fragments[at : at + length]
-        tracks = b"[" + b",".join(list(map(bytes.__add__, _POS[:length], rows))) + b"]"
+        tracks = b"[" + b",".join(map(bytes.__add__, _POS[:length], rows)) + b"]"
         playlist: dict[str, Any] = {
             "name": name,
             "collaborative": "true" if collab else "false",
@@ -824,9 +940,12 @@ def _slice_document(catalog: SynthCatalog, arrays: _SliceArrays, first: int) -> 
 
 
 def _distinct_per_playlist(row_pl: np.ndarray, values: np.ndarray) -> np.ndarray:
-    key = row_pl.astype(np.int64) * (int(values.max()) + 1) + values
-    uniq = np.unique(key)
-    return np.bincount(uniq // (int(values.max()) + 1), minlength=int(row_pl[-1]) + 1)
+    """Distinct ``values`` per playlist (int64, (n_playlists,)); ``row_pl`` is sorted."""
+    base = int(values.max()) + 1
+    key = np.sort(row_pl.astype(np.int64) * base + values)
+    first = np.ones(len(key), dtype=bool)
+    first[1:] = key[1:] != key[:-1]
+    return np.bincount(key[first] // base, minlength=int(row_pl[-1]) + 1)
 
 
 # ----------------------------------------------------------------------------------------------

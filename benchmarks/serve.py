@@ -1,0 +1,264 @@
+"""Load benchmark of the HTTP API: requests/s, p50, p99 and errors at 1, 8 and 64 clients.
+
+Starts ``segue serve`` (uvicorn) on 127.0.0.1 in a subprocess on the demo catalog (built on
+first use) or on a built home given with ``--home``, then runs a bounded load (a fixed number
+of requests per step, and a time cap) with httpx's AsyncClient:
+
+* ``GET /health`` - the reference: the cost of the server and client alone;
+* ``POST /recommend`` - a 10-track playlist of the catalog (a different one per request,
+  cycling), ``n`` = 10, the default model unless ``--model`` says otherwise.
+
+The load generator runs on the same machine as the server, so on a small machine both share
+the cores: the figures are a floor. ``--profile`` also profiles the recommend path in-process
+(no HTTP) and prints where the time goes.
+
+    python benchmarks/serve.py                      # demo catalog, default model
+    python benchmarks/serve.py --home ~/segue --model itemknn --requests 300
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+
+@dataclass
+class Step:
+    endpoint: str
+    clients: int
+    requests: int
+    errors: int
+    seconds: float
+    latencies_ms: list[float]
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds if self.seconds > 0 else 0.0
+
+    def quantile(self, q: float) -> float:
+        return float(np.quantile(self.latencies_ms, q)) if self.latencies_ms else float("nan")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def prepare_home(home: Path | None) -> Path:
+    """The home to serve: ``home`` as given, else the demo home (built when missing)."""
+    if home is not None:
+        if not (home / "artifacts" / "snapshot" / "manifest.json").exists():
+            sys.exit(f"error: no built snapshot under {home}: run `segue --home {home} fit` first")
+        return home
+    from segue.demo_setup import ensure_demo_ready
+
+    return ensure_demo_ready(log=lambda m: print(m, file=sys.stderr))
+
+
+def playlists(home: Path, count: int, length: int, seed: int) -> list[list[str]]:
+    """``count`` seed lists of ``length`` track URIs, each from one catalog playlist."""
+    from segue.snapshot import Snapshot
+
+    snap = Snapshot.load(home / "artifacts" / "snapshot")
+    rng = np.random.default_rng(seed)
+    m = snap.interactions
+    sizes = np.diff(m.indptr)
+    rows = np.flatnonzero(sizes >= length)
+    if rows.size == 0:
+        sys.exit(f"error: no playlist with {length} tracks in this catalog")
+    chosen = rng.choice(rows, size=min(count, rows.size), replace=False)
+    ids = snap.tracks["track_id"].to_numpy()
+    out = []
+    for p in chosen:
+        cols = m.indices[m.indptr[p] : m.indptr[p + 1]]
+        out.append([f"spotify:track:{ids[c]}" for c in cols[:length]])
+    return out
+
+
+def start_server(home: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "SEGUE_HOME": str(home)}
+    cmd = [sys.executable, "-m", "segue", "--home", str(home), "serve", "--port", str(port)]
+    if workers > 1:
+        cmd += ["--workers", str(workers)]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def wait_ready(base: str, proc: subprocess.Popen[bytes], timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+            sys.exit(f"error: the server exited with {proc.returncode}:\n{err}")
+        try:
+            r = httpx.get(f"{base}/health", timeout=2)
+            if r.status_code == 200 and r.json().get("status") == "ok":
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    sys.exit("error: the server did not become ready")
+
+
+async def run_step(
+    base: str, endpoint: str, clients: int, total: int, cap: float, bodies: list[dict[str, object]]
+) -> Step:
+    """``total`` requests from ``clients`` concurrent workers, stopping early after ``cap`` s."""
+    latencies: list[float] = []
+    errors = 0
+    issued = 0
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
+        start = time.perf_counter()
+        deadline = start + cap
+
+        async def worker() -> None:
+            nonlocal issued, errors
+            while issued < total and time.perf_counter() < deadline:
+                k = issued
+                issued += 1
+                t0 = time.perf_counter()
+                try:
+                    if endpoint == "/health":
+                        r = await client.get("/health")
+                    else:
+                        r = await client.post(endpoint, json=bodies[k % len(bodies)])
+                    ok = r.status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                latencies.append((time.perf_counter() - t0) * 1000.0)
+                if not ok:
+                    errors += 1
+
+        await asyncio.gather(*(worker() for _ in range(clients)))
+        seconds = time.perf_counter() - start
+    return Step(endpoint, clients, len(latencies), errors, seconds, latencies)
+
+
+def profile(home: Path, bodies: list[dict[str, object]], model: str, repeat: int) -> None:
+    """Profile ``Service.recommend`` in-process and print the top functions by own+callee time."""
+    import cProfile
+    import pstats
+
+    from segue.service import Service
+
+    service = Service(home, grow=False)
+    first = bodies[0]
+    service.recommend(first["seeds"], n=10, model=model)  # type: ignore[arg-type]
+    times = []
+    prof = cProfile.Profile()
+    for k in range(repeat):
+        body = bodies[k % len(bodies)]
+        t0 = time.perf_counter()
+        prof.enable()
+        service.recommend(body["seeds"], n=10, model=model)  # type: ignore[arg-type]
+        prof.disable()
+        times.append((time.perf_counter() - t0) * 1000)
+    t_noexp = []
+    for k in range(repeat):
+        body = bodies[k % len(bodies)]
+        t0 = time.perf_counter()
+        service.recommend(body["seeds"], n=10, model=model, explain=False)  # type: ignore[arg-type]
+        t_noexp.append((time.perf_counter() - t0) * 1000)
+    print(
+        f"\nin-process Service.recommend ({model}, 10 seeds, n=10): median {statistics.median(times):.2f} ms "
+        f"(profiled), without explanations {statistics.median(t_noexp):.2f} ms"
+    )
+    stats = pstats.Stats(prof)
+    stats.sort_stats("cumulative").print_stats(25)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--home", type=Path, help="A built segue home (default: the demo catalog).")
+    parser.add_argument(
+        "--model", default=None, help="Model to ask for (default: the service's default)."
+    )
+    parser.add_argument(
+        "--requests", type=int, default=400, help="Requests per step (default 400)."
+    )
+    parser.add_argument(
+        "--cap", type=float, default=20.0, help="Seconds at most per step (default 20)."
+    )
+    parser.add_argument("--clients", default="1,8,64", help="Concurrency levels (default 1,8,64).")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="uvicorn worker processes (default 1)."
+    )
+    parser.add_argument("--no-explain", action="store_true", help="Ask for no explanations.")
+    parser.add_argument(
+        "--profile", action="store_true", help="Also profile the recommend path in-process."
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    from segue.models.registry import DEFAULT_MODEL
+
+    model = args.model or DEFAULT_MODEL
+    home = prepare_home(args.home)
+    bodies: list[dict[str, object]] = [
+        {"seeds": seeds, "n": 10, "model": model, "explain": not args.no_explain}
+        for seeds in playlists(home, 200, 10, args.seed)
+    ]
+    levels = [int(x) for x in args.clients.split(",") if x.strip()]
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = start_server(home, port, args.workers)
+    steps: list[Step] = []
+    try:
+        wait_ready(base, proc)
+        check = httpx.post(f"{base}/recommend", json=bodies[0], timeout=60)
+        if check.status_code != 200:
+            sys.exit(f"error: POST /recommend answered {check.status_code}: {check.text}")
+        for clients in levels:
+            for endpoint in ("/health", "/recommend"):
+                asyncio.run(
+                    run_step(base, endpoint, clients, min(50, args.requests), 5.0, bodies)
+                )  # warm-up
+                step = asyncio.run(
+                    run_step(base, endpoint, clients, args.requests, args.cap, bodies)
+                )
+                steps.append(step)
+                print(
+                    f"  {endpoint:<11} clients {clients:>3}: {step.requests} requests in {step.seconds:.1f} s",
+                    file=sys.stderr,
+                )
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    print(
+        f"\nsegue serve on {home.name or home} ({args.workers} worker(s)), model {model}, "
+        f"10-track playlists, n=10, explain={not args.no_explain}, {os.cpu_count()} cores shared with the client"
+    )
+    header = f"{'endpoint':<16}{'clients':>8}{'requests':>10}{'errors':>8}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}"
+    print(header)
+    print("-" * len(header))
+    for s in steps:
+        name = "GET /health" if s.endpoint == "/health" else "POST /recommend"
+        print(
+            f"{name:<16}{s.clients:>8}{s.requests:>10}{s.errors:>8}{s.rate:>10.1f}"
+            f"{s.quantile(0.5):>10.1f}{s.quantile(0.99):>10.1f}"
+        )
+    if args.profile:
+        profile(home, bodies, model, 50)
+
+
+if __name__ == "__main__":
+    main()
