@@ -77,20 +77,24 @@ class MpdWrites(CatalogBase):
                 f"playlist pid {pid}",
                 f"pid {pid} was already ingested from {other or 'another source'} with different content",
             )
-        con.execute(
-            """
-            CREATE OR REPLACE TEMP TABLE new_pl AS
-            SELECT s.* FROM stage_pl s WHERE NOT EXISTS (SELECT 1 FROM playlists p WHERE p.pid = s.pid)
-            """
-        )
+        if duplicates_possible := bool(
+            self.scalar("SELECT count(*) FROM stage_pl s SEMI JOIN playlists p ON p.pid = s.pid")
+        ):
+            con.execute(
+                """
+                CREATE OR REPLACE TEMP TABLE new_pl AS
+                SELECT s.* FROM stage_pl s ANTI JOIN playlists p ON p.pid = s.pid
+                """
+            )
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE new_rows AS SELECT r.* FROM stage_rows r SEMI JOIN new_pl USING (pid)"
+            )
+        else:
+            # The usual case: no playlist of this file is in the catalog yet; no copies needed.
+            con.execute("CREATE OR REPLACE TEMP VIEW new_pl AS SELECT * FROM stage_pl")
+            con.execute("CREATE OR REPLACE TEMP VIEW new_rows AS SELECT * FROM stage_rows")
         n_new_pl = self.scalar("SELECT count(*) FROM new_pl")
         duplicates = cols.n_playlists - n_new_pl
-        con.execute(
-            """
-            CREATE OR REPLACE TEMP TABLE new_rows AS
-            SELECT r.* FROM stage_rows r SEMI JOIN new_pl USING (pid)
-            """
-        )
         self._upsert_artists()
         new_tracks = self._insert_tracks()
         file_id = self.scalar("SELECT coalesce(max(file_id), 0) + 1 FROM ingested_files")
@@ -109,8 +113,9 @@ class MpdWrites(CatalogBase):
             "INSERT INTO ingested_files (file_id, path, content_hash, playlists, rows, salvaged) VALUES (?, ?, ?, ?, ?, ?)",
             [file_id, cols.path, cols.content_hash, n_new_pl, n_rows, cols.salvaged],
         )
-        con.execute("DROP TABLE new_pl")
-        con.execute("DROP TABLE new_rows")
+        kind = "TABLE" if duplicates_possible else "VIEW"
+        con.execute(f"DROP {kind} new_pl")
+        con.execute(f"DROP {kind} new_rows")
         return SliceResult(
             cols.path, "added", n_new_pl, n_rows, duplicates, new_tracks, cols.salvaged
         )
@@ -125,9 +130,12 @@ class MpdWrites(CatalogBase):
             FROM new_rows GROUP BY artist_id, norm
             """
         )
+        # Each fix-up below runs only when the catalog has rows it could apply to, so a file
+        # costs O(its own rows) rather than a scan of every artist.
         # A name-only artist learns its id when a file names it with one.
-        con.execute(
-            """
+        if self.scalar("SELECT count(*) FROM artists WHERE artist_id IS NULL"):
+            con.execute(
+                """
             UPDATE artists SET artist_id = s.artist_id
             FROM (
                 SELECT norm, min(artist_id) AS artist_id FROM sa
@@ -137,16 +145,17 @@ class MpdWrites(CatalogBase):
             ) s
             WHERE artists.artist_id IS NULL AND artists.norm_name = s.norm
             """
-        )
+            )
         # An artist stored by id only (a feature table without names) learns its name.
-        con.execute(
-            """
+        if self.scalar("SELECT count(*) FROM artists WHERE norm_name = ''"):
+            con.execute(
+                """
             UPDATE artists SET name = s.name, norm_name = s.norm
             FROM (SELECT artist_id, any_value(name) AS name, any_value(norm) AS norm FROM sa
                   WHERE artist_id IS NOT NULL AND norm <> '' GROUP BY artist_id) s
             WHERE artists.artist_id = s.artist_id AND artists.norm_name = ''
             """
-        )
+            )
         con.execute(
             """
             INSERT INTO artists (artist_key, artist_id, name, norm_name, source, updated_at)
@@ -156,14 +165,15 @@ class MpdWrites(CatalogBase):
             WHERE NOT EXISTS (SELECT 1 FROM artists a WHERE a.artist_id = s.artist_id)
             """
         )
-        con.execute(
-            """
+        if self.scalar("SELECT count(*) FROM sa WHERE artist_id IS NULL"):
+            con.execute(
+                """
             INSERT INTO artists (artist_key, artist_id, name, norm_name, source, updated_at)
             SELECT nextval('artist_key_seq'), NULL, name, norm, 'mpd', current_timestamp
             FROM (SELECT norm, any_value(name) AS name FROM sa WHERE artist_id IS NULL GROUP BY norm) s
             WHERE NOT EXISTS (SELECT 1 FROM artists a WHERE a.norm_name = s.norm)
             """
-        )
+            )
         con.execute(
             """
             CREATE OR REPLACE TEMP TABLE amap AS
@@ -186,18 +196,18 @@ class MpdWrites(CatalogBase):
         before = self.scalar("SELECT count(*) FROM tracks")
         con.execute(
             """
-            INSERT INTO tracks (track_id, name, artist_key, album_id, album_name, duration_ms, source)
+            INSERT OR IGNORE INTO tracks (track_id, name, artist_key, album_id, album_name, duration_ms, source)
             SELECT r.track_id, any_value(r.track_name), any_value(m.artist_key),
                    any_value(r.album_id), any_value(r.album_name), any_value(r.duration_ms), 'mpd'
             FROM new_rows r
             JOIN amap m ON m.norm = r.norm AND m.artist_id IS NOT DISTINCT FROM r.artist_id
-            WHERE NOT EXISTS (SELECT 1 FROM tracks t WHERE t.track_id = r.track_id)
             GROUP BY r.track_id
             """
         )
         # Tracks first seen in a reduced file learn their album and duration from a full one.
-        con.execute(
-            """
+        if self.scalar("SELECT count(*) FROM tracks WHERE album_id IS NULL"):
+            con.execute(
+                """
             UPDATE tracks SET album_id = s.album_id,
                               album_name = coalesce(tracks.album_name, s.album_name),
                               duration_ms = coalesce(tracks.duration_ms, s.duration_ms)
@@ -206,13 +216,12 @@ class MpdWrites(CatalogBase):
                   FROM new_rows WHERE album_id IS NOT NULL GROUP BY track_id) s
             WHERE tracks.track_id = s.track_id AND tracks.album_id IS NULL
             """
-        )
+            )
         con.execute(
             """
-            INSERT INTO albums (album_id, name)
-            SELECT album_id, any_value(album_name) FROM new_rows r
+            INSERT OR IGNORE INTO albums (album_id, name)
+            SELECT album_id, any_value(album_name) FROM new_rows
             WHERE album_id IS NOT NULL
-              AND NOT EXISTS (SELECT 1 FROM albums a WHERE a.album_id = r.album_id)
             GROUP BY album_id
             """
         )
