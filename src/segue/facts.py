@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 from segue.snapshot import AUDIO_FEATURES
 
+_FEATURE_NAMES = frozenset(AUDIO_FEATURES)
+
 
 @dataclass(frozen=True, slots=True)
 class ArtistRef:
@@ -30,11 +32,12 @@ class TrackFacts:
     popularity: int | None = None  # 0-100
     duration_ms: int | None = None
     source: str = "unknown"
+    year: int | None = None  # release year when only a year is known (no release_date)
 
     @property
     def release_year(self) -> int | None:
         if not self.release_date or not self.release_date[:4].isdigit():
-            return None
+            return self.year
         return int(self.release_date[:4])
 
 
@@ -45,6 +48,9 @@ class ArtistFacts:
     genres: list[str] | None = None  # None = not known; [] = known to have none
     popularity: int | None = None
     source: str = "unknown"
+    # False: genres/popularity only fill what the catalog does not know (weaker evidence such
+    # as playlist genre labels standing in for Spotify's artist genres).
+    overwrite: bool = True
 
 
 @dataclass(slots=True)
@@ -54,7 +60,7 @@ class AudioFeatures:
     source: str = "unknown"
 
     def __post_init__(self) -> None:
-        unknown = set(self.values) - set(AUDIO_FEATURES)
+        unknown = self.values.keys() - _FEATURE_NAMES
         if unknown:
             raise ValueError(
                 f"unknown audio feature(s) {sorted(unknown)}; expected among {list(AUDIO_FEATURES)}"
