@@ -7,6 +7,7 @@ as it was. The next file is parsed in a background thread while the current one 
 
 from __future__ import annotations
 
+import functools
 import gzip
 import sys
 import tarfile
@@ -81,7 +82,7 @@ def iter_sources(paths: list[Path]) -> Iterator[tuple[str, Callable[[], bytes]]]
     iteration reaches them (a tar.gz can only be read forwards), so their loader holds bytes."""
     for path in paths:
         if not path.name.endswith(ARCHIVE_SUFFIXES):
-            yield str(path), (lambda path=path: read_bytes(path))
+            yield str(path), functools.partial(read_bytes, path)
             continue
         try:
             tar = tarfile.open(path, "r:*")  # noqa: SIM115 - closed by the `with tar:` below
@@ -108,7 +109,7 @@ def iter_sources(paths: list[Path]) -> Iterator[tuple[str, Callable[[], bytes]]]
 
                     yield name, fail_member
                     continue
-                yield name, (lambda data=data: data)
+                yield name, functools.partial(bytes, data)
 
 
 def ingest_paths(

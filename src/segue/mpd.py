@@ -103,8 +103,8 @@ def parse_json(path: str, data: bytes) -> Any:
     except orjson.JSONDecodeError as exc:
         utf8 = _utf8_problem(data)
         if utf8 is not None:
-            pos, _, problem = utf8.partition(": ")
-            raise InputFileError(path, pos, problem) from None
+            where, _, problem = utf8.partition(": ")
+            raise InputFileError(path, where, problem) from None
         pos = min(exc.pos, len(data))
         line, col = _line_col(data, pos)
         tail = data[pos:].strip()
@@ -361,14 +361,14 @@ def read_slice_data(spath: str, data: bytes, *, salvage: bool = False) -> SliceC
             "top level",
             f"expected an object with a 'playlists' list, got {type(doc).__name__}",
         )
-    playlists = doc.get("playlists")
-    if not isinstance(playlists, list):
+    found = doc.get("playlists")
+    if not isinstance(found, list):
         raise InputFileError(
             spath,
             "top level",
-            f"expected a 'playlists' list, got {type(playlists).__name__ if playlists is not None else 'nothing'}",
+            f"expected a 'playlists' list, got {type(found).__name__ if found is not None else 'nothing'}",
         )
-    return columns_from_playlists(spath, digest, playlists)
+    return columns_from_playlists(spath, digest, found)
 
 
 def iter_playlists(path: Path) -> Iterator[dict[str, Any]]:

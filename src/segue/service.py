@@ -487,4 +487,4 @@ class Service:
         tracks = self.snapshot.tracks.iloc[np.asarray(indices, dtype=np.int64)]
         cols = [c for c in (*AUDIO_FEATURES, "release_year", "popularity") if c in tracks]
         means = tracks[cols].mean(numeric_only=True)
-        return {k: float(v) for k, v in means.items() if not pd.isna(v)}
+        return {str(k): float(v) for k, v in means.items() if not pd.isna(v)}

@@ -67,8 +67,8 @@ def register(app: typer.Typer) -> None:
         )
         if report.skipped:
             err.print(f"skipped {len(report.skipped)} bad file(s):", highlight=False)
-            for exc in report.skipped:
-                err.print(f"  {exc}", highlight=False, soft_wrap=True)
+            for skipped in report.skipped:
+                err.print(f"  {skipped}", highlight=False, soft_wrap=True)
             raise typer.Exit(1 if not added else 0)
 
     @app.command()

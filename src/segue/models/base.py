@@ -142,7 +142,7 @@ class Recommender(ABC):
         )
         arrays = self._state_arrays()
         if arrays:
-            np.savez(directory / "state.npz", **arrays)
+            np.savez(directory / "state.npz", **arrays)  # type: ignore[arg-type]
 
     def _state_arrays(self) -> dict[str, np.ndarray]:
         """Learned arrays to save; override with ``_load_state`` in models that have state."""
