@@ -94,6 +94,10 @@ class RateLimitStop(ProviderError):
     """The source asked to wait longer than the cap (or kept answering 429): stop, resume later."""
 
 
+class CredentialsRejected(ProviderError):
+    """The source refused the app's credentials: nothing more can be asked in this run."""
+
+
 class ProviderUnavailable(SegueError):
     """A provider cannot be used at all in this run (no credentials, no base URL, refused login)."""
 
@@ -149,6 +153,7 @@ class RetryPolicy:
         """From :class:`NetworkSettings` (``SEGUE_MAX_RETRY_AFTER``, ``SEGUE_HTTP_TIMEOUT``) plus
         ``SEGUE_HTTP_ATTEMPTS``, ``SEGUE_BACKOFF_BASE`` and ``SEGUE_BACKOFF_CAP``."""
         settings = settings or NetworkSettings.from_env()
+        default = cls()
 
         def number(name: str, default: float) -> float:
             raw = os.environ.get(name)
@@ -160,9 +165,9 @@ class RetryPolicy:
                 raise ValueError(f"{name} must be a number, got {raw!r}") from None
 
         return cls(
-            attempts=int(number("SEGUE_HTTP_ATTEMPTS", cls.attempts)),
-            backoff_base=number("SEGUE_BACKOFF_BASE", cls.backoff_base),
-            backoff_cap=number("SEGUE_BACKOFF_CAP", cls.backoff_cap),
+            attempts=int(number("SEGUE_HTTP_ATTEMPTS", default.attempts)),
+            backoff_base=number("SEGUE_BACKOFF_BASE", default.backoff_base),
+            backoff_cap=number("SEGUE_BACKOFF_CAP", default.backoff_cap),
             max_retry_after=settings.max_retry_after,
             timeout=settings.timeout,
         )
@@ -202,6 +207,8 @@ class Retrier:
         while True:
             try:
                 return request()
+            except CredentialsRejected:
+                raise
             except ProviderError as exc:
                 if exc.status == 429:
                     rate_limited += 1
@@ -226,22 +233,31 @@ class Retrier:
         wait = exc.retry_after if exc.retry_after is not None else policy.backoff(count - 1)
         if exc.reason and "QUOTA" in exc.reason.upper():
             raise RateLimitStop(
-                exc.provider, exc.endpoint,
+                exc.provider,
+                exc.endpoint,
                 f"quota exceeded ({exc.reason}); stopping, the next run resumes",
-                status=429, retry_after=exc.retry_after, reason=exc.reason,
+                status=429,
+                retry_after=exc.retry_after,
+                reason=exc.reason,
             ) from None
         if wait > policy.max_retry_after:
             raise RateLimitStop(
-                exc.provider, exc.endpoint,
+                exc.provider,
+                exc.endpoint,
                 f"rate limited: asked to wait {wait:.0f} s, more than the {policy.max_retry_after:g} s cap "
                 "(SEGUE_MAX_RETRY_AFTER); stopping, the next run resumes",
-                status=429, retry_after=exc.retry_after, reason=exc.reason,
+                status=429,
+                retry_after=exc.retry_after,
+                reason=exc.reason,
             ) from None
         if count > policy.rate_limit_retries:
             raise RateLimitStop(
-                exc.provider, exc.endpoint,
+                exc.provider,
+                exc.endpoint,
                 f"rate limited {count} times in a row; stopping, the next run resumes",
-                status=429, retry_after=exc.retry_after, reason=exc.reason,
+                status=429,
+                retry_after=exc.retry_after,
+                reason=exc.reason,
             ) from None
         self.retries += 1
         self._wait(wait)
@@ -254,8 +270,9 @@ class BatchResult(Generic[R]):
     ``found``: records for the ids it knows. ``not_found``: ids it answered it does not know
     (404 or a null entry): never to be asked again. ``skipped``: ids it could not be asked about
     because the endpoint is gone for this app (asked again on a later run). ``errors``: groups of
-    ids whose request failed, with the reason. ``stop``: set when the run must stop now (rate
-    limit past the cap); everything in the result is still valid and should be kept.
+    ids whose request failed, with the reason. ``stop``: set when this provider must not be
+    asked again in this run (a rate limit past the cap, or credentials refused); everything in
+    the result is still valid and should be kept.
     """
 
     kind: FactKind
@@ -324,7 +341,9 @@ class FactsProvider(ABC):
         try:
             return self.batch_sizes[kind]
         except KeyError:
-            raise ValueError(f"provider {self.name!r} does not give {kind!r}; it gives {list(self.kinds)}") from None
+            raise ValueError(
+                f"provider {self.name!r} does not give {kind!r}; it gives {list(self.kinds)}"
+            ) from None
 
     def can_answer(self, kind: FactKind) -> bool:
         """True while the provider can still be asked for ``kind`` in this run."""

@@ -80,7 +80,9 @@ def read_yaml(path: Path) -> Credentials:
     except FileNotFoundError:
         raise CredentialsError(f"credentials file {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise CredentialsError(f"cannot read credentials file {path}: {type(exc).__name__}") from None
+        raise CredentialsError(
+            f"cannot read credentials file {path}: {type(exc).__name__}"
+        ) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

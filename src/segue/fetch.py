@@ -1,0 +1,630 @@
+"""Filling the catalog's missing facts from the network: ``segue fetch``, self-growing, playlists.
+
+:func:`run_fetch` asks each provider only for what the catalog still lacks (track facts: names,
+album, release date, popularity; artist facts: genres, popularity; audio features), in batches.
+Each batch's answer is written at once in short transactions (facts, then the attempts and the
+fetch-log lines), so a run killed at any moment loses nothing written, and a resumed run asks only
+for what is still missing: at most the one batch in flight at the kill is asked again.
+
+Ids a provider answered "not found" (or whose fact it cannot give, e.g. an artist without
+genres) are recorded and never asked again; ids skipped because an endpoint is gone for this app
+are not recorded, so a later run with better access can still ask.
+
+Every failed batch goes to ``fetch-errors.log`` under :func:`segue.config.logs_dir` (timestamp,
+provider, kind, reason, ids) and to the catalog's fetch log; the run ends with a total.
+
+:func:`grow_catalog` adds unknown tracks (by single lookups) for the service;
+:func:`fetch_playlist_tracks` reads a Spotify playlist; :func:`import_playlist` adds its tracks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from segue import config
+from segue.errors import SegueError
+from segue.facts import ArtistFacts, AudioFeatures, TrackFacts
+from segue.ids import is_spotify_id
+from segue.providers.base import (
+    FACT_KINDS,
+    BatchResult,
+    FactKind,
+    FactsProvider,
+    ProviderError,
+    ProviderUnavailable,
+)
+from segue.providers.credentials import CredentialsError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from segue.catalog import Catalog
+    from segue.providers.spotify import SpotifyProvider
+
+ERROR_LOG_NAME = "fetch-errors.log"
+#: ``fetch_attempts.kind`` under which each kind of answer is recorded (the catalog's names).
+ATTEMPT_KIND: dict[FactKind, str] = {
+    "track_facts": "track_facts",
+    "artist_facts": "artist_genres",
+    "audio_features": "audio_features",
+}
+#: Failed batches in a row after which a provider is given up for this run (the source is down).
+MAX_CONSECUTIVE_FAILURES = 3
+
+PROVIDER_CHOICES = ("spotify", "audio-service", "all")
+
+
+# -- catalog access ----------------------------------------------------------------------------
+
+
+class _CatalogAccess:
+    """An open catalog, or a path opened for each short write so other processes can take turns
+    on the file between batches (DuckDB lets one process hold it at a time)."""
+
+    def __init__(self, catalog: Catalog | str | Path) -> None:
+        self._catalog = catalog if not isinstance(catalog, str | Path) else None
+        self._path = Path(catalog) if isinstance(catalog, str | Path) else None
+
+    @contextlib.contextmanager
+    def use(self) -> Iterator[Catalog]:
+        if self._catalog is not None:
+            yield self._catalog
+            return
+        from segue.catalog import Catalog
+
+        if self._path is None:  # unreachable: one of the two is always set
+            raise RuntimeError("no catalog given")
+        with Catalog.open(self._path, wait=60) as catalog:
+            yield catalog
+
+
+# -- the report --------------------------------------------------------------------------------
+
+
+@dataclass
+class Tally:
+    """Counts of one provider and kind in one run."""
+
+    missing: int = 0  # ids the catalog lacked at the start (within --limit)
+    asked: int = 0
+    found: int = 0
+    not_found: int = 0
+    unavailable: int = 0  # answered, but without the fact (e.g. an artist without genres)
+    skipped: int = 0  # endpoint gone for this app
+    failed: int = 0  # ids of failed batches
+
+
+@dataclass
+class FetchReport:
+    run_id: str
+    log_path: Path
+    tallies: dict[tuple[str, str], Tally] = field(default_factory=dict)
+    failed_batches: int = 0
+    notices: list[str] = field(default_factory=list)
+    stopped: list[str] = field(default_factory=list)  # why a provider stopped early
+    waited: float = 0.0  # seconds spent waiting on rate limits and backoff
+
+    def tally(self, provider: str, kind: str) -> Tally:
+        return self.tallies.setdefault((provider, kind), Tally())
+
+    @property
+    def failed_ids(self) -> int:
+        return sum(t.failed for t in self.tallies.values())
+
+    @property
+    def complete(self) -> bool:
+        """True when every asked batch got an answer and no provider stopped early."""
+        return not self.failed_batches and not self.stopped
+
+    def summary_lines(self) -> list[str]:
+        lines = []
+        for (provider, kind), t in self.tallies.items():
+            if not t.missing:
+                lines.append(f"{provider} {kind}: nothing missing")
+                continue
+            parts = [f"{t.asked:,} of {t.missing:,} asked", f"{t.found:,} found"]
+            for label, n in (
+                ("not found", t.not_found),
+                ("without the fact", t.unavailable),
+                ("skipped (endpoint gone)", t.skipped),
+                ("failed", t.failed),
+            ):
+                if n:
+                    parts.append(f"{n:,} {label}")
+            lines.append(f"{provider} {kind}: " + ", ".join(parts))
+        if self.failed_batches:
+            lines.append(
+                f"{self.failed_batches} failed batch(es), {self.failed_ids:,} id(s): see {self.log_path}"
+            )
+        else:
+            lines.append("no failed batches")
+        lines.extend(f"stopped early: {s}" for s in self.stopped)
+        if not self.complete:
+            lines.append("run `segue fetch` again to resume: only what is still missing is asked")
+        return lines
+
+
+# -- providers ---------------------------------------------------------------------------------
+
+
+def build_providers(
+    which: str = "all", *, credentials_path: str | None = None
+) -> tuple[list[FactsProvider], list[str]]:
+    """Providers for ``which`` ("spotify", "audio-service" or "all") and why others are left out.
+
+    Raises :class:`CredentialsError` / :class:`ProviderUnavailable` when the one asked for cannot
+    be used, or when ``"all"`` leaves none.
+    """
+    from segue.providers.audio_service import AudioFeatureService
+    from segue.providers.spotify import SpotifyProvider
+
+    if which not in PROVIDER_CHOICES:
+        raise ValueError(
+            f"unknown provider {which!r}; expected one of {', '.join(PROVIDER_CHOICES)}"
+        )
+    providers: list[FactsProvider] = []
+    left_out: list[str] = []
+    errors: list[SegueError] = []
+    if which in ("spotify", "all"):
+        try:
+            providers.append(SpotifyProvider.from_env(credentials_path))
+        except (CredentialsError, ProviderUnavailable) as exc:
+            if which == "spotify":
+                raise
+            errors.append(exc)
+            left_out.append(f"spotify left out: {exc}")
+    if which in ("audio-service", "all"):
+        try:
+            providers.append(AudioFeatureService.from_env())
+        except ProviderUnavailable as exc:
+            if which == "audio-service":
+                raise
+            left_out.append(f"audio-service left out: {exc}")
+    if not providers:
+        raise errors[0] if errors else ProviderUnavailable("no provider can be used")
+    return providers, left_out
+
+
+# -- the fetch run -----------------------------------------------------------------------------
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _missing(catalog: Catalog, kind: FactKind, limit: int | None, provider: str) -> list[str]:
+    if kind == "artist_facts":
+        return catalog.artists_missing_genres(limit=limit, provider=provider)
+    return catalog.tracks_missing(kind, limit=limit, provider=provider)
+
+
+def _has_fact(kind: FactKind, record: Any) -> bool:
+    """Whether a found record fills the fact the catalog counts as missing."""
+    if kind == "track_facts":
+        return bool(record.release_date)
+    if kind == "artist_facts":
+        return record.genres is not None
+    return True
+
+
+def _record_key(record: TrackFacts | ArtistFacts | AudioFeatures) -> str | None:
+    return record.artist_id if isinstance(record, ArtistFacts) else record.track_id
+
+
+class _ErrorLog:
+    """``fetch-errors.log``: one tab-separated line per failed batch, appended and flushed at once."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def write(self, run_id: str, provider: str, kind: str, ids: list[str], reason: str) -> None:
+        line = "\t".join([_now(), run_id, provider, kind, " ".join(reason.split()), ",".join(ids)])
+        with self.path.open("a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+
+
+def _write_batch(
+    access: _CatalogAccess,
+    run_id: str,
+    provider: str,
+    result: BatchResult,
+    errlog: _ErrorLog,  # type: ignore[type-arg]
+) -> tuple[int, int]:
+    """Write one batch's answer at once. Returns (found with the fact, answered without it)."""
+    kind: FactKind = result.kind
+    attempt_kind = ATTEMPT_KIND[kind]
+    with_fact = [r for r in result.found if _has_fact(kind, r)]
+    without = [r for r in result.found if not _has_fact(kind, r)]
+    ok_ids = [k for k in map(_record_key, with_fact) if k]
+    unavailable_ids = [k for k in map(_record_key, without) if k]
+    for ids, reason in result.errors:
+        errlog.write(run_id, provider, kind, ids, reason)
+    with access.use() as catalog:
+        if result.found:
+            if kind == "track_facts":
+                catalog.upsert_facts(tracks=result.found)
+            elif kind == "artist_facts":
+                catalog.upsert_facts(artists=result.found)
+            else:
+                catalog.upsert_facts(audio_features=result.found)
+        with catalog.transaction():
+            if ok_ids:
+                catalog.record_attempts(provider, attempt_kind, ok_ids, "ok")
+                catalog.log_fetch(run_id, provider, kind, ok_ids, "ok", None)
+            if unavailable_ids:
+                catalog.record_attempts(provider, attempt_kind, unavailable_ids, "unavailable")
+                catalog.log_fetch(
+                    run_id,
+                    provider,
+                    kind,
+                    unavailable_ids,
+                    "unavailable",
+                    "answered without this fact",
+                )
+            if result.not_found:
+                catalog.record_attempts(provider, attempt_kind, result.not_found, "not_found")
+                catalog.log_fetch(run_id, provider, kind, result.not_found, "not_found", None)
+            for ids, reason in result.errors:
+                catalog.log_fetch(run_id, provider, kind, ids, "error", reason)
+    return len(with_fact), len(without)
+
+
+def run_fetch(
+    catalog: Catalog | str | Path,
+    providers: list[FactsProvider],
+    *,
+    limit: int | None = None,
+    kinds: tuple[FactKind, ...] = FACT_KINDS,
+    progress: bool = True,
+    console: Console | None = None,
+    log_path: Path | None = None,
+    run_id: str | None = None,
+) -> FetchReport:
+    """Fill the catalog's missing facts from ``providers``; see the module docstring.
+
+    ``catalog``: an open catalog, or its path (then it is opened for each write only, so other
+    processes can use it between batches). ``limit``: at most this many ids per provider and
+    kind. ``console``: where notices and the progress bar go (default: stderr). Returns a
+    :class:`FetchReport`; network failures never raise, they are logged and counted.
+    """
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    if limit is not None and (not isinstance(limit, int) or limit < 0):
+        raise ValueError(f"limit must be a non-negative int or None, got {limit!r}")
+    console = console or Console(stderr=True, soft_wrap=True, highlight=False)
+    run_id = run_id or datetime.now(UTC).strftime("%Y%m%dT%H%M%S-") + uuid.uuid4().hex[:6]
+    log_path = log_path or (config.logs_dir() / ERROR_LOG_NAME)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    errlog = _ErrorLog(log_path)
+    report = FetchReport(run_id=run_id, log_path=log_path)
+    access = _CatalogAccess(catalog)
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not progress,
+        transient=False,
+    )
+    current: dict[str, str] = {"kind": ""}
+
+    def notifier(provider_name: str) -> Callable[[str], None]:
+        def notify(message: str) -> None:
+            report.notices.append(f"{provider_name}: {message}")
+            console.print(f"note: {message}", markup=False)
+            with access.use() as cat:
+                cat.log_fetch(
+                    run_id, provider_name, current["kind"] or "notice", [], "skipped", message
+                )
+
+        return notify
+
+    with bar:
+        for provider in providers:
+            provider.set_notify(notifier(provider.name))
+            try:
+                _run_provider(
+                    provider, access, report, errlog, bar, current, kinds=kinds, limit=limit
+                )
+            finally:
+                report.waited += getattr(getattr(provider, "retrier", None), "waited", 0.0)
+                provider.set_notify(None)
+    return report
+
+
+def _run_provider(
+    provider: FactsProvider,
+    access: _CatalogAccess,
+    report: FetchReport,
+    errlog: _ErrorLog,
+    bar: Any,
+    current: dict[str, str],
+    *,
+    kinds: tuple[FactKind, ...],
+    limit: int | None,
+) -> None:
+    run_id = report.run_id
+    for kind in FACT_KINDS:
+        if kind not in kinds or kind not in provider.kinds:
+            continue
+        current["kind"] = kind
+        tally = report.tally(provider.name, kind)
+        if not provider.can_answer(kind):
+            continue
+        with access.use() as catalog:
+            wanted = _missing(catalog, kind, limit, provider.name)
+            malformed = [i for i in wanted if not is_spotify_id(i)]
+            if malformed:
+                # Never sent: a malformed id can only be a damaged catalog row.
+                catalog.record_attempts(provider.name, ATTEMPT_KIND[kind], malformed, "not_found")
+                catalog.log_fetch(
+                    run_id, provider.name, kind, malformed, "not_found", "malformed id, not asked"
+                )
+        ids = [i for i in wanted if is_spotify_id(i)]
+        tally.missing = len(wanted)
+        tally.not_found += len(malformed)
+        if not ids:
+            continue
+        task = bar.add_task(f"{provider.name} {kind.replace('_', ' ')}", total=len(ids))
+        failures_in_a_row = 0
+        pos = 0
+        while pos < len(ids):
+            # The size may shrink during the run (a batch endpoint found gone).
+            batch = ids[pos : pos + provider.batch_size(kind)]
+            pos += len(batch)
+            if not provider.can_answer(kind):
+                tally.skipped += len(batch)
+                bar.advance(task, len(batch))
+                continue
+            try:
+                result = provider.fetch(kind, batch)
+            except ProviderError as exc:  # providers report failures in the result; be safe anyway
+                result = BatchResult(kind, batch, errors=[(batch, str(exc))])
+            answered = set(result.found_ids) | set(result.not_found)
+            with_fact, without = _write_batch(access, run_id, provider.name, result, errlog)
+            tally.asked += len(answered) + sum(len(ids_) for ids_, _ in result.errors)
+            tally.found += with_fact
+            tally.unavailable += without
+            tally.not_found += len(result.not_found)
+            tally.skipped += len(result.skipped)
+            tally.failed += sum(len(ids_) for ids_, _ in result.errors)
+            report.failed_batches += len(result.errors)
+            bar.advance(task, len(batch))
+            if result.stop is not None:
+                reason = f"{provider.name}: {result.stop}"
+                report.stopped.append(reason)
+                errlog.write(run_id, provider.name, kind, [], f"stopped: {result.stop}")
+                with access.use() as catalog:
+                    catalog.log_fetch(
+                        run_id, provider.name, kind, [], "error", f"stopped: {result.stop}"
+                    )
+                return
+            failures_in_a_row = failures_in_a_row + 1 if result.errors and not answered else 0
+            if failures_in_a_row >= MAX_CONSECUTIVE_FAILURES:
+                reason = f"{provider.name}: {failures_in_a_row} batches in a row failed; giving up for this run"
+                report.stopped.append(reason)
+                errlog.write(run_id, provider.name, kind, [], reason)
+                return
+
+
+# -- self-growing ------------------------------------------------------------------------------
+
+
+@dataclass
+class GrowReport:
+    """``added``: ids now in the catalog; ``unknown``: ids still unknown; ``message``: one line."""
+
+    added: list[str]
+    unknown: list[str]
+    message: str
+
+
+def _audio_provider() -> FactsProvider | None:
+    from segue.providers.audio_service import AudioFeatureService
+
+    try:
+        return AudioFeatureService.from_env()
+    except ProviderUnavailable:
+        return None
+
+
+def grow_catalog(
+    catalog: Catalog,
+    track_ids: list[str],
+    *,
+    provider: SpotifyProvider | None = None,
+    audio: FactsProvider | None = None,
+) -> GrowReport:
+    """Fetch tracks the catalog does not know (single lookups ``GET /tracks/{id}``), with their
+    artists' facts and audio features where available, and add them.
+
+    Never raises for network trouble or missing credentials: the ids stay in ``unknown`` and
+    ``message`` says why. Ids already in the catalog count as added without being asked.
+    """
+    from segue.providers.spotify import SpotifyProvider
+
+    wanted = list(dict.fromkeys(t for t in track_ids if isinstance(t, str)))
+    malformed = [t for t in wanted if not is_spotify_id(t)]
+    wanted = [t for t in wanted if is_spotify_id(t)]
+    known = {row["track_id"] for row in catalog.track_rows(wanted)} if wanted else set()
+    todo = [t for t in wanted if t not in known]
+    already = [t for t in wanted if t in known]
+    if not todo:
+        msg = f"{len(malformed)} malformed track id(s) ignored" if malformed else ""
+        return GrowReport(already, malformed, msg)
+    own = provider is None
+    try:
+        if provider is None:
+            provider = SpotifyProvider.from_env()
+    except CredentialsError as exc:
+        return GrowReport(
+            already,
+            todo + malformed,
+            f"{len(todo)} track(s) not in the catalog and not added: {exc}",
+        )
+    messages: list[str] = []
+    provider.set_notify(messages.append)
+    try:
+        result = _grow_tracks(catalog, provider, todo)
+        added = result.found_ids
+        found_facts: list[TrackFacts] = list(result.found)
+        if found_facts:
+            _grow_extras(catalog, provider, audio, found_facts, messages)
+    finally:
+        provider.set_notify(None)
+        if own:
+            provider.close()
+    unknown = [t for t in todo if t not in set(added)] + malformed
+    parts = [f"added {len(added)} track(s) to the catalog"] if added else []
+    if result.not_found:
+        parts.append(f"{len(result.not_found)} unknown to Spotify")
+    if result.errors or result.stop or result.skipped:
+        reasons = (
+            [r for _, r in result.errors] + ([str(result.stop)] if result.stop else []) + messages
+        )
+        parts.append(
+            f"{len(unknown) - len(result.not_found) - len(malformed)} could not be fetched"
+            + (f" ({reasons[0]})" if reasons else "")
+        )
+    return GrowReport(already + added, unknown, "; ".join(parts))
+
+
+def _grow_tracks(
+    catalog: Catalog, provider: SpotifyProvider, todo: list[str]
+) -> BatchResult[TrackFacts]:
+    result: BatchResult[TrackFacts] = BatchResult("track_facts", list(todo))
+    for batch in _chunks(todo, 50):
+        part = provider.track_facts_single(batch)
+        if part.found:
+            catalog.upsert_facts(tracks=part.found)
+        with catalog.transaction():
+            if part.found_ids:
+                catalog.record_attempts(provider.name, "track_facts", part.found_ids, "ok")
+            if part.not_found:
+                catalog.record_attempts(provider.name, "track_facts", part.not_found, "not_found")
+            for ids, reason in part.errors:
+                catalog.log_fetch(None, provider.name, "track_facts", ids, "error", reason)
+        result.found.extend(part.found)
+        result.not_found.extend(part.not_found)
+        result.skipped.extend(part.skipped)
+        result.errors.extend(part.errors)
+        if part.stop is not None:
+            result.stop = part.stop
+            break
+    return result
+
+
+def _grow_extras(
+    catalog: Catalog,
+    provider: SpotifyProvider,
+    audio: FactsProvider | None,
+    facts: list[TrackFacts],
+    messages: list[str],
+) -> None:
+    """Artist facts and audio features of newly added tracks, best effort (errors only logged)."""
+    artist_ids = []
+    for aid in dict.fromkeys(a.artist_id for f in facts for a in f.artists if a.artist_id):
+        row = catalog.artist_by_ref(aid)
+        if row is None or row.get("genres") is None:
+            artist_ids.append(aid)
+    track_ids = [f.track_id for f in facts]
+    sources: list[tuple[FactsProvider, FactKind, list[str]]] = [
+        (provider, "artist_facts", artist_ids)
+    ]
+    own_audio = audio is None
+    audio = audio or _audio_provider()
+    if audio is not None:
+        sources.append((audio, "audio_features", track_ids))
+    elif provider.can_answer("audio_features"):
+        sources.append((provider, "audio_features", track_ids))
+    errlog = _ErrorLog(config.logs_dir() / ERROR_LOG_NAME)
+    access = _CatalogAccess(catalog)
+    try:
+        for source, kind, ids in sources:
+            for batch in _chunks(ids, source.batch_size(kind)):
+                if not source.can_answer(kind):
+                    break
+                result = source.fetch(kind, batch)
+                _write_batch(access, "grow", source.name, result, errlog)
+                if result.stop is not None:
+                    messages.append(str(result.stop))
+                    break
+    finally:
+        if own_audio and audio is not None:
+            audio.close()
+
+
+# -- playlists ---------------------------------------------------------------------------------
+
+
+def fetch_playlist_tracks(
+    ref: str, *, provider: SpotifyProvider | None = None
+) -> tuple[str | None, list[TrackFacts]]:
+    """Name and tracks (in playlist order) of a Spotify playlist given in any reference form.
+
+    Raises :class:`ValueError` for a malformed reference, :class:`CredentialsError` without
+    credentials, and :class:`ProviderError` when Spotify will not give the playlist (the message
+    says why in plain words: e.g. an app may read only playlists its user owns or collaborates on).
+    """
+    from segue.providers.spotify import SpotifyProvider
+
+    own = provider is None
+    provider = provider or SpotifyProvider.from_env()
+    try:
+        return provider.playlist_tracks(ref)
+    finally:
+        if own:
+            provider.close()
+
+
+@dataclass
+class ImportReport:
+    name: str | None
+    track_ids: list[str]  # in playlist order, repeats kept
+    added: int  # tracks new to the catalog
+
+
+def import_playlist(
+    catalog: Catalog, ref: str, *, provider: SpotifyProvider | None = None
+) -> ImportReport:
+    """Read a Spotify playlist and add its tracks to the catalog (tracks only: the playlist itself
+    is not stored as a training playlist)."""
+    name, facts = fetch_playlist_tracks(ref, provider=provider)
+    unique: dict[str, TrackFacts] = {}
+    for f in facts:
+        unique.setdefault(f.track_id, f)
+    added = catalog.upsert_tracks(list(unique.values())) if unique else 0
+    return ImportReport(name, [f.track_id for f in facts], added)
+
+
+__all__ = [
+    "ERROR_LOG_NAME",
+    "PROVIDER_CHOICES",
+    "FetchReport",
+    "GrowReport",
+    "ImportReport",
+    "build_providers",
+    "fetch_playlist_tracks",
+    "grow_catalog",
+    "import_playlist",
+    "run_fetch",
+]

@@ -1,0 +1,152 @@
+"""Spotify's own recommendations as a model, for apps that still have the endpoint.
+
+``GET /recommendations?seed_tracks=...`` takes up to 5 seed tracks; the model sends the first
+``max_seeds`` seeds in the order given (callers put the most recent or most telling first) and
+maps the answer back to snapshot indices. Tracks the snapshot does not know are dropped from the
+scores and kept in ``last_unknown_`` so the service can grow the catalog with them.
+
+Since 27 Nov 2024 new apps get 403 from this endpoint; :meth:`SpotifyRecommender.available`
+says so (once per process and API base: the answer is cached) and the service hides the model.
+``fit`` only stores the snapshot: there is nothing to learn locally. The network is asked at
+query time, so this model needs credentials and a connection whenever it recommends.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar, Self
+
+import numpy as np
+
+from segue.models.base import Recommender, as_seed_array
+
+if TYPE_CHECKING:
+    from segue.providers.spotify import SpotifyProvider
+    from segue.snapshot import Snapshot
+
+#: A track every catalog of Spotify has, used only to ask whether the endpoint answers.
+PROBE_TRACK = "4uLU6hMCjMI75M1A2tKUQC"
+
+
+class SpotifyRecommender(Recommender):
+    """Scores from Spotify's recommendations: the k-th of m returned tracks scores ``(m - k) / m``
+    (float32, in (0, 1]); every other track scores ``-inf``.
+
+    ``limit``: tracks to ask for (1..100). ``max_seeds``: seeds sent (1..5).
+    """
+
+    name: ClassVar[str] = "spotify"
+    _availability: ClassVar[dict[tuple[str, str], tuple[bool, str]]] = {}
+
+    def __init__(self, *, limit: int = 100, max_seeds: int = 5) -> None:
+        self.limit = limit
+        self.max_seeds = max_seeds
+        self._provider: SpotifyProvider | None = None
+
+    # availability ------------------------------------------------------------------------
+    @classmethod
+    def available(
+        cls, *, provider: SpotifyProvider | None = None, refresh: bool = False
+    ) -> tuple[bool, str]:
+        """``(True, "")`` when credentials exist and the endpoint answers, else ``(False, why)``.
+
+        The network answer is cached per API base and client for the life of the process, so
+        the reason is found (and can be reported) once; ``refresh=True`` asks again.
+        """
+        from segue.config import NetworkSettings
+        from segue.providers.base import ProviderError
+        from segue.providers.credentials import CredentialsError, load_credentials
+        from segue.providers.spotify import RECOMMENDATIONS_GONE, SpotifyProvider
+
+        if provider is None:
+            try:
+                credentials = load_credentials()
+            except CredentialsError as exc:
+                return False, str(exc)
+            if credentials is None:
+                return False, (
+                    "no Spotify credentials: set SPOTIPY_CLIENT_ID and SPOTIPY_CLIENT_SECRET "
+                    "or write a Spotify.yaml"
+                )
+            key = (NetworkSettings.from_env().spotify_api_base, credentials.client_id)
+            if not refresh and key in cls._availability:
+                return cls._availability[key]
+            probe = SpotifyProvider(credentials)
+        else:
+            key = (provider.settings.spotify_api_base, f"provider-{id(provider)}")
+            if not refresh and key in cls._availability:
+                return cls._availability[key]
+            probe = provider
+        own = provider is None
+        try:
+            probe.recommendations([PROBE_TRACK], limit=1)
+            answer = (True, "")
+        except ProviderError as exc:
+            if exc.status == 403:
+                answer = (False, RECOMMENDATIONS_GONE)
+            else:
+                answer = (False, f"Spotify's recommendations endpoint did not answer: {exc}")
+        finally:
+            if own:
+                probe.close()
+        cls._availability[key] = answer
+        return answer
+
+    def use_provider(self, provider: SpotifyProvider) -> Self:
+        """Ask through ``provider`` instead of one built from the environment."""
+        self._provider = provider
+        return self
+
+    def _get_provider(self) -> SpotifyProvider:
+        if self._provider is None:
+            from segue.providers.spotify import SpotifyProvider
+
+            self._provider = SpotifyProvider.from_env()
+        return self._provider
+
+    # the estimator -----------------------------------------------------------------------
+    def fit(self, snapshot: Snapshot) -> Self:
+        if not isinstance(self.limit, int) or not 1 <= self.limit <= 100:
+            raise ValueError(f"limit must be an int within 1..100, got {self.limit!r}")
+        if not isinstance(self.max_seeds, int) or not 1 <= self.max_seeds <= 5:
+            raise ValueError(f"max_seeds must be an int within 1..5, got {self.max_seeds!r}")
+        self.snapshot_ = snapshot
+        self.last_unknown_: list[str] = []
+        self.fitted_ = True
+        return self
+
+    @property
+    def n_tracks(self) -> int:
+        return int(self.snapshot_.n_tracks)
+
+    def scores(self, seeds: np.ndarray, *, title: str | None = None) -> np.ndarray:
+        """float32 (n_tracks,): rank scores of the tracks Spotify returned, ``-inf`` elsewhere.
+
+        Raises :class:`SegueError` (a ``ProviderError`` or ``CredentialsError``) when Spotify
+        cannot be asked; with no seeds, every score is ``-inf``.
+        """
+        self._check_fitted()
+        seed_arr = as_seed_array(seeds, self.n_tracks)
+        out = np.full(self.n_tracks, -np.inf, dtype=np.float32)
+        self.last_unknown_ = []
+        if seed_arr.size == 0:
+            return out
+        track_ids = self.snapshot_.tracks["track_id"].to_numpy()
+        chosen = list(dict.fromkeys(int(i) for i in seed_arr))[: self.max_seeds]
+        seed_ids = [str(track_ids[i]) for i in chosen]
+        answer = self._get_provider().recommendations(seed_ids, limit=self.limit)
+        returned = list(dict.fromkeys(f.track_id for f in answer))
+        known, unknown = self.snapshot_.known_indices(returned)
+        self.last_unknown_ = unknown
+        if known.size:
+            m = known.size
+            out[known] = (m - np.arange(m, dtype=np.float32)) / np.float32(m)
+        return out
+
+    def explain(self, seeds: np.ndarray, track: int, *, title: str | None = None) -> str:
+        self._check_fitted()
+        if not 0 <= int(track) < self.n_tracks:
+            raise IndexError(f"track index {track} out of range [0, {self.n_tracks})")
+        return "recommended by Spotify's recommendations endpoint for these seeds"
+
+    def get_params(self) -> dict[str, Any]:
+        return {"limit": self.limit, "max_seeds": self.max_seeds}
