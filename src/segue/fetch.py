@@ -250,7 +250,9 @@ def _write_batch(
     unavailable_ids = [k for k in map(_record_key, without) if k]
     for ids, reason in result.errors:
         errlog.write(run_id, provider, kind, ids, reason)
-    with access.use() as catalog:
+    # The facts and the record that they were asked for commit together: after a kill -9
+    # either both are in the catalog (never asked again) or neither (asked again, once).
+    with access.use() as catalog, catalog.transaction():
         if result.found:
             if kind == "track_facts":
                 catalog.upsert_facts(tracks=result.found)
@@ -258,25 +260,24 @@ def _write_batch(
                 catalog.upsert_facts(artists=result.found)
             else:
                 catalog.upsert_facts(audio_features=result.found)
-        with catalog.transaction():
-            if ok_ids:
-                catalog.record_attempts(provider, attempt_kind, ok_ids, "ok")
-                catalog.log_fetch(run_id, provider, kind, ok_ids, "ok", None)
-            if unavailable_ids:
-                catalog.record_attempts(provider, attempt_kind, unavailable_ids, "unavailable")
-                catalog.log_fetch(
-                    run_id,
-                    provider,
-                    kind,
-                    unavailable_ids,
-                    "unavailable",
-                    "answered without this fact",
-                )
-            if result.not_found:
-                catalog.record_attempts(provider, attempt_kind, result.not_found, "not_found")
-                catalog.log_fetch(run_id, provider, kind, result.not_found, "not_found", None)
-            for ids, reason in result.errors:
-                catalog.log_fetch(run_id, provider, kind, ids, "error", reason)
+        if ok_ids:
+            catalog.record_attempts(provider, attempt_kind, ok_ids, "ok")
+            catalog.log_fetch(run_id, provider, kind, ok_ids, "ok", None)
+        if unavailable_ids:
+            catalog.record_attempts(provider, attempt_kind, unavailable_ids, "unavailable")
+            catalog.log_fetch(
+                run_id,
+                provider,
+                kind,
+                unavailable_ids,
+                "unavailable",
+                "answered without this fact",
+            )
+        if result.not_found:
+            catalog.record_attempts(provider, attempt_kind, result.not_found, "not_found")
+            catalog.log_fetch(run_id, provider, kind, result.not_found, "not_found", None)
+        for ids, reason in result.errors:
+            catalog.log_fetch(run_id, provider, kind, ids, "error", reason)
     return len(with_fact), len(without)
 
 
@@ -514,9 +515,9 @@ def _grow_tracks(
     result: BatchResult[TrackFacts] = BatchResult("track_facts", list(todo))
     for batch in _chunks(todo, 50):
         part = provider.track_facts_single(batch)
-        if part.found:
-            catalog.upsert_facts(tracks=part.found)
         with catalog.transaction():
+            if part.found:
+                catalog.upsert_facts(tracks=part.found)
             if part.found_ids:
                 catalog.record_attempts(provider.name, "track_facts", part.found_ids, "ok")
             if part.not_found:

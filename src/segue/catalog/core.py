@@ -126,6 +126,7 @@ class CatalogBase:
         self.con = con
         self.path = path
         self.read_only = read_only
+        self._depth = 0
 
     @classmethod
     def open(cls, path: str | Path, *, read_only: bool = False, wait: float = 30.0) -> Self:
@@ -189,8 +190,20 @@ class CatalogBase:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """All or nothing: commit on success, roll back on any exception."""
+        """All or nothing: commit on success, roll back on any exception.
+
+        Nested uses join the outermost transaction, so a caller can make several writes (say,
+        facts and the record that they were fetched) one commit.
+        """
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self.con
+            finally:
+                self._depth -= 1
+            return
         self.con.execute("BEGIN TRANSACTION")
+        self._depth = 1
         try:
             yield self.con
         except BaseException:
@@ -198,6 +211,8 @@ class CatalogBase:
             raise
         else:
             self.con.execute("COMMIT")
+        finally:
+            self._depth = 0
 
     def close(self) -> None:
         self.con.close()
