@@ -1,0 +1,312 @@
+"""The HTTP API (FastAPI): a thin shell over :class:`segue.service.Service`.
+
+``create_app()`` builds the application; ``segue serve`` runs it with uvicorn. One service is
+created per application (in the lifespan) and its loaded snapshot and models are reused by
+every request. Handlers that compute are plain ``def`` so they run in the threadpool.
+
+Errors never carry a stack trace or a server path: invalid requests give 422 naming the field,
+a ``ValueError`` from the service gives 422 (404 for an unknown track id) with its message, a
+model or snapshot not built yet gives 503, anything else 500 with a generic message.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from segue import __version__
+from segue.errors import NotFittedError, SegueError
+from segue.models.registry import DEFAULT_MODEL
+from segue.service import MAX_RESULTS, MAX_SEEDS, Filters, Recommendation, Service, TrackRecord
+
+log = logging.getLogger("segue.api")
+
+MAX_SEARCH_RESULTS = 100
+_FILE_SUFFIXES = (".csv", ".json", ".txt", ".m3u")
+# An absolute path or a home-relative one, not part of a URL ("https://host/x" has ':' or
+# '/' before its slashes): such text in a message would show the server's layout.
+_PATH = re.compile(r"(?<![\w:/.\-])(?:~|[A-Za-z]:)?[/\\](?:[^\s'\"`,;)]+)")
+
+Reference = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+ArtistName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+
+
+def public_message(exc: BaseException) -> str:
+    """The exception's message without server paths, for a response body."""
+    return _PATH.sub("<path>", str(exc)) or type(exc).__name__
+
+
+# request and response bodies ----------------------------------------------------------------
+class RecommendRequest(BaseModel):
+    """What to continue and how. Unknown fields are refused, so a typo is not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seeds: list[Reference] = Field(
+        default_factory=list,
+        max_length=MAX_SEEDS,
+        description="Tracks, artists or playlists: Spotify links, URIs or bare track ids, a catalog "
+        "playlist name, or a track or artist name.",
+        examples=[["spotify:track:6rqhFgbbKwnb9MLmUQDhG6", "Daft Punk"]],
+    )
+    n: int = Field(10, ge=1, le=MAX_RESULTS, description="Number of tracks to return.")
+    model: str = Field(
+        DEFAULT_MODEL, min_length=1, max_length=50, description="Model name (see GET /models)."
+    )
+    title: str | None = Field(
+        None, max_length=300, description="Playlist title; enough on its own."
+    )
+    exclude_artists: list[ArtistName] = Field(default_factory=list, max_length=1000)
+    year_min: int | None = Field(None, ge=0, le=3000)
+    year_max: int | None = Field(None, ge=0, le=3000)
+    popularity_min: float | None = Field(None, ge=0, le=100)
+    popularity_max: float | None = Field(None, ge=0, le=100)
+    max_per_artist: int | None = Field(None, ge=1, le=MAX_RESULTS)
+    explain: bool = Field(True, description="Explain each track (slower on large catalogs).")
+
+
+class TrackOut(BaseModel):
+    uri: str
+    id: str
+    url: str
+    name: str
+    artists: list[str]
+    album: str | None
+    year: int | None
+    popularity: float | None
+    score: float | None = None
+    explanation: str | None = None
+
+    @classmethod
+    def of(cls, t: TrackRecord) -> TrackOut:
+        return cls(
+            uri=t.uri,
+            id=t.id,
+            url=t.url,
+            name=t.name,
+            artists=t.artists,
+            album=t.album,
+            year=t.year,
+            popularity=t.popularity,
+            score=t.score,
+            explanation=t.explanation,
+        )
+
+
+class RecommendResponse(BaseModel):
+    model: str
+    title: str | None
+    tracks: list[TrackOut]
+    seeds: list[TrackOut] = Field(description="The seed tracks found in the catalog (at most 50).")
+    unknown: list[str] = Field(description="Inputs that matched nothing in the catalog.")
+    messages: list[str]
+
+    @classmethod
+    def of(cls, rec: Recommendation) -> RecommendResponse:
+        return cls(
+            model=rec.model,
+            title=rec.title,
+            tracks=[TrackOut.of(t) for t in rec.tracks],
+            seeds=[TrackOut.of(t) for t in rec.seeds],
+            unknown=rec.unknown,
+            messages=rec.messages,
+        )
+
+
+class ModelOut(BaseModel):
+    name: str
+    default: bool
+    built: bool
+    available: bool
+    reason: str
+
+
+class Health(BaseModel):
+    status: str = Field(description="'ok' when recommendations can be served, else 'not ready'.")
+    version: str
+    tracks: int | None = None
+    playlists: int | None = None
+    detail: str | None = None
+
+
+class ErrorOut(BaseModel):
+    detail: str
+    errors: list[dict[str, str]] | None = None
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    422: {"model": ErrorOut, "description": "Invalid request, or nothing usable in it"},
+    503: {"model": ErrorOut, "description": "Snapshot or model not built yet"},
+    500: {"model": ErrorOut, "description": "Unexpected server error"},
+}
+
+
+# the application ----------------------------------------------------------------------------
+def _field(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
+    return ".".join(parts) or "body"
+
+
+def create_app(service: Service | None = None) -> FastAPI:
+    """The API over ``service`` (default: a :class:`Service` on the configured home folder)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        svc = service if service is not None else Service()
+        app.state.service = svc
+        try:
+            # Load the snapshot and default model now, so the first request is not the slow one.
+            svc.snapshot  # noqa: B018
+            svc.model(DEFAULT_MODEL)
+        except Exception as exc:  # not built yet: requests say so; /health reports it
+            log.warning("segue API starting without a ready default model: %s", public_message(exc))
+        yield
+
+    app = FastAPI(
+        title="segue",
+        version=__version__,
+        summary="Continue a playlist with tracks that fit.",
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {
+                "field": _field(tuple(e.get("loc", ()))),
+                "message": str(e.get("msg", "invalid value")),
+            }
+            for e in exc.errors()
+        ]
+        summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+        return JSONResponse(
+            status_code=422, content={"detail": f"invalid request: {summary}", "errors": errors}
+        )
+
+    @app.exception_handler(ValueError)
+    async def bad_value(request: Request, exc: ValueError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": public_message(exc)})
+
+    @app.exception_handler(NotFittedError)
+    async def not_built(request: Request, exc: NotFittedError) -> JSONResponse:
+        return JSONResponse(status_code=503, content={"detail": public_message(exc)})
+
+    @app.exception_handler(ImportError)
+    async def not_installed(request: Request, exc: ImportError) -> JSONResponse:
+        log.error("import failed on %s: %s", request.url.path, exc)
+        return JSONResponse(
+            status_code=503, content={"detail": "this part of segue is not installed here"}
+        )
+
+    @app.exception_handler(SegueError)
+    async def segue_error(request: Request, exc: SegueError) -> JSONResponse:
+        log.error("segue error on %s: %s", request.url.path, exc)
+        return JSONResponse(status_code=500, content={"detail": public_message(exc)})
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s", request.url.path)
+        return JSONResponse(status_code=500, content={"detail": "internal server error"})
+
+    def svc(request: Request) -> Service:
+        return request.app.state.service  # type: ignore[no-any-return]
+
+    @app.post("/recommend", response_model=RecommendResponse, responses=_ERRORS, tags=["recommend"])
+    def recommend(body: RecommendRequest, request: Request) -> RecommendResponse:
+        """Tracks that continue the seeds (and/or the title), best first, each explained."""
+        _refuse_paths(body.seeds)
+        filters = Filters(
+            exclude_artists=list(body.exclude_artists),
+            year_min=body.year_min,
+            year_max=body.year_max,
+            popularity_min=body.popularity_min,
+            popularity_max=body.popularity_max,
+            max_per_artist=body.max_per_artist,
+        )
+        title = body.title.strip() if body.title and body.title.strip() else None
+        rec = svc(request).recommend(
+            list(body.seeds),
+            n=body.n,
+            model=body.model,
+            title=title,
+            filters=filters,
+            explain=body.explain,
+        )
+        return RecommendResponse.of(rec)
+
+    @app.get("/tracks/search", response_model=list[TrackOut], responses=_ERRORS, tags=["tracks"])
+    def search_tracks(
+        request: Request,
+        q: Annotated[
+            str, Query(min_length=1, max_length=300, description="Words of a track or artist name.")
+        ],
+        limit: Annotated[int, Query(ge=1, le=MAX_SEARCH_RESULTS)] = 10,
+    ) -> list[TrackOut]:
+        """Catalog tracks whose name or artist holds every word of ``q``, most played first."""
+        return [TrackOut.of(t) for t in svc(request).search_tracks(q, limit=limit)]
+
+    @app.get(
+        "/tracks/{track}",
+        response_model=TrackOut,
+        responses={**_ERRORS, 404: {"model": ErrorOut, "description": "Track not in the catalog"}},
+        tags=["tracks"],
+    )
+    def get_track(
+        request: Request,
+        track: Annotated[str, Path(max_length=300, description="Track id, URI or link.")],
+    ) -> TrackOut | JSONResponse:
+        """One catalog track by Spotify id, URI or link."""
+        from segue import ids
+
+        track_id = ids.track_id(track)  # malformed: ValueError -> 422
+        try:
+            return TrackOut.of(svc(request).get_track(track_id))
+        except ValueError as exc:
+            return JSONResponse(status_code=404, content={"detail": public_message(exc)})
+
+    @app.get("/models", response_model=list[ModelOut], tags=["models"])
+    def models(request: Request) -> list[ModelOut]:
+        """Every model, whether it is built here and usable, and why not."""
+        return [ModelOut(**m) for m in svc(request).models()]
+
+    @app.get("/health", response_model=Health, tags=["health"])
+    async def health(request: Request) -> Health:
+        """Cheap liveness and readiness check (never loads anything)."""
+        s: Service = request.app.state.service
+        snap = getattr(s, "_snapshot", None)
+        if snap is None:
+            return Health(
+                status="not ready",
+                version=__version__,
+                detail="no snapshot loaded: run `segue fit`",
+            )
+        return Health(
+            status="ok", version=__version__, tracks=snap.n_tracks, playlists=snap.n_playlists
+        )
+
+    return app
+
+
+def _refuse_paths(seeds: list[str]) -> None:
+    """Refuse seeds that name files: the service would read them on the server."""
+    from segue import ids
+
+    for position, text in enumerate(seeds):
+        if ids.try_parse(text, default_kind=ids.Kind.TRACK) is not None:
+            continue
+        if text.lower().endswith(_FILE_SUFFIXES):
+            raise ValueError(
+                f"seeds.{position} names a file: seeds cannot be files on the server; "
+                "send track, artist or playlist references or names"
+            )
+
+
+__all__ = ["RecommendRequest", "RecommendResponse", "TrackOut", "create_app", "public_message"]

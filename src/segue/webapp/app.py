@@ -1,0 +1,352 @@
+"""The segue web app: ``segue app`` (or ``streamlit run`` on this file).
+
+Layout only: every decision is made by :mod:`segue.webapp.logic` over :class:`Service`. The
+catalog is the one in the home folder (``SEGUE_HOME`` or the platform default); ``segue demo``
+points it at the bundled demo catalog. Every failure becomes a plain message on the page.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from segue import config
+from segue.errors import NotFittedError, SegueError
+from segue.webapp import logic
+
+log = logging.getLogger("segue.webapp")
+
+st.set_page_config(page_title="segue: continue your playlist", page_icon="🎧", layout="wide")
+
+
+@st.cache_resource(show_spinner=False)
+def get_service(home: str) -> logic.AppService:
+    """One service (and so one model cache) per home folder for the whole server."""
+    return logic.AppService(Path(home))
+
+
+def home() -> Path:
+    return config.home()
+
+
+def show_failure(exc: BaseException) -> None:
+    """A plain message for the person; the details go to the server's log only."""
+    if isinstance(exc, NotFittedError):
+        st.error(f"{exc}")
+    elif isinstance(exc, ValueError | SegueError):
+        st.error(str(exc))
+    elif isinstance(exc, ImportError):
+        st.error("This part of segue is not installed here; try another input or model.")
+        log.warning("import failed in the web app: %s", exc)
+    else:
+        st.error("Something went wrong while preparing the recommendations. Please try again.")
+        log.exception("unexpected error in the web app")
+
+
+# ----------------------------------------------------------------------------------------------
+def sidebar_settings(service: logic.AppService) -> dict[str, Any]:
+    """Model choice, result controls and filters (``usable`` is False for an unavailable model)."""
+    options = logic.model_options(service)
+    st.sidebar.header("Model")
+    by_name = {o.name: o for o in options}
+    name: str = st.sidebar.selectbox(
+        "Model",
+        list(by_name),
+        index=logic.default_model_index(options),
+        format_func=lambda n: logic.option_label(by_name[n]),
+        key="model",
+        label_visibility="collapsed",
+    )
+    chosen = by_name[name]
+    usable = chosen.available
+    if not usable:
+        st.sidebar.warning(f"{chosen.label} is unavailable: {chosen.reason}")
+
+    st.sidebar.header("Results")
+    n = st.sidebar.slider("Number of results", 1, 100, 10, key="n")
+    max_per_artist = st.sidebar.number_input(
+        "Max tracks per artist (0 = no limit)",
+        min_value=0,
+        max_value=100,
+        value=5,
+        step=1,
+        key="max_per_artist",
+    )
+    n_genres = None
+    setting = (
+        service.genre_setting(chosen.name)
+        if usable and chosen.name in logic.CONTENT_MODELS
+        else None
+    )
+    if setting is not None:
+        n_genres = st.sidebar.slider(
+            "Number of genres",
+            min_value=1,
+            max_value=setting.vocabulary,
+            value=setting.effective,
+            key=f"n_genres_{chosen.name}",
+            help="How many of the catalog's genre terms the content features keep (the most frequent).",
+        )
+        if n_genres == setting.effective:
+            n_genres = None  # the built model
+        built = "all" if setting.current is None else str(setting.current)
+        st.sidebar.caption(
+            f"Applies to Model 1 and Model 2 only. The built model uses {built} of the "
+            f"{setting.vocabulary} genres; another number refits the content model once (a few "
+            "seconds on a large catalog) and keeps it for the next requests."
+        )
+    else:
+        st.sidebar.caption(
+            "Number of genres applies to the content models (Model 1, Model 2) only."
+        )
+
+    bounds = logic.catalog_bounds(service)
+    with st.sidebar.expander("Filters"):
+        exclude = st.text_area(
+            "Exclude artists (one per line)",
+            key="exclude",
+            height=80,
+            placeholder="Artist name or link",
+        )
+        year_range = None
+        if bounds.years is not None and bounds.years[0] < bounds.years[1]:
+            year_range = st.slider(
+                "Release year", bounds.years[0], bounds.years[1], bounds.years, key="years"
+            )
+        popularity = st.slider("Popularity", 0, 100, (0, 100), key="popularity")
+    return {
+        "model": chosen.name,
+        "usable": usable,
+        "n": int(n),
+        "max_per_artist": int(max_per_artist),
+        "n_genres": n_genres,
+        "exclude": exclude,
+        "year_range": year_range,
+        "popularity": (float(popularity[0]), float(popularity[1])),
+    }
+
+
+def input_form(service: logic.AppService) -> tuple[str, str, list[str], logic.Upload | None]:
+    """The ways in: pasted links or names, a playlist file, and a catalog search."""
+    left, right = st.columns([3, 2])
+    with left:
+        text = st.text_area(
+            "Playlist, tracks or artists",
+            key="text",
+            height=150,
+            placeholder=(
+                "One per line: a Spotify playlist, track or artist link or URI, "
+                "a song or artist name, or a playlist name from the catalog"
+            ),
+        )
+        title = st.text_input(
+            "Playlist title (optional)",
+            key="title",
+            placeholder="e.g. summer road trip",
+            help="The title model and the hybrid use it; a title alone is enough to start.",
+        )
+    with right:
+        uploaded = st.file_uploader(
+            "Or upload a playlist file",
+            type=list(logic.UPLOAD_TYPES),
+            key="upload",
+            help="An Exportify CSV, an MPD-format JSON playlist, or a text file of links.",
+        )
+        query = st.text_input("Search the catalog by track or artist", key="query")
+        picked_before: list[str] = st.session_state.get("picked_ids", [])
+        labels: dict[str, str] = dict(st.session_state.get("picked_labels", {}))
+        try:
+            labels.update(logic.search_options(service, query))
+        except ValueError as exc:
+            st.error(str(exc))
+        if query.strip() and len(labels) == len(picked_before):
+            st.caption(f"No track or artist matches {query.strip()!r}.")
+        picked: list[str] = st.multiselect(
+            "Pick tracks from the search",
+            options=list(labels),
+            default=[p for p in picked_before if p in labels],
+            format_func=lambda tid: labels.get(tid, tid),
+            key=f"picked_{hash(tuple(sorted(labels)))}",
+        )
+        st.session_state["picked_ids"] = picked
+        st.session_state["picked_labels"] = {tid: labels[tid] for tid in picked}
+    upload = logic.Upload(uploaded.name, uploaded.getvalue()) if uploaded is not None else None
+    return text, title, picked, upload
+
+
+def show_results(service: logic.AppService, rec: Any) -> None:
+    if rec.messages:
+        st.info("\n".join(f"- {m}" for m in rec.messages))
+    if rec.unknown:
+        shown = ", ".join(rec.unknown[:10]) + (" …" if len(rec.unknown) > 10 else "")
+        st.warning(f"Not in the catalog ({len(rec.unknown)}): {shown}")
+    if not rec.tracks:
+        st.warning("No track passes the filters: loosen them and try again.")
+        return
+    heading = f"{len(rec.tracks)} tracks"
+    if rec.title:
+        heading += f" for “{rec.title}”"
+    st.subheader(heading)
+    st.caption(f"Model: {rec.model}")
+
+    cols = st.columns(3)
+    for col, export in zip(cols, logic.exports(rec), strict=True):
+        col.download_button(
+            f"Download {export.label}",
+            export.data,
+            file_name=export.file_name,
+            mime=export.mime,
+            key=f"download_{export.label}",
+        )
+
+    tab_list, tab_table, tab_chart = st.tabs(["Players", "Table", "Feature profile"])
+    with tab_list:
+        embeds = st.toggle("Show Spotify players (needs the internet)", value=True, key="embeds")
+        for i, t in enumerate(rec.tracks, 1):
+            text_col, player_col = st.columns([3, 2])
+            with text_col:
+                year = f" ({t.year})" if t.year else ""
+                score = f" · score {t.score:.3f}" if t.score is not None else ""
+                st.markdown(
+                    f"**{i}. {t.name}** — {', '.join(t.artists) or 'unknown artist'}{year}{score}"
+                )
+                if t.explanation:
+                    st.caption(t.explanation)
+            if embeds and i <= logic.MAX_EMBEDS:
+                with player_col:
+                    st.iframe(logic.embed_url(t.id), height=80)
+    with tab_table:
+        st.dataframe(
+            logic.results_frame(rec),
+            hide_index=True,
+            column_config={
+                "link": st.column_config.LinkColumn("link", display_text="open"),
+                "score": st.column_config.NumberColumn(format="%.3f"),
+            },
+        )
+    with tab_chart:
+        frame = logic.profile_frame(service, rec)
+        if frame.empty:
+            st.caption(
+                "The catalog has no audio features for these tracks, so there is nothing to compare."
+            )
+        else:
+            st.plotly_chart(logic.profile_figure(frame))
+            st.caption("Mean features of the input and the recommendations, each scaled to 0–1.")
+
+
+def recommend_page(service: logic.AppService) -> None:
+    st.title("segue")
+    st.write("Continue a playlist with tracks that fit. Give a playlist, a few songs or an artist.")
+    settings = sidebar_settings(service)
+    text, title, picked, upload = input_form(service)
+    clicked = st.button("Recommend", type="primary", disabled=not settings["usable"], key="go")
+    if clicked:
+        req = logic.AppRequest(
+            text=text,
+            picked=picked,
+            upload=upload,
+            title=title,
+            model=settings["model"],
+            n=settings["n"],
+            max_per_artist=settings["max_per_artist"],
+            n_genres=settings["n_genres"],
+            exclude_artists=settings["exclude"],
+            year_range=settings["year_range"],
+            popularity_range=settings["popularity"],
+        )
+        try:
+            with st.spinner("Finding tracks…"):
+                st.session_state["result"] = logic.recommend(service, req)
+        except Exception as exc:
+            st.session_state.pop("result", None)
+            show_failure(exc)
+            return
+    result = st.session_state.get("result")
+    if result is not None:
+        try:
+            show_results(service, result)
+        except Exception as exc:
+            show_failure(exc)
+
+
+def log_page() -> None:
+    st.title("Log")
+    st.write("What segue fetched from the web to grow the catalog, and the tracks it added.")
+    entry = logic.catalog_log(home())
+    if entry.message:
+        st.info(entry.message)
+    st.subheader("Tracks added to the catalog")
+    if entry.added.empty:
+        st.caption(
+            "None yet: tracks of an input playlist that the catalog does not know are added here."
+        )
+    else:
+        st.dataframe(entry.added, hide_index=True)
+    st.subheader("Fetches")
+    if entry.fetches.empty:
+        st.caption("No fetch recorded yet.")
+    else:
+        st.dataframe(entry.fetches, hide_index=True)
+
+
+def about_page(service: logic.AppService) -> None:
+    st.title("About segue")
+    st.markdown(
+        """
+segue recommends tracks that continue a playlist. It learns from playlists in the format of
+the Spotify Million Playlist Dataset and from track features (audio features, release year,
+popularity, artist genres), and it runs offline on its own catalog.
+
+**Models**
+
+- **Hybrid** (the default) blends the collaborative, content and title models.
+- **Model 1** and **Model 2** are content models: tracks whose features (genres, audio
+  features, era, popularity) resemble the input's; Model 1 weights genres most, Model 2
+  weights every block equally. *Number of genres* sets their genre vocabulary.
+- **Collaborative** models recommend tracks that appear in playlists together with the
+  input's tracks: item-item co-occurrence, or ALS matrix factorisation.
+- **Spotify** asks Spotify's own recommendation service, where the app's credentials still
+  have access to it.
+
+Input tracks the catalog does not know are fetched and added when the network allows, so they
+can be recommended after the next build (see the Log page). The bundled demo catalog is built
+from the TidyTuesday Spotify songs table (2020-01-21), licensed for reuse.
+"""
+    )
+    try:
+        facts = logic.about_facts(service)
+    except Exception as exc:
+        show_failure(exc)
+        return
+    st.subheader("This catalog")
+    st.table(pd.DataFrame({"value": [str(v) for v in facts.values()]}, index=list(facts)))
+
+
+def main() -> None:
+    page = st.sidebar.radio("Page", ["Recommend", "Log", "About"], key="page", horizontal=True)
+    if page == "Log":
+        try:
+            log_page()
+        except Exception as exc:
+            show_failure(exc)
+        return
+    try:
+        service = get_service(str(home()))
+        logic.catalog_bounds(service)  # loads the snapshot: fails early when nothing is built
+    except Exception as exc:
+        st.title("segue")
+        show_failure(exc)
+        st.info("Build a catalog first: `segue demo` sets up the bundled demo catalog.")
+        return
+    if page == "About":
+        about_page(service)
+    else:
+        recommend_page(service)
+
+
+main()

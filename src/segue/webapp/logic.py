@@ -1,0 +1,565 @@
+"""What the web app does with its widgets' values, as plain functions over :class:`Service`.
+
+The Streamlit script (``app.py``) only lays out widgets and calls these; everything here is
+testable without Streamlit: turning the form into a service call, results into a table, a
+chart's data and export files, and the catalog's log into tables.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from segue import ids
+from segue.models.registry import DEFAULT_MODEL, MODELS, model_class
+from segue.service import MAX_RESULTS, MAX_SEEDS, Filters, Recommendation, Service
+
+#: Labels in the order the app lists models; models not named here follow under their own name.
+MODEL_LABELS: dict[str, str] = {
+    "hybrid": "Hybrid (default): collaborative + content + title",
+    "model1": "Model 1: content, genre-weighted",
+    "model2": "Model 2: content, equal weights",
+    "itemknn": "Collaborative: item-item co-occurrence",
+    "als": "Collaborative: ALS matrix factorisation",
+    "title": "Title: from the playlist's name",
+    "popularity": "Most popular tracks (baseline)",
+    "spotify": "Spotify's own recommendations",
+    "original": "The original project's content scoring (reference)",
+    "random": "Random tracks (baseline)",
+}
+#: Models that take ``n_genres`` (the size of the genre vocabulary of the content features).
+CONTENT_MODELS = ("model1", "model2")
+#: Accepted upload types (Exportify CSV, MPD JSON, a list of links).
+UPLOAD_TYPES = ("csv", "json", "txt", "m3u")
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+#: Spotify players embedded per result list; the rest are listed as text.
+MAX_EMBEDS = 25
+
+_FILE_SUFFIXES = tuple(f".{t}" for t in UPLOAD_TYPES)
+_REF_TOKEN = re.compile(r"(https?://\S+|spotify:\S+)")
+
+
+# models -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ModelOption:
+    name: str
+    label: str
+    available: bool
+    reason: str
+    default: bool
+
+
+def model_options(service: Service) -> list[ModelOption]:
+    """Every model the service knows, in display order, with whether it can be used here."""
+    info = {m["name"]: m for m in service.models()}
+    order = [n for n in MODEL_LABELS if n in info] + [n for n in info if n not in MODEL_LABELS]
+    return [
+        ModelOption(
+            name=n,
+            label=MODEL_LABELS.get(n) or n,
+            available=bool(info[n]["available"]),
+            reason=str(info[n]["reason"] or ""),
+            default=bool(info[n]["default"]),
+        )
+        for n in order
+    ]
+
+
+def default_model_index(options: Sequence[ModelOption]) -> int:
+    """The default model if usable, else the first usable one, else 0."""
+    for i, o in enumerate(options):
+        if o.default and o.available:
+            return i
+    for i, o in enumerate(options):
+        if o.available:
+            return i
+    return 0
+
+
+def option_label(option: ModelOption) -> str:
+    return option.label if option.available else f"{option.label} (unavailable)"
+
+
+def variant_name(model: str, n_genres: int | None) -> str:
+    """The name the app asks the service for: ``model1`` or ``model1@n_genres=20``."""
+    if n_genres is None or model not in CONTENT_MODELS:
+        return model
+    return f"{model}@n_genres={int(n_genres)}"
+
+
+@dataclass(frozen=True)
+class GenreSetting:
+    """The ``n_genres`` of a built content model: ``current`` (None = every genre) and the
+    size of its genre vocabulary, the most a person can ask for."""
+
+    current: int | None
+    vocabulary: int
+
+    @property
+    def effective(self) -> int:
+        return self.vocabulary if self.current is None else min(self.current, self.vocabulary)
+
+
+def _genre_vocabulary(model: Any, snapshot: Any) -> int:
+    """Genre terms in a fitted content model (its TF-IDF block), else distinct catalog genres."""
+    blocks = getattr(getattr(model, "features_", None), "blocks", None)
+    if isinstance(blocks, dict) and isinstance(blocks.get("genres"), slice):
+        cols = blocks["genres"]
+        return int(cols.stop - cols.start)
+    return len({g for gs in snapshot.artists["genres"] for g in gs})
+
+
+class AppService(Service):
+    """A :class:`Service` that can also serve content models refit with another ``n_genres``.
+
+    Fitting a content model takes seconds on a large catalog, far too slow per request, so a
+    variant is fitted once on first use and kept in a small LRU cache (``max_variants``).
+    The saved model is used whenever the asked ``n_genres`` gives the same features.
+    """
+
+    def __init__(
+        self, home: Path | None = None, *, grow: bool = True, max_variants: int = 4
+    ) -> None:
+        super().__init__(home, grow=grow)
+        self.max_variants = max_variants
+        self._variants: OrderedDict[tuple[str, int], Any] = OrderedDict()
+        self._variant_lock = threading.Lock()
+
+    def genre_setting(self, model: str) -> GenreSetting | None:
+        """``n_genres`` of a built content model, or None when the model has no such choice."""
+        if model not in CONTENT_MODELS:
+            return None
+        built = self.model(model)
+        params = built.get_params()
+        if "n_genres" not in params:
+            return None
+        vocabulary = _genre_vocabulary(built, self.snapshot)
+        if vocabulary < 2:
+            return None
+        current = params["n_genres"]
+        return GenreSetting(
+            current=int(current) if current is not None else None, vocabulary=vocabulary
+        )
+
+    def model(self, name: str) -> Any:
+        base, sep, spec = name.partition("@")
+        if not sep:
+            return super().model(name)
+        key, _, raw = spec.partition("=")
+        if base not in CONTENT_MODELS or key != "n_genres" or not raw.isdigit():
+            raise ValueError(f"unknown model variant {name!r}; expected e.g. 'model1@n_genres=20'")
+        n_genres = int(raw)
+        if not 1 <= n_genres <= 10_000:
+            raise ValueError(f"n_genres must be between 1 and 10000, got {n_genres}")
+        built = super().model(base)
+        setting = self.genre_setting(base)
+        if setting is None:
+            raise ValueError(f"model {base!r} has no number of genres to choose")
+        if n_genres == setting.current or (
+            setting.current is None and n_genres >= setting.vocabulary
+        ):
+            return built
+        with self._variant_lock:
+            cached = self._variants.get((base, n_genres))
+            if cached is not None:
+                self._variants.move_to_end((base, n_genres))
+                return cached
+            params = {**built.get_params(), "n_genres": n_genres}
+            fitted = model_class(base)(**params).fit(self.snapshot)
+            self._variants[(base, n_genres)] = fitted
+            while len(self._variants) > self.max_variants:
+                self._variants.popitem(last=False)
+            return fitted
+
+
+# the form -----------------------------------------------------------------------------------
+@dataclass
+class Upload:
+    name: str
+    data: bytes
+
+
+@dataclass
+class AppRequest:
+    """The recommend form's values, as the widgets give them."""
+
+    text: str = ""
+    picked: list[str] = field(default_factory=list)
+    upload: Upload | None = None
+    title: str = ""
+    model: str = DEFAULT_MODEL
+    n: int = 10
+    max_per_artist: int = 0
+    n_genres: int | None = None
+    exclude_artists: str = ""
+    year_range: tuple[int, int] | None = None
+    popularity_range: tuple[float, float] | None = None
+
+
+def split_inputs(text: str) -> list[str]:
+    """The lines of the text area, one input each.
+
+    A line holding several links (as pasted from some players, separated by spaces) gives
+    each link; any other line (a song, an artist or a playlist name) is kept whole, so names
+    with commas or spaces survive.
+    """
+    out: list[str] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        refs = _REF_TOKEN.findall(line)
+        if len(refs) > 1 and _REF_TOKEN.sub("", line).strip(" ,;\t") == "":
+            out.extend(r.rstrip(",;") for r in refs)
+        else:
+            out.append(line)
+    return out
+
+
+def check_typed_inputs(inputs: Sequence[str]) -> None:
+    """Refuse server file paths typed as inputs: files come in through the upload widget.
+
+    The service reads a path it is given, which is right on the command line but not for
+    text typed into a web page that may be served to others.
+    """
+    for text in inputs:
+        if ids.try_parse(text, default_kind=ids.Kind.TRACK) is not None:
+            continue
+        if text.lower().endswith(_FILE_SUFFIXES) and (
+            "/" in text or "\\" in text or text.startswith("~")
+        ):
+            raise ValueError(
+                f"{text!r} looks like a file path: upload the file instead of typing its path"
+            )
+
+
+def safe_upload_name(name: str) -> str:
+    """A plain file name for an uploaded file (no folders), keeping its suffix."""
+    base = Path(name.replace("\\", "/")).name
+    stem = re.sub(r"[^\w.\- ]+", "_", Path(base).stem).strip(" .") or "playlist"
+    suffix = Path(base).suffix.lower()
+    if suffix not in _FILE_SUFFIXES:
+        raise ValueError(f"{base!r}: expected a file ending in {', '.join(_FILE_SUFFIXES)}")
+    return stem[:80] + suffix
+
+
+def parse_artist_list(text: str) -> list[str]:
+    """Artists to exclude: one per line or separated by semicolons (names may hold commas)."""
+    parts = re.split(r"[;\n]", text)
+    return [p.strip() for p in parts if p.strip()]
+
+
+def build_filters(req: AppRequest, bounds: CatalogBounds | None = None) -> Filters:
+    """Filters from the form; a range left at the catalog's full extent is no constraint."""
+    year_min = year_max = None
+    if req.year_range is not None:
+        lo, hi = int(req.year_range[0]), int(req.year_range[1])
+        if bounds is None or bounds.years is None or (lo, hi) != bounds.years:
+            year_min, year_max = lo, hi
+    pop_min = pop_max = None
+    if req.popularity_range is not None:
+        plo, phi = float(req.popularity_range[0]), float(req.popularity_range[1])
+        if (plo, phi) != (0.0, 100.0):
+            pop_min, pop_max = plo, phi
+    filters = Filters(
+        exclude_artists=parse_artist_list(req.exclude_artists),
+        year_min=year_min,
+        year_max=year_max,
+        popularity_min=pop_min,
+        popularity_max=pop_max,
+        max_per_artist=req.max_per_artist or None,
+    )
+    filters.validate()
+    return filters
+
+
+def recommend(service: Service, req: AppRequest, *, workdir: Path | None = None) -> Recommendation:
+    """Run the form through the service.
+
+    Raises ``ValueError`` with a message for the person (bad input, nothing found) and
+    :class:`segue.errors.SegueError` when the catalog or model is not usable.
+    """
+    if not 1 <= req.n <= MAX_RESULTS:
+        raise ValueError(f"number of results must be between 1 and {MAX_RESULTS}, got {req.n}")
+    typed = split_inputs(req.text)
+    check_typed_inputs(typed)
+    inputs = typed + [ids.track_uri(t) for t in req.picked]
+    if len(inputs) > MAX_SEEDS:
+        raise ValueError(f"too many inputs: {len(inputs)}, at most {MAX_SEEDS}")
+    title = req.title.strip() or None
+    filters = build_filters(req, catalog_bounds(service))
+    if not inputs and req.upload is None and not title:
+        raise ValueError(
+            "nothing to start from: paste a playlist, track or artist link or name, upload a "
+            "playlist file, pick tracks from the search, or give a playlist title"
+        )
+    model = variant_name(req.model, req.n_genres)
+    if req.upload is None:
+        return service.recommend(inputs, n=req.n, model=model, title=title, filters=filters)
+    if len(req.upload.data) > MAX_UPLOAD_BYTES:
+        raise ValueError(
+            f"{req.upload.name!r} is too large: at most {MAX_UPLOAD_BYTES // (1024 * 1024)} MB"
+        )
+    name = safe_upload_name(req.upload.name)
+    # The service reads playlist files by path (and grows the catalog from their facts),
+    # so the upload is written to a private temporary folder under its own name.
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        path = Path(tmp) / name
+        path.write_bytes(req.upload.data)
+        return service.recommend(
+            [*inputs, str(path)], n=req.n, model=model, title=title, filters=filters
+        )
+
+
+# the catalog --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CatalogBounds:
+    """Ranges for the filter sliders."""
+
+    years: tuple[int, int] | None
+    n_tracks: int
+    n_playlists: int
+
+
+def catalog_bounds(service: Service) -> CatalogBounds:
+    snap = service.snapshot
+    cached = getattr(snap, "_app_bounds", None)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    years = snap.tracks["release_year"].to_numpy(dtype=np.float64)
+    years = years[np.isfinite(years)]
+    span = (int(years.min()), int(years.max())) if years.size else None
+    bounds = CatalogBounds(years=span, n_tracks=snap.n_tracks, n_playlists=snap.n_playlists)
+    snap._app_bounds = bounds  # type: ignore[attr-defined]
+    return bounds
+
+
+def search_options(service: Service, query: str, limit: int = 20) -> dict[str, str]:
+    """Track id -> label ("Song — Artist (year)") for a search box; empty for an empty query."""
+    if not query.strip():
+        return {}
+    return {
+        t.id: track_label(t.name, t.artists, t.year)
+        for t in service.search_tracks(query, limit=limit)
+    }
+
+
+def track_label(name: str, artists: Sequence[str], year: int | None) -> str:
+    who = ", ".join(artists) or "unknown artist"
+    return f"{name} — {who}" + (f" ({year})" if year else "")
+
+
+# results ------------------------------------------------------------------------------------
+def results_frame(rec: Recommendation) -> pd.DataFrame:
+    """One row per recommended track: rank, track, artists, album, year, popularity, score, why."""
+    rows = [
+        {
+            "#": i,
+            "track": t.name,
+            "artists": ", ".join(t.artists),
+            "album": t.album or "",
+            "year": t.year,
+            "popularity": t.popularity,
+            "score": t.score,
+            "why": t.explanation or "",
+            "link": t.url,
+        }
+        for i, t in enumerate(rec.tracks, 1)
+    ]
+    columns = ["#", "track", "artists", "album", "year", "popularity", "score", "why", "link"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def embed_url(track_id: str) -> str:
+    """Spotify's embeddable player for a track (needs the network in the browser)."""
+    if not ids.is_spotify_id(track_id):
+        raise ValueError(f"not a Spotify track id: {track_id!r}")
+    return f"https://open.spotify.com/embed/track/{track_id}"
+
+
+#: Feature -> (low, high) used to put every axis of the profile chart on 0..1.
+_PROFILE_SCALE: dict[str, tuple[float, float]] = {
+    "danceability": (0.0, 1.0),
+    "energy": (0.0, 1.0),
+    "valence": (0.0, 1.0),
+    "acousticness": (0.0, 1.0),
+    "instrumentalness": (0.0, 1.0),
+    "speechiness": (0.0, 1.0),
+    "liveness": (0.0, 1.0),
+    "tempo": (50.0, 200.0),
+    "loudness": (-30.0, 0.0),
+    "popularity": (0.0, 100.0),
+}
+
+
+def profile_frame(service: Service, rec: Recommendation) -> pd.DataFrame:
+    """Mean features of the input and of the recommendations, side by side.
+
+    Columns ``feature``, ``input``, ``recommended`` (raw means) and ``input_scaled``,
+    ``recommended_scaled`` (each feature on 0..1: fixed ranges for audio features, the
+    catalog's span for the year). Features unknown for either side are left out; the frame
+    is empty when the catalog has no features.
+    """
+    snap = service.snapshot
+    seed_idx, _ = snap.known_indices([t.id for t in rec.seeds])
+    rec_idx, _ = snap.known_indices([t.id for t in rec.tracks])
+    if seed_idx.size == 0 or rec_idx.size == 0:
+        return pd.DataFrame(
+            columns=["feature", "input", "recommended", "input_scaled", "recommended_scaled"]
+        )
+    left = service.feature_profile(seed_idx)
+    right = service.feature_profile(rec_idx)
+    scale = dict(_PROFILE_SCALE)
+    bounds = catalog_bounds(service)
+    if bounds.years is not None and bounds.years[1] > bounds.years[0]:
+        scale["release_year"] = (float(bounds.years[0]), float(bounds.years[1]))
+    rows = []
+    for feature, (lo, hi) in scale.items():
+        if feature in left and feature in right:
+            a, b = left[feature], right[feature]
+            rows.append(
+                {
+                    "feature": feature.replace("_", " "),
+                    "input": a,
+                    "recommended": b,
+                    "input_scaled": float(np.clip((a - lo) / (hi - lo), 0.0, 1.0)),
+                    "recommended_scaled": float(np.clip((b - lo) / (hi - lo), 0.0, 1.0)),
+                }
+            )
+    return pd.DataFrame(
+        rows, columns=["feature", "input", "recommended", "input_scaled", "recommended_scaled"]
+    )
+
+
+def profile_figure(frame: pd.DataFrame) -> Any:
+    """A plotly radar chart of :func:`profile_frame` (input vs recommendations)."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    theta = [*frame["feature"].tolist(), frame["feature"].iloc[0]] if len(frame) else []
+    colours = {"input": "#1f77b4", "recommended": "#ff7f0e"}
+    for column, name in (("input_scaled", "input"), ("recommended_scaled", "recommended")):
+        values = frame[column].tolist()
+        raw = frame[name].tolist()
+        fig.add_trace(
+            go.Scatterpolar(
+                r=[*values, values[0]] if values else [],
+                theta=theta,
+                name=name,
+                fill="toself",
+                opacity=0.55,
+                line={"color": colours[name]},
+                customdata=[*raw, raw[0]] if raw else [],
+                hovertemplate="%{theta}: %{customdata:.3g}<extra>" + name + "</extra>",
+            )
+        )
+    fig.update_layout(
+        polar={"radialaxis": {"visible": True, "range": [0, 1]}},
+        margin={"l": 40, "r": 40, "t": 30, "b": 30},
+        height=420,
+        legend={"orientation": "h"},
+    )
+    return fig
+
+
+@dataclass(frozen=True)
+class Export:
+    label: str
+    data: str
+    file_name: str
+    mime: str
+
+
+def exports(rec: Recommendation) -> list[Export]:
+    """The recommendations as CSV, M3U and JSON downloads (the CLI's own formats)."""
+    from segue.cli.recommend import OutputFormat, render
+
+    stem = slug(rec.title or "segue") + "-" + rec.model.partition("@")[0]
+    return [
+        Export("CSV", render(rec, OutputFormat.csv), f"{stem}.csv", "text/csv"),
+        Export("M3U", render(rec, OutputFormat.m3u), f"{stem}.m3u", "audio/x-mpegurl"),
+        Export("JSON", render(rec, OutputFormat.json), f"{stem}.json", "application/json"),
+    ]
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.casefold()).strip("-")[:60] or "segue"
+
+
+# the log page -------------------------------------------------------------------------------
+@dataclass
+class CatalogLog:
+    fetches: pd.DataFrame
+    added: pd.DataFrame
+    message: str = ""
+
+
+def catalog_log(home: Path, limit: int = 200) -> CatalogLog:
+    """The catalog's fetch log and the tracks added to it, newest first.
+
+    Opens the catalog read-only and briefly; a catalog that is missing or busy gives empty
+    tables and a message instead of an error.
+    """
+    empty = pd.DataFrame()
+    path = home / "catalog.duckdb"
+    if not path.exists():
+        return CatalogLog(
+            empty, empty, "no catalog here yet: run `segue demo` or `segue ingest` first"
+        )
+    from segue.catalog import Catalog
+    from segue.errors import SegueError
+
+    try:
+        with Catalog.open(path, read_only=True, wait=2.0) as catalog:
+            reader = getattr(catalog, "fetch_log_rows", None)
+            fetches = _frame(reader(limit)) if reader is not None else empty
+            added_reader = getattr(catalog, "added_tracks", None)
+            added = _frame(added_reader(limit)) if added_reader is not None else empty
+    except SegueError as exc:
+        return CatalogLog(empty, empty, f"the catalog cannot be read right now: {exc}")
+    if added.empty and not fetches.empty and {"kind", "status"} <= set(fetches.columns):
+        # Without a query of its own, the log's successful track lookups stand for the additions.
+        done = fetches["kind"].isin(["tracks", "track_facts"]) & (fetches["status"] == "ok")
+        added = fetches[done].reset_index(drop=True)
+    message = "" if reader is not None else "this version of the catalog keeps no fetch log"
+    return CatalogLog(fetches, added, message)
+
+
+def _frame(rows: Any) -> pd.DataFrame:
+    if isinstance(rows, pd.DataFrame):
+        return rows
+    if hasattr(rows, "to_pandas"):
+        return rows.to_pandas()  # type: ignore[no-any-return]
+    out = pd.DataFrame(list(rows))
+    for col in out.columns:
+        if out[col].map(lambda v: isinstance(v, list | tuple | np.ndarray)).any():
+            out[col] = out[col].map(lambda v: ", ".join(map(str, v)) if v is not None else "")
+    return out
+
+
+def about_facts(service: Service) -> dict[str, Any]:
+    """What the About page states about the catalog in use."""
+    from segue import __version__
+
+    snap = service.snapshot
+    manifest = snap.manifest
+    return {
+        "version": __version__,
+        "tracks": f"{snap.n_tracks:,}",
+        "playlists": f"{snap.n_playlists:,}",
+        "playlist rows": f"{int(snap.interactions.nnz):,}",
+        "artists": f"{len(snap.artists):,}",
+        "snapshot built": manifest.get("created_at", "unknown"),
+        "models": ", ".join(
+            n for n in MODELS if n in {o.name for o in model_options(service) if o.available}
+        ),
+    }

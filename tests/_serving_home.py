@@ -1,0 +1,86 @@
+"""A tiny built home (snapshot + itemknn model) for the API, web app and browser tests.
+
+Four genre clusters of ten tracks by two artists each; every playlist draws from one cluster,
+so collaborative models recommend within the seed's cluster. Everything is seeded.
+"""
+
+from __future__ import annotations
+
+import random
+import string
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from segue.models.registry import fit_model
+from segue.snapshot import Snapshot
+
+_B62 = string.digits + string.ascii_letters
+CLUSTERS = ("chill", "rock", "rap", "country")
+TRACKS_PER_CLUSTER = 10
+#: The model the tests serve: a real, fast one.
+MODEL = "itemknn"
+
+
+def _ids(n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return ["".join(rng.choice(_B62) for _ in range(22)) for _ in range(n)]
+
+
+def tiny_snapshot(seed: int = 7) -> Snapshot:
+    rng = np.random.default_rng(seed)
+    n_tracks = len(CLUSTERS) * TRACKS_PER_CLUSTER
+    track_ids = _ids(n_tracks, seed)
+    artist_ids = _ids(2 * len(CLUSTERS), seed + 1)
+    cluster = np.repeat(np.arange(len(CLUSTERS)), TRACKS_PER_CLUSTER)
+    artist_key = cluster * 2 + (np.arange(n_tracks) % 2)
+    tracks = pd.DataFrame(
+        {
+            "track_id": track_ids,
+            "name": [f"{CLUSTERS[c].title()} Song {i}" for i, c in enumerate(cluster)],
+            "artist_key": artist_key,
+            "artist_name": [f"{CLUSTERS[k // 2].title()} Artist {k % 2}" for k in artist_key],
+            "album_name": [f"Album {i // 5}" for i in range(n_tracks)],
+            "release_year": 1980 + (np.arange(n_tracks) % 40),
+            "popularity": rng.integers(0, 100, n_tracks).astype(float),
+            "danceability": 0.2 + 0.2 * cluster + rng.uniform(0, 0.1, n_tracks),
+            "energy": rng.uniform(0, 1, n_tracks),
+            "valence": rng.uniform(0, 1, n_tracks),
+            "acousticness": rng.uniform(0, 1, n_tracks),
+            "tempo": rng.uniform(70, 170, n_tracks),
+            "loudness": rng.uniform(-20, -3, n_tracks),
+        }
+    )
+    artists = pd.DataFrame(
+        {
+            "artist_key": np.arange(2 * len(CLUSTERS)),
+            "artist_id": artist_ids,
+            "name": [
+                f"{CLUSTERS[k // 2].title()} Artist {k % 2}" for k in range(2 * len(CLUSTERS))
+            ],
+            "genres": [[CLUSTERS[k // 2]] for k in range(2 * len(CLUSTERS))],
+        }
+    )
+    names, p_idx, t_idx = [], [], []
+    for p in range(48):
+        c = p % len(CLUSTERS)
+        names.append(f"{CLUSTERS[c]} mix {p}")
+        chosen = rng.choice(TRACKS_PER_CLUSTER, size=6, replace=False) + c * TRACKS_PER_CLUSTER
+        p_idx.extend([p] * len(chosen))
+        t_idx.extend(chosen.tolist())
+    playlists = pd.DataFrame({"pid": np.arange(len(names)), "name": names})
+    return Snapshot.from_frames(
+        tracks, artists, playlists, rows=(np.asarray(p_idx), np.asarray(t_idx))
+    )
+
+
+def build_home(home: Path, models: tuple[str, ...] = (MODEL,)) -> Snapshot:
+    """Save the tiny snapshot and fit ``models`` under ``home/artifacts``."""
+    snap = tiny_snapshot()
+    snap.save(home / "artifacts" / "snapshot")
+    for name in models:
+        params: dict[str, Any] = {"neighbors": 20, "num_threads": 1} if name == "itemknn" else {}
+        fit_model(name, snap, root=home / "artifacts" / "models", **params)
+    return snap

@@ -1,0 +1,381 @@
+"""The HTTP API over a tiny built home: TestClient for the contract, one real uvicorn server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from starlette.exceptions import StarletteDeprecationWarning
+
+from segue.api import create_app, public_message
+from segue.errors import CatalogError
+from segue.service import Service
+from segue.snapshot import Snapshot
+from tests._serving_home import MODEL, build_home
+
+with warnings.catch_warnings():
+    # Starlette asks for the httpx2 package in its TestClient; httpx works the same here.
+    warnings.simplefilter("ignore", StarletteDeprecationWarning)
+    from fastapi.testclient import TestClient
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Snapshot]:
+    home = tmp_path_factory.mktemp("api") / "home"
+    return home, build_home(home)
+
+
+@pytest.fixture(scope="module")
+def client(built: tuple[Path, Snapshot]) -> Iterator[TestClient]:
+    app = create_app(Service(built[0], grow=False))
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def snap(built: tuple[Path, Snapshot]) -> Snapshot:
+    return built[1]
+
+
+def assert_clean(response: httpx.Response, home: Path | None = None) -> None:
+    """An error body never shows a stack trace or a server path."""
+    body = response.text
+    for leak in ("Traceback", "/work", ".py", "/tmp", 'File "'):
+        assert leak not in body, f"{leak!r} leaked in {body!r}"
+    if home is not None:
+        assert str(home) not in body
+
+
+def ids_of(snap: Snapshot, prefix: str) -> list[str]:
+    return snap.tracks.loc[snap.tracks["name"].str.startswith(prefix), "track_id"].tolist()
+
+
+# health, models, docs -------------------------------------------------------------------------
+def test_health_reports_the_loaded_snapshot(client: TestClient) -> None:
+    r = client.get("/health")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["status"] == "ok"
+    assert (body["tracks"], body["playlists"]) == (40, 48)
+
+
+def test_models_say_which_are_usable_and_why_not(client: TestClient) -> None:
+    r = client.get("/models")
+    assert r.status_code == 200
+    models = {m["name"]: m for m in r.json()}
+    assert models[MODEL]["available"] and models[MODEL]["built"]
+    assert models["hybrid"]["default"] and not models["hybrid"]["available"]
+    assert "segue fit" in models["hybrid"]["reason"]
+    assert not models["spotify"]["available"] and models["spotify"]["reason"]
+
+
+def test_openapi_docs_are_served(client: TestClient) -> None:
+    assert client.get("/docs").status_code == 200
+    spec = client.get("/openapi.json").json()
+    assert {"/recommend", "/tracks/search", "/tracks/{track}", "/models", "/health"} <= set(
+        spec["paths"]
+    )
+    body = spec["components"]["schemas"]["RecommendRequest"]["properties"]
+    assert body["n"]["maximum"] == 500 and body["seeds"]["maxItems"] == 1000
+
+
+# recommend ------------------------------------------------------------------------------------
+def test_recommend_a_playlist_of_track_links(client: TestClient, snap: Snapshot) -> None:
+    seeds = [f"https://open.spotify.com/track/{t}?si=x" for t in ids_of(snap, "Rock")[:4]]
+    r = client.post("/recommend", json={"seeds": seeds, "n": 5, "model": MODEL})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["model"] == MODEL and len(body["tracks"]) == 5
+    seed_uris = {f"spotify:track:{s.split('/')[-1].split('?')[0]}" for s in seeds}
+    assert {s["uri"] for s in body["seeds"]} == seed_uris
+    for t in body["tracks"]:
+        assert t["uri"] not in seed_uris
+        assert t["name"].startswith("Rock")  # the tiny catalog's playlists never mix clusters
+        assert t["artists"] and t["explanation"] and isinstance(t["score"], float)
+        assert t["url"] == f"https://open.spotify.com/track/{t['id']}"
+    scores = [t["score"] for t in body["tracks"]]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_recommend_by_artist_name_and_playlist_name(client: TestClient) -> None:
+    r = client.post("/recommend", json={"seeds": ["Rap Artist 1"], "n": 3, "model": MODEL})
+    assert r.status_code == 200
+    assert all(t["name"].startswith("Rap") for t in r.json()["tracks"])
+    r = client.post(
+        "/recommend", json={"seeds": ["country mix 3"], "n": 3, "model": MODEL, "explain": False}
+    )
+    assert r.status_code == 200
+    body = r.json()
+    assert body["title"] == "country mix 3"
+    assert all(t["explanation"] is None for t in body["tracks"])
+
+
+def test_filters_are_applied(client: TestClient, snap: Snapshot) -> None:
+    seeds = ids_of(snap, "Chill")[:2]
+    r = client.post(
+        "/recommend",
+        json={
+            "seeds": seeds,
+            "n": 10,
+            "model": MODEL,
+            "max_per_artist": 1,
+            "exclude_artists": ["Rock Artist 0"],
+        },
+    )
+    assert r.status_code == 200
+    tracks = r.json()["tracks"]
+    artists = [t["artists"][0] for t in tracks]
+    assert len(artists) == len(set(artists)) and "Rock Artist 0" not in artists
+    r = client.post(
+        "/recommend",
+        json={"seeds": seeds, "n": 20, "model": MODEL, "year_min": 1990, "year_max": 1999},
+    )
+    assert r.status_code == 200
+    assert r.json()["tracks"] and all(1990 <= t["year"] <= 1999 for t in r.json()["tracks"])
+
+
+def test_unknown_inputs_are_reported_not_fatal(client: TestClient, snap: Snapshot) -> None:
+    seeds = [*ids_of(snap, "Chill")[:2], "0000000000000000000000", "no such song anywhere"]
+    r = client.post("/recommend", json={"seeds": seeds, "n": 3, "model": MODEL})
+    assert r.status_code == 200
+    body = r.json()
+    assert (
+        "spotify:track:0000000000000000000000" in body["unknown"]
+        or "0000000000000000000000" in body["unknown"]
+    )
+    assert "no such song anywhere" in body["unknown"]
+    assert body["messages"]
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"seeds": ["x"], "n": 0}, "n"),
+        ({"seeds": ["x"], "n": 501}, "n"),
+        ({"seeds": ["x"], "n": "ten"}, "n"),
+        ({"seeds": ["x"] * 1001}, "seeds"),
+        ({"seeds": "spotify:track:6rqhFgbbKwnb9MLmUQDhG6"}, "seeds"),
+        ({"seeds": [""]}, "seeds.0"),
+        ({"seeds": ["x"], "popularity_min": 101}, "popularity_min"),
+        ({"seeds": ["x"], "max_per_artist": 0}, "max_per_artist"),
+        ({"seeds": ["x"], "colour": "blue"}, "colour"),
+    ],
+)
+def test_invalid_requests_get_422_naming_the_field(
+    client: TestClient, payload: dict, field: str
+) -> None:
+    r = client.post("/recommend", json=payload)
+    assert r.status_code == 422
+    body = r.json()
+    assert field in {e["field"] for e in body["errors"]}
+    assert field in body["detail"]
+    assert_clean(r)
+
+
+def test_a_body_that_is_not_json_gets_422(client: TestClient) -> None:
+    r = client.post(
+        "/recommend", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 422
+    assert_clean(r)
+
+
+@pytest.mark.parametrize(
+    ("payload", "words"),
+    [
+        ({"seeds": ["https://open.spotify.com/track/short"]}, "not a Spotify reference"),
+        ({"seeds": ["nothing like this exists"]}, "no seed track found"),
+        ({"seeds": ["Rock Artist 0"], "model": "nope"}, "unknown model"),
+        ({"seeds": ["Rock Artist 0"], "year_min": 2000, "year_max": 1990}, "year range is empty"),
+        ({"seeds": ["/etc/passwd.csv"]}, "cannot be files"),
+        ({"seeds": ["../../work/x.json"]}, "cannot be files"),
+    ],
+)
+def test_bad_values_get_422_with_a_plain_message(
+    client: TestClient, built: tuple[Path, Snapshot], payload: dict, words: str
+) -> None:
+    r = client.post("/recommend", json={"model": MODEL, **payload})
+    assert r.status_code == 422, r.text
+    assert words in r.json()["detail"]
+    assert_clean(r, built[0])
+
+
+def test_a_model_not_built_gets_503_without_paths(
+    built: tuple[Path, Snapshot], tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    built[1].save(home / "artifacts" / "snapshot")  # a snapshot, no model
+    with TestClient(create_app(Service(home, grow=False)), raise_server_exceptions=False) as c:
+        r = c.post("/recommend", json={"seeds": ["Rock Artist 0"], "model": MODEL})
+        assert r.status_code == 503
+        assert "not built" in r.json()["detail"]
+        assert_clean(r, home)
+        r = c.post("/recommend", json={"seeds": ["Rock Artist 0"]})  # the default model
+        assert r.status_code == 503
+        assert_clean(r, home)
+
+
+def test_no_snapshot_gets_503_and_health_says_not_ready(tmp_path: Path) -> None:
+    home = tmp_path / "empty"
+    with TestClient(create_app(Service(home, grow=False)), raise_server_exceptions=False) as c:
+        health = c.get("/health")
+        assert health.status_code == 200 and health.json()["status"] == "not ready"
+        for r in (
+            c.post("/recommend", json={"seeds": ["x"], "model": MODEL}),
+            c.get("/tracks/search", params={"q": "x"}),
+        ):
+            assert r.status_code == 503
+            assert "segue fit" in r.json()["detail"]
+            assert_clean(r, home)
+
+
+def test_unexpected_errors_get_a_generic_500(
+    client: TestClient, built: tuple[Path, Snapshot], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = client.app.state.service  # type: ignore[attr-defined]
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise RuntimeError(f"secret failure in {built[0]}/artifacts/models/x.py line 3")
+
+    monkeypatch.setattr(service, "recommend", boom)
+    r = client.post("/recommend", json={"seeds": ["Rock Artist 0"], "model": MODEL})
+    assert r.status_code == 500
+    assert r.json() == {"detail": "internal server error"}
+    assert_clean(r, built[0])
+
+    def catalog_down(*args: object, **kwargs: object) -> None:
+        raise CatalogError(f"cannot open {built[0]}/catalog.duckdb: locked")
+
+    monkeypatch.setattr(service, "recommend", catalog_down)
+    r = client.post("/recommend", json={"seeds": ["Rock Artist 0"], "model": MODEL})
+    assert r.status_code == 500
+    assert "locked" in r.json()["detail"] and "<path>" in r.json()["detail"]
+    assert_clean(r, built[0])
+
+
+def test_public_message_hides_paths_but_keeps_links() -> None:
+    exc = ValueError(
+        "no snapshot in /srv/segue/home/artifacts: see https://open.spotify.com/track/abc and ~/x.py"
+    )
+    msg = public_message(exc)
+    assert "/srv" not in msg and "x.py" not in msg
+    assert "https://open.spotify.com/track/abc" in msg
+    assert public_message(ValueError("C:\\Users\\me\\file.csv is bad")) == "<path> is bad"
+
+
+# tracks -------------------------------------------------------------------------------------------
+def test_search_tracks(client: TestClient) -> None:
+    r = client.get("/tracks/search", params={"q": "ROCK artist", "limit": 3})
+    assert r.status_code == 200
+    hits = r.json()
+    assert len(hits) == 3 and all(h["artists"][0].startswith("Rock Artist") for h in hits)
+    assert [
+        h["name"] for h in client.get("/tracks/search", params={"q": "rap song 25"}).json()
+    ] == ["Rap Song 25"]
+    assert client.get("/tracks/search", params={"q": "zzzz"}).json() == []
+    for params in ({"q": ""}, {"q": "rock", "limit": 0}, {"q": "rock", "limit": 101}, {}):
+        r = client.get("/tracks/search", params=params)
+        assert r.status_code == 422
+        assert_clean(r)
+    r = client.get("/tracks/search", params={"q": "   "})
+    assert r.status_code == 422 and "empty" in r.json()["detail"]
+
+
+def test_get_track_by_id_uri_or_link(client: TestClient, snap: Snapshot) -> None:
+    tid = snap.tracks["track_id"].iloc[3]
+    for ref in (tid, f"spotify:track:{tid}"):
+        r = client.get(f"/tracks/{ref}")
+        assert r.status_code == 200
+        assert r.json()["id"] == tid and r.json()["name"] == snap.tracks["name"].iloc[3]
+    r = client.get("/tracks/0000000000000000000000")
+    assert r.status_code == 404 and "not in the snapshot" in r.json()["detail"]
+    assert_clean(r)
+    r = client.get("/tracks/not-an-id")
+    assert r.status_code == 422 and "not a Spotify reference" in r.json()["detail"]
+    assert_clean(r)
+
+
+def test_the_service_and_its_models_are_loaded_once(
+    built: tuple[Path, Snapshot], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import segue.service as service_module
+
+    loads: list[str] = []
+    real = service_module.load_model
+
+    def counting(name: str, *args: object, **kwargs: object) -> object:
+        loads.append(name)
+        return real(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(service_module, "load_model", counting)
+    service = Service(built[0], grow=False)
+    with TestClient(create_app(service)) as c:
+        assert c.app.state.service is service  # type: ignore[attr-defined]
+        for _ in range(3):
+            assert (
+                c.post(
+                    "/recommend", json={"seeds": ["Rock Artist 0"], "n": 2, "model": MODEL}
+                ).status_code
+                == 200
+            )
+    assert loads.count(MODEL) == 1
+
+
+# a real server --------------------------------------------------------------------------------
+def test_a_real_uvicorn_server_answers_concurrent_requests(built: tuple[Path, Snapshot]) -> None:
+    import uvicorn
+
+    app = create_app(Service(built[0], grow=False))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started:
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            assert thread.is_alive(), "uvicorn stopped while starting"
+            time.sleep(0.05)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        base = f"http://127.0.0.1:{port}"
+
+        async def load() -> list[httpx.Response]:
+            async with httpx.AsyncClient(base_url=base, timeout=20) as c:
+                calls = [
+                    c.post("/recommend", json={"seeds": ["Chill Artist 1"], "n": 4, "model": MODEL})
+                    for _ in range(8)
+                ]
+                calls.append(c.get("/health"))
+                calls.append(c.post("/recommend", json={"seeds": ["x"], "n": 0}))
+                return await asyncio.gather(*calls)
+
+        responses = asyncio.run(load())
+        assert [r.status_code for r in responses] == [200] * 9 + [422]
+        first = json.dumps(responses[0].json()["tracks"])
+        assert all(json.dumps(r.json()["tracks"]) == first for r in responses[1:8])
+        assert_clean(responses[-1])
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    assert not thread.is_alive()
+
+
+def test_serve_command_is_registered() -> None:
+    from typer.testing import CliRunner
+
+    from segue.cli import _registry, app
+
+    _registry.register_all(app)
+    result = CliRunner().invoke(app, ["serve", "--help"])
+    assert result.exit_code == 0
+    assert "--port" in result.output and "--demo" in result.output
+    result = CliRunner().invoke(app, ["serve", "--port", "0"])
+    assert result.exit_code == 2

@@ -1,0 +1,141 @@
+"""End to end in a real headless Chromium: ``segue app`` on a tiny catalog, a playlist in, results out.
+
+Needs Debian's ``chromium`` at /usr/bin/chromium (``apt-get install -y chromium``); Playwright
+drives it and never downloads a browser of its own. A screenshot is saved under
+``test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests._serving_home import build_home
+
+CHROMIUM = Path("/usr/bin/chromium")
+REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason=f"{CHROMIUM} is absent: apt-get install -y chromium"
+    ),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def app_url(tmp_path: Path) -> Iterator[str]:
+    home = tmp_path / "home"
+    build_home(home)
+    port = free_port()
+    env = {**os.environ, "SEGUE_HOME": str(home)}
+    log = (tmp_path / "app.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "segue",
+            "--home",
+            str(home),
+            "app",
+            "--headless",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=tmp_path,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(
+                    f"segue app exited with {proc.returncode}: {(tmp_path / 'app.log').read_text()}"
+                )
+            try:
+                if httpx.get(f"{url}/_stcore/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"segue app did not start: {(tmp_path / 'app.log').read_text()}")
+            time.sleep(0.25)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def test_a_playlist_gets_recommendations_in_a_real_browser(app_url: str) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 2200})
+            page.goto(app_url)
+            box = page.get_by_label("Playlist, tracks or artists")
+            box.wait_for(timeout=30_000)
+            box.fill("rock mix 1\nChill Artist 0")
+            box.press("Control+Enter")  # commit the text area's value
+            page.get_by_role("button", name="Recommend").click()
+            heading = page.get_by_role("heading", name="10 tracks for “rock mix 1”")
+            heading.wait_for(timeout=30_000)
+            expect = sync_api.expect
+            expect(page.get_by_role("button", name="Download CSV")).to_be_visible(timeout=30_000)
+            expect(page.get_by_text("10. ", exact=False).first).to_be_visible(timeout=30_000)
+            body = page.locator("[data-testid='stMain']").first.inner_text()
+            assert "Traceback" not in body
+            ranks = re.findall(r"^(\d+)\. (\w+) Song \d+ — ", body, flags=re.MULTILINE)
+            assert [r for r, _ in ranks] == [str(i) for i in range(1, 11)], body
+            assert ranks[0][1] in ("Rock", "Chill"), (
+                body
+            )  # the best continuation is in the seeds' clusters
+            page.wait_for_timeout(1500)  # let the chart and the (offline) players settle
+            ARTIFACTS.mkdir(exist_ok=True)
+            shot = ARTIFACTS / "webapp-recommend.png"
+            page.screenshot(path=str(shot), full_page=True)
+            assert shot.stat().st_size > 10_000
+
+            box.fill("https://open.spotify.com/track/broken")
+            box.press("Control+Enter")
+            page.get_by_role("button", name="Recommend").click()
+            error = page.get_by_text("not a Spotify reference", exact=False)
+            error.wait_for(timeout=30_000)
+            assert "Traceback" not in page.locator("[data-testid='stMain']").first.inner_text()
+        finally:
+            browser.close()

@@ -1,0 +1,451 @@
+"""The web app: its logic as plain functions, and the Streamlit script through AppTest."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from segue import config
+from segue.models.base import Recommender
+from segue.models.registry import MODELS
+from segue.service import Service
+from segue.snapshot import Snapshot
+from segue.webapp import APP_SCRIPT, logic
+from tests._serving_home import MODEL, build_home
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:altair.*")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Snapshot]:
+    home = tmp_path_factory.mktemp("webapp") / "home"
+    return home, build_home(home)
+
+
+@pytest.fixture
+def service(built: tuple[Path, Snapshot]) -> logic.AppService:
+    return logic.AppService(built[0], grow=False)
+
+
+class FakeContent(Recommender):
+    """A content model with ``n_genres``: scores by closeness in danceability; counts fits."""
+
+    name = "model1"
+    fits: ClassVar[list[int]] = []
+
+    def __init__(self, *, n_genres: int = 50) -> None:
+        self.n_genres = n_genres
+
+    def fit(self, snapshot: Any) -> Self:
+        self.dance_ = snapshot.tracks["danceability"].to_numpy(dtype=np.float32)
+        self.fitted_ = True
+        FakeContent.fits.append(self.n_genres)
+        return self
+
+    @property
+    def n_tracks(self) -> int:
+        return int(self.dance_.shape[0])
+
+    def scores(self, seeds: np.ndarray, *, title: str | None = None) -> np.ndarray:
+        centre = self.dance_[seeds].mean() if seeds.size else 0.5
+        return -np.abs(self.dance_ - centre) - 1e-4 * self.n_genres * np.arange(self.n_tracks)
+
+    def explain(self, seeds: np.ndarray, track: int, *, title: str | None = None) -> str:
+        return f"similar danceability ({self.n_genres} genres)"
+
+    def _state_arrays(self) -> dict[str, np.ndarray]:
+        return {"dance": self.dance_}
+
+    def _load_state(self, arrays: dict[str, np.ndarray], snapshot: Any) -> None:
+        self.dance_ = arrays["dance"]
+        self.fitted_ = True
+
+
+@pytest.fixture
+def content_model(built: tuple[Path, Snapshot], monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    from segue.models.registry import fit_model
+
+    monkeypatch.setitem(MODELS, "model1", f"{__name__}:FakeContent")
+    root = built[0] / "artifacts" / "models"
+    fit_model("model1", built[1], root=root, n_genres=3)
+    FakeContent.fits.clear()
+    yield
+    import shutil
+
+    shutil.rmtree(root / "model1")
+
+
+# logic ----------------------------------------------------------------------------------------
+def test_split_inputs_keeps_names_whole_and_splits_runs_of_links() -> None:
+    text = (
+        "Earth, Wind & Fire\n\n  https://open.spotify.com/track/6rqhFgbbKwnb9MLmUQDhG6?si=1 "
+        "spotify:track:7ouMYWpwJ422jRcDASZB7P\nsummer road trip\n"
+    )
+    assert logic.split_inputs(text) == [
+        "Earth, Wind & Fire",
+        "https://open.spotify.com/track/6rqhFgbbKwnb9MLmUQDhG6?si=1",
+        "spotify:track:7ouMYWpwJ422jRcDASZB7P",
+        "summer road trip",
+    ]
+
+
+def test_typed_file_paths_are_refused_but_links_pass() -> None:
+    logic.check_typed_inputs(
+        ["https://open.spotify.com/playlist/37i9dQZF1DXcBWIGoYBM5M", "Daft Punk", "a.csv"]
+    )
+    for path in ("/etc/passwd.csv", "~/music/list.txt", "..\\x.json"):
+        with pytest.raises(ValueError, match="upload the file"):
+            logic.check_typed_inputs([path])
+
+
+def test_upload_names_are_reduced_to_a_safe_file_name() -> None:
+    assert logic.safe_upload_name("../../etc/My Mix!.CSV") == "My Mix_.csv"
+    assert logic.safe_upload_name("C:\\Users\\me\\list.json") == "list.json"
+    with pytest.raises(ValueError, match="expected a file ending in"):
+        logic.safe_upload_name("run.sh")
+
+
+def test_filters_from_the_form(service: logic.AppService) -> None:
+    bounds = logic.catalog_bounds(service)
+    assert bounds.years == (1980, 2019) and bounds.n_tracks == 40
+    untouched = logic.build_filters(
+        logic.AppRequest(year_range=bounds.years, popularity_range=(0, 100)), bounds
+    )
+    assert (untouched.year_min, untouched.popularity_min, untouched.max_per_artist) == (
+        None,
+        None,
+        None,
+    )
+    req = logic.AppRequest(
+        year_range=(1990, 2000),
+        popularity_range=(10, 90),
+        max_per_artist=2,
+        exclude_artists="A; B\nC, D",
+    )
+    f = logic.build_filters(req, bounds)
+    assert (f.year_min, f.year_max, f.popularity_min, f.popularity_max, f.max_per_artist) == (
+        1990,
+        2000,
+        10,
+        90,
+        2,
+    )
+    assert f.exclude_artists == ["A", "B", "C, D"]
+
+
+def test_recommend_turns_the_form_into_a_service_call(
+    service: logic.AppService, built: tuple[Path, Snapshot]
+) -> None:
+    snap = built[1]
+    picked = snap.tracks.loc[snap.tracks["name"].str.startswith("Rap"), "track_id"].tolist()[:2]
+    req = logic.AppRequest(text="Rap Artist 0", picked=picked, model=MODEL, n=6, max_per_artist=2)
+    rec = logic.recommend(service, req)
+    assert rec.model == MODEL and len(rec.tracks) == 6
+    # Seeds: the 5 tracks of Rap Artist 0 and one more of Rap Artist 1, whose other 4 are the
+    # best continuations but capped at 2; tracks without co-occurrence follow.
+    assert set(picked) <= {t.id for t in rec.seeds} and len(rec.seeds) == 6
+    assert [t.artists[0] for t in rec.tracks[:2]] == ["Rap Artist 1"] * 2
+    assert all(not t.name.startswith("Rap") for t in rec.tracks[2:])
+    artists = [t.artists[0] for t in rec.tracks]
+    assert max(artists.count(a) for a in artists) <= 2
+    frame = logic.results_frame(rec)
+    assert list(frame["#"]) == [1, 2, 3, 4, 5, 6]
+    assert frame["track"].tolist() == [t.name for t in rec.tracks]
+
+
+@pytest.mark.parametrize(
+    ("req", "words"),
+    [
+        (logic.AppRequest(), "nothing to start from"),
+        (logic.AppRequest(text="https://open.spotify.com/track/nope"), "not a Spotify reference"),
+        (logic.AppRequest(text="no such thing at all"), "no seed track found"),
+        (logic.AppRequest(text="Rock Artist 0", n=0), "between 1 and 500"),
+        (logic.AppRequest(text="Rock Artist 0", year_range=(2000, 1990)), "year range is empty"),
+        (logic.AppRequest(text="/etc/passwd.csv"), "upload the file"),
+        (logic.AppRequest(upload=logic.Upload("x.exe", b"")), "expected a file ending in"),
+    ],
+)
+def test_bad_form_values_raise_plain_value_errors(
+    service: logic.AppService, req: logic.AppRequest, words: str
+) -> None:
+    req.model = MODEL
+    with pytest.raises(ValueError, match=words):
+        logic.recommend(service, req)
+
+
+def test_an_uploaded_playlist_file_is_read(
+    service: logic.AppService, built: tuple[Path, Snapshot]
+) -> None:
+    pytest.importorskip("segue.inputs", reason="segue.inputs (playlist files) is not available")
+    links = [f"https://open.spotify.com/track/{t}" for t in built[1].tracks["track_id"].iloc[20:24]]
+    req = logic.AppRequest(
+        upload=logic.Upload("../my list.txt", "\n".join(links).encode()), model=MODEL, n=3
+    )
+    rec = logic.recommend(service, req)
+    assert len(rec.tracks) == 3 and all(t.name.startswith("Rap") for t in rec.tracks)
+    assert any("my list.txt" in m for m in rec.messages)
+
+
+def test_exports_hold_every_track(service: logic.AppService) -> None:
+    rec = logic.recommend(
+        service, logic.AppRequest(text="Country Artist 1", model=MODEL, n=5, title="Dust & Roads")
+    )
+    files = {e.label: e for e in logic.exports(rec)}
+    assert set(files) == {"CSV", "M3U", "JSON"}
+    assert files["CSV"].file_name == f"dust-roads-{MODEL}.csv"
+    rows = list(csv.DictReader(io.StringIO(files["CSV"].data)))
+    assert [r["uri"] for r in rows] == [t.uri for t in rec.tracks]
+    m3u = files["M3U"].data.splitlines()
+    assert m3u[0] == "#EXTM3U" and [line for line in m3u if line.startswith("https://")] == [
+        t.url for t in rec.tracks
+    ]
+    assert [d["id"] for d in json.loads(files["JSON"].data)] == [t.id for t in rec.tracks]
+
+
+def test_feature_profile_compares_input_and_results(service: logic.AppService) -> None:
+    rec = logic.recommend(service, logic.AppRequest(text="Chill Artist 0", model=MODEL, n=5))
+    frame = logic.profile_frame(service, rec)
+    assert {"danceability", "energy", "tempo", "release year"} <= set(frame["feature"])
+    scaled = frame[["input_scaled", "recommended_scaled"]].to_numpy()
+    assert ((scaled >= 0) & (scaled <= 1)).all()
+    seeds = [service.snapshot.track_index(t.id) for t in rec.seeds]
+    expected = float(service.snapshot.tracks["danceability"].iloc[seeds].mean())
+    assert frame.set_index("feature").loc["danceability", "input"] == pytest.approx(expected)
+    fig = logic.profile_figure(frame)
+    assert [trace.name for trace in fig.data] == ["input", "recommended"]
+    assert len(fig.data[0].r) == len(frame) + 1  # closed polygon
+
+
+def test_embed_url() -> None:
+    assert (
+        logic.embed_url("6rqhFgbbKwnb9MLmUQDhG6")
+        == "https://open.spotify.com/embed/track/6rqhFgbbKwnb9MLmUQDhG6"
+    )
+    with pytest.raises(ValueError):
+        logic.embed_url("<script>")
+
+
+def test_model_options_order_and_availability(service: logic.AppService) -> None:
+    options = logic.model_options(service)
+    names = [o.name for o in options]
+    assert names[:3] == ["hybrid", "model1", "model2"] and set(names) == set(MODELS)
+    by_name = {o.name: o for o in options}
+    assert (
+        by_name[MODEL].available and not by_name["spotify"].available and by_name["spotify"].reason
+    )
+    assert options[logic.default_model_index(options)].name == MODEL  # hybrid is not built here
+    assert logic.option_label(by_name["spotify"]).endswith("(unavailable)")
+
+
+def test_n_genres_variants_are_fitted_once_and_cached(
+    service: logic.AppService, content_model: None
+) -> None:
+    # The tiny catalog has 4 genres; the built model keeps 3 of them.
+    assert service.genre_setting("model1") == logic.GenreSetting(current=3, vocabulary=4)
+    assert service.genre_setting(MODEL) is None
+    assert logic.variant_name("model1", 2) == "model1@n_genres=2"
+    assert logic.variant_name(MODEL, 2) == MODEL
+    assert service.model("model1@n_genres=3") is service.model("model1")
+    assert FakeContent.fits == []
+    a = logic.recommend(
+        service, logic.AppRequest(text="Rock Artist 0", model="model1", n_genres=2, n=3)
+    )
+    b = logic.recommend(
+        service, logic.AppRequest(text="Rock Artist 0", model="model1", n_genres=2, n=3)
+    )
+    assert FakeContent.fits == [2]
+    assert a.model == "model1@n_genres=2" and "2 genres" in (a.tracks[0].explanation or "")
+    assert [t.id for t in a.tracks] == [t.id for t in b.tracks]
+    for bad in ("model1@n_genres=x", "itemknn@n_genres=5", "model1@colour=5", "model1@n_genres=0"):
+        with pytest.raises(ValueError):
+            service.model(bad)
+
+
+def test_genre_setting_of_a_model_that_keeps_every_genre() -> None:
+    setting = logic.GenreSetting(current=None, vocabulary=30)
+    assert setting.effective == 30
+    assert logic.GenreSetting(current=50, vocabulary=30).effective == 30
+
+
+def test_catalog_log_without_and_with_a_catalog(tmp_path: Path) -> None:
+    missing = logic.catalog_log(tmp_path)
+    assert missing.fetches.empty and "no catalog" in missing.message
+    from segue.catalog import Catalog
+
+    with Catalog.open(tmp_path / "catalog.duckdb"):
+        pass
+    log = logic.catalog_log(tmp_path)
+    assert log.fetches.empty and log.added.empty and log.message == ""
+    with Catalog.open(tmp_path / "catalog.duckdb") as catalog, catalog.transaction():
+        catalog.log_fetch(
+            "r1",
+            "spotify",
+            "track_facts",
+            ["6rqhFgbbKwnb9MLmUQDhG6", "7ouMYWpwJ422jRcDASZB7P"],
+            "ok",
+        )
+        catalog.log_fetch(
+            "r1", "spotify", "artist_facts", ["0OdUWJ0sBjDrqHygGUXeCF"], "error", "HTTP 429"
+        )
+    log = logic.catalog_log(tmp_path)
+    assert len(log.fetches) == 2 and set(log.fetches["status"]) == {"ok", "error"}
+    assert log.added["ids"].tolist() == ["6rqhFgbbKwnb9MLmUQDhG6, 7ouMYWpwJ422jRcDASZB7P"]
+
+
+def test_about_facts(service: logic.AppService) -> None:
+    facts = logic.about_facts(service)
+    assert facts["tracks"] == "40" and facts["playlists"] == "48" and MODEL in facts["models"]
+
+
+# the Streamlit script -----------------------------------------------------------------------
+@pytest.fixture
+def app_home(built: tuple[Path, Snapshot], monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.setenv("SEGUE_HOME", str(built[0]))
+    config.set_home(None)
+    yield built[0]
+    config.set_home(None)
+
+
+def run_app() -> AppTest:
+    at = AppTest.from_file(str(APP_SCRIPT), default_timeout=30)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def texts(elements: Any) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+def test_app_recommends_for_a_playlist(app_home: Path, built: tuple[Path, Snapshot]) -> None:
+    at = run_app()
+    assert at.selectbox(key="model").value == MODEL
+    ids = built[1].tracks["track_id"].iloc[10:15].tolist()  # half the rock cluster
+    at.text_area(key="text").input("\n".join(f"spotify:track:{t}" for t in ids))
+    at.slider(key="n").set_value(5)
+    at.button(key="go").click()
+    at.run()
+    assert not at.exception and not at.error, texts(at.error)
+    assert "5 tracks" in texts(at.subheader)
+    shown = texts(at.markdown)
+    assert shown.count("Rock Song") == 5 and "Chill Song" not in shown
+    assert len(at.dataframe) == 1 and len(at.dataframe[0].value) == 5
+    assert len(at.get("download_button")) == 3
+    assert len(at.get("plotly_chart")) == 1
+
+
+def test_app_search_and_pick(app_home: Path, built: tuple[Path, Snapshot]) -> None:
+    tracks = built[1].tracks
+    wanted = tracks.loc[tracks["name"] == "Country Song 33", "track_id"].iloc[0]
+    at = run_app()
+    at.text_input(key="query").input("country song 33").run()
+    assert at.multiselect[0].options == ["Country Song 33 — Country Artist 1 (2013)"]
+    at.multiselect[0].select(wanted)
+    at.run()
+    at.text_input(key="query").input("rap song 2").run()  # a new search keeps the pick
+    assert at.multiselect[0].value == [wanted]
+    assert len(at.multiselect[0].options) == 11
+    at.button(key="go").click()
+    at.run()
+    assert not at.error, texts(at.error)
+    assert "**1. Country Song" in texts(at.markdown)
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("https://open.spotify.com/track/broken", "not a Spotify reference"),
+        ("nothing by this name", "no seed track found"),
+        ("", "nothing to start from"),
+    ],
+)
+def test_app_shows_bad_input_as_a_plain_error(app_home: Path, text: str, words: str) -> None:
+    at = run_app()
+    at.text_area(key="text").input(text)
+    at.button(key="go").click()
+    at.run()
+    assert not at.exception
+    assert len(at.error) == 1 and words in at.error[0].value
+    assert "Traceback" not in at.error[0].value
+
+
+def test_app_shows_the_spotify_model_disabled_with_its_reason(
+    app_home: Path, built: tuple[Path, Snapshot]
+) -> None:
+    at = run_app()
+    reason = next(m["reason"] for m in Service(built[0]).models() if m["name"] == "spotify")
+    assert "(unavailable)" in at.selectbox(key="model").format_func("spotify")
+    at.selectbox(key="model").set_value("spotify").run()
+    assert not at.exception
+    assert any(reason in w.value for w in at.sidebar.warning)
+    assert at.button(key="go").disabled
+
+
+def test_app_offers_n_genres_for_content_models_only(app_home: Path, content_model: None) -> None:
+    at = run_app()
+    at.selectbox(key="model").set_value(MODEL).run()
+    assert not [s for s in at.sidebar.slider if s.label == "Number of genres"]
+    assert "applies to the content models" in texts(at.sidebar.caption)
+    at.selectbox(key="model").set_value("model1").run()
+    slider = next(s for s in at.sidebar.slider if s.label == "Number of genres")
+    assert (slider.value, slider.max) == (3, 4)
+    assert "uses 3 of the 4 genres" in texts(at.sidebar.caption)
+    at.text_area(key="text").input("Chill Artist 1")
+    at.button(key="go").click()
+    at.run()
+    assert "Model: model1" in texts(at.caption) and FakeContent.fits == []  # the built model
+    slider = next(s for s in at.sidebar.slider if s.label == "Number of genres")
+    slider.set_value(2)
+    at.button(key="go").click()
+    at.run()
+    assert not at.error, texts(at.error)
+    assert "model1@n_genres=2" in texts(at.caption)
+    assert FakeContent.fits == [2]
+
+
+def test_app_log_and_about_pages(app_home: Path) -> None:
+    at = run_app()
+    at.sidebar.radio(key="page").set_value("Log").run()
+    assert not at.exception and at.title[0].value == "Log"
+    assert "no catalog here yet" in texts(at.info)
+    at.sidebar.radio(key="page").set_value("About").run()
+    assert not at.exception and at.title[0].value == "About segue"
+    table = at.table[0].value
+    assert "40" in table.to_string()
+
+
+def test_app_without_a_built_catalog_says_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SEGUE_HOME", str(tmp_path / "nothing"))
+    config.set_home(None)
+    at = run_app()
+    assert len(at.error) == 1 and "segue fit" in at.error[0].value
+    assert "segue demo" in texts(at.info)
+
+
+def test_the_app_command_runs_streamlit_on_loopback_by_default() -> None:
+    from typer.testing import CliRunner
+
+    from segue.cli import _registry, app
+    from segue.cli.serve import streamlit_command
+
+    command = streamlit_command(host="127.0.0.1", port=8601, headless=True)
+    assert command[1:5] == ["-m", "streamlit", "run", str(APP_SCRIPT)]
+    options = dict(zip(command[5::2], command[6::2], strict=True))
+    assert options["--server.address"] == "127.0.0.1" and options["--server.port"] == "8601"
+    assert (
+        options["--server.headless"] == "true" and options["--browser.gatherUsageStats"] == "false"
+    )
+    _registry.register_all(app)
+    for name in ("app", "demo"):
+        result = CliRunner().invoke(app, [name, "--help"])
+        assert result.exit_code == 0 and "--port" in result.output
