@@ -495,3 +495,16 @@ def test_catalog_popularity_matches_the_snapshot(tmp_path: Path, catalog: Catalo
     assert len(tags) == snap.n_tracks
     titles = set(snap.playlists["name"].str.lower())
     assert all(any(tag in t for t in titles) for row in tags for tag in row)
+
+
+def test_added_tracks_lists_what_came_from_outside_the_slices(tmp_path: Path) -> None:
+    with Catalog.open(tmp_path / "c.duckdb") as cat:
+        ingest_paths(cat, [write_slice(tmp_path / "s.json", make_playlists(2))], progress=False)
+        assert cat.added_tracks() == []
+        cat.upsert_tracks(
+            [TrackFacts("N" * 22, name="New", artists=[ArtistRef("Someone")], source="spotify")]
+        )
+        rows = cat.added_tracks()
+    assert [(r["track_id"], r["name"], r["artist"], r["source"]) for r in rows] == [
+        ("N" * 22, "New", "Someone", "spotify")
+    ]

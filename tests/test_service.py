@@ -139,3 +139,31 @@ def test_search_and_get_track(service: Service) -> None:
     assert service.get_track(f"https://open.spotify.com/track/{tid(7)}").name == "Song 7"
     with pytest.raises(ValueError, match="is not in the snapshot"):
         service.get_track("Q" * 22)
+
+
+def test_files_are_refused_when_the_service_serves_others(service: Service, tmp_path: Path) -> None:
+    listing = tmp_path / "mine.txt"
+    listing.write_text(f"spotify:track:{tid(4)}\n")
+    assert service.resolve([str(listing)]).indices.tolist() == [4]
+    service.allow_files = False
+    with pytest.raises(ValueError, match="names a file"):
+        service.resolve([str(listing)])
+    service.allow_files = True
+    with pytest.raises(ValueError, match="no such file"):
+        service.resolve([str(tmp_path / "absent.csv")])
+
+
+def test_explanations_are_asked_once_per_query(service: Service) -> None:
+    model = service._models["popularity"]
+    calls: list[int] = []
+    original = model.explain_many
+
+    def counting(seeds: np.ndarray, tracks: np.ndarray, *, title: str | None = None) -> list[str]:
+        calls.append(len(tracks))
+        return original(seeds, tracks, title=title)
+
+    model.explain_many = counting  # type: ignore[method-assign]
+    rec = service.recommend([tid(0)], n=4, model="popularity")
+    assert calls == [4] and rec.tracks[0].explanation == "rank 1"
+    service.recommend([tid(0)], n=4, model="popularity", explain=False)
+    assert calls == [4]

@@ -281,7 +281,7 @@ def create_app(service: Service | None = None) -> FastAPI:
     async def health(request: Request) -> Health:
         """Cheap liveness and readiness check (never loads anything)."""
         s: Service = request.app.state.service
-        snap = getattr(s, "_snapshot", None)
+        snap = s.snapshot if s.loaded else None
         if snap is None:
             return Health(
                 status="not ready",

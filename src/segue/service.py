@@ -120,9 +120,14 @@ def _nan_to_none(value: Any) -> Any:
 class Service:
     """Recommendations over one home folder (catalog + built snapshot and models)."""
 
-    def __init__(self, home: Path | None = None, *, grow: bool = True) -> None:
+    def __init__(
+        self, home: Path | None = None, *, grow: bool = True, allow_files: bool = True
+    ) -> None:
+        """``allow_files=False`` refuses inputs naming local files (for servers: a client must
+        not make the server read its own files)."""
         self.home = home
         self.grow = grow
+        self.allow_files = allow_files
         self._snapshot: Snapshot | None = None
         self._models: dict[str, Any] = {}
         self._lock = threading.Lock()
@@ -131,6 +136,11 @@ class Service:
     def _dir(self, sub: str) -> Path:
         root = self.home if self.home is not None else config.home()
         return root / "artifacts" / sub
+
+    @property
+    def loaded(self) -> bool:
+        """True once the snapshot is in memory."""
+        return self._snapshot is not None
 
     @property
     def snapshot(self) -> Snapshot:
@@ -252,11 +262,13 @@ class Service:
                 title = title or name
                 continue
             path = Path(text).expanduser()
-            if (
-                len(text) < 4096
-                and path.suffix.lower() in {".csv", ".json", ".txt", ".m3u"}
-                and path.is_file()
-            ):
+            if len(text) < 4096 and path.suffix.lower() in {".csv", ".json", ".txt", ".m3u"}:
+                if not self.allow_files:
+                    raise ValueError(
+                        f"{text!r} names a file; give track, artist or playlist references or names"
+                    )
+                if not path.is_file():
+                    raise ValueError(f"{text!r}: no such file")
                 got, unk, msg, name = self._resolve_file(path)
                 seeds.extend(got)
                 unknown.extend(unk)
@@ -415,10 +427,15 @@ class Service:
         if filters.max_per_artist:
             idx, scores = self._cap_per_artist(idx, scores, filters.max_per_artist)
         idx, scores = idx[:n], scores[:n]
-        records = []
-        for i, s in zip(idx.tolist(), scores.tolist(), strict=True):
-            why = recommender.explain(seeds.indices, i, title=seeds.title) if explain else None
-            records.append(self.record(i, s, why))
+        whys: list[str | None] = (
+            list(recommender.explain_many(seeds.indices, idx, title=seeds.title))
+            if explain
+            else [None] * len(idx)
+        )
+        records = [
+            self.record(i, s, why)
+            for i, s, why in zip(idx.tolist(), scores.tolist(), whys, strict=True)
+        ]
         messages = list(seeds.messages)
         if len(records) < n:
             messages.append(f"only {len(records)} track(s) pass the filters")

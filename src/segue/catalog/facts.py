@@ -704,6 +704,19 @@ class FactsWrites(CatalogBase):
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
+    def added_tracks(self, limit: int | None = 100) -> list[dict[str, Any]]:
+        """Tracks that came from outside the MPD slices (tables, Spotify, the demo), newest first."""
+        cur = self.con.execute(
+            f"""
+            SELECT t.added_at, t.track_id, t.name, a.name AS artist, t.source
+            FROM tracks t JOIN artists a USING (artist_key)
+            WHERE t.source IS DISTINCT FROM 'mpd'
+            ORDER BY t.added_at DESC, t.track_id {self._limit(limit)}
+            """
+        )
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
     # meta ------------------------------------------------------------------------------
     def set_meta(self, key: str, value: str | dict[str, Any]) -> None:
         """Store a setting in ``meta`` (a dict is stored as JSON)."""

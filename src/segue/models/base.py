@@ -129,6 +129,15 @@ class Recommender(ABC):
     def explain(self, seeds: np.ndarray, track: int, *, title: str | None = None) -> str:
         return f"scored by {self.name}"
 
+    def explain_many(
+        self, seeds: np.ndarray, tracks: np.ndarray, *, title: str | None = None
+    ) -> list[str]:
+        """Explanations of several recommended tracks for one query.
+
+        Models whose explanation needs the query's full scoring override this to score once.
+        """
+        return [self.explain(seeds, int(t), title=title) for t in np.asarray(tracks).tolist()]
+
     # persistence ---------------------------------------------------------------------------
     def get_params(self) -> dict[str, Any]:
         return {
