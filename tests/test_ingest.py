@@ -300,3 +300,43 @@ def test_real_dev_files_stats(tmp_path: Path, home: Path) -> None:
     text = runner.invoke(app, ["stats"]).stdout
     assert "number of playlists 3574" in text and "top tracks" in text
     shutil.rmtree(tmp_path / "x")
+
+
+@pytest.mark.parametrize("full", [True, False])
+def test_fast_reader_equals_the_exact_reader(tmp_path: Path, full: bool) -> None:
+    from segue.mpd import read_slice_data
+
+    pls = make_playlists(20, seed=5, full=full)
+    pls[3]["description"] = "road trip \u00e9t\u00e9 \U0001f697"
+    data = write_slice(tmp_path / "s.json", pls).read_bytes()
+    fast = read_slice_data("s", data)
+    exact = read_slice_data("s", data, fast=False)
+    assert fast.rows.equals(exact.rows)
+    assert fast.playlists.equals(exact.playlists)
+
+
+def test_real_files_read_the_same_both_ways() -> None:
+    from segue.mpd import read_bytes, read_slice_data
+
+    path = shared("mpd", "mpd.slice.0-999.first29.json")
+    data = read_bytes(path)
+    fast, exact = read_slice_data("x", data), read_slice_data("x", data, fast=False)
+    assert fast.rows.equals(exact.rows) and fast.playlists.equals(exact.playlists)
+
+
+def test_interrupted_merge_is_finished_when_the_catalog_is_next_opened(tmp_path: Path) -> None:
+    """Files are committed before their tracks are merged; a crash in between loses nothing."""
+    from segue.mpd import read_slice
+
+    path = tmp_path / "c.duckdb"
+    slice_path = write_slice(tmp_path / "s.json", make_playlists(6, seed=2))
+    with Catalog.open(path) as cat:
+        cat.add_slice(read_slice(slice_path), resolve=False)  # as if killed before the merge
+        assert cat.staged_rows() > 0
+        assert cat.counts()["unique_tracks"] == 0
+    with Catalog.open(path) as cat:
+        assert cat.staged_rows() == 0
+        counts = cat.counts()
+    with Catalog.open(tmp_path / "ref.duckdb") as ref:
+        ingest_paths(ref, [slice_path], progress=False)
+        assert ref.counts() == counts

@@ -26,6 +26,9 @@ from segue.errors import InputFileError
 from segue.mpd import SliceColumns, expand_paths, read_bytes, read_slice_data
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
+#: Staged rows merged into the track tables at a time: large enough to amortise the merge,
+#: small enough to bound its memory (about 30 full slices).
+RESOLVE_EVERY_ROWS = 2_000_000
 
 
 @dataclass
@@ -153,24 +156,30 @@ def ingest_paths(
         # One file is parsed ahead in the pool while the current one is written.
         first = next(sources, None)
         pending: Future[SliceColumns] | None = pool.submit(parse, first) if first else None
-        while pending is not None:
-            current = pending
-            following = next(sources, None)
-            pending = pool.submit(parse, following) if following else None
-            try:
-                result = catalog.add_slice(current.result())
-            except InputFileError as exc:
-                if not skip_bad:
-                    if pending is not None:
-                        pending.cancel()
-                    raise
-                report.skipped.append(exc)
-                if on_error is not None:
-                    on_error(exc)
-            else:
-                report.results.append(result)
-            done = report.playlists
-            bar.update(
-                task, advance=1, pl=done, rate=done / max(time.perf_counter() - started, 1e-9)
-            )
+        try:
+            while pending is not None:
+                current = pending
+                following = next(sources, None)
+                pending = pool.submit(parse, following) if following else None
+                try:
+                    result = catalog.add_slice(current.result(), resolve=False)
+                except InputFileError as exc:
+                    if not skip_bad:
+                        if pending is not None:
+                            pending.cancel()
+                        raise
+                    report.skipped.append(exc)
+                    if on_error is not None:
+                        on_error(exc)
+                else:
+                    report.results.append(result)
+                if catalog.staged_rows() >= RESOLVE_EVERY_ROWS:
+                    catalog.resolve_staged()
+                done = report.playlists
+                bar.update(
+                    task, advance=1, pl=done, rate=done / max(time.perf_counter() - started, 1e-9)
+                )
+        finally:
+            # The files already committed get their tracks merged even when a later file fails.
+            catalog.resolve_staged()
     return report

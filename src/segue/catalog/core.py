@@ -89,6 +89,16 @@ CREATE TABLE IF NOT EXISTS playlists (
     file_id INTEGER,
     content_hash VARCHAR
 );
+-- Tracks of ingested files not yet merged into tracks/artists/albums (see resolve_staged).
+CREATE TABLE IF NOT EXISTS staged_tracks (
+    track_id VARCHAR NOT NULL,
+    track_name VARCHAR,
+    artist_name VARCHAR,
+    artist_id VARCHAR,
+    album_id VARCHAR,
+    album_name VARCHAR,
+    duration_ms INTEGER
+);
 CREATE TABLE IF NOT EXISTS playlist_tracks (
     pid BIGINT NOT NULL,
     pos INTEGER NOT NULL,
@@ -157,6 +167,8 @@ class CatalogBase:
         catalog = cls(con, path, read_only)
         try:
             catalog._check_or_create_schema()
+            if not read_only:
+                catalog._after_open()
         except Exception:
             con.close()
             raise
@@ -187,6 +199,10 @@ class CatalogBase:
         with self.transaction():
             self.con.execute(SCHEMA)
             self.con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+
+    def _after_open(self) -> None:
+        """Hook for mixins: work a writable catalog does when opened (e.g. finish an
+        interrupted ingest)."""
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from segue.catalog.core import CatalogBase, normalise_name
 from segue.errors import InputFileError
@@ -33,34 +32,48 @@ class MpdWrites(CatalogBase):
         ).fetchall()
         return rows[0][0] if rows else None
 
-    def add_slice(self, cols: SliceColumns) -> SliceResult:
+    def add_slice(self, cols: SliceColumns, *, resolve: bool = True) -> SliceResult:
         """Add one validated slice. Idempotent by content hash; raises on a pid conflict.
 
         A playlist whose pid is already in the catalog with identical content is skipped (and
         counted in ``duplicates``); with different content the whole file is refused.
+
+        The playlists and their rows go in in one transaction; the file's tracks are staged and
+        merged into ``tracks``/``artists``/``albums`` by :meth:`resolve_staged` (right away
+        unless ``resolve=False``: bulk ingest merges many files at once, which keeps the cost
+        per file independent of the catalog's size).
         """
         previous = self.file_already_ingested(cols.content_hash)
         if previous is not None:
             return SliceResult(cols.path, "unchanged")
-        rows = cols.rows
-        # Normalise each distinct artist name once, then map back to the rows.
-        distinct = pc.unique(rows["artist_name"])
-        norm_of = pa.array([normalise_name(n) for n in distinct.to_pylist()], pa.string())
-        norms = pc.take(norm_of, pc.index_in(rows["artist_name"], value_set=distinct))
-        stage_rows = rows.append_column("norm", norms)
-        stage_pl = cols.playlists
         con = self.con
-        con.register("stage_pl", stage_pl)
-        con.register("stage_rows", stage_rows)
+        con.register("stage_pl_raw", cols.playlists)
+        con.register("stage_rows", cols.rows)
         try:
             with self.transaction():
-                return self._add_staged(cols)
+                result = self._add_staged(cols)
         finally:
-            con.unregister("stage_pl")
+            con.unregister("stage_pl_raw")
             con.unregister("stage_rows")
+        if resolve:
+            self.resolve_staged()
+        return result
 
     def _add_staged(self, cols: SliceColumns) -> SliceResult:
         con = self.con
+        # A playlist's content identity: its fields and its track list in order (md5 in the
+        # database, so the fast and the exact readers give the same hash).
+        con.execute(
+            """
+            CREATE OR REPLACE TEMP TABLE stage_pl AS
+            SELECT s.*, md5(concat_ws(chr(31), s.pid, s.name, s.description, s.collaborative,
+                   s.modified_at, s.num_tracks, s.num_albums, s.num_followers, s.num_edits,
+                   s.duration_ms, s.num_artists, coalesce(h.track_list, ''))) AS content_hash
+            FROM stage_pl_raw s
+            LEFT JOIN (SELECT pid, string_agg(track_id, ',' ORDER BY pos, track_id) AS track_list
+                       FROM stage_rows GROUP BY pid) h USING (pid)
+            """
+        )
         conflicts = con.execute(
             """
             SELECT s.pid, f.path FROM stage_pl s
@@ -87,16 +100,14 @@ class MpdWrites(CatalogBase):
                 """
             )
             con.execute(
-                "CREATE OR REPLACE TEMP TABLE new_rows AS SELECT r.* FROM stage_rows r SEMI JOIN new_pl USING (pid)"
+                "CREATE OR REPLACE TEMP TABLE file_rows AS SELECT r.* FROM stage_rows r SEMI JOIN new_pl USING (pid)"
             )
         else:
             # The usual case: no playlist of this file is in the catalog yet; no copies needed.
             con.execute("CREATE OR REPLACE TEMP VIEW new_pl AS SELECT * FROM stage_pl")
-            con.execute("CREATE OR REPLACE TEMP VIEW new_rows AS SELECT * FROM stage_rows")
+            con.execute("CREATE OR REPLACE TEMP VIEW file_rows AS SELECT * FROM stage_rows")
         n_new_pl = self.scalar("SELECT count(*) FROM new_pl")
         duplicates = cols.n_playlists - n_new_pl
-        self._upsert_artists()
-        new_tracks = self._insert_tracks()
         file_id = self.scalar("SELECT coalesce(max(file_id), 0) + 1 FROM ingested_files")
         con.execute(
             """
@@ -107,18 +118,70 @@ class MpdWrites(CatalogBase):
             """,
             [file_id],
         )
-        con.execute("INSERT INTO playlist_tracks SELECT pid, pos, track_id FROM new_rows")
-        n_rows = self.scalar("SELECT count(*) FROM new_rows")
+        con.execute("INSERT INTO playlist_tracks SELECT pid, pos, track_id FROM file_rows")
+        con.execute(
+            """
+            INSERT INTO staged_tracks
+            SELECT track_id, track_name, artist_name, artist_id, album_id, album_name, duration_ms
+            FROM file_rows
+            """
+        )
+        n_rows = self.scalar("SELECT count(*) FROM file_rows")
         con.execute(
             "INSERT INTO ingested_files (file_id, path, content_hash, playlists, rows, salvaged) VALUES (?, ?, ?, ?, ?, ?)",
             [file_id, cols.path, cols.content_hash, n_new_pl, n_rows, cols.salvaged],
         )
         kind = "TABLE" if duplicates_possible else "VIEW"
         con.execute(f"DROP {kind} new_pl")
-        con.execute(f"DROP {kind} new_rows")
-        return SliceResult(
-            cols.path, "added", n_new_pl, n_rows, duplicates, new_tracks, cols.salvaged
-        )
+        con.execute(f"DROP {kind} file_rows")
+        con.execute("DROP TABLE stage_pl")
+        return SliceResult(cols.path, "added", n_new_pl, n_rows, duplicates, 0, cols.salvaged)
+
+    def _after_open(self) -> None:
+        super()._after_open()
+        self.resolve_staged()
+
+    def staged_rows(self) -> int:
+        """Playlist rows whose tracks are not merged into the track tables yet."""
+        return int(self.scalar("SELECT count(*) FROM staged_tracks"))
+
+    def resolve_staged(self) -> int:
+        """Merge staged tracks into ``artists``, ``tracks`` and ``albums`` in one transaction.
+
+        Returns the number of new tracks. Runs after an ingest, and when a catalog left with
+        staged rows by an interrupted ingest is opened for writing.
+        """
+        if not self.staged_rows():
+            return 0
+        con = self.con
+        with self.transaction():
+            # Normalise each distinct artist name once (NFKC + casefold has no SQL equivalent).
+            names = con.sql("SELECT DISTINCT artist_name FROM staged_tracks").to_arrow_table()[
+                "artist_name"
+            ]
+            norm_table = pa.table(
+                {
+                    "artist_name": names,
+                    "norm": pa.array([normalise_name(n) for n in names.to_pylist()], pa.string()),
+                }
+            )
+            con.register("name_norm", norm_table)
+            try:
+                con.execute(
+                    """
+                    CREATE OR REPLACE TEMP TABLE new_rows AS
+                    SELECT s.*, m.norm FROM staged_tracks s JOIN name_norm m USING (artist_name)
+                    """
+                )
+            finally:
+                con.unregister("name_norm")
+            self._upsert_artists()
+            new_tracks = self._insert_tracks()
+            con.execute("DELETE FROM staged_tracks")
+            con.execute("DROP TABLE new_rows")
+            con.execute("DROP TABLE IF EXISTS sa")
+            con.execute("DROP TABLE IF EXISTS amap")
+        return new_tracks
 
     def _upsert_artists(self) -> None:
         """Artists by Spotify id where known, else by normalised name; learn ids for name-only ones."""

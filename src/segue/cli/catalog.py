@@ -78,7 +78,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """What the official MPD statistics print, for this catalog."""
         try:
-            with open_catalog(read_only=config.catalog_path().exists()) as catalog:
+            # Opened for writing: that finishes the merge of an interrupted ingest, if any.
+            with open_catalog() as catalog:
                 data = catalog.stats(top=top)
         except SegueError as exc:
             raise fail(str(exc)) from None
