@@ -86,8 +86,7 @@ CREATE TABLE IF NOT EXISTS playlists (
     num_edits INTEGER,
     duration_ms BIGINT,
     num_artists INTEGER,
-    file_id INTEGER,
-    content_hash VARCHAR
+    file_id INTEGER
 );
 -- Tracks of ingested files not yet merged into tracks/artists/albums (see resolve_staged).
 CREATE TABLE IF NOT EXISTS staged_tracks (

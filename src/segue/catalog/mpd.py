@@ -14,6 +14,14 @@ if TYPE_CHECKING:
     from segue.mpd import SliceColumns
 
 
+# The fields that make a playlist the same playlist (besides its track list), as one string.
+_PLAYLIST_IDENTITY = (
+    "concat_ws(chr(31), {t}.name, {t}.description, {t}.collaborative, {t}.modified_at, "
+    "{t}.num_tracks, {t}.num_albums, {t}.num_followers, {t}.num_edits, {t}.duration_ms, "
+    "{t}.num_artists)"
+)
+
+
 @dataclass(frozen=True)
 class SliceResult:
     path: str
@@ -61,28 +69,33 @@ class MpdWrites(CatalogBase):
 
     def _add_staged(self, cols: SliceColumns) -> SliceResult:
         con = self.con
-        # A playlist's content identity: its fields and its track list in order (md5 in the
-        # database, so the fast and the exact readers give the same hash).
-        con.execute(
-            """
-            CREATE OR REPLACE TEMP TABLE stage_pl AS
-            SELECT s.*, md5(concat_ws(chr(31), s.pid, s.name, s.description, s.collaborative,
-                   s.modified_at, s.num_tracks, s.num_albums, s.num_followers, s.num_edits,
-                   s.duration_ms, s.num_artists, coalesce(h.track_list, ''))) AS content_hash
-            FROM stage_pl_raw s
-            LEFT JOIN (SELECT pid, string_agg(track_id, ',' ORDER BY pos, track_id) AS track_list
-                       FROM stage_rows GROUP BY pid) h USING (pid)
-            """
+        con.execute("CREATE OR REPLACE TEMP VIEW stage_pl AS SELECT * FROM stage_pl_raw")
+        # A pid already in the catalog must hold the same playlist: its fields and its track
+        # list in order. Compared only for colliding pids (rare), so the usual file pays nothing.
+        collide = self.scalar(
+            "SELECT count(*) FROM stage_pl s SEMI JOIN playlists p ON p.pid = s.pid"
         )
-        conflicts = con.execute(
-            """
-            SELECT s.pid, f.path FROM stage_pl s
-            JOIN playlists p ON p.pid = s.pid
-            LEFT JOIN ingested_files f ON f.file_id = p.file_id
-            WHERE p.content_hash <> s.content_hash
-            ORDER BY s.pid LIMIT 1
-            """
-        ).fetchall()
+        conflicts = []
+        if collide:
+            conflicts = con.execute(
+                f"""
+                WITH new AS (
+                    SELECT s.pid, {_PLAYLIST_IDENTITY.format(t="s")} AS ident,
+                           coalesce((SELECT string_agg(track_id, ',' ORDER BY pos, track_id)
+                                     FROM stage_rows r WHERE r.pid = s.pid), '') AS tracks
+                    FROM stage_pl s SEMI JOIN playlists p ON p.pid = s.pid
+                ), old AS (
+                    SELECT p.pid, p.file_id, {_PLAYLIST_IDENTITY.format(t="p")} AS ident,
+                           coalesce((SELECT string_agg(track_id, ',' ORDER BY pos, track_id)
+                                     FROM playlist_tracks r WHERE r.pid = p.pid), '') AS tracks
+                    FROM playlists p SEMI JOIN stage_pl s ON s.pid = p.pid
+                )
+                SELECT new.pid, f.path FROM new JOIN old USING (pid)
+                LEFT JOIN ingested_files f ON f.file_id = old.file_id
+                WHERE new.ident <> old.ident OR new.tracks <> old.tracks
+                ORDER BY new.pid LIMIT 1
+                """
+            ).fetchall()
         if conflicts:
             pid, other = conflicts[0]
             raise InputFileError(
@@ -90,9 +103,7 @@ class MpdWrites(CatalogBase):
                 f"playlist pid {pid}",
                 f"pid {pid} was already ingested from {other or 'another source'} with different content",
             )
-        if duplicates_possible := bool(
-            self.scalar("SELECT count(*) FROM stage_pl s SEMI JOIN playlists p ON p.pid = s.pid")
-        ):
+        if duplicates_possible := bool(collide):
             con.execute(
                 """
                 CREATE OR REPLACE TEMP TABLE new_pl AS
@@ -113,7 +124,7 @@ class MpdWrites(CatalogBase):
             """
             INSERT INTO playlists
             SELECT pid, name, description, collaborative, modified_at, num_tracks, num_albums,
-                   num_followers, num_edits, duration_ms, num_artists, ?, content_hash
+                   num_followers, num_edits, duration_ms, num_artists, ?
             FROM new_pl
             """,
             [file_id],
@@ -134,7 +145,7 @@ class MpdWrites(CatalogBase):
         kind = "TABLE" if duplicates_possible else "VIEW"
         con.execute(f"DROP {kind} new_pl")
         con.execute(f"DROP {kind} file_rows")
-        con.execute("DROP TABLE stage_pl")
+        con.execute("DROP VIEW stage_pl")
         return SliceResult(cols.path, "added", n_new_pl, n_rows, duplicates, 0, cols.salvaged)
 
     def _after_open(self) -> None:
