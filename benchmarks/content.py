@@ -28,6 +28,7 @@ the table. Timings are wall-clock on whatever machine runs this; nothing here is
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -38,6 +39,7 @@ import psutil
 from sklearn.metrics.pairwise import cosine_similarity
 
 from segue.features import build_content_features
+from segue.models.base import Recommender
 from segue.models.content import Model1, Model2, OriginalScoring
 from segue.snapshot import AUDIO_FEATURES, Snapshot
 
@@ -247,12 +249,13 @@ def bench(n_tracks: int, n_queries: int, n_reference: int, seed: int) -> list[di
     original = OriginalScoring().fit(snapshot)
     t_original = time.perf_counter() - t0
 
-    for label, model in (
+    segue_models: list[tuple[str, Recommender]] = [
         ("segue Model1", model1),
         ("segue Model2", model2),
         ("segue OriginalScoring", original),
-    ):
-        ms = latencies(lambda q, mm=model: mm.recommend(q, TOP), queries)
+    ]
+    for label, model in segue_models:
+        ms = latencies(functools.partial(model.recommend, n=TOP), queries)
         rows.append({"tracks": n_tracks, "method": label, "queries": len(ms), "ms": ms})
 
     # check Model2 against scikit-learn per block (first few queries)
@@ -289,19 +292,10 @@ def bench(n_tracks: int, n_queries: int, n_reference: int, seed: int) -> list[di
             "check": f"OriginalScoring top-{CHECK} identical on {same}/{min(10, len(ref_queries))}",
         }
     )
-    model_mb = (
-        features.nbytes
-        + model1._audio.nbytes
-        + model1._genres.data.nbytes
-        + model1._genres.indices.nbytes
-        + model1._genres.indptr.nbytes
-        + model1._combined.nbytes
-        + model1._group_order.nbytes
-        + model1._group_start.nbytes
-    ) / 2**20
+    model_mb = model1.nbytes / 2**20
     print(
         f"[{n_tracks:,} tracks] memory: feature matrix {features.nbytes / 2**20:.0f} MiB, Model1 state "
-        f"{model_mb:.0f} MiB (matrix + scoring copies), reference DataFrame {frame_mb:.0f} MiB "
+        f"{model_mb:.0f} MiB (matrix + scoring structures), reference DataFrame {frame_mb:.0f} MiB "
         f"(max_features=3); OriginalScoring fit {t_original:.1f} s; RSS {rss_mb():.0f} MiB"
     )
     return rows

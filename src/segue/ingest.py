@@ -27,8 +27,9 @@ from segue.mpd import SliceColumns, expand_paths, read_bytes, read_slice_data
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 #: Staged rows merged into the track tables at a time: large enough to amortise the merge,
-#: small enough to bound its memory (about 30 full slices).
-RESOLVE_EVERY_ROWS = 2_000_000
+#: small enough to bound its memory (about 8 full slices).
+RESOLVE_EVERY_ROWS = 500_000
+INGEST_MEMORY_LIMIT = "1GB"
 
 
 @dataclass
@@ -154,6 +155,10 @@ def ingest_paths(
     ):
         task = bar.add_task("ingest", total=total, pl=0, rate=0.0)
         # One file is parsed ahead in the pool while the current one is written.
+        # Bounded memory: DuckDB would otherwise keep up to 80% of RAM as cache while the
+        # catalog grows; the merge spills to disk past this limit.
+        limit = catalog.scalar("SELECT current_setting('memory_limit')")
+        catalog.con.execute(f"SET memory_limit = '{INGEST_MEMORY_LIMIT}'")
         first = next(sources, None)
         pending: Future[SliceColumns] | None = pool.submit(parse, first) if first else None
         try:
@@ -182,4 +187,5 @@ def ingest_paths(
         finally:
             # The files already committed get their tracks merged even when a later file fails.
             catalog.resolve_staged()
+            catalog.con.execute(f"SET memory_limit = '{limit}'")
     return report

@@ -1,0 +1,882 @@
+"""Content-based recommenders: a playlist is the sum of what its tracks are.
+
+:class:`ContentRecommender` scores every track against a query built from the seed tracks'
+rows of the content feature matrix (:mod:`segue.features`). For each block ``b`` (genres,
+audio, popularity, era) it computes the cosine between the track's block and the playlist's
+block and adds them up with the block weights ``w_b`` (normalised to sum to 1)::
+
+    score(t) = sum_b w_b * cos(q_b, x_tb)
+
+``aggregate="sum"`` builds ``q_b`` as the sum of the seeds' rows (the original project's
+playlist vector); ``aggregate="mean"`` instead averages the per-seed cosines
+(``q_b = sum / n_seeds`` without renormalising), so a block in which the seeds disagree counts
+for less. Blocks are L2-normalised per row, so each block's cosine is one dot product: one
+float32 sparse product for genres, one BLAS product for the dense audio block and one lookup
+for the one-hot popularity and era blocks (looked up together through a combined code).
+
+Presets (see docs/content-model.md for how they map to the original project):
+
+* :class:`Model1` - genres dominate: the original ranked by genre similarity, then by
+  popularity/era similarity, then by all features (a lexicographic sort). Heavy block weights
+  (genres >> popularity, era >> audio) keep that order of importance while letting a large
+  difference in a lesser block break near-ties.
+* :class:`Model2` - equal block weights: the original's average of its similarities.
+* :class:`OriginalScoring` - a faithful re-implementation of the original scoring (TF-IDF
+  with ``max_features=3``, summed playlist vector, three cosine similarities, exact
+  lexicographic sort), used as the reference in evaluation and benchmarks.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from segue.errors import NotFittedError
+from segue.features import (
+    BLOCKS,
+    SOURCE_BOTH,
+    SOURCE_TAGS,
+    ContentFeatures,
+    CrowdTagMode,
+    build_content_features,
+    catalog_popularity,
+)
+from segue.models.base import Recommender, as_seed_array
+
+if TYPE_CHECKING:
+    from segue.snapshot import Snapshot
+
+Aggregate = Literal["sum", "mean"]
+
+#: Scores (n_tracks * queries) computed at once by ``recommend_batch``; bounds its memory.
+BATCH_CELLS = 32_000_000
+#: Catalogs from this size on score audio only where it can change the top of the ranking.
+PRUNE_MIN_TRACKS = 50_000
+#: Upper bound of a track's audio cosine (1) with room for float32 rounding.
+AUDIO_BOUND = 1.0 + 1e-4
+
+
+# ---------------------------------------------------------------------------------------------
+# top-n selection
+# ---------------------------------------------------------------------------------------------
+
+_BLAS_CONTROLLER: Any = None
+
+
+def _single_thread_blas() -> Any:
+    """Context manager limiting BLAS to one thread (threadpoolctl, a scikit-learn dependency).
+
+    One query is a memory-bound product over millions of rows: a second BLAS thread gains
+    little when a core is free and, on a busy machine, OpenBLAS threads spin-waiting for a
+    core made one product 50x slower in measurements. Batches keep all threads.
+    """
+    global _BLAS_CONTROLLER
+    if _BLAS_CONTROLLER is None:
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS_CONTROLLER = ThreadpoolController()
+    return _BLAS_CONTROLLER.limit(limits=1, user_api="blas")
+
+
+def _sorted_candidates(scores: np.ndarray, candidates: np.ndarray, n: int) -> np.ndarray:
+    """The ``n`` best of ``candidates`` by (score descending, index ascending), finite only."""
+    vals = scores[candidates]
+    keep = np.isfinite(vals)
+    candidates, vals = candidates[keep], vals[keep]
+    order = np.lexsort((candidates, -vals))
+    return candidates[order[:n]].astype(np.int64)
+
+
+def fast_top_n(scores: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the ``n`` largest finite ``scores`` (float 1-D), best first, ties by index.
+
+    Same answer as :func:`segue.models.base.top_n`, faster on large arrays: a threshold is
+    estimated from a strided sample so that only about ``2 n`` candidates are sorted; if the
+    sample misleads (fewer than ``n`` candidates) it falls back to a full ``argpartition``.
+    Written by hand because numpy's ``argpartition`` over millions of scores costs more than
+    the scoring itself.
+    """
+    size = scores.shape[0]
+    if n <= 0 or size == 0:
+        return np.empty(0, dtype=np.int64)
+    if size > 65_536 and n * 16 < size:
+        step = max(1, size // 16_384)
+        sample = scores[::step]
+        rank = min(sample.size, int(2 * n / step) + 16)
+        threshold = np.partition(sample, sample.size - rank)[sample.size - rank]
+        if np.isfinite(threshold):
+            candidates = np.flatnonzero(scores >= threshold)
+            if n <= candidates.size <= max(64 * n, size // 8):
+                return _sorted_candidates(scores, candidates, n)
+    if n < size:
+        candidates = np.argpartition(-scores, n - 1)[:n]
+        cut = scores[candidates].min()
+        # argpartition splits ties at the boundary arbitrarily: take every tie, then sort
+        candidates = np.flatnonzero(scores >= cut) if np.isfinite(cut) else candidates
+    else:
+        candidates = np.arange(size)
+    return _sorted_candidates(scores, candidates, n)
+
+
+def cap_per_key(ranked: np.ndarray, keys: np.ndarray, cap: int) -> np.ndarray:
+    """Boolean mask over ``ranked`` keeping at most ``cap`` entries per key, earliest first.
+
+    ``keys`` aligned with ``ranked`` (int array). Vectorised occurrence count: a stable sort by
+    key, then the position within each run of equal keys.
+    """
+    if ranked.size == 0:
+        return np.zeros(0, dtype=bool)
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    run_start = np.r_[True, sorted_keys[1:] != sorted_keys[:-1]]
+    positions = np.arange(ranked.size)
+    first = np.maximum.accumulate(np.where(run_start, positions, 0))
+    occurrence = np.empty(ranked.size, dtype=np.int64)
+    occurrence[order] = positions - first
+    return occurrence < cap
+
+
+# ---------------------------------------------------------------------------------------------
+# the content recommender
+# ---------------------------------------------------------------------------------------------
+
+
+class ContentRecommender(Recommender):
+    """Cosine similarity per feature block, weighted, against every track.
+
+    Parameters (keyword-only):
+
+    * ``weights``: block -> weight (missing blocks take the class defaults); normalised to sum 1.
+    * ``aggregate``: ``"sum"`` (cosine to the summed playlist vector, the original's) or
+      ``"mean"`` (mean of the per-seed cosines).
+    * ``n_genres``: TF-IDF vocabulary size (None = all; the original used 3).
+    * ``era_width`` / ``popularity_width``: bucket widths in years / popularity points.
+    * ``crowd_tags``: ``"all"`` (playlist-title words for every track, beside its genres; the
+      default, chosen on a validation split), ``"missing"`` (only for tracks whose artist has
+      no genres) or ``"none"``; ``tag_top_k`` tags per track.
+    * ``max_per_artist``: at most this many tracks of one artist in a result (None = no cap;
+      the original used 5).
+    * ``collapse_duplicates``: return one version of a song (same title and artist) and never
+      a version of a seed song.
+    """
+
+    name: ClassVar[str] = "content"
+    default_weights: ClassVar[dict[str, float]] = dict.fromkeys(BLOCKS, 1.0)
+
+    def __init__(
+        self,
+        *,
+        weights: Mapping[str, float] | None = None,
+        aggregate: Aggregate = "sum",
+        n_genres: int | None = None,
+        era_width: int = 10,
+        popularity_width: int = 5,
+        crowd_tags: CrowdTagMode = "all",
+        tag_top_k: int = 10,
+        max_per_artist: int | None = None,
+        collapse_duplicates: bool = True,
+    ) -> None:
+        self.weights = dict(weights) if weights is not None else None
+        self.aggregate = aggregate
+        self.n_genres = n_genres
+        self.era_width = era_width
+        self.popularity_width = popularity_width
+        self.crowd_tags = crowd_tags
+        self.tag_top_k = tag_top_k
+        self.max_per_artist = max_per_artist
+        self.collapse_duplicates = collapse_duplicates
+
+    # fitting -------------------------------------------------------------------------------
+    def _validate(self) -> None:
+        if self.aggregate not in ("sum", "mean"):
+            raise ValueError(f"aggregate must be 'sum' or 'mean', got {self.aggregate!r}")
+        if self.max_per_artist is not None and (
+            not isinstance(self.max_per_artist, int) or self.max_per_artist < 1
+        ):
+            raise ValueError(
+                f"max_per_artist must be a positive int or None, got {self.max_per_artist!r}"
+            )
+        unknown = set(self.weights or {}) - set(BLOCKS)
+        if unknown:
+            raise ValueError(
+                f"weights name unknown block(s) {sorted(unknown)}; expected among {list(BLOCKS)}"
+            )
+
+    def block_weights(self) -> dict[str, float]:
+        """The weights in use, normalised to sum 1 (so a score is a weighted mean of cosines)."""
+        raw = {**self.default_weights, **(self.weights or {})}
+        for block, value in raw.items():
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"weight of block {block!r} must be finite and >= 0, got {value}")
+        total = sum(raw.values())
+        if total <= 0:
+            raise ValueError(f"at least one block weight must be positive, got {raw}")
+        return {b: raw.get(b, 0.0) / total for b in BLOCKS}
+
+    def fit(self, snapshot: Snapshot) -> Self:
+        """Build the content features of ``snapshot`` and the structures that score them."""
+        self._validate()
+        features = build_content_features(
+            snapshot,
+            n_genres=self.n_genres,
+            era_width=self.era_width,
+            popularity_width=self.popularity_width,
+            crowd_tag_mode=self.crowd_tags,
+            tag_top_k=self.tag_top_k,
+            weights=self.block_weights(),
+        )
+        return self.fit_features(features, snapshot.track_artist_keys())
+
+    def fit_features(self, features: ContentFeatures, artist_keys: np.ndarray) -> Self:
+        """Use an already built feature matrix; ``artist_keys`` int64 (n_tracks,)."""
+        self._validate()
+        artist_keys = np.asarray(artist_keys, dtype=np.int64)
+        if artist_keys.shape != (features.n_tracks,):
+            raise ValueError(
+                f"artist_keys must have one key per track: expected ({features.n_tracks},), got {artist_keys.shape}"
+            )
+        self.features_ = features
+        self.artist_keys_ = artist_keys
+        self.weights_ = self.block_weights()
+        self._compile()
+        self.fitted_ = True
+        return self
+
+    def _compile(self) -> None:
+        """Split the matrix into the fastest form of each block.
+
+        genres: CSR (n_tracks, n_terms) for batches and its transpose (an inverted index, one
+        row of postings per term) for single queries; audio: dense, transposed
+        (n_audio, n_tracks) so one query is one BLAS product; popularity and era: one-hot codes
+        combined into one int code per track, so both are one lookup.
+        """
+        f = self.features_
+        self._genres = f.block("genres")
+        self._genres_t = self._genres.T.tocsr()
+        self._genre_cols = f.blocks["genres"]
+        self._audio_t = np.ascontiguousarray(f.block("audio").toarray().T, dtype=np.float32)
+        codes: list[np.ndarray] = []
+        sizes: list[int] = []
+        self._onehot_blocks: list[str] = []
+        for block in ("popularity", "era"):
+            sub = f.block(block)
+            per_row = np.diff(sub.indptr)
+            if not (np.all(per_row == 1) and np.all(sub.data == 1.0)):
+                raise ValueError(f"block {block!r} must be one-hot (exactly one 1.0 per track)")
+            codes.append(sub.indices.astype(np.int64))
+            sizes.append(sub.shape[1])
+            self._onehot_blocks.append(block)
+        combined = np.zeros(f.n_tracks, dtype=np.int64)
+        for c, s in zip(codes, sizes, strict=True):
+            combined = combined * s + c
+        # int32 when it fits: the lookup reads fewer bytes
+        self._combined = combined.astype(np.int32) if math.prod(sizes) < 2**31 else combined
+        groups = f.duplicate_group
+        order = np.argsort(groups, kind="stable")
+        self._group_order = order
+        self._group_start = np.searchsorted(
+            groups[order], np.arange(int(groups.max(initial=-1)) + 2)
+        )
+
+    @property
+    def n_tracks(self) -> int:
+        return int(self.features_.n_tracks)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the feature matrix and of the scoring structures derived from it."""
+        arrays = [self._audio_t, self._combined, self._group_order, self._group_start]
+        for m in (self._genres, self._genres_t):
+            arrays += [m.data, m.indices, m.indptr]
+        return self.features_.nbytes + sum(int(a.nbytes) for a in arrays)
+
+    # scoring -------------------------------------------------------------------------------
+    def _queries(self, seed_lists: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+        """Per-block query vectors (dense float32 (n_queries, block width)), weighted and scaled."""
+        n_q = len(seed_lists)
+        lengths = np.asarray([len(s) for s in seed_lists], dtype=np.int64)
+        rows = np.repeat(np.arange(n_q), lengths)
+        cols = np.concatenate(seed_lists) if n_q else np.empty(0, dtype=np.int64)
+        indicator = sp.csr_matrix(
+            (np.ones(cols.size, dtype=np.float32), (rows, cols)), shape=(n_q, self.n_tracks)
+        )
+        summed = indicator @ self.features_.matrix
+        out: dict[str, np.ndarray] = {}
+        for block, cols_slice in self.features_.blocks.items():
+            q = np.asarray(summed[:, cols_slice].toarray(), dtype=np.float32)
+            if self.aggregate == "sum":
+                scale = np.linalg.norm(q, axis=1)
+            else:
+                scale = lengths.astype(np.float32)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                factor = np.where(scale > 0, self.weights_[block] / scale, 0.0).astype(np.float32)
+            out[block] = q * factor[:, None]
+        return out
+
+    def _lookup_table(self, queries: dict[str, np.ndarray]) -> np.ndarray:
+        """float32 (n_queries, n_codes): the one-hot blocks' scores of every combined code."""
+        n_q = queries["genres"].shape[0]
+        table = np.zeros((n_q, 1), dtype=np.float32)
+        for block in self._onehot_blocks:
+            # outer sum over the combined code: table[q, c1 * size2 + c2] = q1[c1] + q2[c2]
+            table = (table[:, :, None] + queries[block][:, None, :]).reshape(n_q, -1)
+        return table
+
+    def _score_queries(self, queries: dict[str, np.ndarray]) -> np.ndarray:
+        """Dense float32 scores (n_queries, n_tracks), as matrix products."""
+        total = queries["audio"] @ self._audio_t  # (n_q, n_tracks)
+        if self._genres.shape[1]:
+            total += np.asarray(self._genres @ queries["genres"].T, dtype=np.float32).T
+        total += self._lookup_table(queries)[:, self._combined]
+        return total
+
+    def _partial_one(self, queries: dict[str, np.ndarray]) -> np.ndarray:
+        """float32 (n_tracks,): genres + popularity + era of one query (no audio)."""
+        q = queries["genres"][0]
+        terms = np.flatnonzero(q)
+        out = np.take(self._lookup_table(queries)[0], self._combined)
+        if terms.size == 0:
+            return out
+        postings = int((self._genres_t.indptr[terms + 1] - self._genres_t.indptr[terms]).sum())
+        if postings < self._genres.nnz // 2:
+            # few terms: walk only their postings (the inverted index)
+            out += self._genres_t[terms].T @ q[terms]
+        else:
+            out += self._genres @ q
+        return out
+
+    def scores(self, seeds: np.ndarray, *, title: str | None = None) -> np.ndarray:
+        """Dense float32 scores (n_tracks,) in [0, 1]; all zero when ``seeds`` is empty."""
+        self._check_fitted()
+        seed_arr = np.unique(as_seed_array(seeds, self.n_tracks))
+        if seed_arr.size == 0:
+            return np.zeros(self.n_tracks, dtype=np.float32)
+        queries = self._queries([seed_arr])
+        out = self._partial_one(queries)
+        with _single_thread_blas():
+            out += queries["audio"][0] @ self._audio_t
+        return out
+
+    # selection -----------------------------------------------------------------------------
+    def _versions_of(self, tracks: np.ndarray) -> np.ndarray:
+        groups = np.unique(self.features_.duplicate_group[tracks])
+        starts, stops = self._group_start[groups], self._group_start[groups + 1]
+        return np.concatenate([self._group_order[a:b] for a, b in zip(starts, stops, strict=True)])
+
+    def _drop(self, scores: np.ndarray, seeds: np.ndarray, exclude: np.ndarray | None) -> None:
+        """Set -inf on the seeds (and their other versions) and on ``exclude``, in place."""
+        scores[self._versions_of(seeds) if self.collapse_duplicates else seeds] = -np.inf
+        if exclude is not None and len(exclude):
+            scores[np.asarray(exclude, dtype=np.int64)] = -np.inf
+
+    def _rank(
+        self,
+        scores: np.ndarray,
+        n: int,
+        *,
+        index: np.ndarray | None = None,
+        limit: int | None = None,
+    ) -> np.ndarray | None:
+        """Ranked track indices (int64, at most ``n``) under the duplicate and artist filters.
+
+        ``scores`` covers all tracks, or the tracks ``index`` names (ascending). With ``limit``
+        only the best ``limit`` entries of ``scores`` are trustworthy: None is returned when
+        the filters would need to look further.
+        """
+        ids = (lambda pos: pos) if index is None else (lambda pos: index[pos])
+        if not self.collapse_duplicates and self.max_per_artist is None:
+            return ids(fast_top_n(scores, n))
+        want = n * 2 + 32
+        while True:
+            if limit is not None and want > limit:
+                return None
+            ranked = ids(fast_top_n(scores, want))
+            keep = np.ones(ranked.size, dtype=bool)
+            if self.collapse_duplicates:
+                keep &= cap_per_key(ranked, self.features_.duplicate_group[ranked], 1)
+            if self.max_per_artist is not None:
+                kept = ranked[keep]
+                artist_ok = cap_per_key(kept, self.artist_keys_[kept], self.max_per_artist)
+                keep[np.flatnonzero(keep)[~artist_ok]] = False
+            if keep.sum() >= n:
+                return ranked[keep][:n]
+            if ranked.size < want:
+                return None if limit is not None else ranked[keep]
+            want *= 4
+
+    def recommend(
+        self,
+        seeds: Any,
+        n: int = 10,
+        *,
+        title: str | None = None,
+        exclude: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``n`` tracks for one query: ``(indices int64 (k,), scores float32 (k,))``, k <= n.
+
+        Seeds (and, with ``collapse_duplicates``, other versions of seed songs) are never
+        returned; empty seeds give empty results (content needs something to compare with).
+
+        Exact, but audio is scored only where it can matter: a track's audio term lies in
+        [0, w_audio], so with ``tau`` the K-th best score without audio, only tracks whose
+        score without audio reaches ``tau - w_audio`` can enter the top K.
+        """
+        self._check_fitted()
+        seed_arr = np.unique(as_seed_array(seeds, self.n_tracks))
+        if seed_arr.size == 0 or n <= 0:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+        queries = self._queries([seed_arr])
+        scores = self._partial_one(queries)
+        self._drop(scores, seed_arr, exclude)
+        q_audio = queries["audio"][0]
+        w_audio = self.weights_["audio"]
+        budget = n * 2 + 32
+        if w_audio > 0 and self.n_tracks >= PRUNE_MIN_TRACKS and budget < self.n_tracks:
+            top = fast_top_n(scores, budget)
+            if top.size == budget:
+                candidates = np.flatnonzero(scores >= scores[top[-1]] - w_audio * AUDIO_BOUND)
+                if candidates.size <= self.n_tracks // 4:
+                    with _single_thread_blas():
+                        audio = q_audio @ self._audio_t[:, candidates]
+                    exact = scores[candidates] + audio
+                    picked = self._rank(exact, n, index=candidates, limit=budget)
+                    if picked is not None:
+                        return picked, exact[np.searchsorted(candidates, picked)].astype(np.float32)
+        with _single_thread_blas():
+            scores += q_audio @ self._audio_t
+        picked = self._rank(scores, n)
+        if picked is None:  # only a ranking with a limit gives up
+            raise RuntimeError("ranking without a limit gave up")
+        return picked, scores[picked].astype(np.float32)
+
+    def recommend_batch(
+        self,
+        seed_lists: list[Any],
+        n: int = 10,
+        *,
+        titles: list[str | None] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Many queries as matrix products: ``(indices int64, scores float32)`` of shape
+        ``(len(seed_lists), n)``, padded with -1 and -inf."""
+        self._check_fitted()
+        seeds = [np.unique(as_seed_array(s, self.n_tracks)) for s in seed_lists]
+        ids = np.full((len(seeds), n), -1, dtype=np.int64)
+        vals = np.full((len(seeds), n), -np.inf, dtype=np.float32)
+        chunk = max(1, BATCH_CELLS // max(1, self.n_tracks))
+        for lo in range(0, len(seeds), chunk):
+            part = seeds[lo : lo + chunk]
+            scores = self._score_queries(self._queries(part))
+            for row, seed_arr in enumerate(part):
+                if seed_arr.size == 0 or n <= 0:
+                    continue
+                self._drop(scores[row], seed_arr, None)
+                picked = self._rank(scores[row], n)
+                if picked is None:  # only a ranking with a limit gives up
+                    raise RuntimeError("ranking without a limit gave up")
+                ids[lo + row, : picked.size] = picked
+                vals[lo + row, : picked.size] = scores[row][picked]
+        return ids, vals
+
+    # explanation ---------------------------------------------------------------------------
+    def block_contributions(self, seeds: Any, track: int) -> dict[str, float]:
+        """``w_b * cos(q_b, x_tb)`` of each block for one track; they sum to its score."""
+        self._check_fitted()
+        seed_arr = np.unique(as_seed_array(seeds, self.n_tracks))
+        if not 0 <= int(track) < self.n_tracks:
+            raise IndexError(f"track index {track} out of range [0, {self.n_tracks})")
+        if seed_arr.size == 0:
+            return dict.fromkeys(BLOCKS, 0.0)
+        queries = self._queries([seed_arr])
+        row = self.features_.matrix[int(track)]
+        out = {}
+        for block, cols in self.features_.blocks.items():
+            x = np.asarray(row[:, cols].toarray(), dtype=np.float32).ravel()
+            out[block] = float(x @ queries[block][0])
+        return out
+
+    def explain(self, seeds: np.ndarray, track: int, *, title: str | None = None) -> str:
+        """Which blocks made ``track`` score, with the shared genres or tags and its era, e.g.
+        ``"genres 0.62 (shared: dance pop, edm) · era 0.20 (2010s) · audio 0.10"``."""
+        contributions = self.block_contributions(seeds, track)
+        seed_arr = np.unique(as_seed_array(seeds, self.n_tracks))
+        if seed_arr.size == 0:
+            return "no seed tracks to compare with"
+        f = self.features_
+        parts: list[tuple[float, str]] = []
+        for block, value in contributions.items():
+            if self.weights_[block] == 0:
+                continue
+            label = block
+            detail = ""
+            if block == "genres":
+                shared = self.shared_terms(seed_arr, track)
+                source = int(f.genre_source[track])
+                label = {SOURCE_TAGS: "tags", SOURCE_BOTH: "genres/tags"}.get(source, "genres")
+                if shared:
+                    detail = f" (shared: {', '.join(shared)})"
+            elif block in ("era", "popularity"):
+                cols = f.blocks[block]
+                row = f.matrix[int(track), cols]
+                if row.nnz:
+                    term = f.feature_names[cols.start + int(row.indices[0])].split(":", 1)[1]
+                    detail = f" ({term})"
+            parts.append((value, f"{label} {value:.2f}{detail}"))
+        parts.sort(key=lambda p: -p[0])
+        return " · ".join(text for _, text in parts)
+
+    def shared_terms(self, seeds: Any, track: int, limit: int = 3) -> list[str]:
+        """Genres or tags the track shares with the seeds, strongest first (at most ``limit``)."""
+        self._check_fitted()
+        seed_arr = np.unique(as_seed_array(seeds, self.n_tracks))
+        if not 0 <= int(track) < self.n_tracks:
+            raise IndexError(f"track index {track} out of range [0, {self.n_tracks})")
+        g = self._genres
+        row = g[int(track)]
+        if row.nnz == 0 or seed_arr.size == 0:
+            return []
+        summed = np.asarray(g[seed_arr].sum(axis=0)).ravel()
+        strength = row.data * summed[row.indices]
+        order = np.lexsort((row.indices, -strength))
+        names = self.features_.feature_names
+        start = self._genre_cols.start
+        return [
+            names[start + int(row.indices[i])].split(":", 1)[1] for i in order if strength[i] > 0
+        ][:limit]
+
+    # persistence ---------------------------------------------------------------------------
+    def save(self, directory: Path) -> None:
+        """``model.json`` (name, parameters) + ``state.npz`` (artist keys) + the feature matrix."""
+        self._check_fitted()
+        super().save(directory)
+        self.features_.save(Path(directory))
+
+    def _state_arrays(self) -> dict[str, np.ndarray]:
+        return {"artist_keys": self.artist_keys_}
+
+    @classmethod
+    def load(cls, directory: Path, snapshot: Any) -> Self:
+        directory = Path(directory)
+        meta_path = directory / "model.json"
+        if not meta_path.exists():
+            raise NotFittedError(f"no model in {directory}: expected model.json")
+        meta = json.loads(meta_path.read_text())
+        model = cls(**meta["params"])
+        features = ContentFeatures.load(directory)
+        if snapshot is not None and snapshot.n_tracks != features.n_tracks:
+            raise ValueError(
+                f"model in {directory} was built for {features.n_tracks} tracks, the snapshot has "
+                f"{snapshot.n_tracks}: rebuild it with `segue fit --model {model.name}`"
+            )
+        with np.load(directory / "state.npz", allow_pickle=False) as z:
+            artist_keys = z["artist_keys"]
+        return model.fit_features(features, artist_keys)
+
+
+class Model1(ContentRecommender):
+    """The original "Model 1": genres first, then popularity and era, then audio.
+
+    The original sorted by genre similarity, then popularity/era similarity, then all
+    features. Here that order of importance is kept as block weights of 100 : 10 : 10 : 1
+    (genres : popularity : era : audio), so the lesser blocks decide among tracks whose genre
+    match is (nearly) equal, without the brittleness of an exact sort on float similarities.
+    """
+
+    name: ClassVar[str] = "model1"
+    default_weights: ClassVar[dict[str, float]] = {
+        "genres": 100.0,
+        "popularity": 10.0,
+        "era": 10.0,
+        "audio": 1.0,
+    }
+
+
+class Model2(ContentRecommender):
+    """The original "Model 2": every block counts the same (the original averaged its
+    similarities with equal weights)."""
+
+    name: ClassVar[str] = "model2"
+    default_weights: ClassVar[dict[str, float]] = dict.fromkeys(BLOCKS, 1.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# the original project's scoring, re-implemented faithfully (the reference)
+# ---------------------------------------------------------------------------------------------
+
+
+def _original_genre_tfidf(
+    snapshot: Snapshot, n_genres: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The original's genre TF-IDF: dense float32 (n_tracks, <= n_genres) and the term names.
+
+    Equal to ``TfidfVectorizer(max_features=n_genres).fit_transform(docs)`` with one document
+    per track (its artist's genres, ``_`` inside a genre, ``unknown`` where none; tested), but
+    tokenised once per artist and gathered per track, so millions of tracks stay fast.
+    """
+    from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
+
+    artist_docs = [
+        " ".join(str(g).replace(" ", "_") for g in gs) if gs is not None and len(gs) else "unknown"
+        for gs in snapshot.artists["genres"].tolist()
+    ]
+    counter = CountVectorizer()
+    by_artist = counter.fit_transform([*artist_docs, "unknown"]).tocsr()  # last row: no artist
+    names = counter.get_feature_names_out()
+    pos = snapshot.artists.index.get_indexer(pd.Index(snapshot.tracks["artist_key"]))
+    pos[pos < 0] = len(artist_docs)
+    counts = by_artist[pos]
+    frequency = np.asarray(counts.sum(axis=0)).ravel()
+    keep = np.flatnonzero(frequency > 0)  # terms of artists without tracks do not count
+    if n_genres is not None and keep.size > n_genres:
+        # scikit-learn's own rule: the max_features terms most frequent over the corpus
+        keep = np.sort(keep[(-frequency[keep]).argsort()[:n_genres]])
+    tfidf = TfidfTransformer().fit_transform(counts[:, keep].astype(np.float64))
+    return np.asarray(tfidf.toarray(), dtype=np.float32), np.asarray(names[keep], dtype=str)
+
+
+class OriginalScoring(Recommender):
+    """The original project's scoring, for comparison.
+
+    Features as the original built them: TF-IDF (``TfidfVectorizer(max_features=n_genres)``,
+    default tokenisation) over the artist's genres written as space-separated words with the
+    spaces inside a genre turned into ``_`` and ``unknown`` where the artist has none; audio
+    features min-max scaled; one-hot ``track popularity // 5``, ``artist popularity // 5`` and
+    ``release year // 50``. A playlist is the *sum* of its tracks' raw vectors and three cosine
+    similarities are computed against every track: genres, popularity+era, all features.
+
+    ``mode="model1"`` (the default, the original's Model 1) sorts by the three similarities
+    lexicographically (ties by track index); ``mode="model2"`` averages them.
+
+    Where segue's data has gaps the original never saw: unknown audio values take the column
+    median; unknown track popularity takes the catalog popularity (playlist-count percentile);
+    unknown artist popularity or year leaves that one-hot group empty.
+
+    ``scores()`` returns ``genre + 1e-3 * pop_era + 1e-6 * all`` (float32, an approximation of
+    the sort); ``recommend`` applies the exact lexicographic order.
+    """
+
+    name: ClassVar[str] = "original"
+
+    def __init__(
+        self,
+        *,
+        mode: Literal["model1", "model2"] = "model1",
+        n_genres: int | None = 3,
+        era_width: int = 50,
+        popularity_width: int = 5,
+    ) -> None:
+        self.mode = mode
+        self.n_genres = n_genres
+        self.era_width = era_width
+        self.popularity_width = popularity_width
+
+    @property
+    def n_tracks(self) -> int:
+        return int(self.genres_.shape[0])
+
+    def fit(self, snapshot: Snapshot) -> Self:
+        from sklearn.impute import SimpleImputer
+        from sklearn.preprocessing import MinMaxScaler
+
+        from segue.snapshot import AUDIO_FEATURES
+
+        if self.mode not in ("model1", "model2"):
+            raise ValueError(f"mode must be 'model1' or 'model2', got {self.mode!r}")
+        tracks = snapshot.tracks
+        n = len(tracks)
+        self.genres_, self.genre_names_ = _original_genre_tfidf(snapshot, self.n_genres)
+        present = [c for c in AUDIO_FEATURES if tracks[c].notna().any()]
+        if present:
+            scaled = MinMaxScaler().fit_transform(tracks[present].to_numpy(dtype=np.float64))
+            audio = SimpleImputer(strategy="median").fit_transform(scaled)
+        else:
+            audio = np.zeros((n, 0))
+        self.audio_ = np.ascontiguousarray(audio, dtype=np.float32)
+        pop = tracks["popularity"].to_numpy(dtype=np.float64)
+        pop = np.where(np.isnan(pop), catalog_popularity(tracks["playlist_count"].to_numpy()), pop)
+        width = self.popularity_width
+        self.track_pop_ = (np.clip(pop, 0, 100) // width).astype(np.int64)
+        artist_pop = (
+            snapshot.artists["popularity"].reindex(tracks["artist_key"]).to_numpy(dtype=np.float64)
+        )
+        self.artist_pop_ = np.where(
+            np.isnan(artist_pop), -1, np.clip(artist_pop, 0, 100) // width
+        ).astype(np.int64)
+        year = tracks["release_year"].to_numpy(dtype=np.float64)
+        self.era_ = np.where(np.isnan(year), -1, year // self.era_width).astype(np.int64)
+        self._compile()
+        self.fitted_ = True
+        return self
+
+    def _compile(self) -> None:
+        # one-hot groups as codes into one lookup vector: [track pop | artist pop | era]
+        self._pop_size = int(100 // self.popularity_width + 1)
+        known_era = self.era_[self.era_ >= 0]
+        self._era_lo = int(known_era.min()) if known_era.size else 0
+        era_size = int(known_era.max()) - self._era_lo + 1 if known_era.size else 0
+        self._lookup_size = 2 * self._pop_size + era_size + 1  # last slot: "unknown", always 0
+        none = self._lookup_size - 1
+        self._code_tp = self.track_pop_
+        self._code_ap = np.where(self.artist_pop_ >= 0, self._pop_size + self.artist_pop_, none)
+        self._code_era = np.where(
+            self.era_ >= 0, 2 * self._pop_size + self.era_ - self._era_lo, none
+        )
+        counts = 1.0 + (self.artist_pop_ >= 0) + (self.era_ >= 0)
+        self._norm_pe = np.sqrt(counts).astype(np.float32)
+        self._norm_g = np.linalg.norm(self.genres_, axis=1).astype(np.float32)
+        self._norm_all = np.sqrt(
+            (self.genres_**2).sum(axis=1) + (self.audio_**2).sum(axis=1) + counts
+        ).astype(np.float32)
+
+    def _query(self, seeds: np.ndarray) -> dict[str, Any]:
+        """The summed playlist vector, by part, and its norms."""
+        q_g = self.genres_[seeds].sum(axis=0)
+        q_a = self.audio_[seeds].sum(axis=0)
+        hist = np.zeros(self._lookup_size, dtype=np.float32)
+        for codes in (self._code_tp, self._code_ap, self._code_era):
+            np.add.at(hist, codes[seeds], 1.0)
+        hist[-1] = 0.0
+        norm_g = float(np.linalg.norm(q_g))
+        norm_pe = float(np.linalg.norm(hist))
+        norm_all = math.sqrt(norm_g**2 + float(q_a @ q_a) + norm_pe**2)
+        return {
+            "g": q_g,
+            "a": q_a,
+            "hist": hist,
+            "norm_g": norm_g,
+            "norm_pe": norm_pe,
+            "norm_all": norm_all,
+        }
+
+    def _similarities(
+        self,
+        seeds: np.ndarray,
+        subset: np.ndarray | None = None,
+        keys: Sequence[str] = ("genres", "pop_era", "all"),
+        query: dict[str, Any] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """The original's cosines (float32) of every track, or of ``subset`` only; ``keys``
+        among ``genres``, ``pop_era``, ``all``."""
+        q = query if query is not None else self._query(seeds)
+        idx = slice(None) if subset is None else subset
+        out: dict[str, np.ndarray] = {}
+        with _single_thread_blas(), np.errstate(divide="ignore", invalid="ignore"):
+            dot_g = self.genres_[idx] @ q["g"]
+            if "genres" in keys:
+                norm = self._norm_g[idx] * q["norm_g"]
+                out["genres"] = np.where(norm > 0, dot_g / norm, 0.0).astype(np.float32)
+            if "pop_era" in keys or "all" in keys:
+                hist = q["hist"]
+                dot_pe = (
+                    hist[self._code_tp[idx]] + hist[self._code_ap[idx]] + hist[self._code_era[idx]]
+                )
+                if "pop_era" in keys:
+                    norm = self._norm_pe[idx] * q["norm_pe"]
+                    out["pop_era"] = np.where(norm > 0, dot_pe / norm, 0.0).astype(np.float32)
+                if "all" in keys:
+                    dot_all = dot_g + self.audio_[idx] @ q["a"] + dot_pe
+                    norm = self._norm_all[idx] * q["norm_all"]
+                    out["all"] = np.where(norm > 0, dot_all / norm, 0.0).astype(np.float32)
+        return out
+
+    def scores(self, seeds: np.ndarray, *, title: str | None = None) -> np.ndarray:
+        self._check_fitted()
+        seed_arr = as_seed_array(seeds, self.n_tracks)
+        if seed_arr.size == 0:
+            return np.zeros(self.n_tracks, dtype=np.float32)
+        s = self._similarities(seed_arr)
+        if self.mode == "model2":
+            return ((s["genres"] + s["pop_era"] + s["all"]) / 3.0).astype(np.float32)
+        return (s["genres"] + 1e-3 * s["pop_era"] + 1e-6 * s["all"]).astype(np.float32)
+
+    def recommend(
+        self,
+        seeds: Any,
+        n: int = 10,
+        *,
+        title: str | None = None,
+        exclude: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``n`` by the original's order; returned scores are the genre similarity in
+        ``model1`` mode (the primary sort key) and the mean similarity in ``model2`` mode."""
+        self._check_fitted()
+        seed_arr = as_seed_array(seeds, self.n_tracks)
+        if seed_arr.size == 0 or n <= 0:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+        drop = (
+            seed_arr
+            if exclude is None
+            else np.concatenate([seed_arr, np.asarray(exclude, dtype=np.int64)])
+        )
+        if self.mode == "model2":
+            scores = self.scores(seed_arr)
+            scores[drop] = -np.inf
+            picked = fast_top_n(scores, n)
+            return picked, scores[picked]
+        query = self._query(seed_arr)
+        primary = self._similarities(seed_arr, keys=("genres",), query=query)["genres"]
+        primary[drop] = -np.inf
+        top = fast_top_n(primary, n)
+        if top.size == 0:
+            return top, np.empty(0, dtype=np.float32)
+        # the lexicographic top n: everything above the n-th genre similarity, plus the best
+        # of the tracks tied with it on the lesser keys (ties can be most of the catalog when
+        # only three genre terms exist)
+        boundary = primary[top[-1]]
+        above = np.flatnonzero(primary > boundary)
+        tied = np.flatnonzero(primary == boundary)
+        need = n - above.size
+        if tied.size > need:
+            second = self._similarities(seed_arr, tied, keys=("pop_era",), query=query)["pop_era"]
+            cut = second[fast_top_n(second, need)[-1]]
+            tied = tied[second >= cut]
+        candidates = np.concatenate([above, tied])
+        sub = self._similarities(seed_arr, candidates, keys=("pop_era", "all"), query=query)
+        order = np.lexsort((candidates, -sub["all"], -sub["pop_era"], -primary[candidates]))
+        picked = candidates[order[:n]].astype(np.int64)
+        return picked, primary[picked].astype(np.float32)
+
+    def explain(self, seeds: np.ndarray, track: int, *, title: str | None = None) -> str:
+        self._check_fitted()
+        seed_arr = as_seed_array(seeds, self.n_tracks)
+        if seed_arr.size == 0:
+            return "no seed tracks to compare with"
+        sims = self._similarities(seed_arr, np.asarray([int(track)]))
+        return " · ".join(f"{k.replace('_', '/')} {float(v[0]):.2f}" for k, v in sims.items())
+
+    def _state_arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "genres": self.genres_,
+            "genre_names": self.genre_names_,
+            "audio": self.audio_,
+            "track_pop": self.track_pop_,
+            "artist_pop": self.artist_pop_,
+            "era": self.era_,
+        }
+
+    def _load_state(self, arrays: dict[str, np.ndarray], snapshot: Any) -> None:
+        if not arrays:
+            self.fit(snapshot)
+            return
+        self.genres_ = arrays["genres"]
+        self.genre_names_ = arrays["genre_names"]
+        self.audio_ = arrays["audio"]
+        self.track_pop_ = arrays["track_pop"]
+        self.artist_pop_ = arrays["artist_pop"]
+        self.era_ = arrays["era"]
+        if snapshot is not None and snapshot.n_tracks != self.genres_.shape[0]:
+            raise ValueError(
+                f"model was built for {self.genres_.shape[0]} tracks, the snapshot has {snapshot.n_tracks}: "
+                "rebuild it with `segue fit --model original`"
+            )
+        self._compile()
+        self.fitted_ = True
+
+
+__all__ = ["ContentRecommender", "Model1", "Model2", "OriginalScoring", "cap_per_key", "fast_top_n"]
