@@ -4,20 +4,9 @@ import typer
 
 
 def register_all(app: typer.Typer) -> None:
-    from segue.cli import catalog, core, recommend
+    """Add every area's commands to ``app`` (each area keeps its commands in its own module)."""
+    from segue.cli import catalog, core, evaluation, facts, fetch, recommend, serve, synth
 
     core.register(app)
-    catalog.register(app)
-    recommend.register(app)
-    from segue.cli import evaluation
-
-    evaluation.register(app)
-    from segue.cli import serve
-
-    serve.register(app)
-    from segue.cli import synth
-
-    synth.register(app)
-    from segue.cli import fetch
-
-    fetch.register(app)
+    for area in (catalog, facts, fetch, recommend, evaluation, serve, synth):
+        area.register(app)
