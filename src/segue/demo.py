@@ -26,23 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from segue import config
+from segue.snapshot import AUDIO_FEATURES
 
 DEMO_TABLE = "tidytuesday_spotify_songs.parquet"
 DEMO_SOURCE = "tidytuesday"
 CATALOG_NAME = "catalog.duckdb"
-_FEATURES = (
-    "danceability",
-    "energy",
-    "key",
-    "loudness",
-    "mode",
-    "speechiness",
-    "acousticness",
-    "instrumentalness",
-    "liveness",
-    "valence",
-    "tempo",
-)
+# The table has every audio feature but time_signature.
+_FEATURES = tuple(f for f in AUDIO_FEATURES if f != "time_signature")
 
 
 def demo_home() -> Path:
