@@ -74,6 +74,33 @@ def prior_order(prior: np.ndarray) -> np.ndarray:
     return np.lexsort((np.arange(prior.shape[0]), -prior)).astype(np.int64)
 
 
+def exact_top_n(
+    scores: np.ndarray, n: int, exclude: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Like :func:`segue.models.base.top_n`, but ties at the cut also go to the lowest index.
+
+    ``argpartition`` alone picks an arbitrary subset of the tracks tied with the n-th score;
+    here every track above the cut is kept and the tied ones are taken in index order, so the
+    answer is the first ``n`` of a full sort by (score desc, index asc). Modifies ``scores``
+    at ``exclude``.
+    """
+    if exclude is not None and len(exclude):
+        scores[exclude] = -np.inf
+    n = min(n, scores.shape[0])
+    if n <= 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+    if n < scores.shape[0]:
+        cut = np.partition(scores, scores.shape[0] - n)[scores.shape[0] - n]
+        above = np.flatnonzero(scores > cut)
+        tied = np.flatnonzero(scores == cut)[: n - above.size]
+        part = np.concatenate([above, tied])
+    else:
+        part = np.arange(scores.shape[0])
+    order = part[np.lexsort((part, -scores[part]))]
+    order = order[np.isfinite(scores[order])]
+    return order.astype(np.int64), scores[order].astype(np.float32)
+
+
 def merge_top_n(
     cand_idx: np.ndarray,
     cand_val: np.ndarray,
@@ -165,7 +192,9 @@ def csr_from_arrays(prefix: str, arrays: dict[str, np.ndarray]) -> sp.csr_matrix
             shape=shape,
         )
     except KeyError as exc:
-        raise ValueError(f"saved model state lacks the array {exc.args[0]!r}: refit the model") from None
+        raise ValueError(
+            f"saved model state lacks the array {exc.args[0]!r}: refit the model"
+        ) from None
 
 
 def check_state_tracks(model: str, n_saved: int, snapshot: Any) -> None:
@@ -187,7 +216,7 @@ class ItemKNNRecommender(Recommender):
 
     Parameters: ``neighbors`` tracks kept per track; ``shrink`` added to the normaliser;
     ``alpha`` asymmetry of the normaliser (0.5 = cosine); ``power`` exponent of each
-    similarity; ``num_threads`` for implicit (0 = all cores); ``progress`` shows implicit's bar.
+    similarity; ``min_count`` playlists a track needs to take part in the neighbour search; ``num_threads`` for implicit (0 = all cores); ``progress`` shows implicit's bar.
 
     Learned: ``similarity_`` float32 CSR (n_tracks, n_tracks), row = seed track, column =
     recommended track; ``prior_`` float32 (n_tracks,) popularity tie-break.
@@ -202,10 +231,12 @@ class ItemKNNRecommender(Recommender):
         shrink: float = 10.0,
         alpha: float = 0.5,
         power: float = 1.0,
+        min_count: int = 1,
         num_threads: int = 0,
         progress: bool = False,
     ) -> None:
         self.neighbors = neighbors
+        self.min_count = min_count
         self.shrink = shrink
         self.alpha = alpha
         self.power = power
@@ -213,10 +244,20 @@ class ItemKNNRecommender(Recommender):
         self.progress = progress
 
     def _validate(self) -> None:
-        if isinstance(self.neighbors, bool) or not isinstance(self.neighbors, int) or self.neighbors < 1:
+        if (
+            isinstance(self.neighbors, bool)
+            or not isinstance(self.neighbors, int)
+            or self.neighbors < 1
+        ):
             raise ValueError(f"neighbors must be a positive integer, got {self.neighbors!r}")
         if self.shrink < 0:
             raise ValueError(f"shrink must be >= 0, got {self.shrink!r}")
+        if (
+            isinstance(self.min_count, bool)
+            or not isinstance(self.min_count, int)
+            or self.min_count < 1
+        ):
+            raise ValueError(f"min_count must be a positive integer, got {self.min_count!r}")
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {self.alpha!r}")
         if self.power <= 0:
@@ -232,28 +273,50 @@ class ItemKNNRecommender(Recommender):
         return self
 
     def _similarity(self, matrix: sp.csr_matrix) -> sp.csr_matrix:
-        from implicit.nearest_neighbours import CosineRecommender
+        from implicit.nearest_neighbours import ItemItemRecommender
 
         n_tracks = matrix.shape[1]
         counts = np.bincount(matrix.indices, minlength=n_tracks).astype(np.float64)
-        knn = CosineRecommender(K=self.neighbors + 1, num_threads=self.num_threads)
-        if matrix.nnz:
-            knn.fit(matrix, show_progress=self.progress)
-            cos = sp.csr_matrix(knn.similarity, dtype=np.float64)
-        else:
-            cos = sp.csr_matrix((n_tracks, n_tracks), dtype=np.float64)
-        cos.setdiag(0.0)
-        cos.eliminate_zeros()
-        coo = cos.tocoo()
-        n_i, n_j = counts[coo.row], counts[coo.col]
-        co = np.rint(coo.data * np.sqrt(n_i * n_j))
-        sim = co / (n_i**self.alpha * n_j ** (1.0 - self.alpha) + self.shrink)
-        if self.power != 1.0:
-            sim = sim**self.power
-        out = sp.csr_matrix((sim.astype(np.float32), (coo.row, coo.col)), shape=(n_tracks, n_tracks))
-        out.eliminate_zeros()
-        out.sort_indices()
-        return out
+        # CosineRecommender.fit would hand implicit a COO matrix (and warn while converting
+        # it); normalising the columns here keeps the input CSR, the format implicit wants.
+        # Tracks in fewer than `min_count` playlists are left out of the neighbour search
+        # (their column is zeroed): at full scale about half the tracks are in one playlist
+        # only, and dropping them halves the time and memory of the search.
+        scale = np.where(counts >= self.min_count, 1.0 / np.sqrt(np.maximum(counts, 1.0)), 0.0)
+        weighted = sp.csr_matrix(matrix @ sp.diags(scale, format="csr"), dtype=np.float64)
+        weighted.eliminate_zeros()
+        # K + 1: implicit keeps each track as its own nearest neighbour, dropped below.
+        knn = ItemItemRecommender(K=self.neighbors + 1, num_threads=self.num_threads)
+        if not matrix.nnz:
+            return sp.csr_matrix((n_tracks, n_tracks), dtype=np.float32)
+        knn.fit(weighted, show_progress=self.progress)
+        cos = knn.similarity  # CSR float64, rows in any column order
+        del knn, weighted
+        # Re-weight in blocks of rows so the float64 temporaries stay small at full scale.
+        out_data = np.empty(cos.nnz, dtype=np.float32)
+        keep = np.empty(cos.nnz, dtype=bool)
+        lengths = np.zeros(n_tracks, dtype=np.int64)
+        block = max(1, n_tracks * 4_000_000 // max(cos.nnz, 1))
+        for lo in range(0, n_tracks, block):
+            hi = min(n_tracks, lo + block)
+            start, stop = cos.indptr[lo], cos.indptr[hi]
+            rows = np.repeat(np.arange(lo, hi), np.diff(cos.indptr[lo : hi + 1]))
+            cols = cos.indices[start:stop]
+            n_i, n_j = counts[rows], counts[cols]
+            co = np.rint(cos.data[start:stop] * np.sqrt(n_i * n_j))
+            sim = co / (n_i**self.alpha * n_j ** (1.0 - self.alpha) + self.shrink)
+            if self.power != 1.0:
+                sim **= self.power
+            out_data[start:stop] = sim
+            kept = (rows != cols) & (sim > 0)
+            keep[start:stop] = kept
+            lengths[lo:hi] = np.bincount(rows[kept] - lo, minlength=hi - lo)
+        indptr = np.zeros(n_tracks + 1, dtype=np.int64)
+        np.cumsum(lengths, out=indptr[1:])
+        # Column order inside a row does not matter to the products that use this matrix.
+        return sp.csr_matrix(
+            (out_data[keep], cos.indices[keep], indptr), shape=(n_tracks, n_tracks)
+        )
 
     @property
     def n_tracks(self) -> int:
@@ -285,10 +348,16 @@ class ItemKNNRecommender(Recommender):
         self._check_fitted()
         n = check_n(n)
         seed_arr = as_seed_array(seeds, self.n_tracks)
-        drop = seed_arr if exclude is None else np.concatenate([seed_arr, np.asarray(exclude, dtype=np.int64)])
+        drop = (
+            seed_arr
+            if exclude is None
+            else np.concatenate([seed_arr, np.asarray(exclude, dtype=np.int64)])
+        )
         raw = self.raw_scores([seed_arr])
         cols = raw.indices
-        return merge_top_n(cols, raw.data + self.prior_[cols], self.prior_, self.order_, n, np.unique(drop))
+        return merge_top_n(
+            cols, raw.data + self.prior_[cols], self.prior_, self.order_, n, np.unique(drop)
+        )
 
     def recommend_batch(
         self,
@@ -329,7 +398,9 @@ class ItemKNNRecommender(Recommender):
 
     def _load_state(self, arrays: dict[str, np.ndarray], snapshot: Any) -> None:
         if "prior" not in arrays:
-            raise ValueError("saved itemknn model has no state: refit it with `segue fit --model itemknn`")
+            raise ValueError(
+                "saved itemknn model has no state: refit it with `segue fit --model itemknn`"
+            )
         self.similarity_ = csr_from_arrays("similarity", arrays)
         self.prior_ = np.asarray(arrays["prior"], dtype=np.float32)
         check_state_tracks(self.name, self.prior_.shape[0], snapshot)

@@ -1,0 +1,202 @@
+"""Implicit-feedback matrix factorisation: implicit's ``AlternatingLeastSquares`` (CPU, float32).
+
+Fitting uses the ``user_items`` orientation (playlists x tracks) as the snapshot stores it.
+A query playlist is never one of the fitted rows, so its vector is folded in: the exact
+least-squares step ALS itself takes for one user with the item factors fixed,
+
+    x = (YtY + reg * I + (alpha - 1) * Y_s^T Y_s)^-1 * alpha * sum_{s in seeds} y_s,
+
+with ``Y_s`` the factors of the seed tracks and ``alpha`` the confidence of a held track (the
+same solution as implicit's ``recalculate_user``, computed here from the saved item factors
+alone so a loaded model needs no implicit object). Scores are ``x . y_j`` plus a tiny
+popularity prior; a query without seeds gets the prior alone (popularity).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Self
+
+import numpy as np
+
+from segue.models.base import Recommender, as_seed_array
+from segue.models.itemknn import (
+    check_interactions,
+    check_n,
+    check_state_tracks,
+    exact_top_n,
+    popularity_prior,
+)
+
+
+class ALSRecommender(Recommender):
+    """Alternating least squares on the binary playlist x track matrix.
+
+    Parameters: ``factors`` latent dimensions; ``regularization`` L2 weight; ``iterations``
+    ALS sweeps; ``alpha`` confidence of a held track; ``random_state`` seeds the initial
+    factors; ``num_threads`` for implicit (0 = all cores); ``progress`` shows implicit's bar.
+
+    Learned: ``item_factors_`` float32 (n_tracks, factors); ``gram_`` float64
+    (factors, factors) = ``item_factors_.T @ item_factors_``; ``prior_`` float32 (n_tracks,).
+    """
+
+    name = "als"
+
+    def __init__(
+        self,
+        *,
+        factors: int = 64,
+        regularization: float = 0.1,
+        iterations: int = 15,
+        alpha: float = 20.0,
+        random_state: int = 0,
+        num_threads: int = 0,
+        progress: bool = False,
+    ) -> None:
+        self.factors = factors
+        self.regularization = regularization
+        self.iterations = iterations
+        self.alpha = alpha
+        self.random_state = random_state
+        self.num_threads = num_threads
+        self.progress = progress
+
+    def _validate(self) -> None:
+        for name in ("factors", "iterations"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.regularization < 0:
+            raise ValueError(f"regularization must be >= 0, got {self.regularization!r}")
+        if self.alpha <= 0:
+            raise ValueError(f"alpha must be > 0, got {self.alpha!r}")
+
+    def fit(self, snapshot: Any) -> Self:
+        from implicit.cpu.als import AlternatingLeastSquares
+        from threadpoolctl import threadpool_limits
+
+        self._validate()
+        matrix = check_interactions(snapshot, self.name)
+        # implicit parallelises over users itself; a multi-threaded BLAS underneath it
+        # oversubscribes the cores (implicit warns about exactly this), so BLAS gets one
+        # thread while the model is built and fitted.
+        with threadpool_limits(limits=1, user_api="blas"):
+            model = AlternatingLeastSquares(
+                factors=self.factors,
+                regularization=self.regularization,
+                alpha=self.alpha,
+                iterations=self.iterations,
+                dtype=np.float32,
+                random_state=self.random_state,
+                num_threads=self.num_threads,
+            )
+            if matrix.nnz:
+                model.fit(matrix, show_progress=self.progress)
+                items = np.ascontiguousarray(model.item_factors, dtype=np.float32)
+            else:
+                items = np.zeros((matrix.shape[1], self.factors), dtype=np.float32)
+        self._set_items(items)
+        self.prior_ = popularity_prior(matrix)
+        self.fitted_ = True
+        return self
+
+    def _set_items(self, items: np.ndarray) -> None:
+        self.item_factors_ = items
+        y64 = items.astype(np.float64)
+        self.gram_ = y64.T @ y64
+
+    @property
+    def n_tracks(self) -> int:
+        self._check_fitted()
+        return int(self.prior_.shape[0])
+
+    # fold-in and scoring -------------------------------------------------------------------
+    def user_factors(self, seed_lists: Sequence[Any]) -> np.ndarray:
+        """float32 (len(seed_lists), factors): the folded-in vector of each query (0 if no seeds)."""
+        self._check_fitted()
+        k = self.item_factors_.shape[1]
+        out = np.zeros((len(seed_lists), k), dtype=np.float32)
+        base = self.gram_ + self.regularization * np.eye(k)
+        for row, seeds in enumerate(seed_lists):
+            idx = np.unique(as_seed_array(seeds, self.n_tracks))
+            if idx.size == 0:
+                continue
+            ys = self.item_factors_[idx].astype(np.float64)
+            a = base + (self.alpha - 1.0) * (ys.T @ ys)
+            b = self.alpha * ys.sum(axis=0)
+            out[row] = np.linalg.solve(a, b)
+        return out
+
+    def _dense(self, users: np.ndarray) -> np.ndarray:
+        """float32 (len(users), n_tracks) of ``users @ item_factors_.T + prior_``."""
+        block = users @ self.item_factors_.T
+        block += self.prior_
+        return block
+
+    def scores(self, seeds: np.ndarray, *, title: str | None = None) -> np.ndarray:
+        return self._dense(self.user_factors([seeds]))[0]
+
+    def recommend(
+        self,
+        seeds: Any,
+        n: int = 10,
+        *,
+        title: str | None = None,
+        exclude: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        self._check_fitted()
+        n = check_n(n)
+        seed_arr = as_seed_array(seeds, self.n_tracks)
+        drop = (
+            seed_arr
+            if exclude is None
+            else np.concatenate([seed_arr, np.asarray(exclude, dtype=np.int64)])
+        )
+        return exact_top_n(self.scores(seed_arr), n, drop)
+
+    def recommend_batch(
+        self,
+        seed_lists: list[Any],
+        n: int = 10,
+        *,
+        titles: list[str | None] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        self._check_fitted()
+        n = check_n(n)
+        seeds = [as_seed_array(s, self.n_tracks) for s in seed_lists]
+        users = self.user_factors(seeds)
+        ids = np.full((len(seeds), n), -1, dtype=np.int64)
+        vals = np.full((len(seeds), n), -np.inf, dtype=np.float32)
+        for r, seed_arr in enumerate(seeds):
+            # One row at a time, exactly as `scores` does: the same BLAS call gives the
+            # same floats, so batch and single queries rank identically.
+            got_i, got_v = exact_top_n(self._dense(users[r : r + 1])[0], n, seed_arr)
+            ids[r, : got_i.size] = got_i
+            vals[r, : got_v.size] = got_v
+        return ids, vals
+
+    def explain(self, seeds: np.ndarray, track: int, *, title: str | None = None) -> str:
+        self._check_fitted()
+        seed_arr = np.unique(as_seed_array(seeds, self.n_tracks))
+        if not 0 <= track < self.n_tracks:
+            raise IndexError(f"track index {track} out of range [0, {self.n_tracks})")
+        if seed_arr.size == 0:
+            return "no seed tracks: ranked by how many playlists hold it"
+        target = self.item_factors_[track]
+        sims = self.item_factors_[seed_arr] @ target
+        best = seed_arr[np.argsort(-sims, kind="stable")[:3]]
+        listed = ", ".join(f"#{int(s)}" for s in best)
+        return f"close to the seeds in the learned taste space, most of all to {listed}"
+
+    # persistence ---------------------------------------------------------------------------
+    def _state_arrays(self) -> dict[str, np.ndarray]:
+        self._check_fitted()
+        return {"item_factors": self.item_factors_, "prior": self.prior_}
+
+    def _load_state(self, arrays: dict[str, np.ndarray], snapshot: Any) -> None:
+        if "item_factors" not in arrays or "prior" not in arrays:
+            raise ValueError("saved als model has no state: refit it with `segue fit --model als`")
+        self.prior_ = np.asarray(arrays["prior"], dtype=np.float32)
+        check_state_tracks(self.name, self.prior_.shape[0], snapshot)
+        self._set_items(np.ascontiguousarray(arrays["item_factors"], dtype=np.float32))
+        self.fitted_ = True

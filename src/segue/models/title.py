@@ -1,0 +1,321 @@
+"""Title model: tracks of training playlists whose names match the query's name.
+
+For playlists that have a name and few or no tracks (challenge category 1). Titles are first
+normalised the way playlist names vary in the MPD ("Chill Vibes", "chill vibes!!", "chilllll
+vibes", "Work Out" / "workout", "Summer 2k17" / "summer 2017", "Café" / "cafe"), then reduced
+to a *key* without spaces or doubled letters so those variants meet.
+
+Each distinct key ``k`` keeps ``counts[k, t]``, the number of training playlists with that key
+holding track ``t``. A query's key is matched against all keys by TF-IDF cosine over character
+n-grams (an exact key match has similarity 1; a near one, "summer vibes 2017" for "summer
+vibes", less), and the track score is
+
+    score_t = sum_{k in nearest keys} sim_k ** power * counts[k, t] / (size_k + shrink)
+
+with ``size_k`` the number of playlists of key ``k``; a tiny popularity prior breaks ties and
+is the whole score when no key matches.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from typing import Any, Self
+
+import numpy as np
+import scipy.sparse as sp
+
+from segue.models.base import Recommender, as_seed_array
+from segue.models.itemknn import (
+    check_interactions,
+    check_n,
+    check_state_tracks,
+    csr_arrays,
+    csr_from_arrays,
+    merge_top_n,
+    popularity_prior,
+    prior_order,
+    sparse_top_n,
+)
+
+_YEAR_2K = re.compile(r"\b2k(\d{2})\b")
+_YEAR_APOSTROPHE = re.compile(r"(?<![\w])['\u2019`](\d{2})\b")
+_LONG_RUN = re.compile(r"(.)\1{2,}")
+_DOUBLE_LETTER = re.compile(r"([a-z])\1+")
+_SPACES = re.compile(r"\s+")
+# Characters that only shape an emoji (variation selectors, skin tones, joiners, keycaps).
+_EMOJI_GLUE = {0xFE0E, 0xFE0F, 0x200D, 0x20E3, *range(0x1F3FB, 0x1F400)}
+
+
+def _is_symbol(ch: str) -> bool:
+    """Emoji and pictographs: Unicode symbol categories (So, Sk) outside ASCII."""
+    return ord(ch) > 0x7F and unicodedata.category(ch) in ("So", "Sk", "Cs")
+
+
+def normalize_title(title: str | None, *, emoji: bool = True) -> str:
+    """A playlist name as a comparable lower-case string of space-separated tokens.
+
+    Lower-cases (``casefold``), strips accents ("Café" -> "cafe"), turns "2k17" and "'17" into
+    "2017", cuts runs of three or more equal characters to two ("chilllll" -> "chill"),
+    replaces punctuation by spaces and keeps each emoji as a token of its own (or drops it
+    with ``emoji=False``). ``None`` and blank names give ``""``.
+    """
+    if title is None:
+        return ""
+    if not isinstance(title, str):
+        raise TypeError(f"normalize_title expected a str or None, got {type(title).__name__}")
+    text = unicodedata.normalize("NFKC", title).casefold()
+    text = _YEAR_2K.sub(r"20\1", text)
+    text = _YEAR_APOSTROPHE.sub(r"20\1", text)
+    out: list[str] = []
+    for ch in unicodedata.normalize("NFKD", text):
+        code = ord(ch)
+        if unicodedata.combining(ch) or code in _EMOJI_GLUE:
+            continue
+        if ch.isalnum():
+            out.append(ch)
+        elif _is_symbol(ch):
+            if emoji:
+                out.append(f" {ch} ")
+            else:
+                out.append(" ")
+        else:
+            out.append(" ")
+    text = _LONG_RUN.sub(r"\1\1", "".join(out))
+    return _SPACES.sub(" ", text).strip()
+
+
+def title_key(title: str | None, *, emoji: bool = True) -> str:
+    """The matching key of a name: :func:`normalize_title` without spaces or doubled letters.
+
+    "Work Out", "workout" and "WORKOUT!!!" share the key "workout"; "chill", "chilll" and
+    "chil" share "chil".
+    """
+    text = normalize_title(title, emoji=emoji).replace(" ", "")
+    return _DOUBLE_LETTER.sub(r"\1", text)
+
+
+def _vectorizer() -> Any:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    # Character n-grams of the padded key: robust to spelling variants and word splits.
+    return TfidfVectorizer(
+        analyzer="char", ngram_range=(2, 4), lowercase=False, sublinear_tf=True, dtype=np.float32
+    )
+
+
+class TitleRecommender(Recommender):
+    """Tracks of training playlists with the same or a similar (normalised) name.
+
+    Parameters: ``neighbors`` number of nearest keys used; ``min_similarity`` cosine below
+    which a key is ignored; ``power`` exponent of the similarity; ``shrink`` added to a key's
+    playlist count; ``emoji`` keeps emojis as tokens (else strips them).
+
+    Learned: ``keys_`` str array (n_keys,); ``key_tracks_`` float32 CSR (n_keys, n_tracks) of
+    ``counts / (size + shrink)``; ``key_sizes_`` int64 (n_keys,); ``prior_`` float32 (n_tracks,).
+    """
+
+    name = "title"
+    needs_title = True
+
+    def __init__(
+        self,
+        *,
+        neighbors: int = 30,
+        min_similarity: float = 0.5,
+        power: float = 2.0,
+        shrink: float = 5.0,
+        emoji: bool = True,
+    ) -> None:
+        self.neighbors = neighbors
+        self.min_similarity = min_similarity
+        self.power = power
+        self.shrink = shrink
+        self.emoji = emoji
+
+    def _validate(self) -> None:
+        if (
+            isinstance(self.neighbors, bool)
+            or not isinstance(self.neighbors, int)
+            or self.neighbors < 1
+        ):
+            raise ValueError(f"neighbors must be a positive integer, got {self.neighbors!r}")
+        if not 0.0 <= self.min_similarity <= 1.0:
+            raise ValueError(f"min_similarity must be in [0, 1], got {self.min_similarity!r}")
+        if self.power <= 0 or self.shrink < 0:
+            raise ValueError(
+                f"power must be > 0 and shrink >= 0, got {self.power!r}, {self.shrink!r}"
+            )
+
+    def fit(self, snapshot: Any) -> Self:
+        self._validate()
+        matrix = check_interactions(snapshot, self.name)
+        names = snapshot.playlists["name"].tolist() if len(snapshot.playlists) else []
+        if len(names) != matrix.shape[0]:
+            raise ValueError(
+                f"title.fit: the snapshot has {len(names)} playlist names for {matrix.shape[0]} rows"
+            )
+        keys = [title_key(n if isinstance(n, str) else None, emoji=self.emoji) for n in names]
+        uniq, inverse = np.unique(np.asarray(keys, dtype=str), return_inverse=True)
+        named = uniq != ""
+        rows = np.flatnonzero(named[inverse])
+        remap = np.cumsum(named) - 1
+        grouping = sp.csr_matrix(
+            (np.ones(rows.size, dtype=np.float32), (remap[inverse[rows]], rows)),
+            shape=(int(named.sum()), matrix.shape[0]),
+        )
+        self.keys_ = uniq[named]
+        self.key_sizes_ = np.bincount(remap[inverse[rows]], minlength=self.keys_.size).astype(
+            np.int64
+        )
+        counts = sp.csr_matrix(grouping @ matrix, dtype=np.float32)
+        self.key_tracks_ = self._normalise(counts, self.key_sizes_)
+        self.prior_ = popularity_prior(matrix)
+        self._index()
+        self.fitted_ = True
+        return self
+
+    def _normalise(self, counts: sp.csr_matrix, sizes: np.ndarray) -> sp.csr_matrix:
+        scale = (1.0 / (sizes + self.shrink + 1e-9)).astype(np.float32)
+        out = sp.csr_matrix(sp.diags(scale) @ counts, dtype=np.float32)
+        out.sort_indices()
+        return out
+
+    def _index(self) -> None:
+        self.order_ = prior_order(self.prior_)
+        self.vectorizer_ = None
+        self.key_vectors_ = None
+        if self.keys_.size:
+            self.vectorizer_ = _vectorizer()
+            self.key_vectors_ = self.vectorizer_.fit_transform(
+                [f" {k} " for k in self.keys_]
+            ).T.tocsr()
+
+    @property
+    def n_tracks(self) -> int:
+        self._check_fitted()
+        return int(self.prior_.shape[0])
+
+    # scoring -------------------------------------------------------------------------------
+    def key_weights(self, titles: Sequence[str | None]) -> sp.csr_matrix:
+        """float32 CSR (len(titles), n_keys): ``sim ** power`` of each query's nearest keys."""
+        self._check_fitted()
+        n_keys = int(self.keys_.size)
+        queries = [title_key(t, emoji=self.emoji) for t in titles]
+        if n_keys == 0 or self.vectorizer_ is None or self.key_vectors_ is None:
+            return sp.csr_matrix((len(queries), n_keys), dtype=np.float32)
+        vectors = self.vectorizer_.transform([f" {q} " if q else "" for q in queries])
+        sims = sp.csr_matrix(vectors @ self.key_vectors_, dtype=np.float32)
+        indptr = [0]
+        indices: list[np.ndarray] = []
+        data: list[np.ndarray] = []
+        for r, query in enumerate(queries):
+            lo, hi = sims.indptr[r], sims.indptr[r + 1]
+            cols, vals = sims.indices[lo:hi], sims.data[lo:hi].copy()
+            exact = np.searchsorted(self.keys_, query) if query else -1
+            if query and exact < n_keys and self.keys_[exact] == query:
+                vals[cols == exact] = 1.0  # float rounding must not demote the exact key
+            keep = vals >= self.min_similarity
+            cols, vals = cols[keep], vals[keep]
+            if cols.size > self.neighbors:
+                pick = np.lexsort((cols, -vals))[: self.neighbors]
+                cols, vals = cols[pick], vals[pick]
+            indices.append(cols)
+            data.append(np.minimum(vals, 1.0) ** self.power)
+            indptr.append(indptr[-1] + cols.size)
+        return sp.csr_matrix(
+            (
+                np.concatenate(data) if data else np.empty(0, np.float32),
+                np.concatenate(indices) if indices else np.empty(0, np.int32),
+                np.asarray(indptr),
+            ),
+            shape=(len(queries), n_keys),
+        )
+
+    def raw_scores(self, titles: Sequence[str | None]) -> sp.csr_matrix:
+        """float32 CSR (len(titles), n_tracks) of title scores, no prior."""
+        weights = self.key_weights(titles)
+        return sp.csr_matrix(weights @ self.key_tracks_, dtype=np.float32)
+
+    def scores(self, seeds: np.ndarray, *, title: str | None = None) -> np.ndarray:
+        raw = self.raw_scores([title])
+        out = self.prior_.copy()
+        out[raw.indices] = raw.data + self.prior_[raw.indices]
+        return out
+
+    def recommend(
+        self,
+        seeds: Any,
+        n: int = 10,
+        *,
+        title: str | None = None,
+        exclude: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        self._check_fitted()
+        n = check_n(n)
+        seed_arr = as_seed_array(seeds, self.n_tracks)
+        drop = (
+            seed_arr
+            if exclude is None
+            else np.concatenate([seed_arr, np.asarray(exclude, dtype=np.int64)])
+        )
+        raw = self.raw_scores([title])
+        cols = raw.indices
+        return merge_top_n(
+            cols, raw.data + self.prior_[cols], self.prior_, self.order_, n, np.unique(drop)
+        )
+
+    def recommend_batch(
+        self,
+        seed_lists: list[Any],
+        n: int = 10,
+        *,
+        titles: list[str | None] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        self._check_fitted()
+        n = check_n(n)
+        seeds = [np.unique(as_seed_array(s, self.n_tracks)) for s in seed_lists]
+        if titles is not None and len(titles) != len(seeds):
+            raise ValueError(
+                f"titles must have one entry per seed list: {len(titles)} != {len(seeds)}"
+            )
+        raw = self.raw_scores(titles if titles is not None else [None] * len(seeds))
+        return sparse_top_n(raw, self.prior_, self.order_, n, seeds)
+
+    def explain(self, seeds: np.ndarray, track: int, *, title: str | None = None) -> str:
+        self._check_fitted()
+        if not 0 <= track < self.n_tracks:
+            raise IndexError(f"track index {track} out of range [0, {self.n_tracks})")
+        weights = self.key_weights([title])
+        keys = weights.indices
+        if keys.size == 0:
+            return "no training playlist has a similar name: ranked by popularity"
+        held = self.key_tracks_[keys, track].toarray().ravel() > 0
+        if not held.any():
+            return "not in playlists with a similar name: ranked by popularity"
+        names = ", ".join(repr(str(k)) for k in self.keys_[keys[held]][:3])
+        return f"in playlists named like {title!r} ({names})"
+
+    # persistence ---------------------------------------------------------------------------
+    def _state_arrays(self) -> dict[str, np.ndarray]:
+        self._check_fitted()
+        return {
+            **csr_arrays("key_tracks", self.key_tracks_),
+            "keys": self.keys_.astype(str),
+            "key_sizes": self.key_sizes_,
+            "prior": self.prior_,
+        }
+
+    def _load_state(self, arrays: dict[str, np.ndarray], snapshot: Any) -> None:
+        if "keys" not in arrays or "prior" not in arrays:
+            raise ValueError(
+                "saved title model has no state: refit it with `segue fit --model title`"
+            )
+        self.prior_ = np.asarray(arrays["prior"], dtype=np.float32)
+        check_state_tracks(self.name, self.prior_.shape[0], snapshot)
+        self.keys_ = np.asarray(arrays["keys"], dtype=str)
+        self.key_sizes_ = np.asarray(arrays["key_sizes"], dtype=np.int64)
+        self.key_tracks_ = csr_from_arrays("key_tracks", arrays)
+        self._index()
+        self.fitted_ = True

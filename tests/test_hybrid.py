@@ -1,0 +1,175 @@
+"""Hybrid: ranker trained on self-cut playlists, blend fallback, no/unknown seeds, persistence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from segue.models.hybrid import FEATURES, HybridRecommender
+from segue.snapshot import Snapshot
+
+N_CLUSTERS, PER_CLUSTER = 4, 40
+NAMES = ("workout", "chill vibes", "country", "rap")
+
+
+def clustered_snapshot(n_playlists: int = 240, seed: int = 0) -> Snapshot:
+    """Playlists of 20-30 tracks from one cluster of 40 tracks; the title names the cluster.
+
+    Artists follow clusters (4 per cluster); the last 6 tracks are in no playlist, two of them
+    by an artist of cluster 0 (content reaches them through the artist)."""
+    rng = np.random.default_rng(seed)
+    n_tracks = N_CLUSTERS * PER_CLUSTER + 6
+    artist = np.arange(n_tracks) // 10
+    artist[-6:] = [0, 0, 99, 99, 99, 99]
+    rows_p, rows_t, names = [], [], []
+    popularity = 1.0 / np.arange(1, PER_CLUSTER + 1)
+    for p in range(n_playlists):
+        c = p % N_CLUSTERS
+        size = int(rng.integers(20, 31))
+        picked = rng.choice(PER_CLUSTER, size=size, replace=False, p=popularity / popularity.sum())
+        rows_p.extend([p] * size)
+        rows_t.extend((picked + c * PER_CLUSTER).tolist())
+        names.append(NAMES[c] if p % 5 else f"{NAMES[c].upper()}!!")
+    tracks = pd.DataFrame(
+        {
+            "track_id": [f"{i:022d}" for i in range(n_tracks)],
+            "artist_key": artist,
+            "album_id": [f"al{i // 5}" for i in range(n_tracks)],
+        }
+    )
+    keys = np.unique(artist)
+    artists = pd.DataFrame({"artist_key": keys, "name": [f"artist {k}" for k in keys]})
+    playlists = pd.DataFrame({"pid": np.arange(n_playlists), "name": names})
+    return Snapshot.from_frames(
+        tracks, artists, playlists, (np.asarray(rows_p), np.asarray(rows_t))
+    )
+
+
+def small_params() -> dict[str, object]:
+    return {
+        "candidates": 40,
+        "popular": 10,
+        "ranker_playlists": 200,
+        "min_ranker_playlists": 100,
+        "n_estimators": 30,
+        "num_threads": 1,
+        "als": {"factors": 6, "iterations": 8},
+        "knn": {"neighbors": 50},
+    }
+
+
+@pytest.fixture(scope="module")
+def snapshot() -> Snapshot:
+    return clustered_snapshot()
+
+
+@pytest.fixture(scope="module")
+def model(snapshot: Snapshot) -> HybridRecommender:
+    return HybridRecommender(**small_params()).fit(snapshot)  # type: ignore[arg-type]
+
+
+def test_ranker_is_trained_and_finds_the_cluster(model: HybridRecommender) -> None:
+    assert model.ranker_ is not None
+    assert model.ranker_.num_feature() == len(FEATURES)
+    for c in range(N_CLUSTERS):
+        seeds = np.arange(c * PER_CLUSTER, c * PER_CLUSTER + 5)
+        ids, scores = model.recommend(seeds, 15, title=NAMES[c])
+        assert np.all(ids // PER_CLUSTER == c), ids
+        assert np.all(np.diff(scores) <= 0)
+        assert not np.isin(ids, seeds).any()
+
+
+def test_no_seeds_uses_the_title(model: HybridRecommender) -> None:
+    for c in range(N_CLUSTERS):
+        ids, _ = model.recommend(np.array([], dtype=np.int64), 10, title=f"{NAMES[c]} 2k17")
+        assert np.all(ids // PER_CLUSTER == c), ids
+    # neither seeds nor title: the most popular tracks
+    ids, _ = model.recommend(np.array([], dtype=np.int64), 5)
+    assert ids.size == 5
+
+
+def test_unknown_seeds_are_covered_through_the_artist(
+    model: HybridRecommender, snapshot: Snapshot
+) -> None:
+    lonely = np.array([snapshot.n_tracks - 6])  # in no playlist, by artist 0 (cluster 0)
+    ids, _ = model.recommend(lonely, 10)
+    assert ids.size == 10
+    assert np.mean(ids // PER_CLUSTER == 0) >= 0.5, ids
+    # the other unplayed track of that artist is a candidate (scores above the prior) ...
+    assert model.scores(lonely)[snapshot.n_tracks - 5] >= 1.0
+    # ... and an unplayed track of an unrelated artist is not
+    assert model.scores(lonely)[snapshot.n_tracks - 1] < 1.0
+    assert "artist" in model.explain(lonely, snapshot.n_tracks - 5)
+
+
+def test_batch_equals_single(model: HybridRecommender) -> None:
+    seed_lists = [
+        np.array([0, 1, 2]),
+        np.array([], dtype=np.int64),
+        np.array([45, 50]),
+        np.array([164]),
+    ]
+    titles = ["workout", "country", None, None]
+    ids, vals = model.recommend_batch(seed_lists, 20, titles=titles)
+    for row, seeds in enumerate(seed_lists):
+        one, one_vals = model.recommend(seeds, 20, title=titles[row])
+        assert ids[row].tolist() == one.tolist()
+        np.testing.assert_allclose(vals[row], one_vals, rtol=1e-6)
+
+
+def test_tiny_catalog_falls_back_to_the_blend() -> None:
+    snap = clustered_snapshot(n_playlists=24)
+    model = HybridRecommender(**small_params()).fit(snap)  # type: ignore[arg-type]
+    assert model.ranker_ is None
+    ids, _ = model.recommend(np.array([40, 41, 42]), 10, title="chill vibes")
+    assert np.all(ids // PER_CLUSTER == 1), ids
+    assert "blended" in model.explain(np.array([40, 41, 42]), int(ids[0]))
+
+
+def test_fit_is_deterministic(snapshot: Snapshot, model: HybridRecommender) -> None:
+    again = HybridRecommender(**small_params()).fit(snapshot)  # type: ignore[arg-type]
+    for seeds in (np.array([3, 7]), np.array([], dtype=np.int64)):
+        a = model.recommend(seeds, 20, title="rap")
+        b = again.recommend(seeds, 20, title="rap")
+        assert a[0].tolist() == b[0].tolist()
+
+
+def test_save_load_round_trip(model: HybridRecommender, snapshot: Snapshot, tmp_path: Path) -> None:
+    model.save(tmp_path / "hybrid")
+    loaded = HybridRecommender.load(tmp_path / "hybrid", snapshot)
+    assert loaded.ranker_ is not None
+    for seeds, title in ((np.array([0, 2, 4]), "workout"), (np.array([], dtype=np.int64), "rap")):
+        a = model.recommend(seeds, 15, title=title)
+        b = loaded.recommend(seeds, 15, title=title)
+        assert a[0].tolist() == b[0].tolist()
+        np.testing.assert_allclose(a[1], b[1], rtol=1e-6)
+
+
+def test_bad_parameters(snapshot: Snapshot) -> None:
+    with pytest.raises(ValueError, match="candidates"):
+        HybridRecommender(candidates=0).fit(snapshot)
+    with pytest.raises(TypeError, match="als"):
+        HybridRecommender(als=[1, 2]).fit(snapshot)  # type: ignore[arg-type]
+
+
+def test_explain_many_matches_explain(model: HybridRecommender) -> None:
+    seeds = np.array([0, 1, 2])
+    ids, _ = model.recommend(seeds, 4, title="workout")
+    many = model.explain_many(seeds, ids, title="workout")
+    assert many == [model.explain(seeds, int(t), title="workout") for t in ids]
+    assert all("ranker" in text for text in many)
+    with pytest.raises(IndexError):
+        model.explain_many(seeds, np.array([10_000]))
+
+
+def test_title_share_sets_the_mix_of_training_queries(snapshot: Snapshot) -> None:
+    titles_only = HybridRecommender(**{**small_params(), "title_share": 1.0}).fit(snapshot)  # type: ignore[arg-type]
+    assert titles_only.ranker_ is None and titles_only.title_ranker_ is not None
+    seeded_only = HybridRecommender(**{**small_params(), "title_share": 0.0}).fit(snapshot)  # type: ignore[arg-type]
+    assert seeded_only.ranker_ is not None and seeded_only.title_ranker_ is None
+    # a title-only query still finds its cluster with the seeded ranker alone
+    ids, _ = seeded_only.recommend(np.array([], dtype=np.int64), 10, title="rap")
+    assert np.all(ids // PER_CLUSTER == 3), ids

@@ -1,0 +1,163 @@
+"""Title model: normalisation of MPD-style names, exact and fuzzy title matches, persistence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from segue.models.title import TitleRecommender, normalize_title, title_key
+from segue.snapshot import Snapshot
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalized"),
+    [
+        ("Chill Vibes", "chill vibes"),
+        ("chilllll vibes!!", "chill vibes"),
+        ("  WORKOUT  ", "workout"),
+        ("Summer 2k17", "summer 2017"),
+        ("summer '17", "summer 2017"),
+        ("Café del Mar", "cafe del mar"),
+        ("Hip-Hop/R&B", "hip hop r b"),
+        ("ｆｕｌｌ width", "full width"),
+        ("🔥🔥 lit 🔥", "🔥 🔥 lit 🔥"),
+        ("ok 👍🏽", "ok 👍"),
+        ("", ""),
+        (None, ""),
+    ],
+)
+def test_normalize_title(raw: str | None, normalized: str) -> None:
+    assert normalize_title(raw) == normalized
+
+
+def test_emoji_can_be_stripped() -> None:
+    assert normalize_title("🔥 lit 🔥", emoji=False) == "lit"
+    assert normalize_title("🎄", emoji=False) == ""
+    assert title_key("🎄") == "🎄"
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("Work Out", "workout"),
+        ("WORK OUT!!!", "work-out"),
+        ("chill", "chilllll"),
+        ("Summer 2k17", "summer '17"),
+        ("Throwbacks", "throw backs"),
+    ],
+)
+def test_variants_share_a_key(a: str, b: str) -> None:
+    assert title_key(a) == title_key(b) != ""
+
+
+def test_normalize_rejects_non_strings() -> None:
+    with pytest.raises(TypeError, match="str"):
+        normalize_title(12)  # type: ignore[arg-type]
+
+
+def title_snapshot() -> Snapshot:
+    """Tracks 0-9 live in 'Workout' playlists, 10-19 in 'Chill Vibes', 20-29 in 'Country'."""
+    rng = np.random.default_rng(0)
+    names = [
+        "Workout",
+        "work out!!",
+        "WORKOUT 2017",
+        "Chill Vibes",
+        "chilll vibes",
+        "Country",
+        "country 🤠",
+    ]
+    blocks = [0, 0, 0, 10, 10, 20, 20]
+    rows_p: list[int] = []
+    rows_t: list[int] = []
+    pl_names: list[str | None] = []
+    p = 0
+    for _ in range(3):
+        for name, base in zip(names, blocks, strict=True):
+            picked = rng.choice(10, size=6, replace=False) + base
+            rows_p.extend([p] * 6)
+            rows_t.extend(picked.tolist())
+            pl_names.append(name)
+            p += 1
+    # one popular track (29) in extra unnamed playlists
+    for _ in range(20):
+        rows_p.append(p)
+        rows_t.append(29)
+        pl_names.append(None)
+        p += 1
+    tracks = pd.DataFrame({"track_id": [f"{i:022d}" for i in range(32)]})
+    artists = pd.DataFrame({"artist_key": np.arange(32), "name": [f"a{i}" for i in range(32)]})
+    playlists = pd.DataFrame({"pid": np.arange(p), "name": pl_names})
+    return Snapshot.from_frames(
+        tracks, artists, playlists, (np.asarray(rows_p), np.asarray(rows_t))
+    )
+
+
+@pytest.fixture(scope="module")
+def model() -> TitleRecommender:
+    return TitleRecommender().fit(title_snapshot())
+
+
+@pytest.mark.parametrize(
+    ("title", "block"),
+    [
+        ("Work-Out", 0),
+        ("workout mix", 0),
+        ("CHILL VIBES ☀️", 10),
+        ("chill", 10),
+        ("country music", 20),
+    ],
+)
+def test_titles_find_their_tracks(model: TitleRecommender, title: str, block: int) -> None:
+    ids, scores = model.recommend(np.array([], dtype=np.int64), 8, title=title)
+    assert np.all((ids >= block) & (ids < block + 10)), ids
+    assert np.all(np.diff(scores) <= 0)
+
+
+def test_unknown_or_missing_title_is_popularity(model: TitleRecommender) -> None:
+    for title in ("zzzqqq", None, "   "):
+        ids, _ = model.recommend(np.array([], dtype=np.int64), 3, title=title)
+        assert ids[0] == 29  # the track in most playlists
+    assert "popularity" in model.explain(np.array([], dtype=np.int64), 29, title="zzzqqq")
+
+
+def test_exact_key_outranks_fuzzy(model: TitleRecommender) -> None:
+    weights = model.key_weights(["work out"])
+    best = weights.indices[np.argmax(weights.data)]
+    assert model.keys_[best] == "workout"
+    assert weights.data.max() == pytest.approx(1.0)
+
+
+def test_seeds_are_excluded_and_batch_equals_single(model: TitleRecommender) -> None:
+    seed_lists = [np.array([0, 1]), np.array([], dtype=np.int64), np.array([12])]
+    titles = ["workout", "chill vibes", None]
+    ids, vals = model.recommend_batch(seed_lists, 6, titles=titles)
+    for row, seeds in enumerate(seed_lists):
+        one, one_vals = model.recommend(seeds, 6, title=titles[row])
+        assert ids[row].tolist() == one.tolist()
+        np.testing.assert_array_equal(vals[row], one_vals)
+        assert not np.isin(one, seeds).any()
+    with pytest.raises(ValueError, match="one entry per seed list"):
+        model.recommend_batch(seed_lists, 6, titles=["a"])
+
+
+def test_save_load_round_trip(model: TitleRecommender, tmp_path: Path) -> None:
+    snap = title_snapshot()
+    model.save(tmp_path / "title")
+    loaded = TitleRecommender.load(tmp_path / "title", snap)
+    assert loaded.keys_.tolist() == model.keys_.tolist()
+    for title in ("workout", "chill", "zzz"):
+        a = model.recommend(np.array([], dtype=np.int64), 5, title=title)
+        b = loaded.recommend(np.array([], dtype=np.int64), 5, title=title)
+        assert a[0].tolist() == b[0].tolist()
+
+
+def test_emoji_setting_changes_keys() -> None:
+    snap = title_snapshot()
+    kept = TitleRecommender(emoji=True).fit(snap)
+    stripped = TitleRecommender(emoji=False).fit(snap)
+    assert "country🤠" in kept.keys_.tolist()
+    assert "country🤠" not in stripped.keys_.tolist()
