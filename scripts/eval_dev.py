@@ -34,7 +34,7 @@ from segue.evaluation.pipeline import evaluate
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "mpd" / "mpd-followers10-dev.tar.gz"
 SECTION = "## Collaborative and hybrid models on the MPD dev files"
-SCALE_PART = "### Fit time and memory at scale"
+KEPT_PART = "### Tuning on the validation split"
 MODELS = ("popularity", "itemknn", "als", "title", "hybrid")
 BASELINES = ("popularity", "itemknn", "als")
 
@@ -117,8 +117,8 @@ def verdict(results: dict[str, dict[str, Any]]) -> list[str]:
 def write_docs(text: str, path: Path) -> None:
     """Replace our section of ``path`` (or append it), leaving every other section alone.
 
-    A ``### Fit time and memory at scale`` part of the old section (written by hand from
-    ``benchmarks/train.py``) is kept at the end of the new one.
+    The hand-written parts of the old section, from ``### Tuning on the validation split`` on
+    (tuning notes and the ``benchmarks/train.py`` figures), are kept at the end of the new one.
     """
     old = path.read_text(encoding="utf-8") if path.exists() else "# Results\n"
     start = old.find(SECTION)
@@ -127,7 +127,7 @@ def write_docs(text: str, path: Path) -> None:
     else:
         nxt = old.find("\n## ", start + len(SECTION))
         end = len(old) if nxt < 0 else nxt
-        kept = old.find(SCALE_PART, start, end)
+        kept = old.find(KEPT_PART, start, end)
         tail = old[kept:end].rstrip("\n") + "\n" if kept >= 0 else ""
         new = old[:start] + text.rstrip("\n") + "\n\n" + tail + old[end:]
     path.write_text(new.rstrip("\n") + "\n", encoding="utf-8")

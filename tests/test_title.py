@@ -142,6 +142,8 @@ def test_seeds_are_excluded_and_batch_equals_single(model: TitleRecommender) -> 
         assert not np.isin(one, seeds).any()
     with pytest.raises(ValueError, match="one entry per seed list"):
         model.recommend_batch(seed_lists, 6, titles=["a"])
+    empty_ids, empty_vals = model.recommend_batch([], 6, titles=[])
+    assert empty_ids.shape == empty_vals.shape == (0, 6)
 
 
 def test_save_load_round_trip(model: TitleRecommender, tmp_path: Path) -> None:

@@ -84,8 +84,9 @@ BLEND = {
     "artist_share": 0.3,
 }
 #: Generator settings of the hybrid unless ``knn``/``als`` say otherwise: lighter than the
-#: standalone defaults (fewer neighbours, no search for one-playlist tracks, fewer sweeps),
-#: which costs the ranked result nothing measurable and keeps the full MPD within 20 minutes.
+#: standalone defaults (half the neighbours, no search for one-playlist tracks, 10 sweeps),
+#: which cost the ranked result nothing measurable on validation and keep the full MPD
+#: within 20 minutes and 16 GB (docs/results.md).
 KNN_DEFAULTS: dict[str, Any] = {"neighbors": 100, "min_count": 2}
 ALS_DEFAULTS: dict[str, Any] = {"iterations": 10}
 #: Seed counts of the challenge categories; training queries are cut the same ways.
@@ -695,7 +696,9 @@ class HybridRecommender(Recommender):
             raise IndexError(f"track index {int(bad[0])} out of range [0, {self.n_tracks})")
         _, batch, _ = self._ranked([seeds], [title])
         cands = batch.candidates[0]
-        no_seeds = batch.features[0].shape[0] > 0 and batch.features[0][0, FEATURES.index("n_seeds")] == 0
+        no_seeds = (
+            batch.features[0].shape[0] > 0 and batch.features[0][0, FEATURES.index("n_seeds")] == 0
+        )
         ranker = self.title_ranker_ if no_seeds and self.title_ranker_ is not None else self.ranker_
         how = "ranked by the learned ranker" if ranker is not None else "blended"
         out: list[str] = []

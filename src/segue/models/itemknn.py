@@ -280,8 +280,7 @@ class ItemKNNRecommender(Recommender):
         # CosineRecommender.fit would hand implicit a COO matrix (and warn while converting
         # it); normalising the columns here keeps the input CSR, the format implicit wants.
         # Tracks in fewer than `min_count` playlists are left out of the neighbour search
-        # (their column is zeroed): at full scale about half the tracks are in one playlist
-        # only, and dropping them halves the time and memory of the search.
+        # (their column is zeroed): a track seen once carries little co-occurrence evidence.
         scale = np.where(counts >= self.min_count, 1.0 / np.sqrt(np.maximum(counts, 1.0)), 0.0)
         weighted = sp.csr_matrix(matrix @ sp.diags(scale, format="csr"), dtype=np.float64)
         weighted.eliminate_zeros()

@@ -203,7 +203,7 @@ class TitleRecommender(Recommender):
         self._check_fitted()
         n_keys = int(self.keys_.size)
         queries = [title_key(t, emoji=self.emoji) for t in titles]
-        if n_keys == 0 or self.vectorizer_ is None or self.key_vectors_ is None:
+        if not queries or n_keys == 0 or self.vectorizer_ is None or self.key_vectors_ is None:
             return sp.csr_matrix((len(queries), n_keys), dtype=np.float32)
         vectors = self.vectorizer_.transform([f" {q} " if q else "" for q in queries])
         sims = sp.csr_matrix(vectors @ self.key_vectors_, dtype=np.float32)
