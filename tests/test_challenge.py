@@ -882,3 +882,27 @@ def test_cli_evaluate_needs_a_challenge_folder(tmp_path: Path) -> None:
         f"error: {tmp_path / 'train'}: no train/ folder of training slices; expected a folder "
         "made by `segue challenge make`\n"
     )
+
+
+def test_evaluate_reports_a_failing_model_and_goes_on(
+    made: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from segue.errors import SegueError
+    from segue.evaluation.pipeline import evaluate
+    from segue.models import registry
+
+    def fit(name: str, snapshot: Any, **kw: Any) -> Any:
+        if name == "spotify":
+            raise SegueError("this app's Spotify access lacks the recommendations endpoint")
+        return ToyPopularity().fit(snapshot)
+
+    monkeypatch.setattr(registry, "fit_model", fit)
+    results = evaluate(made["out"], ["spotify", "popularity"], tmp_path / "r", progress=False)
+    assert list(results) == ["popularity"]
+    assert "evaluate: spotify skipped: this app's Spotify access lacks" in capsys.readouterr().err
+    assert "spotify (skipped)" in (tmp_path / "r" / "results.md").read_text()
+    with pytest.raises(SegueError, match="no model could be evaluated: spotify: "):
+        evaluate(made["out"], ["spotify"], tmp_path / "r2", progress=False)

@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from segue import config
+from segue.errors import SegueError
 from segue.evaluation.challenge import (
     load_challenge_set,
     run_challenge,
@@ -34,6 +35,27 @@ def _need(path: Path, what: str) -> Path:
             f"{path}: no {what}; expected a folder made by `segue challenge make`"
         )
     return path
+
+
+def _evaluate_one(
+    name: str, snapshot: Any, challenge_set: Path, truth: Path, out: Path, *, progress: bool
+) -> dict[str, Any]:
+    """Fit one model, write its submission, score it."""
+    from segue.evaluation.runner import recommend_fn_for
+    from segue.models.registry import fit_model
+
+    started = time.perf_counter()
+    model = fit_model(name, snapshot, save=False)
+    fit_seconds = time.perf_counter() - started
+    recommend, fallback = recommend_fn_for(model, snapshot)
+    submission = out / "submissions" / f"{name}.csv.gz"
+    started = time.perf_counter()
+    run_challenge(challenge_set, submission, recommend, fallback=fallback, progress=progress)
+    run_seconds = time.perf_counter() - started
+    scores = score_submission(submission, truth)
+    scores["fit_seconds"] = round(fit_seconds, 3)
+    scores["run_seconds"] = round(run_seconds, 3)
+    return scores
 
 
 def write_seed_slice(challenge_set: Path, out_path: Path) -> int:
@@ -78,9 +100,8 @@ def evaluate(
     added.
     """
     from segue.catalog import Catalog
-    from segue.evaluation.runner import recommend_fn_for
     from segue.ingest import ingest_paths
-    from segue.models.registry import MODELS, fit_model
+    from segue.models.registry import MODELS
     from segue.snapshot_build import build_snapshot
 
     if not models:
@@ -105,22 +126,23 @@ def evaluate(
                 ingest_paths(catalog, [train_dir, seeds_file], progress=progress)
                 snapshot = build_snapshot(catalog)
             build_seconds = time.perf_counter() - started
+            failed: dict[str, str] = {}
             for name in models:
                 print(f"evaluate: fitting {name}", file=sys.stderr)
-                started = time.perf_counter()
-                model = fit_model(name, snapshot, save=False)
-                fit_seconds = time.perf_counter() - started
-                recommend, fallback = recommend_fn_for(model, snapshot)
-                submission = out / "submissions" / f"{name}.csv.gz"
-                started = time.perf_counter()
-                run_challenge(
-                    challenge_set, submission, recommend, fallback=fallback, progress=progress
-                )
-                run_seconds = time.perf_counter() - started
-                scores = score_submission(submission, truth)
-                scores["fit_seconds"] = round(fit_seconds, 3)
-                scores["run_seconds"] = round(run_seconds, 3)
-                results[name] = scores
+                try:
+                    results[name] = _evaluate_one(
+                        name, snapshot, challenge_set, truth, out, progress=progress
+                    )
+                except (SegueError, ValueError, RuntimeError) as exc:
+                    # One model that cannot run (no network for `spotify`, say) must not cost
+                    # the comparison of the others: report it and go on.
+                    failed[name] = str(exc)
+                    print(f"evaluate: {name} skipped: {exc}", file=sys.stderr)
+    if not results:
+        raise SegueError(
+            "no model could be evaluated: "
+            + "; ".join(f"{name}: {why}" for name, why in failed.items())
+        )
     meta = {
         "challenge": str(source),
         "training playlists": f"{snapshot.n_playlists:,} ({n_seed_playlists:,} of them "
@@ -128,5 +150,7 @@ def evaluate(
         "tracks": f"{snapshot.n_tracks:,}",
         "catalog and snapshot build": f"{build_seconds:.1f} s",
     }
+    for name, why in failed.items():
+        meta[f"{name} (skipped)"] = why
     write_report(results, out, meta=meta)
     return results
