@@ -2,28 +2,34 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from segue.errors import NotFittedError
 from segue.models.hybrid import FEATURES, HybridRecommender
 from segue.snapshot import Snapshot
 
 N_CLUSTERS, PER_CLUSTER = 4, 40
 NAMES = ("workout", "chill vibes", "country", "rap")
+GENRES = ("hard rock", "ambient", "bluegrass", "trap")
 
 
-def clustered_snapshot(n_playlists: int = 240, seed: int = 0) -> Snapshot:
+def clustered_snapshot(n_playlists: int = 240, seed: int = 0, *, genres: bool = False) -> Snapshot:
     """Playlists of 20-30 tracks from one cluster of 40 tracks; the title names the cluster.
 
     Artists follow clusters (4 per cluster); the last 6 tracks are in no playlist, two of them
-    by an artist of cluster 0 (content reaches them through the artist)."""
+    by an artist of cluster 0 (content reaches them through the artist). With ``genres`` each
+    cluster's artists have genres of their own and tracks the cluster's decade; of the unplayed
+    tracks, two are by artist 98 (cluster 1's genres and decade, but no track of it is in a
+    playlist) and two by artist 99 (a genre and decade of no cluster)."""
     rng = np.random.default_rng(seed)
     n_tracks = N_CLUSTERS * PER_CLUSTER + 6
     artist = np.arange(n_tracks) // 10
-    artist[-6:] = [0, 0, 99, 99, 99, 99]
+    artist[-6:] = [0, 0, 98, 98, 99, 99] if genres else [0, 0, 99, 99, 99, 99]
     rows_p, rows_t, names = [], [], []
     popularity = 1.0 / np.arange(1, PER_CLUSTER + 1)
     for p in range(n_playlists):
@@ -36,12 +42,25 @@ def clustered_snapshot(n_playlists: int = 240, seed: int = 0) -> Snapshot:
     tracks = pd.DataFrame(
         {
             "track_id": [f"{i:022d}" for i in range(n_tracks)],
+            "name": [f"song {i}" for i in range(n_tracks)],
             "artist_key": artist,
+            "artist_name": [f"artist {a}" for a in artist],
             "album_id": [f"al{i // 5}" for i in range(n_tracks)],
         }
     )
     keys = np.unique(artist)
     artists = pd.DataFrame({"artist_key": keys, "name": [f"artist {k}" for k in keys]})
+    if genres:
+        cluster_of_artist = {int(k): int(k) * 10 // PER_CLUSTER for k in keys}
+        cluster_of_artist.update({98: 1, 99: -1})
+        artists["genres"] = [
+            [f"{GENRES[c]}", f"{GENRES[c]} {k % 2}"] if c >= 0 else ["polka", "yodel"]
+            for k, c in ((int(k), cluster_of_artist[int(k)]) for k in keys)
+        ]
+        cluster_of_track = np.array([cluster_of_artist[int(a)] for a in artist])
+        tracks["release_year"] = np.where(
+            cluster_of_track >= 0, 1970 + 10 * cluster_of_track + np.arange(n_tracks) % 5, 1925
+        ).astype(float)
     playlists = pd.DataFrame({"pid": np.arange(n_playlists), "name": names})
     return Snapshot.from_frames(
         tracks, artists, playlists, (np.asarray(rows_p), np.asarray(rows_t))
@@ -173,3 +192,124 @@ def test_title_share_sets_the_mix_of_training_queries(snapshot: Snapshot) -> Non
     # a title-only query still finds its cluster with the seeded ranker alone
     ids, _ = seeded_only.recommend(np.array([], dtype=np.int64), 10, title="rap")
     assert np.all(ids // PER_CLUSTER == 3), ids
+
+
+@pytest.fixture(scope="module")
+def genre_snapshot() -> Snapshot:
+    return clustered_snapshot(genres=True)
+
+
+@pytest.fixture(scope="module")
+def genre_model(genre_snapshot: Snapshot) -> HybridRecommender:
+    return HybridRecommender(**small_params()).fit(genre_snapshot)  # type: ignore[arg-type]
+
+
+def test_content_covers_tracks_in_no_playlist(
+    genre_model: HybridRecommender, genre_snapshot: Snapshot
+) -> None:
+    n = genre_snapshot.n_tracks
+    like_cluster_1 = n - 4  # artist 98: cluster 1's genres and decade, in no playlist
+    unrelated = n - 2  # artist 99: polka of the 1920s, in no playlist
+    assert genre_snapshot.tracks["playlist_count"].iloc[like_cluster_1] == 0
+    seeds = np.arange(PER_CLUSTER, PER_CLUSTER + 5)  # five tracks of cluster 1
+    # a candidate (scored by the ranker, above the popularity prior) through content alone
+    scores = genre_model.scores(seeds)
+    assert scores[like_cluster_1] >= 1.0
+    assert scores[unrelated] < 1.0
+    ids, _ = genre_model.recommend(seeds, PER_CLUSTER)
+    assert like_cluster_1 in ids.tolist()
+    assert unrelated not in ids.tolist()
+    why = genre_model.explain(seeds, like_cluster_1)
+    assert "ambient" in why and "genres" in why, why
+    # the content model's similarity is a ranker feature of every candidate
+    _, cands, x, _ = genre_model._ranked_one(seeds, None)
+    content = x[:, FEATURES.index("content")]
+    assert content[np.searchsorted(cands, like_cluster_1)] > np.median(content)
+
+
+def test_seeds_in_no_playlist_reach_their_genre(genre_model: HybridRecommender) -> None:
+    n = genre_model.n_tracks
+    lonely = np.array([n - 4])  # artist 98: cluster 1's genres, in no playlist
+    ids, _ = genre_model.recommend(lonely, 10)
+    assert np.mean(ids // PER_CLUSTER == 1) >= 0.8, ids
+    assert genre_model.scores(lonely)[n - 3] >= 1.0  # the other track of that artist: a candidate
+
+
+def test_single_queries_rank_as_the_batch_does(genre_model: HybridRecommender) -> None:
+    """The single-query path (one pipeline run, kept for explain) gives exactly the batch's
+    ranking, over many kinds of query."""
+    rng = np.random.default_rng(3)
+    seed_lists: list[np.ndarray] = []
+    titles: list[str | None] = []
+    for k in (0, 1, 2, 5, 10, 25) * 4:
+        seed_lists.append(np.sort(rng.choice(genre_model.n_tracks, size=k, replace=False)))
+        titles.append(str(rng.choice([*NAMES, "zzz"])) if rng.random() < 0.6 or k == 0 else None)
+    ids, vals = genre_model.recommend_batch(seed_lists, 30, titles=titles)
+    for row, seeds in enumerate(seed_lists):
+        one, one_vals = genre_model.recommend(seeds, 30, title=titles[row])
+        assert ids[row, : one.size].tolist() == one.tolist()
+        np.testing.assert_array_equal(vals[row, : one.size], one_vals)
+
+
+def test_explain_reuses_the_last_query_and_names_tracks(
+    genre_model: HybridRecommender, genre_snapshot: Snapshot
+) -> None:
+    seeds = np.array([0, 1, 2, 3])
+    ids, _ = genre_model.recommend(seeds, 6, title="workout")
+
+    def last() -> object:
+        return getattr(genre_model._kept, "last", None)
+
+    kept = last()
+    assert kept is not None
+    many = genre_model.explain_many(seeds, ids, title="workout")
+    assert last() is kept  # no second pipeline run
+    genre_model._kept = None
+    assert genre_model.explain_many(seeds, ids, title="workout") == many
+    # another title is another query: not served from the kept one
+    other, _ = genre_model.recommend(seeds, 6, title="rap")
+    assert last() is not kept and other.size == 6
+    # each thread keeps its own last query
+    seen: list[object] = []
+
+    def other_thread() -> None:
+        genre_model.recommend(seeds, 3)
+        seen.append(last())
+
+    worker = threading.Thread(target=other_thread)
+    worker.start()
+    worker.join()
+    assert seen[0] is not None and seen[0] is not last()
+    named = [text for text in many if "often in playlists with" in text]
+    assert named, many
+    assert all("\u201csong " in text and "#" not in text for text in named), named
+    assert any("by artist 0" in text for text in named), named
+
+
+def test_itemknn_explanations_name_the_seed_tracks(genre_snapshot: Snapshot) -> None:
+    from segue.models.itemknn import ItemKNNRecommender
+
+    model = ItemKNNRecommender(neighbors=50).fit(genre_snapshot)
+    seeds = np.array([0, 1, 2])
+    ids, _ = model.recommend(seeds, 3)
+    texts = model.explain_many(seeds, ids)
+    assert texts == [model.explain(seeds, int(t)) for t in ids]
+    assert all(text.startswith("often in playlists with \u201csong ") for text in texts), texts
+    assert all("from your seeds" in text and "#" not in text for text in texts), texts
+
+
+def test_save_load_keeps_content_and_names(
+    genre_model: HybridRecommender, genre_snapshot: Snapshot, tmp_path: Path
+) -> None:
+    genre_model.save(tmp_path / "hybrid")
+    assert (tmp_path / "hybrid" / "content" / "model.json").exists()
+    loaded = HybridRecommender.load(tmp_path / "hybrid", genre_snapshot)
+    seeds = np.arange(PER_CLUSTER, PER_CLUSTER + 5)
+    a = genre_model.recommend(seeds, PER_CLUSTER)
+    b = loaded.recommend(seeds, PER_CLUSTER)
+    assert a[0].tolist() == b[0].tolist()
+    np.testing.assert_allclose(a[1], b[1], rtol=1e-6)
+    assert loaded.explain_many(seeds, b[0][:5]) == genre_model.explain_many(seeds, a[0][:5])
+    (tmp_path / "hybrid" / "content" / "model.json").unlink()
+    with pytest.raises(NotFittedError, match="refit"):
+        HybridRecommender.load(tmp_path / "hybrid", genre_snapshot)

@@ -5,14 +5,18 @@ Two stages, as the RecSys Challenge 2018 winners built theirs:
 1. **Candidates.** For each query the union of the top ``candidates`` tracks of item-kNN
    (:mod:`segue.models.itemknn`), ALS (:mod:`segue.models.als`), the title model
    (:mod:`segue.models.title`), a playlist-kNN (the tracks of the training playlists whose
-   track sets are most like the seeds) and a same-artist generator (content: it also reaches
-   tracks that share no playlist with anything), plus the most popular tracks. A query without
-   seeds but with a title borrows the title model's best tracks as *pseudo-seeds*.
+   track sets are most like the seeds) and a same-artist generator, the top
+   ``content_candidates`` tracks of the content model (:class:`segue.models.content.Model1`:
+   genres and crowd tags, era, popularity, audio), plus the most popular tracks. Content and
+   same-artist candidates reach tracks that share no playlist with anything (a track added to
+   the catalog by a feature table or from Spotify). A query without seeds but with a title
+   borrows the title model's best tracks as *pseudo-seeds*.
 2. **Ranking.** A LightGBM ranker (``LGBMRanker``; objective ``rank_xendcg`` by default,
    ``lambdarank`` on request) scores each candidate from features: every generator's score,
-   its rank among the candidates and its ratio to the best, track popularity, number of seeds,
-   title given or not, share of seeds by the same artist/album. Queries without seeds get a
-   ranker of their own (their features mean other things).
+   its rank among the candidates and its ratio to the best, the content similarity of the
+   candidate to the seeds and its rank, track popularity, number of seeds, title given or
+   not, share of seeds by the same artist/album. Queries without seeds get a ranker of their
+   own (their features mean other things).
 
 The rankers are trained inside :meth:`HybridRecommender.fit` without outside labels: up to
 ``ranker_playlists`` training playlists are cut like challenge playlists (0-100 random seeds,
@@ -20,37 +24,52 @@ title given or not), their other tracks are hidden from the generators, and a ca
 hit when it is one of the hidden tracks. On small catalogs this runs in ``folds`` (3) rounds,
 each hiding a third of the cut playlists, and the generators are then refitted on all data; on
 large ones (more than ``refit_max_rows`` rows) one round hides the tails of a few thousand
-playlists for good, which saves a second fit at no visible cost. With too few playlists to
-learn from (fewer than ``min_ranker_playlists``) a fixed blend of the normalised generator
-scores replaces the ranker.
+playlists for good, which saves a second fit at no visible cost. The content model is fitted
+with the other generators on the masked data (its crowd tags come from playlist titles, so a
+hidden track must not carry the title of the playlist it was hidden from). With too few
+playlists to learn from (fewer than ``min_ranker_playlists``) a fixed blend of the normalised
+generator scores replaces the ranker.
+
+Serving: one query runs the candidate pipeline once; each thread keeps its last query's
+candidates, features and scores (keyed by its seeds and title), so ``explain_many`` right
+after ``recommend`` - what :class:`segue.service.Service` does - reuses them. Explanations
+name the seed tracks, artists and genres behind a recommendation. BLAS runs on one
+thread inside the pipeline: its products are per query and small, and on a busy 2-core
+machine a second BLAS thread only spin-waits.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
 import scipy.sparse as sp
 
+from segue.errors import NotFittedError
 from segue.models.als import ALSRecommender
 from segue.models.base import Recommender, as_seed_array
+from segue.models.content import Model1, _single_thread_blas
 from segue.models.itemknn import (
     ItemKNNRecommender,
+    TrackNames,
     check_interactions,
     check_n,
     check_state_tracks,
     csr_arrays,
     csr_from_arrays,
+    join_words,
     merge_top_n,
     popularity_prior,
     prior_order,
     seed_matrix,
 )
-from segue.models.title import TitleRecommender
+from segue.models.title import TitleRecommender, title_key
 
 FEATURES = (
     "knn",
@@ -74,7 +93,12 @@ FEATURES = (
     "has_title",
     "pseudo_seeds",
     "title_keys",
+    "content",
+    "content_rank",
+    "content_gap",
 )
+#: Column of each feature in a candidate feature matrix.
+COLUMN = {name: i for i, name in enumerate(FEATURES)}
 #: Fixed blend used when there are too few playlists to train the ranker.
 BLEND = {
     "knn_ratio": 1.0,
@@ -82,6 +106,7 @@ BLEND = {
     "als_rank": -0.002,
     "title_ratio": 0.5,
     "artist_share": 0.3,
+    "content": 0.3,
 }
 #: Generator settings of the hybrid unless ``knn``/``als`` say otherwise: lighter than the
 #: standalone defaults (half the neighbours, no search for one-playlist tracks, 10 sweeps),
@@ -89,6 +114,9 @@ BLEND = {
 #: within 20 minutes and 16 GB (docs/results.md).
 KNN_DEFAULTS: dict[str, Any] = {"neighbors": 100, "min_count": 2}
 ALS_DEFAULTS: dict[str, Any] = {"iterations": 10}
+#: Content model settings unless ``content`` says otherwise (:class:`Model1`'s own defaults;
+#: the hybrid ranks, so the artist cap of a standalone result list is off).
+CONTENT_DEFAULTS: dict[str, Any] = {"max_per_artist": None}
 #: Seed counts of the challenge categories; training queries are cut the same ways.
 SEED_COUNTS = (0, 1, 5, 10, 25, 100)
 
@@ -102,14 +130,6 @@ class _Batch:
     rows: list[int] = field(default_factory=list)  # training: the playlist row of each query
 
 
-def _rank_desc(values: np.ndarray) -> np.ndarray:
-    """1-based rank of each value, highest first (ties by position)."""
-    order = np.argsort(-values, kind="stable")
-    ranks = np.empty(values.size, dtype=np.float32)
-    ranks[order] = np.arange(1, values.size + 1, dtype=np.float32)
-    return ranks
-
-
 def _lookup(cols: np.ndarray, vals: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     """``vals`` at ``wanted`` where ``cols`` (sorted) holds them, else 0."""
     out = np.zeros(wanted.size, dtype=np.float32)
@@ -120,17 +140,44 @@ def _lookup(cols: np.ndarray, vals: np.ndarray, wanted: np.ndarray) -> np.ndarra
     return out
 
 
-def _top_of_row(cols: np.ndarray, vals: np.ndarray, k: int) -> np.ndarray:
+def _top_of_row(
+    cols: np.ndarray, vals: np.ndarray, k: int, prefer: np.ndarray | None = None
+) -> np.ndarray:
+    """The (at most) ``k`` columns of a sparse row with the largest positive values.
+
+    Ties at the cut go to the columns with the largest ``prefer`` (e.g. popularity, float
+    (n_columns,)), then to the lowest columns: the answer never depends on the order in which
+    a sparse product happened to store the row (small catalogs have many equal scores).
+    """
     if cols.size <= k:
         return cols[vals > 0]
     part = np.argpartition(-vals, k - 1)[:k]
-    return cols[part][vals[part] > 0]
+    cut = vals[part].min()
+    above = np.flatnonzero(vals > cut)
+    tied = np.flatnonzero(vals == cut)
+    if tied.size > k - above.size:
+        tied_cols = cols[tied]
+        keys = (tied_cols,) if prefer is None else (tied_cols, -prefer[tied_cols])
+        tied = tied[np.lexsort(keys)[: k - above.size]]
+    picked = np.concatenate([above, tied])
+    return cols[picked][vals[picked] > 0]
+
+
+def _ranks_desc(columns: np.ndarray) -> np.ndarray:
+    """1-based rank of each value within its column, highest first, ties by position
+    (float32, the shape of ``columns``): every column of a 2-D array in one sort."""
+    order = np.argsort(-columns, axis=0, kind="stable")
+    ranks = np.empty(columns.shape, dtype=np.float32)
+    steps = np.arange(1, columns.shape[0] + 1, dtype=np.float32)[:, None]
+    np.put_along_axis(ranks, order, np.broadcast_to(steps, columns.shape), axis=0)
+    return ranks
 
 
 class HybridRecommender(Recommender):
     """Candidate generation + LightGBM lambdarank re-ranking (see the module docstring).
 
-    Parameters: ``candidates`` taken from each generator; ``popular`` most popular tracks
+    Parameters: ``candidates`` taken from each generator; ``content_candidates`` taken from
+    the content model (0: content is a ranker feature only); ``popular`` most popular tracks
     always added; ``pseudo_seeds`` title tracks used as seeds when a query has none;
     ``playlist_neighbors`` playlists that vote in the playlist-kNN; ``ranker_playlists``
     training playlists cut for the ranker (a sample at scale); ``folds`` rounds of cutting (0:
@@ -138,22 +185,31 @@ class HybridRecommender(Recommender):
     title; ``negatives`` misses kept per training query; ``objective`` of LightGBM;
     ``min_ranker_playlists`` below which the fixed blend is used; ``refit_max_rows``: refit the
     generators on all data when the matrix has at most this many rows; ``n_estimators``,
-    ``learning_rate``, ``num_leaves`` of the ranker; ``knn``, ``als``, ``title``: parameters of
-    the generators (over :data:`KNN_DEFAULTS`, :data:`ALS_DEFAULTS`); ``random_state`` seeds
-    everything; ``num_threads`` (0 = all cores).
+    ``learning_rate``, ``num_leaves`` of the ranker; ``knn``, ``als``, ``title``, ``content``:
+    parameters of the generators (over :data:`KNN_DEFAULTS`, :data:`ALS_DEFAULTS`,
+    :data:`CONTENT_DEFAULTS`; ``content`` goes to :class:`segue.models.content.Model1`, so
+    ``{"weights": {...}}`` sets its block weights); ``random_state`` seeds everything;
+    ``num_threads`` (0 = all cores).
 
-    Learned: ``knn_``, ``als_``, ``title_`` fitted generators; ``ranker_`` a LightGBM booster
-    or None (blend); ``title_ranker_`` the booster for queries without seeds (or None: then
-    ``ranker_``); ``prior_`` float32 (n_tracks,); ``artist_codes_``/``album_codes_`` int64
-    (n_tracks,) dense codes (-1 unknown); ``artist_tracks_`` float32 CSR (n_artists, n_tracks).
+    Learned: ``knn_``, ``als_``, ``title_``, ``content_`` fitted generators; ``ranker_`` a
+    LightGBM booster or None (blend); ``title_ranker_`` the booster for queries without seeds
+    (or None: then ``ranker_``); ``prior_`` float32 (n_tracks,); ``artist_codes_``/
+    ``album_codes_`` int64 (n_tracks,) dense codes (-1 unknown); ``artist_tracks_`` float32 CSR
+    (n_artists, n_tracks); ``names_`` the snapshot's track names, quoted by explanations.
+
+    Saved as ``model.json`` + ``state.npz`` (generators and boosters) + ``content/`` (the
+    content model's own files); the names come from the snapshot given to ``load``.
     """
 
     name = "hybrid"
+    #: Per thread, the last single query's answer (see :meth:`_ranked_one`).
+    _kept: threading.local | None = None
 
     def __init__(
         self,
         *,
         candidates: int = 400,
+        content_candidates: int = 50,
         popular: int = 50,
         pseudo_seeds: int = 10,
         playlist_neighbors: int = 200,
@@ -164,16 +220,18 @@ class HybridRecommender(Recommender):
         objective: str = "rank_xendcg",
         min_ranker_playlists: int = 100,
         refit_max_rows: int = 5_000_000,
-        n_estimators: int = 300,
-        learning_rate: float = 0.05,
-        num_leaves: int = 31,
+        n_estimators: int = 150,
+        learning_rate: float = 0.1,
+        num_leaves: int = 15,
         knn: dict[str, Any] | None = None,
         als: dict[str, Any] | None = None,
         title: dict[str, Any] | None = None,
+        content: dict[str, Any] | None = None,
         random_state: int = 0,
         num_threads: int = 0,
     ) -> None:
         self.candidates = candidates
+        self.content_candidates = content_candidates
         self.popular = popular
         self.pseudo_seeds = pseudo_seeds
         self.playlist_neighbors = playlist_neighbors
@@ -190,6 +248,7 @@ class HybridRecommender(Recommender):
         self.knn = knn
         self.als = als
         self.title = title
+        self.content = content
         self.random_state = random_state
         self.num_threads = num_threads
 
@@ -206,6 +265,7 @@ class HybridRecommender(Recommender):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         for name in (
+            "content_candidates",
             "popular",
             "pseudo_seeds",
             "min_ranker_playlists",
@@ -222,14 +282,14 @@ class HybridRecommender(Recommender):
             raise ValueError(
                 f"objective must be 'lambdarank', 'rank_xendcg' or 'binary', got {self.objective!r}"
             )
-        for name in ("knn", "als", "title"):
+        for name in ("knn", "als", "title", "content"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, dict):
                 raise TypeError(
                     f"{name} must be a dict of parameters or None, got {type(value).__name__}"
                 )
 
-    def _generators(self) -> tuple[ItemKNNRecommender, ALSRecommender, TitleRecommender]:
+    def _generators(self) -> tuple[ItemKNNRecommender, ALSRecommender, TitleRecommender, Model1]:
         threads = {"num_threads": self.num_threads}
         return (
             ItemKNNRecommender(**{**threads, **KNN_DEFAULTS, **(self.knn or {})}),
@@ -237,20 +297,25 @@ class HybridRecommender(Recommender):
                 **{"random_state": self.random_state, **threads, **ALS_DEFAULTS, **(self.als or {})}
             ),
             TitleRecommender(**(self.title or {})),
+            Model1(**{**CONTENT_DEFAULTS, **(self.content or {})}),
         )
 
     def _fit_generators(self, snapshot: Any) -> None:
         self._set_playlists(check_interactions(snapshot, self.name))
-        self.knn_, self.als_, self.title_ = self._generators()
+        self.knn_, self.als_, self.title_, self.content_ = self._generators()
         self.knn_.fit(snapshot)
         self.als_.fit(snapshot)
         self.title_.fit(snapshot)
+        self.content_.fit(snapshot)
+        self._content_matrix()
+        self._kept = None
 
     def fit(self, snapshot: Any) -> Self:
         self._validate()
         matrix = check_interactions(snapshot, self.name)
         self._fit_content(snapshot, matrix)
         self.fitted_ = True  # the candidate machinery below checks this
+        self._kept = None
         rng = np.random.default_rng(self.random_state)
         queries = self._training_queries(snapshot, matrix, rng)
         self.ranker_ = None
@@ -302,6 +367,7 @@ class HybridRecommender(Recommender):
         self.artist_codes_ = self._codes(tracks.get("artist_key"), n_tracks)
         self.album_codes_ = self._codes(tracks.get("album_id"), n_tracks)
         self._index_artists()
+        self.names_ = TrackNames(snapshot, n_tracks)
 
     @staticmethod
     def _codes(column: Any, n_tracks: int) -> np.ndarray:
@@ -431,12 +497,65 @@ class HybridRecommender(Recommender):
         return ranker.booster_
 
     # candidates and features ---------------------------------------------------------------
+    def _content_matrix(self) -> None:
+        """What scoring candidates by content needs: the content model's feature matrix (float32
+        CSR (n_tracks, n_features)), its blocks and their normalised weights."""
+        features = self.content_.features_
+        self._content_x = features.matrix
+        self._genre_cols = features.blocks["genres"]
+        self._content_blocks = [
+            (cols, float(self.content_.weights_[block]))
+            for block, cols in features.blocks.items()
+            if cols.stop > cols.start and self.content_.weights_[block] > 0
+        ]
+
+    def _content_query(self, seeds: np.ndarray) -> np.ndarray:
+        """float32 (n_features,): the seeds' playlist vector, per block scaled so that a
+        track's dot product with it is the content model's score (weighted cosines)."""
+        query = np.zeros(self._content_x.shape[1], dtype=np.float32)
+        if seeds.size == 0:
+            return query
+        rows = self._content_x[seeds]
+        summed = np.asarray(rows.sum(axis=0), dtype=np.float32).ravel()
+        for cols, weight in self._content_blocks:
+            part = summed[cols]
+            scale = (
+                float(np.linalg.norm(part))
+                if self.content_.aggregate == "sum"
+                else float(seeds.size)
+            )
+            if scale > 0:
+                query[cols] = part * np.float32(weight / scale)
+        return query
+
+    def _title_weights(self, titles: Sequence[str | None]) -> sp.csr_matrix:
+        """The title model's key weights, without its vectorizer when no title has a key."""
+        emoji = self.title_.emoji
+        if not any(title_key(t, emoji=emoji) for t in titles if t is not None):
+            return sp.csr_matrix((len(titles), int(self.title_.keys_.size)), dtype=np.float32)
+        return self.title_.key_weights(list(titles))
+
+    def _code_share(self, seeds: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Codes among ``seeds`` (sorted int64) and the fraction of the seeds with each."""
+        got = codes[seeds]
+        cols, counts = np.unique(got[got >= 0], return_counts=True)
+        scale = np.float32(1.0) / np.float32(max(seeds.size, 1))
+        return cols, counts.astype(np.float32) * scale
+
     def _batch(self, seed_lists: Sequence[np.ndarray], titles: Sequence[str | None]) -> _Batch:
+        with _single_thread_blas():
+            return self._batch_inner(seed_lists, titles)
+
+    def _batch_inner(
+        self, seed_lists: Sequence[np.ndarray], titles: Sequence[str | None]
+    ) -> _Batch:
         n_tracks = self.n_tracks
         k = self.candidates
         real = [np.unique(s) for s in seed_lists]
-        title_raw = self.title_.raw_scores(list(titles))
-        key_counts = np.diff(self.title_.key_weights(list(titles)).indptr)
+        title_weights = self._title_weights(titles)
+        title_raw = sp.csr_matrix(title_weights @ self.title_.key_tracks_, dtype=np.float32)
+        title_raw.sort_indices()
+        key_counts = np.diff(title_weights.indptr)
         effective: list[np.ndarray] = []
         pseudo = np.zeros(len(real), dtype=bool)
         for r, s in enumerate(real):
@@ -445,88 +564,144 @@ class HybridRecommender(Recommender):
                 effective.append(
                     np.sort(
                         _top_of_row(
-                            title_raw.indices[lo:hi], title_raw.data[lo:hi], self.pseudo_seeds
+                            title_raw.indices[lo:hi],
+                            title_raw.data[lo:hi],
+                            self.pseudo_seeds,
+                            self.log_counts_,
                         )
-                    )
+                    ).astype(np.int64)
                 )
                 pseudo[r] = True
             else:
                 effective.append(s)
-        knn_raw = self.knn_.raw_scores(effective)
+        queries = seed_matrix(effective, n_tracks)
+        knn_raw = sp.csr_matrix(queries @ self.knn_.similarity_, dtype=np.float32)
         knn_raw.sort_indices()
-        uknn_raw = self._playlist_knn(effective)
+        uknn_raw = self._playlist_knn(queries)
         uknn_raw.sort_indices()
         users = self.als_.user_factors(effective)
-        seeds_csr = seed_matrix(real, n_tracks)
-        artist_share = self._share(seeds_csr, self.artist_codes_)
-        album_share = self._share(seeds_csr, self.album_codes_)
-        artist_raw = (
-            sp.csr_matrix(artist_share @ self.artist_tracks_) if artist_share.shape[1] else None
-        )
         popular = self.order_[: self.popular + 100]
         out = _Batch([], [])
         for r, s in enumerate(real):
+            eff = effective[r]
             klo, khi = knn_raw.indptr[r], knn_raw.indptr[r + 1]
             kc, kv = knn_raw.indices[klo:khi], knn_raw.data[klo:khi]
             tlo, thi = title_raw.indptr[r], title_raw.indptr[r + 1]
             tc, tv = title_raw.indices[tlo:thi], title_raw.data[tlo:thi]
-            dense_als = users[r] @ self.als_.item_factors_.T
-            has_user = bool(np.any(users[r]))
             ulo, uhi = uknn_raw.indptr[r], uknn_raw.indptr[r + 1]
             uc, uv = uknn_raw.indices[ulo:uhi], uknn_raw.data[ulo:uhi]
-            parts = [_top_of_row(kc, kv, k), _top_of_row(tc, tv, k), _top_of_row(uc, uv, k)]
-            if has_user:
+            has_user = bool(np.any(users[r]))
+            dense_als = users[r] @ self.als_.item_factors_.T if has_user else None
+            artist_cols, artist_vals = self._code_share(s, self.artist_codes_)
+            album_cols, album_vals = self._code_share(s, self.album_codes_)
+            prefer = self.log_counts_
+            parts = [
+                _top_of_row(kc, kv, k, prefer),
+                _top_of_row(tc, tv, k, prefer),
+                _top_of_row(uc, uv, k, prefer),
+            ]
+            if dense_als is not None:
                 parts.append(np.argpartition(-dense_als, min(k, n_tracks - 1))[: min(k, n_tracks)])
-            if artist_raw is not None:
-                alo, ahi = artist_raw.indptr[r], artist_raw.indptr[r + 1]
-                parts.append(_top_of_row(artist_raw.indices[alo:ahi], artist_raw.data[alo:ahi], k))
+            if artist_cols.size:
+                weights = sp.csr_matrix(
+                    (artist_vals, artist_cols, np.asarray([0, artist_cols.size])),
+                    shape=(1, self.artist_tracks_.shape[0]),
+                )
+                same_artist = sp.csr_matrix(weights @ self.artist_tracks_)
+                parts.append(_top_of_row(same_artist.indices, same_artist.data, k, prefer))
+            content_query = self._content_query(eff)
+            if self.content_candidates and content_query[self._genre_cols].any():
+                # only seeds with genres or tags: without them the content model's ranking
+                # is popularity and era buckets alone, which finds nothing like the seeds
+                parts.append(self.content_.recommend(eff, self.content_candidates)[0])
             parts.append(popular[~np.isin(popular, s)][: self.popular])
             cands = np.unique(np.concatenate(parts).astype(np.int64))
             cands = cands[~np.isin(cands, s)]
             x = np.zeros((cands.size, len(FEATURES)), dtype=np.float32)
             if cands.size:
-                f = {name: x[:, i] for i, name in enumerate(FEATURES)}
-                knn_val = np.zeros(cands.size, dtype=np.float32)
-                pos = np.searchsorted(kc, cands)
-                hit = (
-                    (pos < kc.size) & (kc[np.minimum(pos, max(kc.size - 1, 0))] == cands)
-                    if kc.size
-                    else np.zeros(cands.size, bool)
+                self._fill_features(
+                    x,
+                    cands,
+                    knn=(kc, kv),
+                    uknn=(uc, uv),
+                    title=(tc, tv),
+                    als=dense_als,
+                    artist=(artist_cols, artist_vals),
+                    album=(album_cols, album_vals),
+                    content=self._content_x[cands] @ content_query,
+                    n_effective=eff.size,
+                    n_seeds=s.size,
+                    has_title=titles[r] is not None and bool(str(titles[r]).strip()),
+                    pseudo=bool(pseudo[r]),
+                    title_keys=float(key_counts[r]),
                 )
-                knn_val[hit] = kv[pos[hit]]
-                f["knn"][:] = knn_val
-                f["knn_rank"][:] = _rank_desc(knn_val)
-                f["knn_ratio"][:] = knn_val / kv.max() if kv.size else 0.0
-                f["knn_mean"][:] = knn_val / max(effective[r].size, 1)
-                uknn_val = _lookup(uc, uv, cands)
-                f["uknn"][:] = uknn_val
-                f["uknn_rank"][:] = _rank_desc(uknn_val)
-                f["uknn_ratio"][:] = uknn_val / uv.max() if uv.size else 0.0
-                als_val = dense_als[cands] if has_user else np.zeros(cands.size, dtype=np.float32)
-                f["als"][:] = als_val
-                f["als_rank"][:] = _rank_desc(als_val)
-                f["als_gap"][:] = als_val - als_val.max()
-                title_val = np.zeros(cands.size, dtype=np.float32)
-                if tc.size:
-                    order = np.argsort(tc)
-                    pos = np.searchsorted(tc[order], cands)
-                    pos_c = np.minimum(pos, tc.size - 1)
-                    hit = tc[order][pos_c] == cands
-                    title_val[hit] = tv[order][pos_c[hit]]
-                f["title"][:] = title_val
-                f["title_rank"][:] = _rank_desc(title_val)
-                f["title_ratio"][:] = title_val / tv.max() if tv.size else 0.0
-                f["artist_share"][:] = self._share_of(artist_share, r, self.artist_codes_[cands])
-                f["album_share"][:] = self._share_of(album_share, r, self.album_codes_[cands])
-                f["artist_rank"][:] = _rank_desc(f["artist_share"] + 1e-3 * self.log_counts_[cands])
-                f["popularity"][:] = self.log_counts_[cands]
-                f["n_seeds"][:] = s.size
-                f["has_title"][:] = float(titles[r] is not None and bool(str(titles[r]).strip()))
-                f["pseudo_seeds"][:] = float(pseudo[r])
-                f["title_keys"][:] = key_counts[r]
             out.candidates.append(cands)
             out.features.append(x)
         return out
+
+    def _fill_features(
+        self,
+        x: np.ndarray,
+        cands: np.ndarray,
+        *,
+        knn: tuple[np.ndarray, np.ndarray],
+        uknn: tuple[np.ndarray, np.ndarray],
+        title: tuple[np.ndarray, np.ndarray],
+        als: np.ndarray | None,
+        artist: tuple[np.ndarray, np.ndarray],
+        album: tuple[np.ndarray, np.ndarray],
+        content: np.ndarray,
+        n_effective: int,
+        n_seeds: int,
+        has_title: bool,
+        pseudo: bool,
+        title_keys: float,
+    ) -> None:
+        """Write the :data:`FEATURES` of ``cands`` (int64 (m,)) into ``x`` (float32 (m, F)).
+
+        The generators' scores come as sorted sparse rows ``(columns, values)``; ranks of all
+        scored columns are taken in one sort.
+        """
+        c = COLUMN
+        kc, kv = knn
+        uc, uv = uknn
+        tc, tv = title
+        knn_val = _lookup(kc, kv, cands)
+        uknn_val = _lookup(uc, uv, cands)
+        title_val = _lookup(tc, tv, cands)
+        als_val = als[cands] if als is not None else np.zeros(cands.size, dtype=np.float32)
+        artist_share = _lookup(artist[0], artist[1], self.artist_codes_[cands])
+        artist_share[self.artist_codes_[cands] < 0] = 0.0
+        album_share = _lookup(album[0], album[1], self.album_codes_[cands])
+        album_share[self.album_codes_[cands] < 0] = 0.0
+        popularity = self.log_counts_[cands]
+        content = np.asarray(content, dtype=np.float32)
+        x[:, c["knn"]] = knn_val
+        x[:, c["knn_ratio"]] = knn_val / kv.max() if kv.size else 0.0
+        x[:, c["knn_mean"]] = knn_val / max(n_effective, 1)
+        x[:, c["uknn"]] = uknn_val
+        x[:, c["uknn_ratio"]] = uknn_val / uv.max() if uv.size else 0.0
+        x[:, c["als"]] = als_val
+        x[:, c["als_gap"]] = als_val - als_val.max()
+        x[:, c["title"]] = title_val
+        x[:, c["title_ratio"]] = title_val / tv.max() if tv.size else 0.0
+        x[:, c["artist_share"]] = artist_share
+        x[:, c["album_share"]] = album_share
+        x[:, c["popularity"]] = popularity
+        x[:, c["n_seeds"]] = n_seeds
+        x[:, c["has_title"]] = float(has_title)
+        x[:, c["pseudo_seeds"]] = float(pseudo)
+        x[:, c["title_keys"]] = title_keys
+        x[:, c["content"]] = content
+        x[:, c["content_gap"]] = content - content.max()
+        ranked = np.column_stack(
+            [knn_val, uknn_val, als_val, title_val, artist_share + 1e-3 * popularity, content]
+        )
+        ranks = _ranks_desc(ranked)
+        for i, name in enumerate(
+            ("knn_rank", "uknn_rank", "als_rank", "title_rank", "artist_rank", "content_rank")
+        ):
+            x[:, c[name]] = ranks[:, i]
 
     def _set_playlists(self, matrix: sp.csr_matrix) -> None:
         """The playlist x track matrix the playlist-kNN generator searches (and its transpose)."""
@@ -534,13 +709,13 @@ class HybridRecommender(Recommender):
         self.playlists_t_ = sp.csr_matrix(matrix.T)
         self.playlist_norms_ = np.sqrt(np.maximum(np.diff(matrix.indptr), 1)).astype(np.float32)
 
-    def _playlist_knn(self, seed_lists: Sequence[np.ndarray]) -> sp.csr_matrix:
+    def _playlist_knn(self, queries: sp.csr_matrix) -> sp.csr_matrix:
         """float32 CSR (queries, n_tracks): tracks of the playlists most like each query.
 
+        ``queries`` is the binary float32 CSR (queries, n_tracks) of :func:`seed_matrix`.
         Playlist similarity is the cosine of track sets; the ``playlist_neighbors`` most
         similar playlists vote for their tracks with weight ``similarity ** 2``.
         """
-        queries = seed_matrix(seed_lists, self.n_tracks)
         overlap = sp.csr_matrix(queries @ self.playlists_t_, dtype=np.float32)
         sizes = np.sqrt(np.maximum(np.diff(queries.indptr), 1)).astype(np.float32)
         indptr = [0]
@@ -566,31 +741,6 @@ class HybridRecommender(Recommender):
         )
         return sp.csr_matrix(weights @ self.playlists_, dtype=np.float32)
 
-    @staticmethod
-    def _share(seeds_csr: sp.csr_matrix, codes: np.ndarray) -> sp.csr_matrix:
-        """float32 CSR (queries, n_codes): fraction of each query's seeds with each code."""
-        n_codes = int(codes.max(initial=-1)) + 1
-        known = codes >= 0
-        onehot = sp.csr_matrix(
-            (np.ones(int(known.sum()), dtype=np.float32), (np.flatnonzero(known), codes[known])),
-            shape=(codes.size, n_codes),
-        )
-        counts = sp.csr_matrix(seeds_csr @ onehot)
-        sizes = np.maximum(np.diff(seeds_csr.indptr), 1).astype(np.float32)
-        return sp.csr_matrix(sp.diags(1.0 / sizes) @ counts, dtype=np.float32)
-
-    @staticmethod
-    def _share_of(share: sp.csr_matrix, row: int, codes: np.ndarray) -> np.ndarray:
-        lo, hi = share.indptr[row], share.indptr[row + 1]
-        cols, vals = share.indices[lo:hi], share.data[lo:hi]
-        out = np.zeros(codes.size, dtype=np.float32)
-        if cols.size:
-            order = np.argsort(cols)
-            pos = np.minimum(np.searchsorted(cols[order], codes), cols.size - 1)
-            hit = (codes >= 0) & (cols[order][pos] == codes)
-            out[hit] = vals[order][pos[hit]]
-        return out
-
     def _score_batch(self, batch: _Batch) -> list[np.ndarray]:
         """Final candidate scores, all above the popularity prior (>= 1)."""
         out: list[np.ndarray] = []
@@ -598,19 +748,23 @@ class HybridRecommender(Recommender):
             if x.shape[0] == 0:
                 out.append(np.empty(0, dtype=np.float32))
                 continue
-            ranker = self.ranker_
-            if x[0, FEATURES.index("n_seeds")] == 0 and self.title_ranker_ is not None:
-                ranker = self.title_ranker_
+            ranker = self._ranker_for(x)
             if ranker is not None:
                 raw = np.asarray(ranker.predict(x, num_threads=1), dtype=np.float64)
             else:
-                cols = {name: x[:, FEATURES.index(name)] for name in BLEND}
+                cols = {name: x[:, COLUMN[name]] for name in BLEND}
                 raw = sum(
                     (w * cols[name].astype(np.float64) for name, w in BLEND.items()),
                     np.zeros(x.shape[0]),
                 )
             out.append((1.0 + raw - raw.min()).astype(np.float32))
         return out
+
+    def _ranker_for(self, x: np.ndarray) -> Any:
+        """The booster for a query's feature matrix (None: the blend)."""
+        if x.shape[0] and x[0, COLUMN["n_seeds"]] == 0 and self.title_ranker_ is not None:
+            return self.title_ranker_
+        return self.ranker_
 
     # the interface -------------------------------------------------------------------------
     @property
@@ -634,10 +788,33 @@ class HybridRecommender(Recommender):
         batch = self._batch(seeds, titles)
         return seeds, batch, self._score_batch(batch)
 
+    def _ranked_one(self, seeds: Any, title: str | None) -> tuple[np.ndarray, ...]:
+        """One query: ``(seeds int64, candidates int64 (m,), features float32 (m, F), scores
+        float32 (m,))``.
+
+        Each thread keeps its last query's answer, keyed by the seeds and the title, so
+        explaining the tracks just recommended does not run the pipeline again. Per thread, so
+        that concurrent requests of a threaded server (one ``recommend`` then one
+        ``explain_many`` per request) do not evict each other's answer.
+        """
+        self._check_fitted()
+        seed_arr = as_seed_array(seeds, self.n_tracks)
+        key = (seed_arr.tobytes(), title)
+        kept = self._kept
+        if kept is None:
+            kept = self._kept = threading.local()
+        last = getattr(kept, "last", None)
+        if last is not None and last[0] == key:
+            return last[1]  # type: ignore[no-any-return]
+        seed_list, batch, values = self._ranked([seed_arr], [title])
+        answer = (seed_list[0], batch.candidates[0], batch.features[0], values[0])
+        kept.last = (key, answer)
+        return answer
+
     def scores(self, seeds: np.ndarray, *, title: str | None = None) -> np.ndarray:
-        _, batch, values = self._ranked([seeds], [title])
+        _, cands, _, values = self._ranked_one(seeds, title)
         out = self.prior_.copy()
-        out[batch.candidates[0]] = values[0]
+        out[cands] = values
         return out
 
     def recommend(
@@ -650,15 +827,13 @@ class HybridRecommender(Recommender):
     ) -> tuple[np.ndarray, np.ndarray]:
         self._check_fitted()
         n = check_n(n)
-        seed_list, batch, values = self._ranked([seeds], [title])
+        seed_arr, cands, _, values = self._ranked_one(seeds, title)
         drop = (
-            seed_list[0]
+            seed_arr
             if exclude is None
-            else np.concatenate([seed_list[0], np.asarray(exclude, dtype=np.int64)])
+            else np.concatenate([seed_arr, np.asarray(exclude, dtype=np.int64)])
         )
-        return merge_top_n(
-            batch.candidates[0], values[0], self.prior_, self.order_, n, np.unique(drop)
-        )
+        return merge_top_n(cands, values, self.prior_, self.order_, n, np.unique(drop))
 
     def recommend_batch(
         self,
@@ -691,29 +866,54 @@ class HybridRecommender(Recommender):
     def explain_many(
         self, seeds: np.ndarray, tracks: np.ndarray, *, title: str | None = None
     ) -> list[str]:
-        """Why each of ``tracks`` scored, from one run of the candidate pipeline."""
+        """Why each of ``tracks`` scored, in words that name tracks, artists and genres.
+
+        Uses the candidates and features of the query's pipeline run (the one ``recommend``
+        just made for the same seeds and title, else a new one).
+        """
         self._check_fitted()
-        wanted = np.asarray(tracks)
+        wanted = np.asarray(tracks, dtype=np.int64).ravel()
         bad = wanted[(wanted < 0) | (wanted >= self.n_tracks)]
         if bad.size:
             raise IndexError(f"track index {int(bad[0])} out of range [0, {self.n_tracks})")
-        _, batch, _ = self._ranked([seeds], [title])
-        cands = batch.candidates[0]
-        no_seeds = (
-            batch.features[0].shape[0] > 0 and batch.features[0][0, FEATURES.index("n_seeds")] == 0
+        seed_arr, cands, x, _ = self._ranked_one(seeds, title)
+        real = np.unique(seed_arr)
+        how = "ranked by the learned ranker" if self._ranker_for(x) is not None else "blended"
+        pos = np.minimum(np.searchsorted(cands, wanted), max(cands.size - 1, 0))
+        found = (cands[pos] == wanted) if cands.size else np.zeros(wanted.size, dtype=bool)
+        rows = x[pos[found]] if cands.size else x[:0]
+        feats = np.zeros((wanted.size, len(FEATURES)), dtype=np.float32)
+        feats[found] = rows
+        with_seeds = real.size > 0
+        # seeds that share playlists with each track, strongest first (rows of the seeds only)
+        contrib = (
+            np.asarray(self.knn_.similarity_[real][:, wanted].toarray(), dtype=np.float32)
+            if with_seeds
+            else np.zeros((0, wanted.size), dtype=np.float32)
         )
-        ranker = self.title_ranker_ if no_seeds and self.title_ranker_ is not None else self.ranker_
-        how = "ranked by the learned ranker" if ranker is not None else "blended"
+        shared = self._shared_terms(real, wanted) if with_seeds else [[] for _ in wanted]
+        # the (at most two) seeds sharing most playlists with each track, named in one lookup
+        best: list[np.ndarray] = []
+        for j in range(wanted.size):
+            col = contrib[:, j] if with_seeds else np.zeros(0, dtype=np.float32)
+            order = np.lexsort((real, -col))[: min(int((col > 0).sum()), 2)]
+            best.append(real[order])
+        labels = iter(self.names_.describe(np.concatenate([*best, np.empty(0, np.int64)])))
+        named = [join_words([next(labels) for _ in b]) for b in best]
+        artists = self.names_.artists(wanted)
         out: list[str] = []
-        for track in wanted.tolist():
-            where = np.flatnonzero(cands == track)
-            if where.size == 0:
+        for j in range(wanted.size):
+            if not found[j]:
                 out.append("not among the candidates of any generator: ranked by popularity")
                 continue
-            f = dict(zip(FEATURES, batch.features[0][where[0]].tolist(), strict=True))
+            f = dict(zip(FEATURES, feats[j].tolist(), strict=True))
             reasons = []
             if f["knn"] > 0:
-                reasons.append(f"shares playlists with the seeds (kNN rank {int(f['knn_rank'])})")
+                reasons.append(
+                    f"often in playlists with {named[j]} from your seeds"
+                    if named[j]
+                    else f"often in playlists with the best tracks named like {title!r}"
+                )
             if f["uknn"] > 0:
                 reasons.append(f"in playlists like this one (rank {int(f['uknn_rank'])})")
             if f["als"] != 0:
@@ -721,13 +921,69 @@ class HybridRecommender(Recommender):
             if f["title"] > 0:
                 reasons.append(f"in playlists named like {title!r}")
             if f["artist_share"] > 0:
-                reasons.append(f"{f['artist_share']:.0%} of the seeds are by the same artist")
+                reasons.append(
+                    f"by {artists[j]}, like {f['artist_share']:.0%} of your seeds"
+                    if artists[j]
+                    else f"{f['artist_share']:.0%} of the seeds are by the same artist"
+                )
+            if shared[j]:
+                reasons.append(
+                    f"shares genres/tags with your seeds: {join_words(shared[j])} "
+                    f"(content rank {int(f['content_rank'])})"
+                )
             if not reasons:
                 reasons.append("popular in many playlists")
             out.append(f"{'; '.join(reasons)} ({how})")
         return out
 
+    def _shared_terms(
+        self, seeds: np.ndarray, tracks: np.ndarray, limit: int = 3
+    ) -> list[list[str]]:
+        """Genres or tags each of ``tracks`` shares with ``seeds``, strongest first."""
+        features = self.content_.features_
+        cols = features.blocks["genres"]
+        if cols.stop == cols.start:
+            return [[] for _ in tracks.tolist()]
+        summed = np.asarray(self._content_x[seeds][:, cols].sum(axis=0)).ravel()
+        rows = sp.csr_matrix(self._content_x[tracks][:, cols])
+        out: list[list[str]] = []
+        for r in range(rows.shape[0]):
+            lo, hi = rows.indptr[r], rows.indptr[r + 1]
+            terms = rows.indices[lo:hi]
+            strength = rows.data[lo:hi] * summed[terms]
+            order = np.lexsort((terms, -strength))[:limit]
+            out.append(
+                [
+                    features.feature_names[cols.start + int(terms[i])].split(":", 1)[1]
+                    for i in order
+                    if strength[i] > 0
+                ]
+            )
+        return out
+
     # persistence ---------------------------------------------------------------------------
+    def save(self, directory: Path) -> None:
+        """``model.json`` + ``state.npz`` (generators, boosters) + ``content/`` (content model)."""
+        self._check_fitted()
+        super().save(directory)
+        self.content_.save(Path(directory) / "content")
+
+    @classmethod
+    def load(cls, directory: Path, snapshot: Any) -> Self:
+        model = super().load(directory, snapshot)
+        content = Path(directory) / "content"
+        if not (content / "model.json").exists():
+            # a model saved before the content generator joined: its ranker expects other
+            # features, so it must be rebuilt (NotFittedError: shells say "build it")
+            raise NotFittedError(
+                f"saved hybrid model in {directory} has no content model (an older format): "
+                "refit it with `segue fit --model hybrid`"
+            )
+        model.content_ = Model1.load(content, snapshot)
+        model._content_matrix()
+        model._kept = None
+        return model
+
     def _state_arrays(self) -> dict[str, np.ndarray]:
         self._check_fitted()
         arrays: dict[str, np.ndarray] = {
@@ -772,6 +1028,7 @@ class HybridRecommender(Recommender):
             generators.append(model)
         self.knn_, self.als_, self.title_ = generators  # type: ignore[assignment]
         self._set_playlists(check_interactions(snapshot, self.name))
+        self.names_ = TrackNames(snapshot, int(self.prior_.shape[0]))
         import lightgbm as lgb
 
         self.ranker_ = self.title_ranker_ = None
