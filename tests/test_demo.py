@@ -194,3 +194,13 @@ def test_build_script_is_reproducible(tmp_path: Path) -> None:
     ).read_text()
     # The bundled file holds the same data (bytes may differ with another pyarrow version).
     assert pq.read_table(tmp_path / "a" / name).equals(pq.read_table(demo_table_path()))
+
+
+def test_a_default_model_that_does_not_load_is_not_ready(tmp_path: Path) -> None:
+    from segue.demo_setup import demo_ready
+
+    model_dir = tmp_path / "artifacts" / "models" / "hybrid"
+    assert not demo_ready(tmp_path)
+    model_dir.mkdir(parents=True)
+    (model_dir / "model.json").write_text('{"name": "hybrid", "params": {}}')
+    assert not demo_ready(tmp_path)  # no snapshot, no state: rebuilt, not served broken

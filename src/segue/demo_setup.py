@@ -9,9 +9,20 @@ from segue import config
 
 
 def demo_ready(home: Path) -> bool:
-    return (home / "artifacts" / "models" / "hybrid" / "model.json").exists() and (
-        home / "artifacts" / "snapshot" / "manifest.json"
-    ).exists()
+    """True when the demo's snapshot and default model are built and load with this segue
+    (a model saved by an older segue is rebuilt rather than failing at the first request)."""
+    from segue.errors import SegueError
+    from segue.models.registry import DEFAULT_MODEL, load_model
+    from segue.snapshot import Snapshot
+
+    artifacts = home / "artifacts"
+    if not (artifacts / "models" / DEFAULT_MODEL / "model.json").exists():
+        return False
+    try:
+        load_model(DEFAULT_MODEL, Snapshot.load(artifacts / "snapshot"), root=artifacts / "models")
+    except (SegueError, ValueError, KeyError, OSError):
+        return False
+    return True
 
 
 def ensure_demo_ready(*, log: Callable[[str], None] | None = None) -> Path:

@@ -185,18 +185,42 @@ class Service:
         return out
 
     # records ------------------------------------------------------------------------------
+    def _columns(self) -> dict[str, np.ndarray]:
+        """The track columns records are made from, as numpy arrays (a row lookup in a
+        DataFrame costs far more than indexing arrays, and records are made per request)."""
+        snap = self.snapshot
+        cols = getattr(snap, "_record_columns", None)
+        if cols is None:
+            t = snap.tracks
+            cols = {
+                k: t[k].to_numpy()
+                for k in (
+                    "track_id",
+                    "name",
+                    "artist_name",
+                    "album_name",
+                    "release_year",
+                    "popularity",
+                )
+            }
+            snap._record_columns = cols  # type: ignore[attr-defined]
+        return cols
+
     def record(
         self, index: int, score: float | None = None, explanation: str | None = None
     ) -> TrackRecord:
-        row = self.snapshot.tracks.iloc[int(index)]
-        year = _nan_to_none(row["release_year"])
-        pop = _nan_to_none(row["popularity"])
+        c = self._columns()
+        i = int(index)
+        track_id = c["track_id"][i]
+        year = _nan_to_none(c["release_year"][i])
+        pop = _nan_to_none(c["popularity"][i])
+        artist = c["artist_name"][i]
         return TrackRecord(
-            uri=ids.track_uri(row["track_id"]),
-            id=row["track_id"],
-            name=row["name"] or "",
-            artists=[row["artist_name"]] if row["artist_name"] else [],
-            album=_nan_to_none(row["album_name"]),
+            uri=ids.track_uri(track_id),
+            id=track_id,
+            name=c["name"][i] or "",
+            artists=[artist] if artist else [],
+            album=_nan_to_none(c["album_name"][i]),
             year=int(year) if year is not None else None,
             popularity=float(pop) if pop is not None else None,
             score=None if score is None else float(score),
