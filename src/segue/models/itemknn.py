@@ -261,7 +261,68 @@ def check_state_tracks(model: str, n_saved: int, snapshot: Any) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-class ItemKNNRecommender(Recommender):
+class PriorRankedRecommender(Recommender):
+    """Models whose query scores are one sparse row over the tracks plus a popularity prior.
+
+    Subclasses set ``prior_`` (float32 (n_tracks,)) and ``order_`` (tracks by prior, best
+    first) and implement :meth:`_raw`; ranking then touches only the scored tracks and the
+    prior's order, never a dense sort over every track.
+    """
+
+    prior_: np.ndarray
+    order_: np.ndarray
+
+    def _raw(self, seed_lists: Sequence[np.ndarray], titles: Sequence[str | None]) -> sp.csr_matrix:
+        """float32 CSR (len(seed_lists), n_tracks) of scores without the prior."""
+        raise NotImplementedError
+
+    def scores(self, seeds: np.ndarray, *, title: str | None = None) -> np.ndarray:
+        raw = self._raw([seeds], [title])
+        out = self.prior_.copy()
+        out[raw.indices] = raw.data + self.prior_[raw.indices]
+        return out
+
+    def recommend(
+        self,
+        seeds: Any,
+        n: int = 10,
+        *,
+        title: str | None = None,
+        exclude: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        self._check_fitted()
+        n = check_n(n)
+        seed_arr = as_seed_array(seeds, self.n_tracks)
+        drop = (
+            seed_arr
+            if exclude is None
+            else np.concatenate([seed_arr, np.asarray(exclude, dtype=np.int64)])
+        )
+        raw = self._raw([seed_arr], [title])
+        cols = raw.indices
+        return merge_top_n(
+            cols, raw.data + self.prior_[cols], self.prior_, self.order_, n, np.unique(drop)
+        )
+
+    def recommend_batch(
+        self,
+        seed_lists: list[Any],
+        n: int = 10,
+        *,
+        titles: list[str | None] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        self._check_fitted()
+        n = check_n(n)
+        seeds = [np.unique(as_seed_array(s, self.n_tracks)) for s in seed_lists]
+        if titles is not None and len(titles) != len(seeds):
+            raise ValueError(
+                f"titles must have one entry per seed list: {len(titles)} != {len(seeds)}"
+            )
+        raw = self._raw(seeds, titles if titles is not None else [None] * len(seeds))
+        return sparse_top_n(raw, self.prior_, self.order_, n, seeds)
+
+
+class ItemKNNRecommender(PriorRankedRecommender):
     """Item-item kNN on playlist co-occurrence (see the module docstring for the formula).
 
     Parameters: ``neighbors`` tracks kept per track; ``shrink`` added to the normaliser;
@@ -381,47 +442,8 @@ class ItemKNNRecommender(Recommender):
         seeds = seed_matrix(seed_lists, self.n_tracks)
         return sp.csr_matrix(seeds @ self.similarity_, dtype=np.float32)
 
-    def scores(self, seeds: np.ndarray, *, title: str | None = None) -> np.ndarray:
-        raw = self.raw_scores([seeds])
-        out = self.prior_.copy()
-        cols = raw.indices
-        out[cols] = raw.data + self.prior_[cols]
-        return out
-
-    def recommend(
-        self,
-        seeds: Any,
-        n: int = 10,
-        *,
-        title: str | None = None,
-        exclude: np.ndarray | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        self._check_fitted()
-        n = check_n(n)
-        seed_arr = as_seed_array(seeds, self.n_tracks)
-        drop = (
-            seed_arr
-            if exclude is None
-            else np.concatenate([seed_arr, np.asarray(exclude, dtype=np.int64)])
-        )
-        raw = self.raw_scores([seed_arr])
-        cols = raw.indices
-        return merge_top_n(
-            cols, raw.data + self.prior_[cols], self.prior_, self.order_, n, np.unique(drop)
-        )
-
-    def recommend_batch(
-        self,
-        seed_lists: list[Any],
-        n: int = 10,
-        *,
-        titles: list[str | None] | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        self._check_fitted()
-        n = check_n(n)
-        seeds = [as_seed_array(s, self.n_tracks) for s in seed_lists]
-        raw = self.raw_scores(seeds)
-        return sparse_top_n(raw, self.prior_, self.order_, n, [np.unique(s) for s in seeds])
+    def _raw(self, seed_lists: Sequence[np.ndarray], titles: Sequence[str | None]) -> sp.csr_matrix:
+        return self.raw_scores(seed_lists)
 
     def explain(self, seeds: np.ndarray, track: int, *, title: str | None = None) -> str:
         return self.explain_many(seeds, np.asarray([track]), title=title)[0]

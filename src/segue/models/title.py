@@ -26,17 +26,14 @@ from typing import Any, Self
 import numpy as np
 import scipy.sparse as sp
 
-from segue.models.base import Recommender, as_seed_array
 from segue.models.itemknn import (
+    PriorRankedRecommender,
     check_interactions,
-    check_n,
     check_state_tracks,
     csr_arrays,
     csr_from_arrays,
-    merge_top_n,
     popularity_prior,
     prior_order,
-    sparse_top_n,
 )
 
 _YEAR_2K = re.compile(r"\b2k(\d{2})\b")
@@ -105,7 +102,7 @@ def _vectorizer() -> Any:
     )
 
 
-class TitleRecommender(Recommender):
+class TitleRecommender(PriorRankedRecommender):
     """Tracks of training playlists with the same or a similar (normalised) name.
 
     Parameters: ``neighbors`` number of nearest keys used; ``min_similarity`` cosine below
@@ -238,50 +235,8 @@ class TitleRecommender(Recommender):
         weights = self.key_weights(titles)
         return sp.csr_matrix(weights @ self.key_tracks_, dtype=np.float32)
 
-    def scores(self, seeds: np.ndarray, *, title: str | None = None) -> np.ndarray:
-        raw = self.raw_scores([title])
-        out = self.prior_.copy()
-        out[raw.indices] = raw.data + self.prior_[raw.indices]
-        return out
-
-    def recommend(
-        self,
-        seeds: Any,
-        n: int = 10,
-        *,
-        title: str | None = None,
-        exclude: np.ndarray | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        self._check_fitted()
-        n = check_n(n)
-        seed_arr = as_seed_array(seeds, self.n_tracks)
-        drop = (
-            seed_arr
-            if exclude is None
-            else np.concatenate([seed_arr, np.asarray(exclude, dtype=np.int64)])
-        )
-        raw = self.raw_scores([title])
-        cols = raw.indices
-        return merge_top_n(
-            cols, raw.data + self.prior_[cols], self.prior_, self.order_, n, np.unique(drop)
-        )
-
-    def recommend_batch(
-        self,
-        seed_lists: list[Any],
-        n: int = 10,
-        *,
-        titles: list[str | None] | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        self._check_fitted()
-        n = check_n(n)
-        seeds = [np.unique(as_seed_array(s, self.n_tracks)) for s in seed_lists]
-        if titles is not None and len(titles) != len(seeds):
-            raise ValueError(
-                f"titles must have one entry per seed list: {len(titles)} != {len(seeds)}"
-            )
-        raw = self.raw_scores(titles if titles is not None else [None] * len(seeds))
-        return sparse_top_n(raw, self.prior_, self.order_, n, seeds)
+    def _raw(self, seed_lists: Sequence[np.ndarray], titles: Sequence[str | None]) -> sp.csr_matrix:
+        return self.raw_scores(titles)
 
     def explain(self, seeds: np.ndarray, track: int, *, title: str | None = None) -> str:
         self._check_fitted()
