@@ -19,7 +19,7 @@ from typing import Any, Self
 
 import numpy as np
 
-from segue.models.base import Recommender, as_seed_array
+from segue.models.base import Recommender, as_seed_array, dropped
 from segue.models.itemknn import (
     check_interactions,
     check_n,
@@ -147,11 +147,7 @@ class ALSRecommender(Recommender):
         self._check_fitted()
         n = check_n(n)
         seed_arr = as_seed_array(seeds, self.n_tracks)
-        drop = (
-            seed_arr
-            if exclude is None
-            else np.concatenate([seed_arr, np.asarray(exclude, dtype=np.int64)])
-        )
+        drop = dropped(seed_arr, exclude)
         return exact_top_n(self.scores(seed_arr), n, drop)
 
     def recommend_batch(

@@ -68,6 +68,13 @@ def as_seed_array(seeds: Any, n_tracks: int) -> np.ndarray:
     return arr.astype(np.int64)
 
 
+def dropped(seeds: np.ndarray, exclude: np.ndarray | None) -> np.ndarray:
+    """Track indices a query must never return: its seeds and any it asked to exclude."""
+    if exclude is None:
+        return seeds
+    return np.concatenate([seeds, np.asarray(exclude, dtype=np.int64)])
+
+
 class Recommender(ABC):
     """Base class of every model. Subclasses set ``name`` and implement ``fit``/``_scores``."""
 
@@ -103,11 +110,7 @@ class Recommender(ABC):
         self._check_fitted()
         seed_arr = as_seed_array(seeds, self.n_tracks)
         scores = self.scores(seed_arr, title=title).astype(np.float32, copy=True)
-        drop = (
-            seed_arr
-            if exclude is None
-            else np.concatenate([seed_arr, np.asarray(exclude, dtype=np.int64)])
-        )
+        drop = dropped(seed_arr, exclude)
         return top_n(scores, n, drop)
 
     def recommend_batch(

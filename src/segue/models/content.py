@@ -48,7 +48,7 @@ from segue.features import (
     build_content_features,
     catalog_popularity,
 )
-from segue.models.base import Recommender, as_seed_array
+from segue.models.base import Recommender, as_seed_array, dropped
 
 if TYPE_CHECKING:
     from segue.snapshot import Snapshot
@@ -809,11 +809,7 @@ class OriginalScoring(Recommender):
         seed_arr = as_seed_array(seeds, self.n_tracks)
         if seed_arr.size == 0 or n <= 0:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
-        drop = (
-            seed_arr
-            if exclude is None
-            else np.concatenate([seed_arr, np.asarray(exclude, dtype=np.int64)])
-        )
+        drop = dropped(seed_arr, exclude)
         if self.mode == "model2":
             scores = self.scores(seed_arr)
             scores[drop] = -np.inf

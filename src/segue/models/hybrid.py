@@ -53,7 +53,7 @@ import scipy.sparse as sp
 
 from segue.errors import NotFittedError
 from segue.models.als import ALSRecommender
-from segue.models.base import Recommender, as_seed_array
+from segue.models.base import Recommender, as_seed_array, dropped
 from segue.models.content import Model1, _single_thread_blas
 from segue.models.itemknn import (
     ItemKNNRecommender,
@@ -828,11 +828,7 @@ class HybridRecommender(Recommender):
         self._check_fitted()
         n = check_n(n)
         seed_arr, cands, _, values = self._ranked_one(seeds, title)
-        drop = (
-            seed_arr
-            if exclude is None
-            else np.concatenate([seed_arr, np.asarray(exclude, dtype=np.int64)])
-        )
+        drop = dropped(seed_arr, exclude)
         return merge_top_n(cands, values, self.prior_, self.order_, n, np.unique(drop))
 
     def recommend_batch(

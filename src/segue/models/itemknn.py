@@ -28,7 +28,7 @@ from typing import Any, Self
 import numpy as np
 import scipy.sparse as sp
 
-from segue.models.base import Recommender, as_seed_array
+from segue.models.base import Recommender, as_seed_array, dropped
 
 #: Weight of the popularity prior: small enough to only break ties between equal scores.
 PRIOR_WEIGHT = 1e-6
@@ -293,11 +293,7 @@ class PriorRankedRecommender(Recommender):
         self._check_fitted()
         n = check_n(n)
         seed_arr = as_seed_array(seeds, self.n_tracks)
-        drop = (
-            seed_arr
-            if exclude is None
-            else np.concatenate([seed_arr, np.asarray(exclude, dtype=np.int64)])
-        )
+        drop = dropped(seed_arr, exclude)
         raw = self._raw([seed_arr], [title])
         cols = raw.indices
         return merge_top_n(

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
 
-from segue.models.base import Recommender, as_seed_array
+from segue.models.base import Recommender, as_seed_array, dropped
 
 if TYPE_CHECKING:
     from segue.snapshot import Snapshot
@@ -58,11 +58,7 @@ class PopularityRecommender(Recommender):
         """The ``n`` most-held tracks that are not seeds (or ``exclude``d), ties by index."""
         self._check_fitted()
         seed_arr = as_seed_array(seeds, self.n_tracks)
-        drop = (
-            seed_arr
-            if exclude is None
-            else np.concatenate([seed_arr, np.asarray(exclude, dtype=np.int64)])
-        )
+        drop = dropped(seed_arr, exclude)
         head = self._ranking[: max(0, n) + np.unique(drop).size]
         picked = head[~np.isin(head, drop)][: max(0, n)].astype(np.int64)
         return picked, self.counts_[picked]
