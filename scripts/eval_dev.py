@@ -6,6 +6,8 @@ Usage::
     python scripts/eval_dev.py --write-docs         # ... and rewrite our section of docs/results.md
     python scripts/eval_dev.py --validation         # tuning: a validation split of the training
                                                     # playlists only (never the test split)
+    python scripts/eval_dev.py --validation --validation-seeds 1 2 3 --models popularity hybrid
+                                                    # ... three validation splits and their mean
 
 Protocol (EVALUATION.md, docs/results.md "Collaborative and hybrid models on the MPD dev files"):
 
@@ -15,7 +17,10 @@ Protocol (EVALUATION.md, docs/results.md "Collaborative and hybrid models on the
   slices plus the challenge seeds into a fresh catalog, build the snapshot, fit every model
   with its default parameters, write an official submission per model and score the file.
 * ``--validation`` cuts a second challenge (60 per category, seed 1) out of the *training*
-  slices of the test challenge and evaluates there; defaults were chosen on it.
+  slices of the test challenge and evaluates there; defaults were chosen on it. With
+  ``--validation-seeds`` several such splits (other seeds, same training playlists) are
+  evaluated one after the other and their mean is printed: category 1 has only 60 playlists
+  per split, too few to tell small differences apart on one.
 """
 
 from __future__ import annotations
@@ -114,6 +119,40 @@ def verdict(results: dict[str, dict[str, Any]]) -> list[str]:
     return out
 
 
+def print_results(results: dict[str, dict[str, Any]]) -> None:
+    for name, res in results.items():
+        o = res["overall"]
+        cats = " ".join(
+            f"{res['per_category'][c]['r_precision']:.3f}"
+            for c in sorted(res["per_category"], key=int)
+        )
+        print(
+            f"{name:12s} R-prec {o['r_precision']:.4f} NDCG {o['ndcg']:.4f} clicks {o['clicks']:.2f} "
+            f"| R-prec per category {cats} | fit {res['fit_seconds']:.1f}s run {res['run_seconds']:.1f}s"
+        )
+    print("\n".join(verdict(results)))
+
+
+def mean_results(runs: list[dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Per model, the mean of each metric (overall and per category) and time over ``runs``."""
+    out: dict[str, dict[str, Any]] = {}
+    for name in runs[0]:
+        got = [r[name] for r in runs if name in r]
+        if len(got) != len(runs):
+            continue
+        cats = got[0]["per_category"]
+        out[name] = {
+            "overall": {m: sum(g["overall"][m] for g in got) / len(got) for m in got[0]["overall"]},
+            "per_category": {
+                c: {m: sum(g["per_category"][c][m] for g in got) / len(got) for m in cats[c]}
+                for c in cats
+            },
+            "fit_seconds": sum(g["fit_seconds"] for g in got) / len(got),
+            "run_seconds": sum(g["run_seconds"] for g in got) / len(got),
+        }
+    return out
+
+
 def write_docs(text: str, path: Path) -> None:
     """Replace our section of ``path`` (or append it), leaving every other section alone.
 
@@ -147,6 +186,13 @@ def main(argv: list[str] | None = None) -> int:
         help="evaluate on a validation split of the training playlists",
     )
     parser.add_argument(
+        "--validation-seeds",
+        type=int,
+        nargs="+",
+        default=[1],
+        help="seeds of the validation splits (with --validation; default 1)",
+    )
+    parser.add_argument(
         "--work", type=Path, default=None, help="keep challenge files and reports here"
     )
     parser.add_argument(
@@ -162,6 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.write_docs and args.validation:
         print("error: --write-docs reports the test split; drop --validation", file=sys.stderr)
         return 2
+    if args.validation_seeds != [1] and not args.validation:
+        print("error: --validation-seeds needs --validation", file=sys.stderr)
+        return 2
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="segue-eval-dev-") as tmp_name:
         work = args.work or Path(tmp_name)
@@ -175,31 +224,30 @@ def main(argv: list[str] | None = None) -> int:
             progress=False,
         )
         print("\n".join(summary.lines()), file=sys.stderr)
-        target = test_dir
         if args.validation:
-            target = work / "validation"
-            val = make_challenge(
-                [test_dir / "train"],
-                target,
-                per_category=60,
-                seed=1,
-                overwrite=True,
-                progress=False,
-            )
-            print("\n".join(val.lines()), file=sys.stderr)
-        results = evaluate(target, args.models, work / "report", progress=False)
+            runs = []
+            for seed in args.validation_seeds:
+                target = work / f"validation-{seed}"
+                val = make_challenge(
+                    [test_dir / "train"],
+                    target,
+                    per_category=60,
+                    seed=seed,
+                    overwrite=True,
+                    progress=False,
+                )
+                print("\n".join(val.lines()), file=sys.stderr)
+                runs.append(evaluate(target, args.models, work / f"report-{seed}", progress=False))
+                print(f"validation split, seed {seed}:")
+                print_results(runs[-1])
+            results = runs[0] if len(runs) == 1 else mean_results(runs)
+            if len(runs) > 1:
+                print(f"mean of the validation splits, seeds {args.validation_seeds}:")
+                print_results(results)
+        else:
+            results = evaluate(test_dir, args.models, work / "report", progress=False)
+            print_results(results)
         seconds = time.perf_counter() - started
-        for name, res in results.items():
-            o = res["overall"]
-            cats = " ".join(
-                f"{res['per_category'][c]['r_precision']:.3f}"
-                for c in sorted(res["per_category"], key=int)
-            )
-            print(
-                f"{name:12s} R-prec {o['r_precision']:.4f} NDCG {o['ndcg']:.4f} clicks {o['clicks']:.2f} "
-                f"| R-prec per category {cats} | fit {res['fit_seconds']:.1f}s run {res['run_seconds']:.1f}s"
-            )
-        print("\n".join(verdict(results)))
         if args.write_docs:
             meta = {
                 "command": "python scripts/eval_dev.py --write-docs",

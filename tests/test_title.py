@@ -8,7 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from segue.models.title import TitleRecommender, normalize_title, title_key
+from segue.models.title import (
+    NameIndex,
+    TitleRecommender,
+    _name_key_column,
+    name_key,
+    normalize_title,
+    title_key,
+)
 from segue.snapshot import Snapshot
 
 
@@ -163,3 +170,115 @@ def test_emoji_setting_changes_keys() -> None:
     stripped = TitleRecommender(emoji=False).fit(snap)
     assert "country🤠" in kept.keys_.tolist()
     assert "country🤠" not in stripped.keys_.tolist()
+
+
+# --- names of artists, albums and songs in titles -----------------------------------------------
+
+
+def name_tracks() -> tuple[pd.DataFrame, np.ndarray]:
+    """Eight tracks with their artist, album and song names, and a popularity per track."""
+    tracks = pd.DataFrame(
+        {
+            "name": [
+                "2 Phones",
+                "Really Really",
+                "Hey Brother - Radio Edit",
+                "Love Me Like You Do (From \u201cFifty Shades Of Grey\u201d)",
+                "Earned It",
+                "Army of Me",
+                "Hey Brother",
+                "Gates of Dawn",
+            ],
+            "artist_name": [
+                "Kevin Gates",
+                "Kevin Gates",
+                "Avicii",
+                "Ellie Goulding",
+                "The Weeknd",
+                "Bj\u00f6rk",
+                "Cover Band",
+                "The Doors",
+            ],
+            "album_name": [
+                "Islah",
+                "Islah",
+                "True",
+                "Fifty Shades Of Grey (Original Motion Picture Soundtrack)",
+                "Fifty Shades Of Grey (Original Motion Picture Soundtrack)",
+                "Post",
+                None,
+                None,
+            ],
+        }
+    )
+    popularity = np.array([5.0, 9.0, 8.0, 7.0, 6.0, 3.0, 1.0, 2.0])
+    return tracks, popularity
+
+
+@pytest.fixture(scope="module")
+def names() -> NameIndex:
+    tracks, popularity = name_tracks()
+    return NameIndex(tracks, popularity)
+
+
+def test_a_title_that_is_an_artist_gives_the_artists_tracks(names: NameIndex) -> None:
+    got = names.match("KEVIN GATES!!")
+    assert got.best["artist"].tolist() == [1, 0]  # most popular first
+    np.testing.assert_allclose(got.coverage["artist"], 1.0)
+    # an accent-free spelling still finds the artist
+    assert names.match("bjork").tracks["artist"].tolist() == [5]
+
+
+def test_a_phrase_of_the_title_matches_with_partial_coverage(names: NameIndex) -> None:
+    got = names.match("best of kevin gates")
+    assert got.tracks["artist"].tolist() == [0, 1]
+    assert 0.5 < float(got.coverage["artist"].max()) < 1.0
+    # "gates" alone is a word of the title, not a name: the song "Gates of Dawn" is not matched
+    assert 7 not in got.tracks["track"].tolist()
+
+
+def test_albums_and_songs_match_without_their_version_tags(names: NameIndex) -> None:
+    album = names.match("Various Artists \u2013 Fifty Shades Of Grey (Original Motion Picture)")
+    assert album.tracks["album"].tolist() == [3, 4]
+    song = names.match("hey brother")
+    assert song.best["track"].tolist() == [2, 6]
+    np.testing.assert_allclose(song.coverage["track"], 1.0)
+    # "Love Me Like You Do (From ...)" is matched by its title, not by the film in brackets
+    assert names.match("love me like you do").tracks["track"].tolist() == [3]
+
+
+@pytest.mark.parametrize("title", [None, "", "   ", "\U0001f525\U0001f525", "xq", "chill vibes"])
+def test_titles_without_names_match_nothing(names: NameIndex, title: str | None) -> None:
+    got = names.match(title)
+    assert all(t.size == 0 for t in got.tracks.values())
+    assert all(b.size == 0 for b in got.best.values())
+
+
+def test_name_index_without_name_columns_matches_nothing() -> None:
+    index = NameIndex(pd.DataFrame({"track_id": ["a", "b"]}), np.ones(2))
+    assert all(t.size == 0 for t in index.match("Kevin Gates").tracks.values())
+    assert NameIndex(None, np.ones(3)).match("Kevin Gates").tracks["artist"].size == 0
+
+
+def test_name_index_keeps_the_most_popular_tracks_per_name() -> None:
+    tracks, popularity = name_tracks()
+    index = NameIndex(tracks, popularity, per_name=1)
+    assert index.match("kevin gates").tracks["artist"].tolist() == [1]
+
+
+def test_column_keys_equal_single_keys() -> None:
+    values = [
+        "Bj\u00f6rk",
+        "Marco Antonio Sol\u00eds",
+        "*NSYNC",
+        "Tiësto",
+        "Chilllll   Vibes!!",
+        "\uff26\uff55\uff4c\uff4c width",
+        "\u30d4\u30a2\u30ce Specialists",
+        "Guns N' Roses",
+        "",
+    ]
+    column = _name_key_column(pd.Series(values)).tolist()
+    assert column == [name_key(v) for v in values]
+    assert name_key("Bj\u00f6rk") == "bjork"
+    assert name_key("Chilllll   Vibes!!") == name_key("chill vibes") == "chilvibes"
