@@ -36,7 +36,6 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from segue.errors import NotFittedError
 from segue.features import (
@@ -49,6 +48,7 @@ from segue.features import (
     catalog_popularity,
 )
 from segue.models.base import Recommender, as_seed_array, dropped
+from segue.models.rows import sum_rows
 
 if TYPE_CHECKING:
     from segue.snapshot import Snapshot
@@ -302,15 +302,13 @@ class ContentRecommender(Recommender):
         """Per-block query vectors (dense float32 (n_queries, block width)), weighted and scaled."""
         n_q = len(seed_lists)
         lengths = np.asarray([len(s) for s in seed_lists], dtype=np.int64)
-        rows = np.repeat(np.arange(n_q), lengths)
-        cols = np.concatenate(seed_lists) if n_q else np.empty(0, dtype=np.int64)
-        indicator = sp.csr_matrix(
-            (np.ones(cols.size, dtype=np.float32), (rows, cols)), shape=(n_q, self.n_tracks)
-        )
-        summed = indicator @ self.features_.matrix
+        matrix = self.features_.matrix
+        summed = np.zeros((n_q, matrix.shape[1]), dtype=np.float32)
+        for r, seeds in enumerate(seed_lists):
+            summed[r] = sum_rows(matrix, np.asarray(seeds, dtype=np.int64))
         out: dict[str, np.ndarray] = {}
         for block, cols_slice in self.features_.blocks.items():
-            q = np.asarray(summed[:, cols_slice].toarray(), dtype=np.float32)
+            q = summed[:, cols_slice]
             if self.aggregate == "sum":
                 scale = np.linalg.norm(q, axis=1)
             else:

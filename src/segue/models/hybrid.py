@@ -10,13 +10,20 @@ Two stages, as the RecSys Challenge 2018 winners built theirs:
    genres and crowd tags, era, popularity, audio), plus the most popular tracks. Content and
    same-artist candidates reach tracks that share no playlist with anything (a track added to
    the catalog by a feature table or from Spotify). A query without seeds but with a title
-   borrows the title model's best tracks as *pseudo-seeds*.
+   borrows the title model's best tracks as *pseudo-seeds*, and takes as candidates the
+   tracks of the artists, albums and songs its title names
+   (:class:`segue.models.title.NameIndex`: "Kevin Gates", "best of kevin gates", "Hey
+   Brother"); the best tracks of an artist or album that is the whole title join the
+   pseudo-seeds (of a song too when no training playlist has a similar name).
 2. **Ranking.** A LightGBM ranker (``LGBMRanker``; objective ``rank_xendcg`` by default,
    ``lambdarank`` on request) scores each candidate from features: every generator's score,
    its rank among the candidates and its ratio to the best, the content similarity of the
    candidate to the seeds and its rank, track popularity, number of seeds, title given or
-   not, share of seeds by the same artist/album. Queries without seeds get a ranker of their
-   own (their features mean other things).
+   not, share of seeds by the same artist/album, how well the title matched (the similarity
+   of the nearest training title and, for title-only queries, the similarity-weighted number
+   of such playlists holding the candidate) and the share of the title spelled by the
+   candidate's artist, album or song name. Queries without seeds get a ranker of their own
+   (their features mean other things).
 
 The rankers are trained inside :meth:`HybridRecommender.fit` without outside labels: up to
 ``ranker_playlists`` training playlists are cut like challenge playlists (0-100 random seeds,
@@ -67,9 +74,9 @@ from segue.models.itemknn import (
     merge_top_n,
     popularity_prior,
     prior_order,
-    seed_matrix,
 )
-from segue.models.title import TitleRecommender, title_key
+from segue.models.rows import row_positions, rows_dot, sparse_sum_rows, sum_rows
+from segue.models.title import NameIndex, NameMatches, TitleRecommender, title_key
 
 FEATURES = (
     "knn",
@@ -96,6 +103,11 @@ FEATURES = (
     "content",
     "content_rank",
     "content_gap",
+    "title_best",
+    "title_count",
+    "name_artist",
+    "name_album",
+    "name_track",
 )
 #: Column of each feature in a candidate feature matrix.
 COLUMN = {name: i for i, name in enumerate(FEATURES)}
@@ -140,6 +152,24 @@ def _lookup(cols: np.ndarray, vals: np.ndarray, wanted: np.ndarray) -> np.ndarra
     return out
 
 
+def _entries(matrix: sp.csr_matrix, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """Dense float32 (len(rows), len(columns)): ``matrix[rows][:, columns]`` gathered from
+    the rows' entries (scipy's column fancy indexing costs more than the whole explanation)."""
+    out = np.zeros((rows.size, columns.size), dtype=np.float32)
+    if rows.size == 0 or columns.size == 0:
+        return out
+    unique, inverse = np.unique(columns, return_inverse=True)
+    pos = row_positions(matrix.indptr, rows)
+    owner = np.repeat(np.arange(rows.size), np.diff(matrix.indptr)[rows])
+    cols = matrix.indices[pos]
+    at = np.minimum(np.searchsorted(unique, cols), unique.size - 1)
+    hit = unique[at] == cols
+    found = np.zeros((rows.size, unique.size), dtype=np.float32)
+    found[owner[hit], at[hit]] = matrix.data[pos[hit]]
+    out[:] = found[:, inverse]
+    return out
+
+
 def _top_of_row(
     cols: np.ndarray, vals: np.ndarray, k: int, prefer: np.ndarray | None = None
 ) -> np.ndarray:
@@ -179,6 +209,8 @@ class HybridRecommender(Recommender):
     Parameters: ``candidates`` taken from each generator; ``content_candidates`` taken from
     the content model (0: content is a ranker feature only); ``popular`` most popular tracks
     always added; ``pseudo_seeds`` title tracks used as seeds when a query has none;
+    ``name_candidates`` tracks taken per field (artist, album, song) that a title-only query
+    names; ``name_seeds`` tracks of a named artist/album/song added to the pseudo-seeds;
     ``playlist_neighbors`` playlists that vote in the playlist-kNN; ``ranker_playlists``
     training playlists cut for the ranker (a sample at scale); ``folds`` rounds of cutting (0:
     3 on small catalogs, 1 on large); ``title_share`` of the cut playlists that keep only their
@@ -195,10 +227,12 @@ class HybridRecommender(Recommender):
     LightGBM booster or None (blend); ``title_ranker_`` the booster for queries without seeds
     (or None: then ``ranker_``); ``prior_`` float32 (n_tracks,); ``artist_codes_``/
     ``album_codes_`` int64 (n_tracks,) dense codes (-1 unknown); ``artist_tracks_`` float32 CSR
-    (n_artists, n_tracks); ``names_`` the snapshot's track names, quoted by explanations.
+    (n_artists, n_tracks); ``names_`` the snapshot's track names, quoted by explanations;
+    ``name_index_`` the :class:`~segue.models.title.NameIndex` of the snapshot's names.
 
     Saved as ``model.json`` + ``state.npz`` (generators and boosters) + ``content/`` (the
-    content model's own files); the names come from the snapshot given to ``load``.
+    content model's own files); the names (and the name index) come from the snapshot given
+    to ``load``.
     """
 
     name = "hybrid"
@@ -212,6 +246,8 @@ class HybridRecommender(Recommender):
         content_candidates: int = 50,
         popular: int = 50,
         pseudo_seeds: int = 10,
+        name_candidates: int = 50,
+        name_seeds: int = 5,
         playlist_neighbors: int = 200,
         ranker_playlists: int = 2000,
         folds: int = 0,
@@ -234,6 +270,8 @@ class HybridRecommender(Recommender):
         self.content_candidates = content_candidates
         self.popular = popular
         self.pseudo_seeds = pseudo_seeds
+        self.name_candidates = name_candidates
+        self.name_seeds = name_seeds
         self.playlist_neighbors = playlist_neighbors
         self.ranker_playlists = ranker_playlists
         self.negatives = negatives
@@ -268,6 +306,8 @@ class HybridRecommender(Recommender):
             "content_candidates",
             "popular",
             "pseudo_seeds",
+            "name_candidates",
+            "name_seeds",
             "min_ranker_playlists",
             "refit_max_rows",
             "folds",
@@ -368,6 +408,7 @@ class HybridRecommender(Recommender):
         self.album_codes_ = self._codes(tracks.get("album_id"), n_tracks)
         self._index_artists()
         self.names_ = TrackNames(snapshot, n_tracks)
+        self.name_index_ = NameIndex(snapshot.tracks, self.log_counts_)
 
     @staticmethod
     def _codes(column: Any, n_tracks: int) -> np.ndarray:
@@ -515,8 +556,7 @@ class HybridRecommender(Recommender):
         query = np.zeros(self._content_x.shape[1], dtype=np.float32)
         if seeds.size == 0:
             return query
-        rows = self._content_x[seeds]
-        summed = np.asarray(rows.sum(axis=0), dtype=np.float32).ravel()
+        summed = sum_rows(self._content_x, seeds)
         for cols, weight in self._content_blocks:
             part = summed[cols]
             scale = (
@@ -534,6 +574,42 @@ class HybridRecommender(Recommender):
         if not any(title_key(t, emoji=emoji) for t in titles if t is not None):
             return sp.csr_matrix((len(titles), int(self.title_.keys_.size)), dtype=np.float32)
         return self.title_.key_weights(list(titles))
+
+    def _name_matches(self, title: str | None) -> NameMatches:
+        """Tracks whose artist, album or track name the title spells (none without a title)."""
+        return self.name_index_.match(title if title and title.strip() else None)
+
+    def _title_counts(
+        self, weights: sp.csr_matrix, seed_lists: Sequence[np.ndarray]
+    ) -> sp.csr_matrix:
+        """float32 CSR (queries, n_tracks): for queries without seeds, the similarity-weighted
+        number of training playlists with a matching title that hold each track (the title
+        model keeps ``counts / (size + shrink)``); empty rows for the others, which have their
+        seeds to go by (and skip the product's cost)."""
+        scaled = weights.copy()
+        if scaled.nnz:
+            sizes = (self.title_.key_sizes_ + self.title_.shrink).astype(np.float32)
+            seedless = np.asarray([s.size == 0 for s in seed_lists], dtype=np.float32)
+            scaled.data = (
+                scaled.data * sizes[scaled.indices] * np.repeat(seedless, np.diff(scaled.indptr))
+            )
+            scaled.eliminate_zeros()
+        if not scaled.nnz:
+            return sp.csr_matrix((weights.shape[0], self.n_tracks), dtype=np.float32)
+        out = sp.csr_matrix(scaled @ self.title_.key_tracks_, dtype=np.float32)
+        out.sort_indices()
+        return out
+
+    @staticmethod
+    def _whole_name_tracks(matches: NameMatches, k: int, fields: Sequence[str]) -> np.ndarray:
+        """The ``k`` best tracks of each of ``fields`` whose name is the whole title."""
+        out: list[np.ndarray] = []
+        for field_name in fields:
+            best = matches.best[field_name]
+            if best.size:
+                cov = _lookup(matches.tracks[field_name], matches.coverage[field_name], best)
+                out.append(best[cov >= 0.999][:k])
+        return np.concatenate(out) if out else np.empty(0, dtype=np.int64)
 
     def _code_share(self, seeds: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Codes among ``seeds`` (sorted int64) and the fraction of the seeds with each."""
@@ -555,41 +631,49 @@ class HybridRecommender(Recommender):
         title_weights = self._title_weights(titles)
         title_raw = sp.csr_matrix(title_weights @ self.title_.key_tracks_, dtype=np.float32)
         title_raw.sort_indices()
+        title_counts = self._title_counts(title_weights, real) if title_weights.nnz else title_raw
         key_counts = np.diff(title_weights.indptr)
+        title_best = np.zeros(len(real), dtype=np.float32)
+        for r in range(len(real)):
+            lo, hi = title_weights.indptr[r], title_weights.indptr[r + 1]
+            if hi > lo:
+                title_best[r] = title_weights.data[lo:hi].max()
+        matches = [self._name_matches(t) for t in titles]
         effective: list[np.ndarray] = []
         pseudo = np.zeros(len(real), dtype=bool)
         for r, s in enumerate(real):
             lo, hi = title_raw.indptr[r], title_raw.indptr[r + 1]
-            if s.size == 0 and hi > lo and self.pseudo_seeds > 0:
-                effective.append(
-                    np.sort(
-                        _top_of_row(
-                            title_raw.indices[lo:hi],
-                            title_raw.data[lo:hi],
-                            self.pseudo_seeds,
-                            self.log_counts_,
-                        )
-                    ).astype(np.int64)
+            named = (
+                # the artist or album the title names; a song only when no training playlist
+                # has a similar name (song names are often plain words: "Summer", "Good")
+                self._whole_name_tracks(
+                    matches[r],
+                    self.name_seeds,
+                    ("artist", "album") if hi > lo else ("artist", "album", "track"),
                 )
+                if s.size == 0 and self.name_seeds
+                else np.empty(0, dtype=np.int64)
+            )
+            if s.size == 0 and (hi > lo or named.size) and self.pseudo_seeds > 0:
+                picked = _top_of_row(
+                    title_raw.indices[lo:hi],
+                    title_raw.data[lo:hi],
+                    self.pseudo_seeds,
+                    self.log_counts_,
+                )
+                effective.append(np.unique(np.concatenate([picked, named])).astype(np.int64))
                 pseudo[r] = True
             else:
                 effective.append(s)
-        queries = seed_matrix(effective, n_tracks)
-        knn_raw = sp.csr_matrix(queries @ self.knn_.similarity_, dtype=np.float32)
-        knn_raw.sort_indices()
-        uknn_raw = self._playlist_knn(queries)
-        uknn_raw.sort_indices()
         users = self.als_.user_factors(effective)
         popular = self.order_[: self.popular + 100]
         out = _Batch([], [])
         for r, s in enumerate(real):
             eff = effective[r]
-            klo, khi = knn_raw.indptr[r], knn_raw.indptr[r + 1]
-            kc, kv = knn_raw.indices[klo:khi], knn_raw.data[klo:khi]
+            kc, kv = sparse_sum_rows(self.knn_.similarity_, eff)
             tlo, thi = title_raw.indptr[r], title_raw.indptr[r + 1]
             tc, tv = title_raw.indices[tlo:thi], title_raw.data[tlo:thi]
-            ulo, uhi = uknn_raw.indptr[r], uknn_raw.indptr[r + 1]
-            uc, uv = uknn_raw.indices[ulo:uhi], uknn_raw.data[ulo:uhi]
+            uc, uv = self._playlist_knn(eff)
             has_user = bool(np.any(users[r]))
             dense_als = users[r] @ self.als_.item_factors_.T if has_user else None
             artist_cols, artist_vals = self._code_share(s, self.artist_codes_)
@@ -603,18 +687,17 @@ class HybridRecommender(Recommender):
             if dense_als is not None:
                 parts.append(np.argpartition(-dense_als, min(k, n_tracks - 1))[: min(k, n_tracks)])
             if artist_cols.size:
-                weights = sp.csr_matrix(
-                    (artist_vals, artist_cols, np.asarray([0, artist_cols.size])),
-                    shape=(1, self.artist_tracks_.shape[0]),
-                )
-                same_artist = sp.csr_matrix(weights @ self.artist_tracks_)
-                parts.append(_top_of_row(same_artist.indices, same_artist.data, k, prefer))
+                ac, av = sparse_sum_rows(self.artist_tracks_, artist_cols, artist_vals)
+                parts.append(_top_of_row(ac, av, k, prefer))
             content_query = self._content_query(eff)
             if self.content_candidates and content_query[self._genre_cols].any():
                 # only seeds with genres or tags: without them the content model's ranking
                 # is popularity and era buckets alone, which finds nothing like the seeds
                 parts.append(self.content_.recommend(eff, self.content_candidates)[0])
             parts.append(popular[~np.isin(popular, s)][: self.popular])
+            if s.size == 0 and self.name_candidates:
+                # a title only: the tracks of the artists, albums and songs it names
+                parts.extend(m[: self.name_candidates] for m in matches[r].best.values())
             cands = np.unique(np.concatenate(parts).astype(np.int64))
             cands = cands[~np.isin(cands, s)]
             x = np.zeros((cands.size, len(FEATURES)), dtype=np.float32)
@@ -628,12 +711,18 @@ class HybridRecommender(Recommender):
                     als=dense_als,
                     artist=(artist_cols, artist_vals),
                     album=(album_cols, album_vals),
-                    content=self._content_x[cands] @ content_query,
+                    content=rows_dot(self._content_x, cands, content_query),
                     n_effective=eff.size,
                     n_seeds=s.size,
                     has_title=titles[r] is not None and bool(str(titles[r]).strip()),
                     pseudo=bool(pseudo[r]),
                     title_keys=float(key_counts[r]),
+                    title_best=float(title_best[r]),
+                    title_count=(
+                        title_counts.indices[title_counts.indptr[r] : title_counts.indptr[r + 1]],
+                        title_counts.data[title_counts.indptr[r] : title_counts.indptr[r + 1]],
+                    ),
+                    names=matches[r],
                 )
             out.candidates.append(cands)
             out.features.append(x)
@@ -656,6 +745,9 @@ class HybridRecommender(Recommender):
         has_title: bool,
         pseudo: bool,
         title_keys: float,
+        title_best: float,
+        title_count: tuple[np.ndarray, np.ndarray],
+        names: NameMatches,
     ) -> None:
         """Write the :data:`FEATURES` of ``cands`` (int64 (m,)) into ``x`` (float32 (m, F)).
 
@@ -694,6 +786,12 @@ class HybridRecommender(Recommender):
         x[:, c["title_keys"]] = title_keys
         x[:, c["content"]] = content
         x[:, c["content_gap"]] = content - content.max()
+        x[:, c["title_best"]] = title_best
+        x[:, c["title_count"]] = _lookup(title_count[0], title_count[1], cands)
+        for field_name in ("artist", "album", "track"):
+            x[:, c[f"name_{field_name}"]] = _lookup(
+                names.tracks[field_name], names.coverage[field_name], cands
+            )
         ranked = np.column_stack(
             [knn_val, uknn_val, als_val, title_val, artist_share + 1e-3 * popularity, content]
         )
@@ -709,37 +807,22 @@ class HybridRecommender(Recommender):
         self.playlists_t_ = sp.csr_matrix(matrix.T)
         self.playlist_norms_ = np.sqrt(np.maximum(np.diff(matrix.indptr), 1)).astype(np.float32)
 
-    def _playlist_knn(self, queries: sp.csr_matrix) -> sp.csr_matrix:
-        """float32 CSR (queries, n_tracks): tracks of the playlists most like each query.
+    def _playlist_knn(self, seeds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Tracks of the playlists most like one query, as a sparse row ``(columns, values)``.
 
-        ``queries`` is the binary float32 CSR (queries, n_tracks) of :func:`seed_matrix`.
-        Playlist similarity is the cosine of track sets; the ``playlist_neighbors`` most
-        similar playlists vote for their tracks with weight ``similarity ** 2``.
+        ``seeds`` int64 unique track indices. Playlist similarity is the cosine of track sets;
+        the ``playlist_neighbors`` most similar playlists vote for their tracks with weight
+        ``similarity ** 2``.
         """
-        overlap = sp.csr_matrix(queries @ self.playlists_t_, dtype=np.float32)
-        sizes = np.sqrt(np.maximum(np.diff(queries.indptr), 1)).astype(np.float32)
-        indptr = [0]
-        cols_out: list[np.ndarray] = []
-        vals_out: list[np.ndarray] = []
-        for r in range(overlap.shape[0]):
-            lo, hi = overlap.indptr[r], overlap.indptr[r + 1]
-            cols = overlap.indices[lo:hi]
-            sims = overlap.data[lo:hi] / (sizes[r] * self.playlist_norms_[cols])
-            if cols.size > self.playlist_neighbors:
-                pick = np.lexsort((cols, -sims))[: self.playlist_neighbors]
-                cols, sims = cols[pick], sims[pick]
-            cols_out.append(cols)
-            vals_out.append(sims**2)
-            indptr.append(indptr[-1] + cols.size)
-        weights = sp.csr_matrix(
-            (
-                np.concatenate(vals_out) if vals_out else np.empty(0, np.float32),
-                np.concatenate(cols_out) if cols_out else np.empty(0, np.int32),
-                np.asarray(indptr),
-            ),
-            shape=overlap.shape,
-        )
-        return sp.csr_matrix(weights @ self.playlists_, dtype=np.float32)
+        cols, overlap = sparse_sum_rows(self.playlists_t_, seeds)
+        if cols.size == 0:
+            return cols, overlap
+        size = np.float32(np.sqrt(max(seeds.size, 1)))
+        sims = overlap / (size * self.playlist_norms_[cols])
+        if cols.size > self.playlist_neighbors:
+            pick = np.lexsort((cols, -sims))[: self.playlist_neighbors]
+            cols, sims = cols[pick], sims[pick]
+        return sparse_sum_rows(self.playlists_, cols, sims**2)
 
     def _score_batch(self, batch: _Batch) -> list[np.ndarray]:
         """Final candidate scores, all above the popularity prior (>= 1)."""
@@ -882,11 +965,7 @@ class HybridRecommender(Recommender):
         feats[found] = rows
         with_seeds = real.size > 0
         # seeds that share playlists with each track, strongest first (rows of the seeds only)
-        contrib = (
-            np.asarray(self.knn_.similarity_[real][:, wanted].toarray(), dtype=np.float32)
-            if with_seeds
-            else np.zeros((0, wanted.size), dtype=np.float32)
-        )
+        contrib = _entries(self.knn_.similarity_, real, wanted)
         shared = self._shared_terms(real, wanted) if with_seeds else [[] for _ in wanted]
         # the (at most two) seeds sharing most playlists with each track, named in one lookup
         best: list[np.ndarray] = []
@@ -916,6 +995,16 @@ class HybridRecommender(Recommender):
                 reasons.append(f"fits the seeds' taste profile (ALS rank {int(f['als_rank'])})")
             if f["title"] > 0:
                 reasons.append(f"in playlists named like {title!r}")
+            if f["name_artist"] > 0:
+                reasons.append(
+                    f"by {artists[j]}, named in the title"
+                    if artists[j]
+                    else "its artist is named in the title"
+                )
+            if f["name_album"] > 0:
+                reasons.append("from an album the title names")
+            if f["name_track"] > 0:
+                reasons.append("a song the title names")
             if f["artist_share"] > 0:
                 reasons.append(
                     f"by {artists[j]}, like {f['artist_share']:.0%} of your seeds"
@@ -940,13 +1029,14 @@ class HybridRecommender(Recommender):
         cols = features.blocks["genres"]
         if cols.stop == cols.start:
             return [[] for _ in tracks.tolist()]
-        summed = np.asarray(self._content_x[seeds][:, cols].sum(axis=0)).ravel()
-        rows = sp.csr_matrix(self._content_x[tracks][:, cols])
+        x = self._content_x
+        summed = sum_rows(x, seeds)[cols]
         out: list[list[str]] = []
-        for r in range(rows.shape[0]):
-            lo, hi = rows.indptr[r], rows.indptr[r + 1]
-            terms = rows.indices[lo:hi]
-            strength = rows.data[lo:hi] * summed[terms]
+        for track in tracks.tolist():
+            lo, hi = x.indptr[track], x.indptr[track + 1]
+            inside = (x.indices[lo:hi] >= cols.start) & (x.indices[lo:hi] < cols.stop)
+            terms = x.indices[lo:hi][inside] - cols.start
+            strength = x.data[lo:hi][inside] * summed[terms]
             order = np.lexsort((terms, -strength))[:limit]
             out.append(
                 [
@@ -975,6 +1065,14 @@ class HybridRecommender(Recommender):
                 f"saved hybrid model in {directory} has no content model (an older format): "
                 "refit it with `segue fit --model hybrid`"
             )
+        for booster in (model.ranker_, model.title_ranker_):
+            if booster is not None and booster.num_feature() != len(FEATURES):
+                # saved before the ranker's features last changed (e.g. the title-name ones)
+                raise NotFittedError(
+                    f"saved hybrid model in {directory} ranks with {booster.num_feature()} "
+                    f"features, this version with {len(FEATURES)} (an older format): "
+                    "refit it with `segue fit --model hybrid`"
+                )
         model.content_ = Model1.load(content, snapshot)
         model._content_matrix()
         model._kept = None
@@ -1025,6 +1123,7 @@ class HybridRecommender(Recommender):
         self.knn_, self.als_, self.title_ = generators  # type: ignore[assignment]
         self._set_playlists(check_interactions(snapshot, self.name))
         self.names_ = TrackNames(snapshot, int(self.prior_.shape[0]))
+        self.name_index_ = NameIndex(snapshot.tracks, self.log_counts_)
         import lightgbm as lgb
 
         self.ranker_ = self.title_ranker_ = None
