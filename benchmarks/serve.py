@@ -1,18 +1,31 @@
 """Load benchmark of the HTTP API: requests/s, p50, p99 and errors at 1, 8 and 64 clients.
 
 Starts ``segue serve`` (uvicorn) on 127.0.0.1 in a subprocess on the demo catalog (built on
-first use) or on a built home given with ``--home``, then runs a bounded load (a fixed number
-of requests per step, and a time cap) with httpx's AsyncClient:
+first use) or on a built home given with ``--home``, then measures with httpx's AsyncClient:
 
 * ``GET /health`` - the reference: the cost of the server and client alone;
 * ``POST /recommend`` - a 10-track playlist of the catalog (a different one per request,
   cycling), ``n`` = 10, the default model unless ``--model`` says otherwise.
+
+Two kinds of load, both bounded (a fixed number of requests or seconds per step):
+
+* **closed loop** (``--clients``, default 1, 8, 64): each client sends its next request as soon
+  as the last one is answered. This measures capacity (the most requests/s the server gives).
+  Its latency is not a service level: with C clients always waiting, mean latency is C over the
+  throughput (Little's law), so 64 clients at 200 requests/s wait 320 ms by construction.
+* **open loop** (``--rate``, default 200 requests/s, from ``--open-clients`` = 64 connections):
+  requests arrive at random (Poisson) times at the given rate whether or not earlier ones are
+  answered, as they do from many independent users. Latency is measured from each request's
+  scheduled arrival, so time spent waiting for a free connection counts (no coordinated
+  omission). This gives the latency the server holds at that load; if the server cannot keep
+  up, the queue and the latencies grow and the step says so.
 
 The load generator runs on the same machine as the server, so on a small machine both share
 the cores: the figures are a floor. ``--profile`` also profiles the recommend path in-process
 (no HTTP) and prints where the time goes.
 
     python benchmarks/serve.py                      # demo catalog, default model
+    python benchmarks/serve.py --workers 2          # two uvicorn worker processes
     python benchmarks/serve.py --home ~/segue --model itemknn --requests 300
 """
 
@@ -26,8 +39,10 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -41,6 +56,9 @@ class Step:
     errors: int
     seconds: float
     latencies_ms: list[float]
+    offered: float | None = None  # open loop: the arrival rate asked for (requests/s)
+    server_cpu_ms: float = float("nan")  # CPU time of the server processes per request
+    client_cpu_ms: float = float("nan")  # CPU time of this load generator per request
 
     @property
     def rate(self) -> float:
@@ -48,6 +66,33 @@ class Step:
 
     def quantile(self, q: float) -> float:
         return float(np.quantile(self.latencies_ms, q)) if self.latencies_ms else float("nan")
+
+
+def server_cpu_seconds(proc: subprocess.Popen[bytes]) -> float:
+    """User + system CPU seconds of the server process and its workers so far."""
+    import psutil
+
+    try:
+        root = psutil.Process(proc.pid)
+        total = 0.0
+        for p in [root, *root.children(recursive=True)]:
+            t = p.cpu_times()
+            total += t.user + t.system
+        return total
+    except psutil.Error:
+        return float("nan")
+
+
+def measured(proc: subprocess.Popen[bytes], step: Coroutine[Any, Any, Step]) -> Step:
+    """Run ``step`` and record the server's CPU time per request it answered."""
+    before, client_before = server_cpu_seconds(proc), time.process_time()
+    result = asyncio.run(step)
+    spent = server_cpu_seconds(proc) - before
+    client = time.process_time() - client_before
+    if result.requests:
+        result.server_cpu_ms = 1000.0 * spent / result.requests
+        result.client_cpu_ms = 1000.0 * client / result.requests
+    return result
 
 
 def free_port() -> int:
@@ -111,6 +156,18 @@ def wait_ready(base: str, proc: subprocess.Popen[bytes], timeout: float = 120.0)
     sys.exit("error: the server did not become ready")
 
 
+async def send(client: httpx.AsyncClient, endpoint: str, body: dict[str, object]) -> bool:
+    """One request; True when it was answered with 200."""
+    try:
+        if endpoint == "/health":
+            r = await client.get("/health")
+        else:
+            r = await client.post(endpoint, json=body)
+    except httpx.HTTPError:
+        return False
+    return r.status_code == 200
+
+
 async def run_step(
     base: str, endpoint: str, clients: int, total: int, cap: float, bodies: list[dict[str, object]]
 ) -> Step:
@@ -136,14 +193,7 @@ async def run_step(
                 k = issued
                 issued += 1
                 t0 = time.perf_counter()
-                try:
-                    if endpoint == "/health":
-                        r = await client.get("/health")
-                    else:
-                        r = await client.post(endpoint, json=bodies[k % len(bodies)])
-                    ok = r.status_code == 200
-                except httpx.HTTPError:
-                    ok = False
+                ok = await send(client, endpoint, bodies[k % len(bodies)])
                 latencies.append((time.perf_counter() - t0) * 1000.0)
                 if not ok:
                     errors += 1
@@ -153,6 +203,57 @@ async def run_step(
     finally:
         await asyncio.gather(*(c.aclose() for c in pool))
     return Step(endpoint, clients, len(latencies), errors, seconds, latencies)
+
+
+async def run_open_step(
+    base: str,
+    endpoint: str,
+    clients: int,
+    rate: float,
+    seconds: float,
+    bodies: list[dict[str, object]],
+    seed: int,
+) -> Step:
+    """Open loop: Poisson arrivals at ``rate`` per second for ``seconds``, over ``clients``
+    keep-alive connections. A request that finds every connection busy waits for one; its
+    latency counts from its scheduled arrival, not from when it could be sent."""
+    # A Poisson process with exactly rate x seconds arrivals: sorted uniform times.
+    rng = np.random.default_rng(seed)
+    arrivals = np.sort(rng.uniform(0.0, seconds, size=round(rate * seconds)))
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    pool = [httpx.AsyncClient(base_url=base, timeout=30, limits=limits) for _ in range(clients)]
+    free: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
+    latencies: list[float] = []
+    errors = 0
+    try:
+        await asyncio.gather(*(c.get("/health") for c in pool))
+        for c in pool:
+            free.put_nowait(c)
+
+        async def one(k: int, due: float) -> None:
+            nonlocal errors
+            client = await free.get()
+            try:
+                ok = await send(client, endpoint, bodies[k % len(bodies)])
+            finally:
+                free.put_nowait(client)
+            latencies.append((time.perf_counter() - due) * 1000.0)
+            if not ok:
+                errors += 1
+
+        start = time.perf_counter()
+        tasks = []
+        for k, at in enumerate(arrivals.tolist()):
+            due = start + at
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(k, due)))
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - start
+    finally:
+        await asyncio.gather(*(c.aclose() for c in pool))
+    return Step(endpoint, clients, len(latencies), errors, elapsed, latencies, offered=rate)
 
 
 def profile(home: Path, bodies: list[dict[str, object]], model: str, repeat: int) -> None:
@@ -202,7 +303,21 @@ def main() -> None:
     parser.add_argument(
         "--cap", type=float, default=20.0, help="Seconds at most per step (default 20)."
     )
-    parser.add_argument("--clients", default="1,8,64", help="Concurrency levels (default 1,8,64).")
+    parser.add_argument(
+        "--clients", default="1,8,64", help="Closed-loop concurrency levels (default 1,8,64)."
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=200.0,
+        help="Open-loop arrival rate in requests/s (default 200; 0 skips the open-loop step).",
+    )
+    parser.add_argument(
+        "--open-clients", type=int, default=64, help="Open-loop connections (default 64)."
+    )
+    parser.add_argument(
+        "--duration", type=float, default=10.0, help="Open-loop seconds (default 10)."
+    )
     parser.add_argument(
         "--workers", type=int, default=1, help="uvicorn worker processes (default 1)."
     )
@@ -236,12 +351,36 @@ def main() -> None:
                 asyncio.run(
                     run_step(base, endpoint, clients, min(50, args.requests), 5.0, bodies)
                 )  # warm-up
-                step = asyncio.run(
-                    run_step(base, endpoint, clients, args.requests, args.cap, bodies)
+                step = measured(
+                    proc,
+                    run_step(base, endpoint, clients, args.requests, args.cap, bodies),
                 )
                 steps.append(step)
                 print(
                     f"  {endpoint:<11} clients {clients:>3}: {step.requests} requests in {step.seconds:.1f} s",
+                    file=sys.stderr,
+                )
+        if args.rate > 0:
+            for endpoint in ("/health", "/recommend"):
+                asyncio.run(
+                    run_open_step(base, endpoint, args.open_clients, args.rate, 2.0, bodies, 99)
+                )  # warm-up
+                step = measured(
+                    proc,
+                    run_open_step(
+                        base,
+                        endpoint,
+                        args.open_clients,
+                        args.rate,
+                        args.duration,
+                        bodies,
+                        args.seed,
+                    ),
+                )
+                steps.append(step)
+                print(
+                    f"  {endpoint:<11} open loop {args.rate:g}/s: {step.requests} requests "
+                    f"in {step.seconds:.1f} s",
                     file=sys.stderr,
                 )
     finally:
@@ -256,14 +395,35 @@ def main() -> None:
         f"\nsegue serve on {home.name or home} ({args.workers} worker(s)), model {model}, "
         f"10-track playlists, n=10, explain={not args.no_explain}, {os.cpu_count()} cores shared with the client"
     )
-    header = f"{'endpoint':<16}{'clients':>8}{'requests':>10}{'errors':>8}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}"
+    header = (
+        f"{'endpoint':<16}{'load':>14}{'clients':>8}{'requests':>10}{'errors':>8}{'req/s':>10}"
+        f"{'p50 ms':>10}{'p99 ms':>10}{'server CPU':>11}{'client CPU':>11}"
+    )
     print(header)
     print("-" * len(header))
+    # server/client CPU: CPU milliseconds per request of the server processes / of this client
     for s in steps:
         name = "GET /health" if s.endpoint == "/health" else "POST /recommend"
+        load = "closed" if s.offered is None else f"open {s.offered:g}/s"
         print(
-            f"{name:<16}{s.clients:>8}{s.requests:>10}{s.errors:>8}{s.rate:>10.1f}"
-            f"{s.quantile(0.5):>10.1f}{s.quantile(0.99):>10.1f}"
+            f"{name:<16}{load:>14}{s.clients:>8}{s.requests:>10}{s.errors:>8}{s.rate:>10.1f}"
+            f"{s.quantile(0.5):>10.1f}{s.quantile(0.99):>10.1f}{s.server_cpu_ms:>11.2f}{s.client_cpu_ms:>11.2f}"
+        )
+    print(
+        "server CPU / client CPU: CPU milliseconds per request of the server processes / of this client"
+    )
+    recommend = [s for s in steps if s.endpoint == "/recommend"]
+    closed = [s for s in recommend if s.offered is None]
+    opened = [s for s in recommend if s.offered is not None]
+    if closed and opened:
+        capacity = max(s.rate for s in closed)
+        o = opened[-1]
+        errors = sum(s.errors for s in steps)
+        met = errors == 0 and capacity >= o.offered and o.quantile(0.99) <= 100.0  # type: ignore[operator]
+        print(
+            f"target: capacity {capacity:.1f} requests/s (best closed loop) >= {o.offered:g}, "
+            f"p99 {o.quantile(0.99):.1f} ms <= 100 at {o.offered:g} requests/s over {o.clients} "
+            f"connections, errors {errors} = 0: {'met' if met else 'not met'}"
         )
     if args.profile:
         profile(home, bodies, model, 50)

@@ -11,15 +11,19 @@ model or snapshot not built yet gives 503, anything else 500 with a generic mess
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
+import anyio
+import anyio.to_thread
+import orjson
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from segue import __version__
@@ -30,6 +34,9 @@ from segue.service import MAX_RESULTS, MAX_SEEDS, Filters, Recommendation, Servi
 log = logging.getLogger("segue.api")
 
 MAX_SEARCH_RESULTS = 100
+#: Threads that compute recommendations at once, per worker process (more workers, not more
+#: threads, use more cores: the models run mostly under the GIL).
+COMPUTE_THREADS = 2
 _FILE_SUFFIXES = (".csv", ".json", ".txt", ".m3u")
 # An absolute path or a home-relative one, not part of a URL ("https://host/x" has ':' or
 # '/' before its slashes): such text in a message would show the server's layout.
@@ -85,6 +92,23 @@ class TrackOut(BaseModel):
     score: float | None = None
     explanation: str | None = None
 
+    @staticmethod
+    def plain(t: TrackRecord) -> dict[str, Any]:
+        """The JSON object of ``t``, built directly (the recommend path answers with these,
+        skipping a second validation of what the service already typed)."""
+        return {
+            "uri": t.uri,
+            "id": t.id,
+            "url": t.url,
+            "name": t.name,
+            "artists": t.artists,
+            "album": t.album,
+            "year": t.year,
+            "popularity": t.popularity,
+            "score": t.score,
+            "explanation": t.explanation,
+        }
+
     @classmethod
     def of(cls, t: TrackRecord) -> TrackOut:
         return cls(
@@ -108,6 +132,18 @@ class RecommendResponse(BaseModel):
     seeds: list[TrackOut] = Field(description="The seed tracks found in the catalog (at most 50).")
     unknown: list[str] = Field(description="Inputs that matched nothing in the catalog.")
     messages: list[str]
+
+    @staticmethod
+    def plain(rec: Recommendation) -> dict[str, Any]:
+        """The JSON object of ``rec`` (same fields as :meth:`of`)."""
+        return {
+            "model": rec.model,
+            "title": rec.title,
+            "tracks": [TrackOut.plain(t) for t in rec.tracks],
+            "seeds": [TrackOut.plain(t) for t in rec.seeds],
+            "unknown": rec.unknown,
+            "messages": rec.messages,
+        }
 
     @classmethod
     def of(cls, rec: Recommendation) -> RecommendResponse:
@@ -216,11 +252,17 @@ def create_app(service: Service | None = None) -> FastAPI:
         log.exception("unexpected error on %s", request.url.path)
         return JSONResponse(status_code=500, content={"detail": "internal server error"})
 
+    def compute_limiter(request: Request) -> anyio.CapacityLimiter:
+        limiter = getattr(request.app.state, "compute_limiter", None)
+        if limiter is None:  # created on first use, inside the server's event loop
+            limiter = request.app.state.compute_limiter = anyio.CapacityLimiter(COMPUTE_THREADS)
+        return limiter  # type: ignore[no-any-return]
+
     def svc(request: Request) -> Service:
         return request.app.state.service  # type: ignore[no-any-return]
 
     @app.post("/recommend", response_model=RecommendResponse, responses=_ERRORS, tags=["recommend"])
-    def recommend(body: RecommendRequest, request: Request) -> RecommendResponse:
+    async def recommend(body: RecommendRequest, request: Request) -> Response:
         """Tracks that continue the seeds (and/or the title), best first, each explained."""
         _refuse_paths(body.seeds)
         filters = Filters(
@@ -232,7 +274,8 @@ def create_app(service: Service | None = None) -> FastAPI:
             max_per_artist=body.max_per_artist,
         )
         title = body.title.strip() if body.title and body.title.strip() else None
-        rec = svc(request).recommend(
+        call = functools.partial(
+            svc(request).recommend,
             list(body.seeds),
             n=body.n,
             model=body.model,
@@ -240,7 +283,15 @@ def create_app(service: Service | None = None) -> FastAPI:
             filters=filters,
             explain=body.explain,
         )
-        return RecommendResponse.of(rec)
+        # Computing requests take turns on a few threads (COMPUTE_THREADS) rather than on the
+        # threadpool's forty: the work is CPU-bound under the GIL, and forty threads taking
+        # turns cost half as much CPU again as the work itself, while waiting requests queue
+        # in arrival order here.
+        rec = await anyio.to_thread.run_sync(call, limiter=compute_limiter(request))
+        # Serialised here with orjson: the records are typed by the service, and validating
+        # them again through the response model costs more than the rest of the request
+        # handling (the schema in the OpenAPI document is still RecommendResponse).
+        return Response(orjson.dumps(RecommendResponse.plain(rec)), media_type="application/json")
 
     @app.get("/tracks/search", response_model=list[TrackOut], responses=_ERRORS, tags=["tracks"])
     def search_tracks(
