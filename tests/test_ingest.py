@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from segue.catalog import Catalog
+from segue.catalog import SCHEMA_VERSION, Catalog
 from segue.cli import app
 from segue.cli._registry import register_all
 from segue.errors import CatalogError, InputFileError
@@ -54,6 +54,7 @@ def test_full_and_reduced_schema_and_artist_merge(tmp_path: Path, catalog: Catal
     )
     assert catalog.scalar("SELECT count(*) FROM tracks WHERE album_id IS NULL") == 0
     assert catalog.counts()["playlists"] == 10
+    consistent(catalog)
 
 
 def test_reingest_changes_nothing(tmp_path: Path, catalog: Catalog) -> None:
@@ -76,6 +77,7 @@ def test_same_playlists_in_another_file_are_skipped_not_duplicated(
     report = ingest_paths(catalog, [write_slice(tmp_path / "b.json", pls[2:])], progress=False)
     assert report.results[0].duplicates == 2
     assert catalog.counts()["playlists"] == 6
+    consistent(catalog)
 
 
 def bad_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
@@ -232,7 +234,9 @@ def test_schema_version_mismatch_leaves_the_file_alone(tmp_path: Path) -> None:
     with Catalog.open(path) as cat:
         cat.con.execute("UPDATE meta SET value = '999' WHERE key = 'schema_version'")
     data = path.read_bytes()
-    with pytest.raises(CatalogError, match="has schema version 999, this segue uses 1"):
+    with pytest.raises(
+        CatalogError, match=f"has schema version 999, this segue uses {SCHEMA_VERSION}"
+    ):
         Catalog.open(path)
     assert path.read_bytes() == data
 
@@ -292,6 +296,8 @@ def test_real_dev_files_stats(tmp_path: Path, home: Path) -> None:
     assert (data["playlists"], data["tracks"], data["unique_tracks"]) == (3574, 353119, 128663)
     for key in ("unique_artists", "unique_albums", "unique_titles"):
         assert key in data
+    with Catalog.open(home / "catalog.duckdb", read_only=True) as cat:
+        consistent(cat)
     # A folder of the extracted files is the same data: nothing changes.
     with tarfile.open(archive) as tar:
         tar.extractall(tmp_path / "x", filter="data")
@@ -324,19 +330,55 @@ def test_real_files_read_the_same_both_ways() -> None:
     assert fast.rows.equals(exact.rows) and fast.playlists.equals(exact.playlists)
 
 
-def test_interrupted_merge_is_finished_when_the_catalog_is_next_opened(tmp_path: Path) -> None:
-    """Files are committed before their tracks are merged; a crash in between loses nothing."""
-    from segue.mpd import read_slice
+def consistent(catalog: Catalog) -> None:
+    """What every committed state of the catalog satisfies: no key twice, every row's track
+    known with its artist, and the file records adding up to what is stored."""
+    q = catalog.scalar
+    for table, key in (("tracks", "track_id"), ("albums", "album_id"), ("playlists", "pid")):
+        assert q(f"SELECT count(*) - count(DISTINCT {key}) FROM {table}") == 0, table
+    assert q("SELECT count(*) FROM playlist_tracks r ANTI JOIN tracks t USING (track_id)") == 0
+    assert q("SELECT count(*) FROM tracks t ANTI JOIN artists a USING (artist_key)") == 0
+    assert q("SELECT coalesce(sum(playlists), 0) FROM ingested_files") == q(
+        "SELECT count(*) FROM playlists"
+    )
+    assert q("SELECT coalesce(sum(rows), 0) FROM ingested_files") == q(
+        "SELECT count(*) FROM playlist_tracks"
+    )
 
+
+def test_killed_ingest_resumes_without_duplicates(tmp_path: Path) -> None:
+    """A file's playlists, rows and new tracks commit together: an ingest killed at any point
+    leaves whole files only, and running it again adds exactly what is missing."""
     path = tmp_path / "c.duckdb"
-    slice_path = write_slice(tmp_path / "s.json", make_playlists(6, seed=2))
+    files = [
+        write_slice(
+            tmp_path / f"s{i}.json",
+            make_playlists(40, seed=i, start_pid=100 * i, full=i % 3 != 1),
+        )
+        for i in range(12)
+    ]
+    code = (
+        "import sys; from segue.catalog import Catalog; from segue.ingest import ingest_paths\n"
+        "with Catalog.open(sys.argv[1]) as c:\n"
+        "    for f in sys.argv[2:]:\n"
+        "        ingest_paths(c, [f], progress=False); print('done', flush=True)\n"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", code, str(path), *map(str, files)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    ) as proc:
+        assert proc.stdout is not None
+        for _ in range(3):
+            assert proc.stdout.readline().strip() == b"done"
+        proc.kill()  # SIGKILL: no cleanup, wherever the child is in the next file
+        proc.communicate(timeout=60)
     with Catalog.open(path) as cat:
-        cat.add_slice(read_slice(slice_path), resolve=False)  # as if killed before the merge
-        assert cat.staged_rows() > 0
-        assert cat.counts()["unique_tracks"] == 0
-    with Catalog.open(path) as cat:
-        assert cat.staged_rows() == 0
-        counts = cat.counts()
+        consistent(cat)
+        assert 3 <= cat.counts()["files"] < len(files)
+        ingest_paths(cat, files, progress=False)
+        consistent(cat)
+        resumed = cat.counts()
     with Catalog.open(tmp_path / "ref.duckdb") as ref:
-        ingest_paths(ref, [slice_path], progress=False)
-        assert ref.counts() == counts
+        ingest_paths(ref, files, progress=False)
+        assert ref.counts() == resumed

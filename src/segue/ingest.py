@@ -1,8 +1,9 @@
 """``segue ingest``: MPD slices from files, folders, globs and .tar.gz archives into the catalog.
 
-Each file is read whole, validated and written in one transaction: a bad file leaves the catalog
+Each file is read whole, validated and written in one transaction (its playlists, their rows and
+the tracks, artists and albums new to the catalog): a bad or interrupted file leaves the catalog
 as it was. The next file is parsed in a background thread while the current one is written
-(DuckDB releases the GIL), so parsing and writing overlap on two cores.
+(polars and DuckDB release the GIL), so parsing and writing overlap on two cores.
 """
 
 from __future__ import annotations
@@ -26,16 +27,23 @@ from segue.errors import InputFileError
 from segue.mpd import SliceColumns, expand_paths, read_bytes, read_slice_data
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
-#: Staged rows merged into the track tables at a time: large enough to amortise the merge,
-#: small enough to bound its memory (about 8 full slices).
-RESOLVE_EVERY_ROWS = 500_000
-INGEST_MEMORY_LIMIT = "1GB"
+#: DuckDB settings while ingesting (restored after). One DuckDB thread: the other core parses the
+#: next file, and one thread spends less CPU per file than two. A small buffer pool: left at its
+#: default, DuckDB keeps every block the catalog has written as cache and the process grows with
+#: the catalog; capped, blocks a file's writes need (the catalog's track, album and artist ids)
+#: are read again from the file when evicted.
+INGEST_SETTINGS = {"threads": "1", "memory_limit": "96MB"}
 
 
 @dataclass
 class IngestReport:
     results: list[SliceResult] = field(default_factory=list)
     skipped: list[InputFileError] = field(default_factory=list)
+    #: Where the time went: reading and parsing files (in the parse thread), writing them to
+    #: the catalog, and the writer waiting for the parser (wall seconds).
+    parse_seconds: float = 0.0
+    write_seconds: float = 0.0
+    wait_seconds: float = 0.0
 
     @property
     def playlists(self) -> int:
@@ -136,8 +144,14 @@ def ingest_paths(
     total = count_sources(paths)
 
     def parse(item: tuple[str, Callable[[], bytes]]) -> SliceColumns:
+        began = time.perf_counter()
         name, load = item
-        return read_slice_data(name, load(), salvage=salvage)
+        try:
+            cols = read_slice_data(name, load(), salvage=salvage)
+            _ = cols.distinct  # computed here, in the parse thread, while the writer works
+        finally:
+            report.parse_seconds += time.perf_counter() - began
+        return cols
 
     columns = (
         TextColumn("[bold]ingest"),
@@ -155,10 +169,11 @@ def ingest_paths(
     ):
         task = bar.add_task("ingest", total=total, pl=0, rate=0.0)
         # One file is parsed ahead in the pool while the current one is written.
-        # Bounded memory: DuckDB would otherwise keep up to 80% of RAM as cache while the
-        # catalog grows; the merge spills to disk past this limit.
-        limit = catalog.scalar("SELECT current_setting('memory_limit')")
-        catalog.con.execute(f"SET memory_limit = '{INGEST_MEMORY_LIMIT}'")
+        saved = {
+            name: catalog.scalar(f"SELECT current_setting('{name}')") for name in INGEST_SETTINGS
+        }
+        for name, value in INGEST_SETTINGS.items():
+            catalog.con.execute(f"SET {name} = '{value}'")
         first = next(sources, None)
         pending: Future[SliceColumns] | None = pool.submit(parse, first) if first else None
         try:
@@ -167,7 +182,16 @@ def ingest_paths(
                 following = next(sources, None)
                 pending = pool.submit(parse, following) if following else None
                 try:
-                    result = catalog.add_slice(current.result(), resolve=False)
+                    began = time.perf_counter()
+                    try:
+                        cols = current.result()
+                    finally:
+                        report.wait_seconds += time.perf_counter() - began
+                    began = time.perf_counter()
+                    try:
+                        result = catalog.add_slice(cols)
+                    finally:
+                        report.write_seconds += time.perf_counter() - began
                 except InputFileError as exc:
                     if not skip_bad:
                         if pending is not None:
@@ -178,14 +202,11 @@ def ingest_paths(
                         on_error(exc)
                 else:
                     report.results.append(result)
-                if catalog.staged_rows() >= RESOLVE_EVERY_ROWS:
-                    catalog.resolve_staged()
                 done = report.playlists
                 bar.update(
                     task, advance=1, pl=done, rate=done / max(time.perf_counter() - started, 1e-9)
                 )
         finally:
-            # The files already committed get their tracks merged even when a later file fails.
-            catalog.resolve_staged()
-            catalog.con.execute(f"SET memory_limit = '{limit}'")
+            for name, value in saved.items():
+                catalog.con.execute(f"SET {name} = '{value}'")
     return report

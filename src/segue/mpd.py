@@ -11,6 +11,7 @@ Required per playlist: ``pid`` (int), ``tracks`` (list) and, unless ``require_na
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import io
@@ -66,6 +67,46 @@ class SliceColumns:
     @property
     def n_rows(self) -> int:
         return self.rows.num_rows
+
+    @functools.cached_property
+    def distinct(self) -> DistinctRows:
+        """The file's distinct tracks, artists and albums, computed once (ingest computes them
+        in its parse thread)."""
+        return distinct_rows(self.rows)
+
+
+@dataclass(frozen=True)
+class DistinctRows:
+    """One slice's distinct tracks (one row per track id, the values of its first row), artist
+    (id, name) pairs, and albums (one row per album id)."""
+
+    tracks: pa.Table
+    artists: pa.Table
+    albums: pa.Table
+
+
+def distinct_rows(rows: pa.Table) -> DistinctRows:
+    """:class:`DistinctRows` of a table of slice rows (by polars, which releases the GIL)."""
+    import polars as pl
+
+    df = pl.from_arrow(rows)
+    assert isinstance(df, pl.DataFrame)
+    tracks = df.unique(subset="track_id", keep="first").select(
+        "track_id",
+        "track_name",
+        "artist_name",
+        "artist_id",
+        "album_id",
+        "album_name",
+        "duration_ms",
+    )
+    artists = df.select("artist_id", "artist_name").unique()
+    albums = (
+        df.filter(pl.col("album_id").is_not_null())
+        .unique(subset="album_id", keep="first")
+        .select("album_id", "album_name")
+    )
+    return DistinctRows(tracks.to_arrow(), artists.to_arrow(), albums.to_arrow())
 
 
 def read_bytes(path: Path) -> bytes:
@@ -411,21 +452,37 @@ def _columns_fast(spath: str, digest: str, data: bytes) -> SliceColumns | None:
     ]
     missing += [pl.lit(None, pl.Int64).alias(k) for k in ("pos", "duration_ms") if k not in tfields]
     rows = rows.with_columns(missing).with_columns(pl.coalesce("pos", "_j").alias("pos"))
-    table = rows.to_arrow()
-    uri = table["track_uri"].combine_chunks().cast(pa.string())
-    if not pc.all(pc.match_substring_regex(uri, r"^(spotify:track:)?[0-9A-Za-z]{22}$")).as_py():
+
+    def bare_ids(column: str, kind: str) -> pl.Expr:
+        uri = pl.col(column)
+        ok = uri.str.contains(rf"^(spotify:{kind}:)?[0-9A-Za-z]{{22}}$")
+        return pl.when(ok).then(uri.str.slice(-22)).otherwise(None).alias(f"{kind}_id")
+
+    # Ids are checked and cut in polars (its regex engine runs in parallel, without the GIL).
+    rows = rows.select(
+        "pid",
+        "pos",
+        pl.col("track_uri").str.contains(r"^(spotify:track:)?[0-9A-Za-z]{22}$").alias("_ok"),
+        pl.col("track_uri").str.slice(-22).alias("track_id"),
+        "track_name",
+        "artist_name",
+        bare_ids("artist_uri", "artist"),
+        bare_ids("album_uri", "album"),
+        "album_name",
+        "duration_ms",
+    )
+    if not rows["_ok"].all():
         return None
+    table = rows.to_arrow()
     row_table = pa.table(
         {
             "pid": table["pid"].cast(pa.int64()),
             "pos": table["pos"].cast(pa.int32()),
-            "track_id": pc.utf8_slice_codeunits(uri, -22),
+            "track_id": table["track_id"].cast(pa.string()),
             "track_name": table["track_name"].cast(pa.string()),
             "artist_name": table["artist_name"].cast(pa.string()),
-            "artist_id": _bare_ids(
-                table["artist_uri"].combine_chunks().cast(pa.string()), "artist"
-            ),
-            "album_id": _bare_ids(table["album_uri"].combine_chunks().cast(pa.string()), "album"),
+            "artist_id": table["artist_id"].cast(pa.string()),
+            "album_id": table["album_id"].cast(pa.string()),
             "album_name": table["album_name"].cast(pa.string()),
             "duration_ms": table["duration_ms"].cast(pa.int32()),
         }
