@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import subprocess
+import sys
 import threading
 import time
 import warnings
@@ -14,6 +17,7 @@ import httpx
 import pytest
 from starlette.exceptions import StarletteDeprecationWarning
 
+from segue import serving
 from segue.api import create_app, public_message
 from segue.errors import CatalogError
 from segue.service import Service
@@ -379,3 +383,80 @@ def test_serve_command_is_registered() -> None:
     assert "--port" in result.output and "--demo" in result.output
     result = CliRunner().invoke(app, ["serve", "--port", "0"])
     assert result.exit_code == 2
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.skipif(not serving.reuse_port_balances(), reason="SO_REUSEPORT balancing is Linux's")
+def test_serve_workers_each_listen_on_the_port_and_stop_together(
+    built: tuple[Path, Snapshot],
+) -> None:
+    import psutil
+
+    port = _free_port()
+    command = [sys.executable, "-m", "segue", "--home", str(built[0]), "serve"]
+    proc = subprocess.Popen(
+        [*command, "--port", str(port), "--workers", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            assert time.monotonic() < deadline, "the workers did not start"
+            try:
+                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        workers = psutil.Process(proc.pid).children()
+        assert len(workers) == 2
+        time.sleep(1.0)  # both workers loaded: each has its own listening socket on the port
+        for w in workers:
+            listening = [
+                c
+                for c in w.net_connections(kind="tcp")
+                if c.status == psutil.CONN_LISTEN and c.laddr.port == port
+            ]
+            assert len(listening) == 1
+        body = {"seeds": ["Rock Artist 0"], "n": 3, "model": MODEL}
+        for _ in range(12):  # a new connection each: the kernel spreads them over the workers
+            with httpx.Client(base_url=base, timeout=20) as c:
+                r = c.post("/recommend", json=body)
+            assert r.status_code == 200 and len(r.json()["tracks"]) == 3
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=30)
+        if proc.stderr:
+            proc.stderr.close()
+    assert code == 0
+    assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)
+
+
+def test_serve_says_when_the_port_is_taken(built: tuple[Path, Snapshot]) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        command = [sys.executable, "-m", "segue", "--home", str(built[0]), "serve"]
+        for workers in ("1", "2"):
+            done = subprocess.run(
+                [*command, "--port", str(port), "--workers", workers],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert done.returncode == 1
+            assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+            assert "Traceback" not in done.stderr

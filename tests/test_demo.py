@@ -204,3 +204,36 @@ def test_a_default_model_that_does_not_load_is_not_ready(tmp_path: Path) -> None
     model_dir.mkdir(parents=True)
     (model_dir / "model.json").write_text('{"name": "hybrid", "params": {}}')
     assert not demo_ready(tmp_path)  # no snapshot, no state: rebuilt, not served broken
+
+
+def test_a_demo_catalog_of_another_schema_is_kept_aside_and_rebuilt(
+    demo: Path, tmp_path: Path
+) -> None:
+    import duckdb
+
+    from segue.catalog.core import SCHEMA_VERSION, schema_version_of
+    from segue.demo_setup import _set_aside_old_catalog
+
+    home = tmp_path / "home"
+    home.mkdir()
+    old = home / "catalog.duckdb"
+    con = duckdb.connect(str(old))
+    con.execute("CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
+    con.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    con.execute("CREATE TABLE tracks (track_id VARCHAR PRIMARY KEY)")
+    con.execute("INSERT INTO tracks VALUES ('kept')")
+    con.close()
+    said: list[str] = []
+    _set_aside_old_catalog(home, said.append)
+    kept = home / "catalog.duckdb.schema-1.old"
+    assert not old.exists() and kept.exists()
+    assert "schema version 1" in said[0] and kept.name in said[0]
+    con = duckdb.connect(str(kept), read_only=True)
+    assert con.execute("SELECT track_id FROM tracks").fetchall() == [("kept",)]  # nothing lost
+    con.close()
+    ensure_demo_catalog(home)
+    assert schema_version_of(old) == SCHEMA_VERSION
+    said.clear()
+    _set_aside_old_catalog(home, said.append)  # a current catalog stays where it is
+    assert old.exists() and not said
+    assert schema_version_of(demo) == SCHEMA_VERSION

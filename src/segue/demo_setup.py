@@ -9,8 +9,11 @@ from segue import config
 
 
 def demo_ready(home: Path) -> bool:
-    """True when the demo's snapshot and default model are built and load with this segue
-    (a model saved by an older segue is rebuilt rather than failing at the first request)."""
+    """True when the demo's catalog has this segue's schema and its snapshot and default model
+    are built and load with this segue (what an older segue wrote is rebuilt rather than
+    failing at the first request)."""
+    from segue.catalog.core import SCHEMA_VERSION, schema_version_of
+    from segue.demo import CATALOG_NAME
     from segue.errors import SegueError
     from segue.models.registry import DEFAULT_MODEL, load_model
     from segue.snapshot import Snapshot
@@ -18,11 +21,38 @@ def demo_ready(home: Path) -> bool:
     artifacts = home / "artifacts"
     if not (artifacts / "models" / DEFAULT_MODEL / "model.json").exists():
         return False
+    if schema_version_of(home / CATALOG_NAME) != SCHEMA_VERSION:
+        return False
     try:
         load_model(DEFAULT_MODEL, Snapshot.load(artifacts / "snapshot"), root=artifacts / "models")
     except (SegueError, ValueError, KeyError, OSError):
         return False
     return True
+
+
+def _set_aside_old_catalog(home: Path, say: Callable[[str], None]) -> None:
+    """Rename a demo catalog written by a segue with another schema, so the demo is rebuilt
+    (it is made from the bundled table) and the old file is kept, not deleted."""
+    from segue.catalog.core import SCHEMA_VERSION, schema_version_of
+    from segue.demo import CATALOG_NAME
+
+    path = home / CATALOG_NAME
+    if not path.exists():
+        return
+    found = schema_version_of(path)
+    if found == SCHEMA_VERSION:
+        return
+    kept = path.with_name(f"{CATALOG_NAME}.schema-{found}.old")
+    for leftover in (kept, kept.with_name(kept.name + ".wal")):
+        leftover.unlink(missing_ok=True)
+    path.replace(kept)
+    wal = path.with_name(path.name + ".wal")
+    if wal.exists():
+        wal.replace(kept.with_name(kept.name + ".wal"))
+    say(
+        f"the demo catalog was written by a segue with schema version {found} (this one uses "
+        f"{SCHEMA_VERSION}): kept as {kept.name}, building it again"
+    )
 
 
 def ensure_demo_ready(*, log: Callable[[str], None] | None = None) -> Path:
@@ -35,6 +65,7 @@ def ensure_demo_ready(*, log: Callable[[str], None] | None = None) -> Path:
     if demo_ready(home):
         return home
     say = log or (lambda m: None)
+    _set_aside_old_catalog(home, say)
     say(f"building the demo catalog in {home} (first run only)")
     ensure_demo_catalog(home)
     from segue.build import build

@@ -8,9 +8,10 @@ import sys
 
 import typer
 
-from segue import config
+from segue import config, serving
 from segue.cli.recommend import err
 from segue.errors import SegueError
+from segue.serving import WORKER_FLAG
 
 
 def _demo_home() -> None:
@@ -90,31 +91,40 @@ def register(app: typer.Typer) -> None:
             False, "--demo", help="Serve the bundled demo catalog (built on first use)."
         ),
         workers: int = typer.Option(
-            1, "--workers", min=1, max=64, help="Worker processes (each loads the models)."
+            1,
+            "--workers",
+            min=1,
+            max=64,
+            help="Worker processes, e.g. one per core (each loads the models). On Linux each "
+            "has its own socket on the port (SO_REUSEPORT), so connections spread evenly.",
         ),
+        reuse_port_worker: bool = typer.Option(False, WORKER_FLAG, hidden=True),
     ) -> None:
         """Run the HTTP API (OpenAPI docs at /docs)."""
-        import uvicorn
-
+        if reuse_port_worker:  # one worker of `--workers N`, started by its supervisor
+            serving.serve(host, port, reuse_port=True)
+            return
         if demo:
             _demo_home()
         err.print(
             f"segue API: http://{host}:{port}  (docs at /docs, Ctrl+C stops it)", highlight=False
         )
-        if workers == 1:
-            from segue.api import create_app
-
-            uvicorn.run(create_app(), host=host, port=port, log_level="warning")
-        else:
-            os.environ["SEGUE_HOME"] = str(config.home())
-            uvicorn.run(
-                "segue.api:create_app",
-                factory=True,
-                host=host,
-                port=port,
-                workers=workers,
-                log_level="warning",
+        try:
+            if workers == 1:
+                serving.serve(host, port)
+                return
+            code = serving.serve_workers(
+                host,
+                port,
+                workers,
+                home=config.home(),
+                say=lambda m: err.print(m, highlight=False),
             )
+        except OSError as exc:
+            err.print(f"[red]error:[/red] {exc}", highlight=False)
+            raise typer.Exit(1) from None
+        if code:
+            raise typer.Exit(code)
 
     @app.command(name="app")
     def web_app(
