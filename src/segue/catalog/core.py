@@ -197,9 +197,14 @@ class CatalogBase:
             ).fetchall()
             found = int(rows[0][0]) if rows else None
             if found != SCHEMA_VERSION:
+                how = (
+                    "`segue upgrade` upgrades it (keeping the old file)"
+                    if found is not None and found < SCHEMA_VERSION
+                    else "use a segue of that version, or a new --home"
+                )
                 raise CatalogError(
-                    f"catalog {self.path} has schema version {found}, this segue uses {SCHEMA_VERSION}; "
-                    "it was left untouched: use a segue of that version, or a new --home"
+                    f"catalog {self.path} has schema version {found}, this segue uses "
+                    f"{SCHEMA_VERSION}; it was left untouched: {how}"
                 )
             return
         if tables:

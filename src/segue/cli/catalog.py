@@ -72,6 +72,27 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1 if not added else 0)
 
     @app.command()
+    def upgrade() -> None:
+        """Upgrade a catalog written by an earlier segue to this one's schema (the old file is
+        kept beside it)."""
+        from segue.catalog.upgrade import upgrade_catalog
+
+        path = config.catalog_path()
+        try:
+            report = upgrade_catalog(path)
+        except SegueError as exc:
+            raise fail(str(exc)) from None
+        if report is None:
+            out.print(f"{path} already has this segue's schema: nothing to do", highlight=False)
+            return
+        copied = ", ".join(f"{t} {n:,}" for t, n in report.rows.items() if n)
+        out.print(
+            f"upgraded {path} from schema {report.from_version} ({copied}); "
+            f"the old file is kept as {report.kept.name}",
+            highlight=False,
+        )
+
+    @app.command()
     def stats(
         as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
         top: int = typer.Option(20, "--top", min=1, help="Length of the top lists."),
