@@ -55,7 +55,7 @@ def serve(host: str, port: int, *, reuse_port: bool = False) -> None:
 
     from segue.api import create_app
 
-    config = uvicorn.Config(create_app(), log_level="warning")
+    config = uvicorn.Config(create_app(), log_level="warning", access_log=False)
     server = uvicorn.Server(config)
     sock = bind(host, port, reuse_port=reuse_port)
     try:
@@ -84,6 +84,7 @@ def serve_workers(
             port=port,
             workers=workers,
             log_level="warning",
+            access_log=False,
         )
         return 0
     # Fail here, with one message, if the port is taken by a socket without SO_REUSEPORT.
