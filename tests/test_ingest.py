@@ -321,6 +321,74 @@ def test_fast_reader_equals_the_exact_reader(tmp_path: Path, full: bool) -> None
     assert fast.playlists.equals(exact.playlists)
 
 
+def _edge_slice(case: str) -> bytes:
+    """A small valid slice, altered as ``case`` says (text level, so invalid JSON is possible)."""
+    track = {
+        "pos": 0,
+        "track_uri": "spotify:track:" + "A" * 22,
+        "track_name": "t",
+        "artist_name": "a",
+        "artist_uri": "spotify:artist:" + "B" * 22,
+        "album_uri": "spotify:album:" + "C" * 22,
+        "album_name": "al",
+        "duration_ms": 1,
+    }
+    pls = [{"pid": pid, "name": "n", "tracks": [track]} for pid in (1, 2)]
+    text = json.dumps({"info": {}, "playlists": pls})
+    first = '"pid": 1, "name": "n"'
+    altered = {
+        "byte order mark": "\ufeff" + text,
+        "two documents": text + "\n" + text,
+        "two documents on one line": text + " " + text,
+        "trailing garbage": text + " x",
+        "top-level array": "[" + text + "]",
+        "duplicate key": text.replace(first, first + ', "name": "m"', 1),
+        "lone surrogate": text.replace(first, '"pid": 1, "name": "\\ud800"', 1),
+        "name not a string": text.replace(first, '"pid": 1, "name": 5', 1),
+        "null track": text.replace('"tracks": [{', '"tracks": [null, {', 1),
+        "pid not an integer": text.replace(first, '"pid": 1.5, "name": "n"', 1),
+        "nul and escapes": text.replace(first, '"pid": 1, "name": "a\\u0000\\/\\n"', 1),
+        "duration beyond int32": text.replace('"duration_ms": 1', '"duration_ms": 3000000000', 1),
+        "duration beyond int64": text.replace('"duration_ms": 1', '"duration_ms": 1' + "0" * 20, 1),
+    }[case]
+    return altered.encode("utf-8")
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "byte order mark",
+        "two documents",
+        "two documents on one line",
+        "trailing garbage",
+        "top-level array",
+        "duplicate key",
+        "lone surrogate",
+        "name not a string",
+        "null track",
+        "pid not an integer",
+        "nul and escapes",
+        "duration beyond int32",
+        "duration beyond int64",
+    ],
+)
+def test_fast_reader_agrees_on_unusual_files(case: str) -> None:
+    """Whatever the JSON reader of the fast path accepts, the result or the error is the one
+    the exact path gives."""
+    from segue.mpd import read_slice_data
+
+    data = _edge_slice(case)
+    outcomes = []
+    for fast in (True, False):
+        try:
+            cols = read_slice_data("x.json", data, fast=fast)
+        except InputFileError as exc:
+            outcomes.append(("error", str(exc)))
+        else:
+            outcomes.append(("ok", cols.rows.to_pylist(), cols.playlists.to_pylist()))
+    assert outcomes[0] == outcomes[1]
+
+
 def test_real_files_read_the_same_both_ways() -> None:
     from segue.mpd import read_bytes, read_slice_data
 

@@ -228,17 +228,17 @@ def test_an_interrupted_old_ingest_is_refused_and_nothing_changes(
     assert sorted(p.name for p in old.parent.iterdir()) == ["catalog.duckdb"]
 
 
-def test_upgrade_command(catalogs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_upgrade_command(catalogs: tuple[Path, Path]) -> None:
     _, old = catalogs
-    monkeypatch.setenv("SEGUE_HOME", str(old.parent))
-    stats = runner.invoke(app, ["stats"])
+    home = ["--home", str(old.parent)]
+    stats = runner.invoke(app, [*home, "stats"])
     assert stats.exit_code != 0 and "segue upgrade" in stats.output
-    done = runner.invoke(app, ["upgrade"])
+    done = runner.invoke(app, [*home, "upgrade"])
     assert done.exit_code == 0, done.output
     assert "upgraded" in done.output and "catalog.duckdb.schema-1.old" in done.output
-    again = runner.invoke(app, ["upgrade"])
+    again = runner.invoke(app, [*home, "upgrade"])
     assert again.exit_code == 0 and "nothing to do" in again.output
-    assert runner.invoke(app, ["stats", "--json"]).exit_code == 0
+    assert runner.invoke(app, [*home, "stats", "--json"]).exit_code == 0
     shutil.rmtree(old.parent)
-    missing = runner.invoke(app, ["upgrade"])
+    missing = runner.invoke(app, [*home, "upgrade"])
     assert missing.exit_code == 1 and "no catalog at" in missing.output

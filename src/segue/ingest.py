@@ -31,8 +31,9 @@ ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 #: next file, and one thread spends less CPU per file than two. A small buffer pool: left at its
 #: default, DuckDB keeps every block the catalog has written as cache and the process grows with
 #: the catalog; capped, blocks a file's writes need (the catalog's track, album and artist ids)
-#: are read again from the file when evicted.
-INGEST_SETTINGS = {"threads": "1", "memory_limit": "96MB"}
+#: are read again from the file when evicted. 64 MB rather than 96 MB: the pool fills sooner, so
+#: a short ingest peaks closer to a long one (benchmarks/README.md), at no measured CPU cost.
+INGEST_SETTINGS = {"threads": "1", "memory_limit": "64MB"}
 
 
 @dataclass
@@ -192,6 +193,9 @@ def ingest_paths(
                         result = catalog.add_slice(cols)
                     finally:
                         report.write_seconds += time.perf_counter() - began
+                        # Written (or refused): its columns go before the writer waits for
+                        # the next file, whose parse is then at its largest.
+                        del cols
                 except InputFileError as exc:
                     if not skip_bad:
                         if pending is not None:
@@ -206,6 +210,11 @@ def ingest_paths(
                 bar.update(
                     task, advance=1, pl=done, rate=done / max(time.perf_counter() - started, 1e-9)
                 )
+            if not catalog._depth:
+                # The last files' WAL goes into the catalog now, under the ingest settings;
+                # left to the close, it would be checkpointed with DuckDB's default threads
+                # and memory limit, and set the process's peak memory.
+                catalog.con.execute("CHECKPOINT")
         finally:
             for name, value in saved.items():
                 catalog.con.execute(f"SET {name} = '{value}'")
