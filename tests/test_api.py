@@ -18,7 +18,7 @@ import pytest
 from starlette.exceptions import StarletteDeprecationWarning
 
 from segue import serving
-from segue.api import create_app, public_message
+from segue.api import RecommendResponse, TrackOut, create_app, public_message
 from segue.errors import CatalogError
 from segue.service import Service
 from segue.snapshot import Snapshot
@@ -106,6 +106,10 @@ def test_recommend_a_playlist_of_track_links(client: TestClient, snap: Snapshot)
         assert t["url"] == f"https://open.spotify.com/track/{t['id']}"
     scores = [t["score"] for t in body["tracks"]]
     assert scores == sorted(scores, reverse=True)
+    # built without the response model, the body still is one, field for field
+    assert set(body) == set(RecommendResponse.model_fields)
+    assert all(set(t) == set(TrackOut.model_fields) for t in body["tracks"] + body["seeds"])
+    assert RecommendResponse.model_validate(body).model_dump() == body
 
 
 def test_recommend_by_artist_name_and_playlist_name(client: TestClient) -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from segue.models.rows import row_positions, rows_dot, sparse_sum_rows, sum_rows
+from segue.models.rows import entries, row_positions, rows_dot, sparse_sum_rows, sum_rows
 
 
 def random_csr(seed: int, shape: tuple[int, int] = (60, 500), density: float = 0.05):
@@ -42,6 +42,16 @@ def test_rows_dot_and_positions() -> None:
     np.testing.assert_allclose(rows_dot(m, rows, vector), m[rows] @ vector, rtol=1e-6)
     pos = row_positions(m.indptr, rows)
     np.testing.assert_array_equal(m.indices[pos], m[rows].indices)
+
+
+def test_entries_equal_fancy_indexing() -> None:
+    m = random_csr(3, density=0.1)
+    rows = np.array([4, 0, 4, 59])
+    columns = np.array([7, 499, 7, 0, 250, 13])  # repeated and unsorted columns too
+    expected = m[rows][:, columns].toarray()
+    np.testing.assert_array_equal(entries(m, rows, columns), expected)
+    assert entries(m, rows, np.empty(0, dtype=np.int64)).shape == (4, 0)
+    assert entries(m, np.empty(0, dtype=np.int64), columns).shape == (0, 6)
 
 
 def test_empty_rows_and_no_rows() -> None:

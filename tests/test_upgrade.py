@@ -242,3 +242,19 @@ def test_upgrade_command(catalogs: tuple[Path, Path]) -> None:
     shutil.rmtree(old.parent)
     missing = runner.invoke(app, [*home, "upgrade"])
     assert missing.exit_code == 1 and "no catalog at" in missing.output
+
+
+def test_a_file_in_the_way_of_the_kept_copy_stops_the_upgrade(
+    catalogs: tuple[Path, Path],
+) -> None:
+    _, old = catalogs
+    in_the_way = old.with_name("catalog.duckdb.schema-1.old")
+    in_the_way.write_bytes(b"someone's file")
+    before = old.read_bytes()
+    with pytest.raises(CatalogError, match="is in the way; move it first"):
+        upgrade_catalog(old)
+    assert old.read_bytes() == before and in_the_way.read_bytes() == b"someone's file"
+    assert sorted(p.name for p in old.parent.iterdir()) == [
+        "catalog.duckdb",
+        "catalog.duckdb.schema-1.old",
+    ]

@@ -111,18 +111,7 @@ class TrackOut(BaseModel):
 
     @classmethod
     def of(cls, t: TrackRecord) -> TrackOut:
-        return cls(
-            uri=t.uri,
-            id=t.id,
-            url=t.url,
-            name=t.name,
-            artists=t.artists,
-            album=t.album,
-            year=t.year,
-            popularity=t.popularity,
-            score=t.score,
-            explanation=t.explanation,
-        )
+        return cls(**cls.plain(t))
 
 
 class RecommendResponse(BaseModel):
@@ -135,7 +124,8 @@ class RecommendResponse(BaseModel):
 
     @staticmethod
     def plain(rec: Recommendation) -> dict[str, Any]:
-        """The JSON object of ``rec`` (same fields as :meth:`of`)."""
+        """The JSON object of ``rec``, built directly: the recommend path answers with it
+        without validating through this model again (its schema is what OpenAPI shows)."""
         return {
             "model": rec.model,
             "title": rec.title,
@@ -144,17 +134,6 @@ class RecommendResponse(BaseModel):
             "unknown": rec.unknown,
             "messages": rec.messages,
         }
-
-    @classmethod
-    def of(cls, rec: Recommendation) -> RecommendResponse:
-        return cls(
-            model=rec.model,
-            title=rec.title,
-            tracks=[TrackOut.of(t) for t in rec.tracks],
-            seeds=[TrackOut.of(t) for t in rec.seeds],
-            unknown=rec.unknown,
-            messages=rec.messages,
-        )
 
 
 class ModelOut(BaseModel):

@@ -34,6 +34,7 @@ def _set_aside_old_catalog(home: Path, say: Callable[[str], None]) -> None:
     """Rename a demo catalog written by a segue with another schema, so the demo is rebuilt
     (it is made from the bundled table) and the old file is kept, not deleted."""
     from segue.catalog.core import SCHEMA_VERSION, schema_version_of
+    from segue.catalog.upgrade import set_aside
     from segue.demo import CATALOG_NAME
 
     path = home / CATALOG_NAME
@@ -42,13 +43,7 @@ def _set_aside_old_catalog(home: Path, say: Callable[[str], None]) -> None:
     found = schema_version_of(path)
     if found == SCHEMA_VERSION:
         return
-    kept = path.with_name(f"{CATALOG_NAME}.schema-{found}.old")
-    for leftover in (kept, kept.with_name(kept.name + ".wal")):
-        leftover.unlink(missing_ok=True)
-    path.replace(kept)
-    wal = path.with_name(path.name + ".wal")
-    if wal.exists():
-        wal.replace(kept.with_name(kept.name + ".wal"))
+    kept = set_aside(path, found, replace=True)
     say(
         f"the demo catalog was written by a segue with schema version {found} (this one uses "
         f"{SCHEMA_VERSION}): kept as {kept.name}, building it again"

@@ -210,7 +210,7 @@ def ingest_paths(
                 bar.update(
                     task, advance=1, pl=done, rate=done / max(time.perf_counter() - started, 1e-9)
                 )
-            if not catalog._depth:
+            if not catalog.in_transaction:
                 # The last files' WAL goes into the catalog now, under the ingest settings;
                 # left to the close, it would be checkpointed with DuckDB's default threads
                 # and memory limit, and set the process's peak memory.

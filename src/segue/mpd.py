@@ -230,9 +230,14 @@ def _int_array(values: list[Any], kind: pa.DataType) -> pa.Array:
         return pa.array([v if v is not None and lo <= v <= hi else None for v in ints], kind)
 
 
+def _id_pattern(kind: str) -> str:
+    """The regular expression of a ``spotify:<kind>:<id>`` URI or a bare id, whole."""
+    return rf"^(spotify:{kind}:)?[0-9A-Za-z]{{22}}$"
+
+
 def _bare_ids(uris: pa.Array, kind: str) -> pa.Array:
     """Bare ids of ``spotify:<kind>:<id>`` URIs (or bare ids); NULL where malformed."""
-    ok = pc.match_substring_regex(uris, rf"^(spotify:{kind}:)?[0-9A-Za-z]{{22}}$")
+    ok = pc.match_substring_regex(uris, _id_pattern(kind))
     return pc.if_else(ok, pc.utf8_slice_codeunits(uris, -22), pa.scalar(None, pa.string()))
 
 
@@ -266,7 +271,7 @@ def _first_bad_track(path: str, playlists: list[dict[str, Any]], where: str) -> 
     return InputFileError(path, where, "a track is malformed")
 
 
-_TRACK_URI = re.compile(r"(spotify:track:)?[0-9A-Za-z]{22}")
+_TRACK_URI = re.compile(_id_pattern("track"))
 
 
 def columns_from_playlists(
@@ -345,9 +350,7 @@ def columns_from_playlists(
         strings = [pa.array(col, pa.string()) for col in (tname, aname, auri, alb_uri, alb_name)]
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         raise _first_bad_track(path, playlists, where) from None
-    if not pc.all(
-        pc.match_substring_regex(uri_arr, r"^(spotify:track:)?[0-9A-Za-z]{22}$")
-    ).as_py() and len(uri):
+    if not pc.all(pc.match_substring_regex(uri_arr, _id_pattern("track"))).as_py() and len(uri):
         raise _first_bad_track(path, playlists, where)
     rows = pa.table(
         {
@@ -479,14 +482,14 @@ def _columns_fast(spath: str, digest: str, data: bytes) -> SliceColumns | None:
 
     def bare_ids(column: str, kind: str) -> pl.Expr:
         uri = pl.col(column)
-        ok = uri.str.contains(rf"^(spotify:{kind}:)?[0-9A-Za-z]{{22}}$")
+        ok = uri.str.contains(_id_pattern(kind))
         return pl.when(ok).then(uri.str.slice(-22)).otherwise(None).alias(f"{kind}_id")
 
     # Ids are checked and cut in polars (its regex engine runs in parallel, without the GIL).
     rows = rows.select(
         "pid",
         "pos",
-        pl.col("track_uri").str.contains(r"^(spotify:track:)?[0-9A-Za-z]{22}$").alias("_ok"),
+        pl.col("track_uri").str.contains(_id_pattern("track")).alias("_ok"),
         pl.col("track_uri").str.slice(-22).alias("track_id"),
         "track_name",
         "artist_name",

@@ -32,8 +32,8 @@ def reuse_port_balances() -> bool:
     return sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
 
 
-def bind(host: str, port: int, *, reuse_port: bool) -> socket.socket:
-    """A listening TCP socket on ``host:port``."""
+def bind(host: str, port: int, *, reuse_port: bool, listen: bool = True) -> socket.socket:
+    """A TCP socket bound to ``host:port``, listening unless ``listen`` is False."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -44,8 +44,8 @@ def bind(host: str, port: int, *, reuse_port: bool) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise OSError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    sock.listen(2048)
-    sock.set_inheritable(True)
+    if listen:
+        sock.listen(2048)
     return sock
 
 
@@ -87,8 +87,9 @@ def serve_workers(
             access_log=False,
         )
         return 0
-    # Fail here, with one message, if the port is taken by a socket without SO_REUSEPORT.
-    bind(host, port, reuse_port=True).close()
+    # Fail here, with one message, if the port is taken by a socket without SO_REUSEPORT (a
+    # socket that only binds: one that listened could take a connection and drop it).
+    bind(host, port, reuse_port=True, listen=False).close()
     env = {**os.environ, "SEGUE_HOME": str(home)}
     command = [sys.executable, "-m", "segue", "--home", str(home), "serve"]
     command += ["--host", host, "--port", str(port), WORKER_FLAG]

@@ -179,8 +179,6 @@ class CatalogBase:
         catalog = cls(con, path, read_only)
         try:
             catalog._check_or_create_schema()
-            if not read_only:
-                catalog._after_open()
         except Exception:
             con.close()
             raise
@@ -217,9 +215,10 @@ class CatalogBase:
             self.con.execute(SCHEMA)
             self.con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
 
-    def _after_open(self) -> None:
-        """Hook for mixins: work a writable catalog does when opened (e.g. finish an
-        interrupted ingest)."""
+    @property
+    def in_transaction(self) -> bool:
+        """True inside :meth:`transaction` (writes there commit with the outermost one)."""
+        return self._depth > 0
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:

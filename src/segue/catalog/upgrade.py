@@ -36,6 +36,26 @@ def _wal(path: Path) -> Path:
     return path.with_name(path.name + ".wal")
 
 
+def kept_path(path: Path, version: int | None) -> Path:
+    """Where :func:`set_aside` keeps a catalog of schema ``version``."""
+    return path.with_name(f"{path.name}.schema-{version}.old")
+
+
+def set_aside(path: Path, version: int | None, *, replace: bool = False) -> Path:
+    """Rename the catalog at ``path`` (schema ``version``), with its WAL, to :func:`kept_path`;
+    an earlier file kept there is replaced only with ``replace``. Returns the new path."""
+    kept = kept_path(path, version)
+    if replace:
+        for leftover in (kept, _wal(kept)):
+            leftover.unlink(missing_ok=True)
+    elif kept.exists():
+        raise CatalogError(f"{kept} is in the way; move it first")
+    os.replace(path, kept)
+    if _wal(path).exists():
+        os.replace(_wal(path), _wal(kept))
+    return kept
+
+
 def upgrade_catalog(path: Path) -> UpgradeReport | None:
     """Upgrade the catalog at ``path`` in place; None when it already has this schema."""
     path = Path(path)
@@ -49,17 +69,16 @@ def upgrade_catalog(path: Path) -> UpgradeReport | None:
             f"cannot upgrade {path}: schema version {found}; this segue upgrades versions "
             f"{', '.join(map(str, UPGRADABLE))} to {SCHEMA_VERSION}"
         )
-    kept = path.with_name(f"{path.name}.schema-{found}.old")
-    if kept.exists():
-        raise CatalogError(f"cannot upgrade {path}: {kept} is in the way; move it first")
+    if kept_path(path, found).exists():
+        raise CatalogError(
+            f"cannot upgrade {path}: {kept_path(path, found)} is in the way; move it first"
+        )
     building = path.with_name(f".{path.name}.upgrading-{os.getpid()}")
     for stale in (building, _wal(building)):
         stale.unlink(missing_ok=True)
     try:
         rows = _copy(path, building)
-        os.replace(path, kept)
-        if _wal(path).exists():
-            os.replace(_wal(path), _wal(kept))
+        kept = set_aside(path, found)
         os.replace(building, path)
     finally:
         for leftover in (building, _wal(building)):

@@ -75,7 +75,7 @@ from segue.models.itemknn import (
     popularity_prior,
     prior_order,
 )
-from segue.models.rows import row_positions, rows_dot, sparse_sum_rows, sum_rows
+from segue.models.rows import entries, rows_dot, sparse_sum_rows, sum_rows
 from segue.models.title import NameIndex, NameMatches, TitleRecommender, title_key
 
 FEATURES = (
@@ -149,24 +149,6 @@ def _lookup(cols: np.ndarray, vals: np.ndarray, wanted: np.ndarray) -> np.ndarra
         pos = np.minimum(np.searchsorted(cols, wanted), cols.size - 1)
         hit = cols[pos] == wanted
         out[hit] = vals[pos[hit]]
-    return out
-
-
-def _entries(matrix: sp.csr_matrix, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
-    """Dense float32 (len(rows), len(columns)): ``matrix[rows][:, columns]`` gathered from
-    the rows' entries (scipy's column fancy indexing costs more than the whole explanation)."""
-    out = np.zeros((rows.size, columns.size), dtype=np.float32)
-    if rows.size == 0 or columns.size == 0:
-        return out
-    unique, inverse = np.unique(columns, return_inverse=True)
-    pos = row_positions(matrix.indptr, rows)
-    owner = np.repeat(np.arange(rows.size), np.diff(matrix.indptr)[rows])
-    cols = matrix.indices[pos]
-    at = np.minimum(np.searchsorted(unique, cols), unique.size - 1)
-    hit = unique[at] == cols
-    found = np.zeros((rows.size, unique.size), dtype=np.float32)
-    found[owner[hit], at[hit]] = matrix.data[pos[hit]]
-    out[:] = found[:, inverse]
     return out
 
 
@@ -965,7 +947,7 @@ class HybridRecommender(Recommender):
         feats[found] = rows
         with_seeds = real.size > 0
         # seeds that share playlists with each track, strongest first (rows of the seeds only)
-        contrib = _entries(self.knn_.similarity_, real, wanted)
+        contrib = entries(self.knn_.similarity_, real, wanted)
         shared = self._shared_terms(real, wanted) if with_seeds else [[] for _ in wanted]
         # the (at most two) seeds sharing most playlists with each track, named in one lookup
         best: list[np.ndarray] = []
