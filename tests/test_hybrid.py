@@ -171,6 +171,41 @@ def test_save_load_round_trip(model: HybridRecommender, snapshot: Snapshot, tmp_
         np.testing.assert_allclose(a[1], b[1], rtol=1e-6)
 
 
+def test_the_name_index_is_saved_not_built_again(
+    model: HybridRecommender, snapshot: Snapshot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from segue.models import hybrid as hybrid_module
+
+    model.save(tmp_path / "hybrid")
+
+    class NotBuilt(hybrid_module.NameIndex):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            raise AssertionError("the saved name index was built again")
+
+    monkeypatch.setattr(hybrid_module, "NameIndex", NotBuilt)
+    loaded = HybridRecommender.load(tmp_path / "hybrid", snapshot)
+    for title in ("artist 3", "workout"):
+        a = model.recommend(np.array([], dtype=np.int64), 15, title=title)
+        b = loaded.recommend(np.array([], dtype=np.int64), 15, title=title)
+        assert a[0].tolist() == b[0].tolist()
+
+
+def test_a_model_saved_without_its_name_index_builds_it_at_load(
+    model: HybridRecommender, snapshot: Snapshot, tmp_path: Path
+) -> None:
+    model.save(tmp_path / "hybrid")
+    state = tmp_path / "hybrid" / "state.npz"
+    with np.load(state, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files if not k.startswith("names__")}
+    np.savez(state, **arrays)  # as saved before the index was
+    loaded = HybridRecommender.load(tmp_path / "hybrid", snapshot)
+    title = "artist 3"
+    empty = np.array([], dtype=np.int64)
+    assert loaded.recommend(empty, 15, title=title)[0].tolist() == (
+        model.recommend(empty, 15, title=title)[0].tolist()
+    )
+
+
 def test_a_model_saved_with_other_features_asks_for_a_refit(
     model: HybridRecommender, snapshot: Snapshot, tmp_path: Path
 ) -> None:

@@ -260,6 +260,16 @@ def test_name_index_without_name_columns_matches_nothing() -> None:
     assert NameIndex(None, np.ones(3)).match("Kevin Gates").tracks["artist"].size == 0
 
 
+def test_name_index_from_its_state_matches_the_same(names: NameIndex) -> None:
+    again = NameIndex.from_state(names.state_arrays())
+    for title in ("KEVIN GATES!!", "best of kevin gates", "hey brother", "chill vibes", None):
+        a, b = names.match(title), again.match(title)
+        for field in ("artist", "album", "track"):
+            assert a.tracks[field].tolist() == b.tracks[field].tolist()
+            assert a.coverage[field].tolist() == b.coverage[field].tolist()
+            assert a.best[field].tolist() == b.best[field].tolist()
+
+
 def test_name_index_keeps_the_most_popular_tracks_per_name() -> None:
     tracks, popularity = name_tracks()
     index = NameIndex(tracks, popularity, per_name=1)

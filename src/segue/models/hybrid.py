@@ -212,8 +212,8 @@ class HybridRecommender(Recommender):
     (n_artists, n_tracks); ``names_`` the snapshot's track names, quoted by explanations;
     ``name_index_`` the :class:`~segue.models.title.NameIndex` of the snapshot's names.
 
-    Saved as ``model.json`` + ``state.npz`` (generators and boosters) + ``content/`` (the
-    content model's own files); the names (and the name index) come from the snapshot given
+    Saved as ``model.json`` + ``state.npz`` (generators, name index and boosters) + ``content/`` (the
+    content model's own files); the names quoted by explanations come from the snapshot given
     to ``load``.
     """
 
@@ -1072,6 +1072,7 @@ class HybridRecommender(Recommender):
             arrays.update({f"{prefix}__{k}": v for k, v in model._state_arrays().items()})
             params = json.dumps(model.get_params()).encode()
             arrays[f"{prefix}__params"] = np.frombuffer(params, dtype=np.uint8)
+        arrays.update({f"names__{k}": v for k, v in self.name_index_.state_arrays().items()})
         for key, booster in (("ranker", self.ranker_), ("title_ranker", self.title_ranker_)):
             if booster is not None:
                 arrays[key] = np.frombuffer(booster.model_to_string().encode(), dtype=np.uint8)
@@ -1105,7 +1106,11 @@ class HybridRecommender(Recommender):
         self.knn_, self.als_, self.title_ = generators  # type: ignore[assignment]
         self._set_playlists(check_interactions(snapshot, self.name))
         self.names_ = TrackNames(snapshot, int(self.prior_.shape[0]))
-        self.name_index_ = NameIndex(snapshot.tracks, self.log_counts_)
+        saved = {k.split("__", 1)[1]: v for k, v in arrays.items() if k.startswith("names__")}
+        # a model saved before the index was: built again from the snapshot
+        self.name_index_ = (
+            NameIndex.from_state(saved) if saved else NameIndex(snapshot.tracks, self.log_counts_)
+        )
         import lightgbm as lgb
 
         self.ranker_ = self.title_ranker_ = None
