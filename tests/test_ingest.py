@@ -8,14 +8,17 @@ import sys
 import tarfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from segue.catalog import SCHEMA_VERSION, Catalog
+from segue.catalog.mpd import KnownIds
 from segue.cli import app
 from segue.cli._registry import register_all
 from segue.errors import CatalogError, InputFileError
 from segue.ingest import ingest_paths
+from segue.mpd import read_slice
 from tests.conftest import make_playlists, shared, write_slice
 
 register_all(app)
@@ -450,3 +453,87 @@ def test_killed_ingest_resumes_without_duplicates(tmp_path: Path) -> None:
     with Catalog.open(tmp_path / "ref.duckdb") as ref:
         ingest_paths(ref, files, progress=False)
         assert ref.counts() == resumed
+
+
+def test_known_ids_decide_exactly_or_not_at_all() -> None:
+    known = KnownIds(np.array([1, 5, 9], np.uint64), np.array([10, 50, 90], np.uint64))
+    found = known.new_mask((np.array([7, 5, 1], np.uint64), np.array([70, 50, 10], np.uint64)))
+    assert found is not None
+    mask, new = found
+    assert mask.tolist() == [True, False, False]
+    known.add(new)
+    assert known.first.tolist() == [1, 5, 7, 9] and known.second.tolist() == [10, 50, 70, 90]
+    # Another id with a known first hash: the set cannot tell, the caller asks the catalog.
+    assert known.new_mask((np.array([5], np.uint64), np.array([51], np.uint64))) is None
+    # Two ids of one file with the same first hash: likewise.
+    assert known.new_mask((np.array([3, 3], np.uint64), np.array([1, 2], np.uint64))) is None
+    empty = KnownIds(np.array([], np.uint64), np.array([], np.uint64))
+    found = empty.new_mask((np.array([4, 2], np.uint64), np.array([1, 2], np.uint64)))
+    assert found is not None and found[0].tolist() == [True, True]
+
+
+def test_run_keys_match_the_catalog_anti_joins(tmp_path: Path) -> None:
+    """One ingest run (ids known in memory) and file by file without a run (anti-joins against
+    the catalog) write the same catalog, with a refused file in the middle of the run: its
+    tracks are not known afterwards, so the next file that has them adds them."""
+    files = [
+        write_slice(tmp_path / "a.json", make_playlists(6, seed=1, full=False)),
+        write_slice(tmp_path / "b.json", make_playlists(6, seed=2)),  # pids of a.json: refused
+        write_slice(tmp_path / "c.json", make_playlists(6, seed=2, start_pid=100)),
+        write_slice(tmp_path / "d.json", make_playlists(6, seed=1, start_pid=200)),
+    ]
+    tables = []
+    for name, use_run in (("run", True), ("plain", False)):
+        with Catalog.open(tmp_path / f"{name}.duckdb") as cat:
+            if use_run:
+                report = ingest_paths(cat, files, skip_bad=True, progress=False)
+                assert [e.path for e in report.skipped] == [str(files[1])]
+            else:
+                for path in files:
+                    try:
+                        cat.add_slice(read_slice(path))
+                    except InputFileError:
+                        assert path == files[1]
+            consistent(cat)
+            tables.append(
+                [
+                    cat.con.execute(f"SELECT {columns} FROM {table} ORDER BY ALL").fetchall()
+                    for table, columns in (
+                        # Artist keys are numbered in no particular order: tracks name theirs.
+                        (
+                            "tracks t JOIN artists a USING (artist_key)",
+                            "t.* EXCLUDE (added_at, artist_key), a.artist_id, a.name",
+                        ),
+                        ("albums", "*"),
+                        ("artists", "* EXCLUDE (artist_key, updated_at)"),
+                        ("playlist_tracks", "*"),
+                    )
+                ]
+            )
+    assert tables[0] == tables[1]
+    assert len(tables[0][0]) > 60  # c.json's tracks went in
+
+
+def test_a_file_rolled_back_after_its_tracks_teaches_the_run_nothing(
+    tmp_path: Path, catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure after a file's new tracks and albums were written (here injected right after
+    them) rolls the file back; the run must not count them as known once another file commits,
+    or the retry would leave its rows without tracks."""
+    cols = read_slice(write_slice(tmp_path / "a.json", make_playlists(5, seed=3)))
+    other = read_slice(write_slice(tmp_path / "b.json", make_playlists(5, seed=4, start_pid=50)))
+    run = catalog.start_ingest_run()
+    merge = Catalog._merge_tracks
+
+    def merge_then_fail(self: Catalog, *args: object) -> int:
+        merge(self, *args)  # type: ignore[arg-type]
+        raise RuntimeError("interrupted")
+
+    monkeypatch.setattr(Catalog, "_merge_tracks", merge_then_fail)
+    with pytest.raises(RuntimeError):
+        catalog.add_slice(cols, run)
+    assert catalog.counts()["tracks"] == 0
+    monkeypatch.undo()
+    catalog.add_slice(other, run)
+    assert catalog.add_slice(cols, run).new_tracks > 0
+    consistent(catalog)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -75,14 +76,40 @@ class SliceColumns:
         return distinct_rows(self.rows)
 
 
+#: Two uint64 arrays of the same length: two independent 64-bit hashes of each id.
+IdKeys = tuple[np.ndarray[Any, np.dtype[np.uint64]], np.ndarray[Any, np.dtype[np.uint64]]]
+
+
 @dataclass(frozen=True)
 class DistinctRows:
     """One slice's distinct tracks (one row per track id, the values of its first row), artist
-    (id, name) pairs, and albums (one row per album id)."""
+    (id, name) pairs, and albums (one row per album id).
+
+    ``track_keys`` and ``album_keys`` are the :func:`id_keys` of ``tracks.track_id`` and
+    ``albums.album_id``, row for row: the writer compares them with the ids an ingest run
+    already knows (:class:`segue.catalog.mpd.KnownIds`).
+    """
 
     tracks: pa.Table
     artists: pa.Table
     albums: pa.Table
+    track_keys: IdKeys
+    album_keys: IdKeys
+
+
+def id_keys(ids: pa.Array | pa.ChunkedArray) -> IdKeys:
+    """128-bit keys of string ids (no nulls): polars' string hash under two seeds.
+
+    Computed the same way for the catalog's ids and a file's (polars' hash is fixed for a given
+    seed within a process, which is as long as a set of keys lives).
+    """
+    import polars as pl
+
+    series = pl.Series(ids).cast(pl.String)
+    return series.hash(_SEEDS[0]).to_numpy(), series.hash(_SEEDS[1]).to_numpy()
+
+
+_SEEDS = (0x5E6E_5EED_0001, 0x5E6E_5EED_0002)
 
 
 def distinct_rows(rows: pa.Table) -> DistinctRows:
@@ -106,7 +133,14 @@ def distinct_rows(rows: pa.Table) -> DistinctRows:
         .unique(subset="album_id", keep="first")
         .select("album_id", "album_name")
     )
-    return DistinctRows(tracks.to_arrow(), artists.to_arrow(), albums.to_arrow())
+    tracks_t, albums_t = tracks.to_arrow(), albums.to_arrow()
+    return DistinctRows(
+        tracks_t,
+        artists.to_arrow(),
+        albums_t,
+        id_keys(tracks_t["track_id"]),
+        id_keys(albums_t["album_id"]),
+    )
 
 
 def read_bytes(path: Path) -> bytes:

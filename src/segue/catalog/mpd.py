@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
 
 from segue.catalog.core import CatalogBase, normalise_name
 from segue.errors import InputFileError
 
 if TYPE_CHECKING:
-    from segue.mpd import DistinctRows, SliceColumns
+    from segue.mpd import DistinctRows, IdKeys, SliceColumns
 
 
 # The fields that make a playlist the same playlist (besides its track list), as one string.
@@ -35,6 +36,112 @@ class SliceResult:
     salvaged: bool = False
 
 
+class KnownIds:
+    """The ids of one catalog column as sorted 128-bit keys (:func:`segue.mpd.id_keys`), so
+    that an ingest run finds a file's new tracks and albums with a binary search instead of an
+    anti-join that scans the whole table for every file (which grows with the catalog).
+
+    Hand-written on numpy because polars' and pyarrow's ``is_in`` build a hash set of the other
+    side on every call, here the whole catalog. ``first`` (sorted, unique) holds the first
+    64-bit hash of each id, ``second`` the other hash of the same id. An id is known when both
+    hashes match. Should two different ids ever share a first hash (the set could then not
+    tell them apart), :meth:`new_mask` returns None and the caller falls back on the exact
+    anti-join.
+    """
+
+    def __init__(self, first: np.ndarray[Any, Any], second: np.ndarray[Any, Any]) -> None:
+        self.first = first
+        self.second = second
+
+    @classmethod
+    def of_column(cls, con: Any, table: str, column: str) -> KnownIds | None:
+        """The keys of every non-NULL ``table.column``; None if two of them share a first hash."""
+        from segue.mpd import id_keys
+
+        # In batches: only the keys (16 bytes an id) of the whole column are held at once.
+        reader = con.sql(
+            f"SELECT {column} FROM {table} WHERE {column} IS NOT NULL"
+        ).to_arrow_reader(1 << 18)
+        firsts, seconds = [np.zeros(0, np.uint64)], [np.zeros(0, np.uint64)]
+        for batch in reader:
+            keys = id_keys(batch.column(0))
+            firsts.append(keys[0])
+            seconds.append(keys[1])
+        first, second = np.concatenate(firsts), np.concatenate(seconds)
+        order = np.argsort(first, kind="stable")
+        first, second = first[order], second[order]
+        if len(first) > 1 and not (first[1:] != first[:-1]).all():
+            return None
+        return cls(first, second)
+
+    def new_mask(self, keys: IdKeys) -> tuple[np.ndarray[Any, np.dtype[np.bool_]], NewKeys] | None:
+        """For ``keys`` (of distinct ids): True for the ids the set lacks, and those ids' keys
+        for :meth:`add`. None when the set cannot decide exactly (two different ids with the
+        same first hash)."""
+        first, second = keys
+        order = np.argsort(first)
+        first, second = first[order], second[order]
+        if len(first) > 1 and not (first[1:] != first[:-1]).all():
+            return None
+        # Sorted queries: numpy's binary search starts from the last answer.
+        pos = np.searchsorted(self.first, first)
+        if len(self.first):
+            at = np.minimum(pos, len(self.first) - 1)
+            same_first = self.first[at] == first
+            if (same_first & (self.second[at] != second)).any():
+                return None
+        else:
+            same_first = np.zeros(len(first), dtype=bool)
+        new_sorted = ~same_first
+        mask = np.empty(len(first), dtype=bool)
+        mask[order] = new_sorted
+        return mask, NewKeys(first[new_sorted], second[new_sorted], pos[new_sorted], self.size)
+
+    @property
+    def size(self) -> int:
+        return len(self.first)
+
+    def add(self, new: NewKeys) -> None:
+        """Add the keys :meth:`new_mask` found new (their insertion points hold while nothing
+        was added in between)."""
+        if not len(new.first):
+            return
+        pos = new.pos if new.size == self.size else np.searchsorted(self.first, new.first)
+        self.first = np.insert(self.first, pos, new.first)
+        self.second = np.insert(self.second, pos, new.second)
+
+
+@dataclass(frozen=True)
+class NewKeys:
+    """Keys of ids a :class:`KnownIds` of ``size`` keys lacks, sorted by first hash, with their
+    insertion points."""
+
+    first: np.ndarray[Any, np.dtype[np.uint64]]
+    second: np.ndarray[Any, np.dtype[np.uint64]]
+    pos: np.ndarray[Any, np.dtype[np.intp]]
+    size: int
+
+
+@dataclass
+class IngestRun:
+    """What one ingest run knows of the catalog it writes to: the ids of its tracks and albums.
+
+    Valid only while the run is the catalog's only writer (ingest holds the file's write lock
+    and writes nothing else on its connection); keys join the sets once their file commits.
+    ``tracks`` or ``albums`` is None when the set cannot decide exactly; the writer then
+    anti-joins against the table as it does without a run.
+    """
+
+    tracks: KnownIds | None
+    albums: KnownIds | None
+    pending: list[tuple[KnownIds, NewKeys]] = field(default_factory=list)
+
+    def commit(self) -> None:
+        for known, keys in self.pending:
+            known.add(keys)
+        self.pending.clear()
+
+
 class MpdWrites(CatalogBase):
     def file_already_ingested(self, content_hash: str) -> str | None:
         rows = self.con.execute(
@@ -42,7 +149,15 @@ class MpdWrites(CatalogBase):
         ).fetchall()
         return rows[0][0] if rows else None
 
-    def add_slice(self, cols: SliceColumns) -> SliceResult:
+    def start_ingest_run(self) -> IngestRun:
+        """The catalog's track and album ids in memory, for :meth:`add_slice` calls that follow
+        with nothing else writing in between."""
+        return IngestRun(
+            KnownIds.of_column(self.con, "tracks", "track_id"),
+            KnownIds.of_column(self.con, "albums", "album_id"),
+        )
+
+    def add_slice(self, cols: SliceColumns, run: IngestRun | None = None) -> SliceResult:
         """Add one validated slice in one transaction. Idempotent by content hash; raises on a
         pid conflict.
 
@@ -51,24 +166,35 @@ class MpdWrites(CatalogBase):
 
         The playlists, their rows and the tracks, artists and albums the catalog does not know
         yet commit together, so a file interrupted half-way leaves nothing behind. A file costs
-        O(its own rows) plus one scan of the catalog's track ids (a hash anti-join: no index is
-        maintained per row).
+        O(its own rows) plus one scan of the catalog's track and album ids (a hash anti-join: no
+        index is maintained per row); within an :class:`IngestRun` (``run``), O(its own rows)
+        and a binary search per distinct track and album in the run's sorted keys.
         """
         previous = self.file_already_ingested(cols.content_hash)
         if previous is not None:
             return SliceResult(cols.path, "unchanged")
+        if self.in_transaction:
+            # Part of a caller's transaction, which may still roll back: the run's sets learn
+            # only from commits, so the catalog decides here.
+            run = None
         con = self.con
         con.register("stage_pl", cols.playlists)
         con.register("stage_rows", cols.rows)
         try:
             with self.transaction():
-                result = self._add_staged(cols)
+                result = self._add_staged(cols, run)
+        except BaseException:
+            if run is not None:
+                run.pending.clear()
+            raise
         finally:
             for name in _STAGED:
                 con.unregister(name)
+        if run is not None:
+            run.commit()
         return result
 
-    def _add_staged(self, cols: SliceColumns) -> SliceResult:
+    def _add_staged(self, cols: SliceColumns, run: IngestRun | None) -> SliceResult:
         from segue.mpd import distinct_rows
 
         con = self.con
@@ -106,7 +232,7 @@ class MpdWrites(CatalogBase):
             [file_id],
         )
         con.execute("INSERT INTO playlist_tracks SELECT pid, pos, track_id FROM stage_rows")
-        new_tracks = self._merge_tracks(distinct) if n_rows else 0
+        new_tracks = self._merge_tracks(distinct, run) if n_rows else 0
         con.execute(
             "INSERT INTO ingested_files (file_id, path, content_hash, playlists, rows, salvaged) VALUES (?, ?, ?, ?, ?, ?)",
             [file_id, cols.path, cols.content_hash, n_new_pl, n_rows, cols.salvaged],
@@ -152,18 +278,25 @@ class MpdWrites(CatalogBase):
                 f"pid {pid} was already ingested from {other or 'another source'} with different content",
             )
 
-    def _merge_tracks(self, distinct: DistinctRows) -> int:
+    def _merge_tracks(self, distinct: DistinctRows, run: IngestRun | None = None) -> int:
         """Add the file's tracks, artists and albums that the catalog lacks; returns the number
         of new tracks.
 
         Runs inside the file's transaction. Only the file's distinct tracks, artists and albums
         (computed before, outside the database) are compared with the catalog, by hash
-        anti-joins built on the file's side, and only new ones are written.
+        anti-joins built on the file's side (or, within ``run``, by the run's sorted keys), and
+        only new ones are written.
         """
         con = self.con
-        con.register("file_tracks", distinct.tracks)
+        file_tracks, anti_tracks = self._only_new(
+            run, run.tracks if run else None, distinct.tracks, distinct.track_keys
+        )
+        file_albums, anti_albums = self._only_new(
+            run, run.albums if run else None, distinct.albums, distinct.album_keys
+        )
+        con.register("file_tracks", file_tracks)
         con.register("file_artists", distinct.artists)
-        con.register("file_albums", distinct.albums)
+        con.register("file_albums", file_albums)
         # What the rarely needed fix-ups below could apply to, in one statement.
         name_only, id_only, no_album = con.execute(
             """
@@ -186,7 +319,7 @@ class MpdWrites(CatalogBase):
             SELECT f.track_id, f.track_name, {artist_key}, f.album_id, f.album_name,
                    f.duration_ms, 'mpd'
             FROM file_tracks f
-            ANTI JOIN tracks t ON t.track_id = f.track_id
+            {"ANTI JOIN tracks t ON t.track_id = f.track_id" if anti_tracks else ""}
             LEFT JOIN id_keys a ON a.artist_id = f.artist_id
             {name_join}
             """
@@ -205,15 +338,29 @@ class MpdWrites(CatalogBase):
             """
             )
         con.execute(
-            """
+            f"""
             INSERT INTO albums (album_id, name)
             SELECT f.album_id, f.album_name FROM file_albums f
-            ANTI JOIN albums a ON a.album_id = f.album_id
+            {"ANTI JOIN albums a ON a.album_id = f.album_id" if anti_albums else ""}
             """
         )
         for table in ("known", "sa", "id_keys", "name_keys"):
             con.execute(f"DROP TABLE IF EXISTS {table}")
         return int(new_tracks)
+
+    @staticmethod
+    def _only_new(
+        run: IngestRun | None, known: KnownIds | None, table: pa.Table, keys: IdKeys
+    ) -> tuple[pa.Table, bool]:
+        """``table`` reduced to its ids that ``known`` lacks (their keys join the run's pending
+        keys), and whether the SQL must still anti-join against the catalog (no set, or one
+        that cannot decide)."""
+        split = known.new_mask(keys) if known is not None else None
+        if run is None or known is None or split is None:
+            return table, True
+        mask, new_keys = split
+        run.pending.append((known, new_keys))
+        return table.filter(pa.array(mask)), False
 
     def _find_known_artists(self, id_only: bool) -> None:
         """``known(artist_id, artist_key, nameless)``: the catalog's artists with an id the file
