@@ -7,7 +7,8 @@ A real HTTP server in a thread, answering in the Web API's JSON shapes:
   ``/v1/artists/{id}``, ``/v1/audio-features?ids=`` (100), ``/v1/audio-features/{id}``;
 * ``GET /v1/playlists/{id}``, ``/v1/playlists/{id}/items`` (entries under ``item``) and
   ``/v1/playlists/{id}/tracks`` (entries under ``track``), paged with absolute ``next`` links;
-* ``GET /v1/recommendations?seed_tracks=``;
+* ``GET /v1/recommendations?seed_tracks=&limit=`` (1 to 5 seeds, limit 1..100, default 20;
+  ``{"tracks": [...], "seeds": [...]}``; what it answers is :attr:`World.recommend`);
 * ``GET /recco/v1/audio-features?ids=`` (40 max; unknown ids omitted, each item names its Spotify
   id in ``href``) and ``/recco/v1/track/{id}/audio-features``.
 
@@ -96,6 +97,9 @@ class World:
         default_factory=dict
     )  # id -> {"name", "track_ids"}
     recommendations: list[str] = field(default_factory=list)  # track ids answered, best first
+    #: Spotify's own judgement: ``rule(seed_ids)`` gives the track ids to answer, best first
+    #: (the fake drops the seeds and cuts at ``limit``). None answers :attr:`recommendations`.
+    recommend: Callable[[list[str]], list[str]] | None = None
 
     def track_ids(self) -> list[str]:
         return list(self.tracks)
@@ -255,6 +259,53 @@ def make_world(
             "track_ids": [rng.choice(ids) for _ in range(min(playlist_length, 10 * len(ids)))],
         }
     world.recommendations = rng.sample(ids, min(20, len(ids)))
+    return world
+
+
+def numbered_id(i: int) -> str:
+    """The 22-character id spelling ``i`` with leading zeros (the ids of numbered test tracks)."""
+    return f"{i:022d}"
+
+
+def parity_world(n_tracks: int, *, seed: int = 0) -> World:
+    """Tracks ``numbered_id(0)``..``numbered_id(n_tracks - 1)`` whose recommendations follow the
+    parity of the numbers: seeds mostly even (a tie: the first seed decides) get every even
+    track, odd ones every odd track, best first in one fixed shuffled order; seeds that are not
+    numbered get every track. This rule stands for Spotify's own judgement; a snapshot knowing
+    fewer tracks sees unknown ones answered."""
+    rng = random.Random(seed)
+    world = World()
+    artists = [(make_id(rng), "Even Band"), (make_id(rng), "Odd Band")]
+    for aid, name in artists:
+        genres = ["dance pop"] if name.startswith("Even") else ["death metal"]
+        world.artists[aid] = artist_object(aid, name, genres, 50)
+    for i in range(n_tracks):
+        tid = numbered_id(i)
+        world.tracks[tid] = track_object(
+            tid,
+            f"song {i}",
+            [artists[i % 2]],
+            make_id(rng),
+            f"album {i}",
+            "2012-01-01" if i % 2 == 0 else "1991-01-01",
+            rng.randrange(101),
+            150000 + rng.randrange(100000),
+        )
+        world.audio_features[tid] = audio_features_object(tid, rng)
+    order = list(world.tracks)
+    rng.shuffle(order)
+    world.recommendations = order
+
+    def same_parity(seed_ids: list[str]) -> list[str]:
+        numbers = [int(s) for s in seed_ids if s.isdigit()]
+        if not numbers:  # seeds this world does not number (e.g. a probe): every track
+            return order
+        odd = sum(n % 2 for n in numbers)
+        even = len(numbers) - odd
+        parity = numbers[0] % 2 if odd == even else int(odd > even)
+        return [t for t in order if int(t) % 2 == parity]
+
+    world.recommend = same_parity
     return world
 
 
@@ -801,16 +852,29 @@ class _Handler(BaseHTTPRequestHandler):
             if not ids or len(ids) > 5:
                 self._send(record, 400, _error(400, "1 to 5 seeds required"))
                 return
-            limit = int(query.get("limit", ["20"])[0])
-            chosen = [t for t in world.recommendations if t not in ids][:limit]
-            self._send(
-                record,
-                200,
+            if not all(_valid(i) for i in ids):
+                self._send(record, 400, _error(400, "invalid request"))
+                return
+            raw_limit = query.get("limit", ["20"])[0]
+            if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 100:
+                self._send(record, 400, _error(400, "Invalid limit"))
+                return
+            limit = int(raw_limit)
+            pool = world.recommend(ids) if world.recommend else world.recommendations
+            chosen = [t for t in dict.fromkeys(pool) if t not in ids and t in world.tracks]
+            chosen = chosen[:limit]
+            seeds = [
                 {
-                    "seeds": [{"id": s, "type": "TRACK", "initialPoolSize": 250} for s in ids],
-                    "tracks": [fake._track(t) for t in chosen],
-                },
-            )
+                    "afterFilteringSize": len(pool),
+                    "afterRelinkingSize": len(pool),
+                    "href": f"https://api.spotify.com/v1/tracks/{s}",
+                    "id": s,
+                    "initialPoolSize": 250,
+                    "type": "TRACK",
+                }
+                for s in ids
+            ]
+            self._send(record, 200, {"seeds": seeds, "tracks": [fake._track(t) for t in chosen]})
             return
         self._send(record, 404, _error(404, "Service not found"))
 
@@ -914,3 +978,15 @@ def env_for(fake: FakeSpotify, **kwargs: Any) -> dict[str, str]:
         SEGUE_BACKOFF_CAP="0.05",
     )
     return env
+
+
+def without_credentials(monkeypatch: Any, tmp_path: Path) -> None:
+    """No Spotify credentials anywhere segue looks (environment, Spotify.yaml, home)."""
+    from segue import config
+
+    for name in ("SPOTIPY_CLIENT_ID", "SPOTIPY_CLIENT_SECRET", "SEGUE_SPOTIFY_YAML"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("SEGUE_HOME", str(tmp_path / "home"))
+    config.set_home(None)

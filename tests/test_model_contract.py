@@ -6,11 +6,16 @@ never returned, exclusions honoured, save/load round trip, the checkerboard know
 (even playlists hold even tracks, whose artists have "even" genres and audio features), and
 clear errors for bad input. :class:`TestRegistryModels` runs it over ``MODELS``; a name whose
 module does not import yet is skipped, so new models join the contract as soon as they land.
+
+Models that ask a web service at query time (``NETWORK_MODELS``) run it against a real HTTP
+server on 127.0.0.1 answering like the service (tests/fake_spotify.py), pointed at through the
+same environment variables a deployment sets. Its recommendations follow the checkerboard's
+parity and include tracks the snapshot does not know.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,9 +28,12 @@ from segue.errors import NotFittedError
 from segue.models.base import Recommender
 from segue.models.registry import MODELS, fit_model, load_model, model_class
 from segue.snapshot import Snapshot
+from tests.fake_spotify import FakeSpotify, env_for, parity_world
 
-#: Models whose fit needs the network or credentials: never run here.
+#: Models that ask Spotify at query time: run against the fake server (:func:`spotify_fake`).
 NETWORK_MODELS = {"spotify"}
+#: Tracks the fake Spotify knows beyond the snapshot's (answered, then dropped by the model).
+N_UNKNOWN = 20
 #: Models with no notion of similarity: the checkerboard answer does not apply to them.
 NO_PARITY = {"popularity", "random"}
 
@@ -238,9 +246,15 @@ class RecommenderContract:
         assert isinstance(text, str) and text.strip()
 
 
+@pytest.fixture(scope="module")
+def spotify_fake() -> Iterator[FakeSpotify]:
+    """Spotify on 127.0.0.1: its recommendations follow the checkerboard's parity, in a fixed
+    order, and include ``N_UNKNOWN`` tracks the snapshot does not know."""
+    with FakeSpotify(parity_world(N_TRACKS + N_UNKNOWN, seed=5)) as server:
+        yield server
+
+
 def _available(name: str) -> Any:
-    if name in NETWORK_MODELS:
-        return pytest.param(name, marks=pytest.mark.skip(reason=f"{name} needs the network"))
     try:
         model_class(name)
     except (ImportError, AttributeError) as exc:
@@ -254,4 +268,10 @@ class TestRegistryModels(RecommenderContract):
     @pytest.fixture(params=[_available(name) for name in MODELS])
     def case(self, request: pytest.FixtureRequest) -> ModelCase:
         name = request.param
+        if name in NETWORK_MODELS:
+            fake = request.getfixturevalue("spotify_fake")
+            monkeypatch = request.getfixturevalue("monkeypatch")
+            monkeypatch.delenv("SEGUE_SPOTIFY_YAML", raising=False)
+            for key, value in env_for(fake).items():
+                monkeypatch.setenv(key, value)
         return ModelCase(name, lambda: model_class(name)())

@@ -24,7 +24,15 @@ from segue.providers.spotify import (
     RECOMMENDATIONS_GONE,
     SINGLES_PER_BATCH,
 )
-from tests.fake_spotify import CAP, FakeSpotify, World, fast_policy, make_world, provider_for
+from tests.fake_spotify import (
+    CAP,
+    FakeSpotify,
+    World,
+    fast_policy,
+    make_world,
+    provider_for,
+    without_credentials,
+)
 
 
 @pytest.fixture
@@ -453,14 +461,8 @@ def test_recommendations_403_reason_and_availability(fake):
 
 
 def test_availability_without_credentials(monkeypatch, tmp_path):
-    from segue import config
     from segue.models.spotify import SpotifyRecommender
 
-    for name in ("SPOTIPY_CLIENT_ID", "SPOTIPY_CLIENT_SECRET", "SEGUE_SPOTIFY_YAML"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("SEGUE_HOME", str(tmp_path / "home"))
-    config.set_home(None)
+    without_credentials(monkeypatch, tmp_path)
     ok, reason = SpotifyRecommender.available()
     assert not ok and "SPOTIPY_CLIENT_ID" in reason

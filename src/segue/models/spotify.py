@@ -6,13 +6,19 @@ maps the answer back to snapshot indices. Tracks the snapshot does not know are 
 scores and kept in ``last_unknown_`` so the service can grow the catalog with them.
 
 Since 27 Nov 2024 new apps get 403 from this endpoint; :meth:`SpotifyRecommender.available`
-says so (once per process and API base: the answer is cached) and the service hides the model.
+says so and the service hides the model. The answer is remembered per API base and client: an
+answer or a 403 for the life of the process, a failure that may pass (rate limit, 5xx, timeout,
+refused login) only for the server's ``Retry-After`` or ``retry_probe_after`` seconds.
 ``fit`` only stores the snapshot: there is nothing to learn locally. The network is asked at
 query time, so this model needs credentials and a connection whenever it recommends.
 """
 
 from __future__ import annotations
 
+import math
+import time
+import weakref
+from collections.abc import MutableMapping
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
@@ -26,6 +32,17 @@ if TYPE_CHECKING:
 #: A track every catalog of Spotify has, used only to ask whether the endpoint answers.
 PROBE_TRACK = "4uLU6hMCjMI75M1A2tKUQC"
 
+#: A remembered availability: (available, why not, time.monotonic() it is good until).
+_Remembered = tuple[bool, str, float]
+
+
+def _recall(memory: MutableMapping[Any, _Remembered], key: Any) -> tuple[bool, str] | None:
+    """The remembered availability under ``key`` while it is still good, else None."""
+    known = memory.get(key)
+    if known is None or time.monotonic() >= known[2]:
+        return None
+    return known[0], known[1]
+
 
 class SpotifyRecommender(Recommender):
     """Scores from Spotify's recommendations: the k-th of m returned tracks scores ``(m - k) / m``
@@ -35,7 +52,14 @@ class SpotifyRecommender(Recommender):
     """
 
     name: ClassVar[str] = "spotify"
-    _availability: ClassVar[dict[tuple[str, str], tuple[bool, str]]] = {}
+    #: Seconds a failed probe that may pass is remembered when the server sent no Retry-After.
+    retry_probe_after: ClassVar[float] = 60.0
+    _availability: ClassVar[dict[tuple[str, str], _Remembered]] = {}
+    # Keyed by the provider object itself, held weakly: an ``id()`` key would hand a freed
+    # provider's answer to a new one that happens to get the same address.
+    _provider_availability: ClassVar[weakref.WeakKeyDictionary[SpotifyProvider, _Remembered]] = (
+        weakref.WeakKeyDictionary()
+    )
 
     def __init__(self, *, limit: int = 100, max_seeds: int = 5) -> None:
         self.limit = limit
@@ -49,8 +73,11 @@ class SpotifyRecommender(Recommender):
     ) -> tuple[bool, str]:
         """``(True, "")`` when credentials exist and the endpoint answers, else ``(False, why)``.
 
-        The network answer is cached per API base and client for the life of the process, so
-        the reason is found (and can be reported) once; ``refresh=True`` asks again.
+        The network answer is remembered per API base and client (or per ``provider``): an
+        answer or a 403 for the life of the process, any other failure (429, 5xx, timeout,
+        refused login) for the ``Retry-After`` the server sent, else ``retry_probe_after``
+        seconds, so a passing failure does not hide the model for good. ``refresh=True`` asks
+        again at once.
         """
         from segue.config import NetworkSettings
         from segue.providers.base import ProviderError
@@ -67,16 +94,18 @@ class SpotifyRecommender(Recommender):
                     "no Spotify credentials: set SPOTIPY_CLIENT_ID and SPOTIPY_CLIENT_SECRET "
                     "or write a Spotify.yaml"
                 )
-            key = (NetworkSettings.from_env().spotify_api_base, credentials.client_id)
-            if not refresh and key in cls._availability:
-                return cls._availability[key]
+            key: Any = (NetworkSettings.from_env().spotify_api_base, credentials.client_id)
+            memory: MutableMapping[Any, _Remembered] = cls._availability
+            remembered = None if refresh else _recall(memory, key)
+            if remembered is not None:
+                return remembered
             probe = SpotifyProvider(credentials)
         else:
-            key = (provider.settings.spotify_api_base, f"provider-{id(provider)}")
-            if not refresh and key in cls._availability:
-                return cls._availability[key]
-            probe = provider
-        own = provider is None
+            key, memory, probe = provider, cls._provider_availability, provider
+            remembered = None if refresh else _recall(memory, key)
+            if remembered is not None:
+                return remembered
+        keep = math.inf
         try:
             probe.recommendations([PROBE_TRACK], limit=1)
             answer = (True, "")
@@ -85,10 +114,11 @@ class SpotifyRecommender(Recommender):
                 answer = (False, RECOMMENDATIONS_GONE)
             else:
                 answer = (False, f"Spotify's recommendations endpoint did not answer: {exc}")
+                keep = exc.retry_after if exc.retry_after is not None else cls.retry_probe_after
         finally:
-            if own:
+            if provider is None:
                 probe.close()
-        cls._availability[key] = answer
+        memory[key] = (*answer, time.monotonic() + keep)
         return answer
 
     def use_provider(self, provider: SpotifyProvider) -> Self:

@@ -1,0 +1,246 @@
+"""What is specific to the ``spotify`` model, against a real HTTP server on 127.0.0.1 answering
+like Spotify's /recommendations (tests/fake_spotify.py): how answers become scores, the ids the
+snapshot lacks, the seeds sent, the 403 of apps created after Nov 2024, and 429 with Retry-After.
+The shared invariants run in tests/test_model_contract.py."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from segue.errors import NotFittedError, SegueError
+from segue.models.spotify import SpotifyRecommender
+from segue.providers.base import ProviderError, RateLimitStop
+from segue.providers.spotify import RECOMMENDATIONS_GONE
+from segue.service import Service
+from segue.snapshot import Snapshot
+from tests.fake_spotify import (
+    CAP,
+    FakeSpotify,
+    env_for,
+    numbered_id,
+    parity_world,
+    provider_for,
+    without_credentials,
+)
+from tests.test_model_contract import N_TRACKS, checkerboard_snapshot
+
+N_UNKNOWN = 20
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeSpotify]:
+    with FakeSpotify(parity_world(N_TRACKS + N_UNKNOWN, seed=5)) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def snap() -> Snapshot:
+    return checkerboard_snapshot()
+
+
+@pytest.fixture(autouse=True)
+def fresh_availability(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts with no remembered availability (a later fake may reuse a port)."""
+    monkeypatch.setattr(SpotifyRecommender, "_availability", {})
+
+
+def _env(monkeypatch: pytest.MonkeyPatch, fake: FakeSpotify) -> None:
+    monkeypatch.delenv("SEGUE_SPOTIFY_YAML", raising=False)
+    for key, value in env_for(fake).items():
+        monkeypatch.setenv(key, value)
+
+
+def _model(fake: FakeSpotify, snap: Snapshot, **params: int) -> SpotifyRecommender:
+    return SpotifyRecommender(**params).use_provider(provider_for(fake)).fit(snap)
+
+
+def _spotify_answer(fake: FakeSpotify, seed_ids: list[str], limit: int) -> list[str]:
+    """What the fake's rule answers for these seeds (seeds dropped, cut at ``limit``)."""
+    assert fake.world.recommend is not None
+    return [t for t in fake.world.recommend(seed_ids) if t not in seed_ids][:limit]
+
+
+# -- from an answer to scores ----------------------------------------------------------------
+
+
+def test_answer_becomes_rank_scores_and_unknown_ids_are_kept(fake, snap):
+    model = _model(fake, snap)
+    seeds = np.array([0, 2, 4])
+    scores = model.scores(seeds)
+    seed_ids = [numbered_id(i) for i in seeds]
+    answer = _spotify_answer(fake, seed_ids, 100)
+    known = [int(t) for t in answer if int(t) < N_TRACKS]
+    unknown = [t for t in answer if int(t) >= N_TRACKS]
+    assert len(unknown) == N_UNKNOWN // 2 and len(known) == N_TRACKS // 2 - 3
+    assert model.last_unknown_ == unknown  # in Spotify's order
+    m = len(known)
+    expected = np.full(N_TRACKS, -np.inf, dtype=np.float32)
+    expected[known] = (m - np.arange(m, dtype=np.float32)) / np.float32(m)
+    assert scores.dtype == np.float32
+    np.testing.assert_array_equal(scores, expected)
+    (request,) = fake.requests_to("recommendations")
+    assert request.query["seed_tracks"] == [",".join(seed_ids)]
+    assert request.query["limit"] == ["100"]
+
+
+def test_recommend_follows_spotify_order_without_unknown_tracks(fake, snap):
+    model = _model(fake, snap)
+    ids, scores = model.recommend(np.array([1, 3]), 12)
+    answer = _spotify_answer(fake, [numbered_id(1), numbered_id(3)], 100)
+    assert ids.tolist() == [int(t) for t in answer if int(t) < N_TRACKS][:12]
+    assert scores[0] == 1.0 and np.all(np.diff(scores) < 0)
+
+
+def test_only_the_first_distinct_seeds_are_sent_and_later_seeds_are_never_returned(fake, snap):
+    model = _model(fake, snap)
+    seeds = np.array([1, 1, 3, 5, 7, 9, 11, 13])
+    sent = [numbered_id(i) for i in (1, 3, 5, 7, 9)]
+    answer = _spotify_answer(fake, sent, 100)
+    assert {numbered_id(11), numbered_id(13)} <= set(answer)  # Spotify does return them
+    ids, _ = model.recommend(seeds, N_TRACKS)
+    assert fake.requests_to("recommendations")[-1].ids == sent
+    assert not np.isin(ids, seeds).any()
+    assert ids.size == N_TRACKS // 2 - 7 and np.all(ids % 2 == 1)
+    _model(fake, snap, max_seeds=2).recommend(seeds, 5)
+    assert fake.requests_to("recommendations")[-1].ids == sent[:2]
+
+
+def test_limit_is_what_spotify_is_asked_for(fake, snap):
+    model = _model(fake, snap, limit=7)
+    scores = model.scores(np.array([0]))
+    assert fake.requests_to("recommendations")[0].query["limit"] == ["7"]
+    assert np.isfinite(scores).sum() + len(model.last_unknown_) == 7
+
+
+def test_no_seeds_asks_nothing(fake, snap):
+    model = _model(fake, snap)
+    model.scores(np.array([0]))
+    assert model.last_unknown_
+    ids, _ = model.recommend(np.array([], dtype=np.int64), 5)
+    assert ids.size == 0 and model.last_unknown_ == []
+    assert len(fake.requests_to("recommendations")) == 1
+
+
+def test_a_failed_request_leaves_no_stale_unknown_ids(fake, snap):
+    model = _model(fake, snap)
+    model.scores(np.array([0]))
+    assert model.last_unknown_
+    fake.fail("recommendations", status=500)
+    with pytest.raises(ProviderError, match="HTTP 500"):
+        model.scores(np.array([0]))
+    assert model.last_unknown_ == []
+
+
+def test_bad_parameters_and_unfitted_use_say_what_is_wrong(fake, snap):
+    with pytest.raises(ValueError, match=r"limit must be an int within 1\.\.100, got 0"):
+        SpotifyRecommender(limit=0).fit(snap)
+    with pytest.raises(NotFittedError, match="not fitted"):
+        SpotifyRecommender().explain(np.array([0]), 1)
+    with pytest.raises(IndexError, match="out of range"):
+        _model(fake, snap).explain(np.array([0]), N_TRACKS)
+    assert fake.requests == []
+
+
+def test_without_credentials_the_model_says_what_is_needed(snap, monkeypatch, tmp_path):
+    without_credentials(monkeypatch, tmp_path)
+    model = SpotifyRecommender().fit(snap)
+    with pytest.raises(SegueError, match="SPOTIPY_CLIENT_ID"):
+        model.recommend(np.array([0]), 5)
+
+
+# -- 403: the endpoint is gone for apps created after 27 Nov 2024 -------------------------------
+
+
+def test_403_says_why_and_the_service_hides_the_model(fake, snap, monkeypatch, tmp_path):
+    _env(monkeypatch, fake)
+    spotify = {m["name"]: m for m in Service(tmp_path).models()}["spotify"]
+    assert spotify["available"] and spotify["reason"] == ""
+
+    monkeypatch.setattr(SpotifyRecommender, "_availability", {})
+    fake.fail("recommendations", status=403)
+    spotify = {m["name"]: m for m in Service(tmp_path).models()}["spotify"]
+    assert not spotify["available"] and spotify["reason"] == RECOMMENDATIONS_GONE
+    assert SpotifyRecommender.available() == (False, RECOMMENDATIONS_GONE)
+    assert len(fake.requests_to("recommendations")) == 2  # the 403 is remembered
+
+    model = SpotifyRecommender().fit(snap)  # from the environment, as the service builds it
+    with pytest.raises(ProviderError, match="removed for new apps since 27 Nov 2024") as err:
+        model.recommend(np.array([0, 2]), 5)
+    assert err.value.status == 403
+
+
+def test_availability_of_one_provider_is_not_taken_for_another(fake):
+    for _ in range(5):  # each provider freed at once: its address often goes to the next one
+        assert SpotifyRecommender.available(provider=provider_for(fake)) == (True, "")
+    fake.fail("recommendations", status=403)
+    for _ in range(5):
+        provider = provider_for(fake)
+        assert SpotifyRecommender.available(provider=provider) == (False, RECOMMENDATIONS_GONE)
+        assert provider.is_gone("GET /recommendations")
+
+
+# -- 429 with Retry-After -------------------------------------------------------------------
+
+
+def test_429_within_the_cap_waits_retry_after_then_answers(fake, snap):
+    fake.fail("recommendations", status=429, retry_after=0.4, times=1)
+    model = _model(fake, snap)
+    ids, _ = model.recommend(np.array([0, 2]), 5)
+    assert ids.size == 5 and np.all(ids % 2 == 0)
+    assert [r.status for r in fake.requests_to("recommendations")] == [429, 200]
+    assert fake.gaps("recommendations")[0] >= 0.4
+    assert model._get_provider().retrier.waited == pytest.approx(0.4)
+
+
+def test_429_past_the_cap_stops_at_once_saying_how_long(fake, snap):
+    fake.fail("recommendations", status=429, retry_after=120)
+    model = _model(fake, snap)
+    with pytest.raises(RateLimitStop, match=r"wait 120 s, more than the 1 s cap") as err:
+        model.recommend(np.array([0, 2]), 5)
+    assert err.value.retry_after == 120
+    assert len(fake.requests_to("recommendations")) == 1
+    assert model._get_provider().retrier.waited == 0
+    assert model.last_unknown_ == []
+
+
+def test_a_rate_limited_probe_is_remembered_only_for_its_retry_after(fake, monkeypatch):
+    _env(monkeypatch, fake)
+    wait = CAP + 0.5  # past the cap: the probe stops at once
+    fake.fail("recommendations", status=429, retry_after=wait, times=1)
+    ok, reason = SpotifyRecommender.available()
+    assert not ok and "rate limited" in reason and "SEGUE_MAX_RETRY_AFTER" in reason
+    assert SpotifyRecommender.available() == (ok, reason)  # remembered: not asked again
+    assert len(fake.requests_to("recommendations")) == 1
+    time.sleep(wait)
+    assert SpotifyRecommender.available() == (True, "")
+    assert len(fake.requests_to("recommendations")) == 2
+
+
+def test_a_failed_probe_without_retry_after_is_asked_again_later(fake, monkeypatch):
+    _env(monkeypatch, fake)
+    monkeypatch.setattr(SpotifyRecommender, "retry_probe_after", 1.0)
+    fake.fail("recommendations", status=503, times=3)  # every one of the 3 attempts
+    ok, reason = SpotifyRecommender.available()
+    assert not ok and "HTTP 503" in reason
+    assert SpotifyRecommender.available() == (ok, reason)  # remembered for a while
+    assert len(fake.requests_to("recommendations")) == 3
+    time.sleep(1.0)
+    assert SpotifyRecommender.available() == (True, "")
+    assert len(fake.requests_to("recommendations")) == 4
+
+
+def test_save_load_keeps_parameters_and_answers_alike(fake, snap, monkeypatch, tmp_path: Path):
+    _env(monkeypatch, fake)
+    model = SpotifyRecommender(limit=9, max_seeds=2).fit(snap)
+    model.save(tmp_path / "spotify")
+    loaded = SpotifyRecommender.load(tmp_path / "spotify", snap)
+    assert loaded.get_params() == {"limit": 9, "max_seeds": 2}
+    a = model.recommend(np.array([1, 3, 5]), 5)
+    b = loaded.recommend(np.array([1, 3, 5]), 5)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    assert [r.query["limit"] for r in fake.requests_to("recommendations")] == [["9"], ["9"]]
