@@ -27,7 +27,7 @@ the cores: the figures are a floor. ``--profile`` also profiles the recommend pa
 (no HTTP) and prints where the time goes.
 
     python benchmarks/serve.py                      # demo catalog, default model
-    python benchmarks/serve.py --workers 2          # two uvicorn worker processes
+    python benchmarks/serve.py --workers 2          # two compute processes (segue.pool)
     python benchmarks/serve.py --home ~/segue --model itemknn --requests 300
 """
 
@@ -328,7 +328,10 @@ def main() -> None:
         "--duration", type=float, default=10.0, help="Open-loop seconds (default 10)."
     )
     parser.add_argument(
-        "--workers", type=int, default=1, help="uvicorn worker processes (default 1)."
+        "--workers",
+        type=int,
+        default=1,
+        help="segue serve --workers: compute processes (default 1).",
     )
     parser.add_argument("--no-explain", action="store_true", help="Ask for no explanations.")
     parser.add_argument(

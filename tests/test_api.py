@@ -17,7 +17,7 @@ import httpx
 import pytest
 from starlette.exceptions import StarletteDeprecationWarning
 
-from segue import serving
+from segue import pool
 from segue.api import RecommendResponse, TrackOut, create_app, public_message
 from segue.errors import CatalogError
 from segue.service import Service
@@ -397,53 +397,168 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.mark.skipif(not serving.reuse_port_balances(), reason="SO_REUSEPORT balancing is Linux's")
-def test_serve_workers_each_listen_on_the_port_and_stop_together(
-    built: tuple[Path, Snapshot],
+def _start_server(
+    home: Path, port: int, *extra: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "segue", "--home", str(home), "serve", "--port", str(port)]
+    return subprocess.Popen(
+        [*command, *extra],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+
+
+def _wait_healthy(proc: subprocess.Popen[bytes], base: str) -> None:
+    deadline = time.monotonic() + 90
+    while True:
+        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+        assert time.monotonic() < deadline, "the server did not start"
+        try:
+            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+
+
+@pytest.mark.skipif(not pool.supported(), reason="compute workers inherit their socket on POSIX")
+def test_serve_workers_compute_in_their_own_processes_and_stop_together(
+    built: tuple[Path, Snapshot], client: TestClient
 ) -> None:
     import psutil
 
     port = _free_port()
-    command = [sys.executable, "-m", "segue", "--home", str(built[0]), "serve"]
-    proc = subprocess.Popen(
-        [*command, "--port", str(port), "--workers", "2"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    proc = _start_server(built[0], port, "--workers", "2")
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-            assert time.monotonic() < deadline, "the workers did not start"
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
+        _wait_healthy(proc, base)
         workers = psutil.Process(proc.pid).children()
         assert len(workers) == 2
-        time.sleep(1.0)  # both workers loaded: each has its own listening socket on the port
-        for w in workers:
-            listening = [
-                c
-                for c in w.net_connections(kind="tcp")
-                if c.status == psutil.CONN_LISTEN and c.laddr.port == port
-            ]
-            assert len(listening) == 1
-        body = {"seeds": ["Rock Artist 0"], "n": 3, "model": MODEL}
-        for _ in range(12):  # a new connection each: the kernel spreads them over the workers
-            with httpx.Client(base_url=base, timeout=20) as c:
-                r = c.post("/recommend", json=body)
-            assert r.status_code == 200 and len(r.json()["tracks"]) == 3
+        bodies = [
+            {"seeds": ["Rock Artist 0"], "n": 3, "model": MODEL},
+            {"seeds": ids_of(built[1], "Chill")[:3], "n": 5, "model": MODEL, "year_min": 1990},
+            {"seeds": ["Rock Artist 0"], "n": 3, "model": MODEL, "max_per_artist": 1},
+            {"seeds": ["no such thing"], "model": MODEL},  # 422 from the service
+            {"seeds": ["Rock Artist 0"], "model": "hybrid"},  # 503: not built
+            {"seeds": ["Rock Artist 0"], "year_min": 2000, "year_max": 1990, "model": MODEL},
+        ]
+        with httpx.Client(base_url=base, timeout=30) as c:
+            for body in bodies * 3:
+                got = c.post("/recommend", json=body)
+                want = client.post("/recommend", json=body)
+                # the same status and body as computing in the API process
+                assert (got.status_code, got.json()) == (want.status_code, want.json())
+                assert_clean(got, built[0])
+        cpu = [w.cpu_times().user for w in workers]
+        assert all(t > 0 for t in cpu)
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=30)
+        stderr = proc.stderr.read().decode() if proc.stderr else ""
         if proc.stderr:
             proc.stderr.close()
-    assert code == 0
+    # uvicorn shuts down gracefully, then ends by the signal it was sent
+    assert code in (0, -signal.SIGTERM), stderr
+    assert "Traceback" not in stderr
     assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)
+
+
+@pytest.mark.skipif(not pool.supported(), reason="compute workers inherit their socket on POSIX")
+def test_a_compute_worker_that_dies_is_replaced(built: tuple[Path, Snapshot]) -> None:
+    import psutil
+
+    port = _free_port()
+    proc = _start_server(built[0], port, "--workers", "2")
+    base = f"http://127.0.0.1:{port}"
+    body = {"seeds": ["Rock Artist 0"], "n": 3, "model": MODEL}
+    try:
+        _wait_healthy(proc, base)
+        first = psutil.Process(proc.pid).children()
+        first[0].kill()
+        deadline = time.monotonic() + 10
+        while first[0].is_running() and first[0].status() != psutil.STATUS_ZOMBIE:
+            assert time.monotonic() < deadline, "the worker did not die"
+            time.sleep(0.05)
+        statuses = []
+        with httpx.Client(base_url=base, timeout=60) as c:
+            for _ in range(10):
+                statuses.append(c.post("/recommend", json=body).status_code)
+        # nothing in flight when it died: every request is answered by a live worker
+        assert statuses == [200] * 10
+        deadline = time.monotonic() + 60
+        while len(psutil.Process(proc.pid).children()) != 2:
+            assert time.monotonic() < deadline, "no replacement worker"
+            time.sleep(0.2)
+        now = psutil.Process(proc.pid).children()
+        assert first[1] in now and first[0] not in now
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        if proc.stderr:
+            proc.stderr.close()
+
+
+@pytest.mark.skipif(not pool.supported(), reason="compute workers inherit their socket on POSIX")
+def test_workers_that_cannot_start_stop_the_server_with_one_message(
+    built: tuple[Path, Snapshot],
+) -> None:
+    import os
+
+    env = {**os.environ, "SEGUE_WORKER_START_TIMEOUT": "0.001"}
+    command = [sys.executable, "-m", "segue", "--home", str(built[0]), "serve"]
+    done = subprocess.run(
+        [*command, "--port", str(_free_port()), "--workers", "2"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 1
+    assert "error: a compute worker did not start" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_cancelled_request_does_not_leave_its_answer_to_the_next(
+    built: tuple[Path, Snapshot], client: TestClient
+) -> None:
+    """The pool in process: a request cancelled while its worker computes (a client that went
+    away) must not hand its answer to the next request on that worker."""
+    if not pool.supported():
+        pytest.skip("compute workers inherit their socket on POSIX")
+
+    def request(seeds: list[str], n: int) -> dict[str, object]:
+        return {
+            "seeds": seeds,
+            "n": n,
+            "model": MODEL,
+            "title": None,
+            "filters": {},
+            "explain": True,
+        }
+
+    async def scenario() -> list[tuple[int, dict[str, object]]]:
+        compute = pool.ComputePool(built[0], 1)
+        await compute.attach()
+        try:
+            first = asyncio.ensure_future(compute.recommend(request(["Rock Artist 0"], 2)))
+            await asyncio.sleep(0)  # sent to the only worker
+            first.cancel()
+            answers = []
+            for seeds, n in ((["Chill Artist 0"], 4), (["Rap Artist 1"], 3)):
+                status, body = await compute.recommend(request(seeds, n))
+                answers.append((status, json.loads(body)))
+            return answers
+        finally:
+            await compute.close()
+
+    answers = asyncio.run(scenario())
+    for (status, body), (seeds, n) in zip(
+        answers, ((["Chill Artist 0"], 4), (["Rap Artist 1"], 3)), strict=True
+    ):
+        want = client.post("/recommend", json={"seeds": seeds, "n": n, "model": MODEL})
+        assert (status, body) == (want.status_code, want.json())
 
 
 def test_serve_says_when_the_port_is_taken(built: tuple[Path, Snapshot]) -> None:

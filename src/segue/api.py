@@ -2,7 +2,8 @@
 
 ``create_app()`` builds the application; ``segue serve`` runs it with uvicorn. One service is
 created per application (in the lifespan) and its loaded snapshot and models are reused by
-every request. Handlers that compute are plain ``def`` so they run in the threadpool.
+every request. Recommendations are computed on a few threads (:data:`COMPUTE_THREADS`), or,
+with ``segue serve --workers N``, by N compute processes behind one queue (``segue.pool``).
 
 Errors never carry a stack trace or a server path: invalid requests give 422 naming the field,
 a ``ValueError`` from the service gives 422 (404 for an unknown track id) with its message, a
@@ -11,6 +12,7 @@ model or snapshot not built yet gives 503, anything else 500 with a generic mess
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import re
@@ -29,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from segue import __version__
 from segue.errors import NotFittedError, SegueError
 from segue.models.registry import DEFAULT_MODEL
+from segue.pool import ComputePool, PoolUnavailable
 from segue.service import MAX_RESULTS, MAX_SEEDS, Filters, Recommendation, Service, TrackRecord
 
 log = logging.getLogger("segue.api")
@@ -164,26 +167,79 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+# errors -------------------------------------------------------------------------------------
+def _value_error(exc: BaseException) -> tuple[int, dict[str, Any]]:
+    return 422, {"detail": public_message(exc)}
+
+
+def _not_built(exc: BaseException) -> tuple[int, dict[str, Any]]:
+    return 503, {"detail": public_message(exc)}
+
+
+def _not_installed(exc: BaseException) -> tuple[int, dict[str, Any]]:
+    return 503, {"detail": "this part of segue is not installed here"}
+
+
+def _segue_error(exc: BaseException) -> tuple[int, dict[str, Any]]:
+    return 500, {"detail": public_message(exc)}
+
+
+def _unexpected(exc: BaseException) -> tuple[int, dict[str, Any]]:
+    return 500, {"detail": "internal server error"}
+
+
+_ERROR_REPLIES: dict[type[Exception], Any] = {
+    ValueError: _value_error,
+    NotFittedError: _not_built,
+    ImportError: _not_installed,
+    SegueError: _segue_error,
+    Exception: _unexpected,
+}
+
+
+def error_reply(exc: BaseException) -> tuple[int, dict[str, Any]]:
+    """HTTP status and JSON body for an exception from the service: the nearest class in its
+    MRO decides (as for the app's exception handlers), so the answer is the same whether the
+    request was computed in this process or in a compute worker (``segue.pool``)."""
+    for cls in type(exc).__mro__:
+        reply = _ERROR_REPLIES.get(cls)
+        if reply is not None:
+            return reply(exc)  # type: ignore[no-any-return]
+    return _unexpected(exc)
+
+
 # the application ----------------------------------------------------------------------------
 def _field(loc: tuple[Any, ...]) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path")]
     return ".".join(parts) or "body"
 
 
-def create_app(service: Service | None = None) -> FastAPI:
-    """The API over ``service`` (default: a :class:`Service` on the configured home folder)."""
+def create_app(service: Service | None = None, *, compute: ComputePool | None = None) -> FastAPI:
+    """The API over ``service`` (default: a :class:`Service` on the configured home folder).
+
+    With ``compute``, recommendations are computed by that pool's worker processes
+    (``segue serve --workers N``) and this process loads no model.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         svc = service if service is not None else Service()
         app.state.service = svc
+        app.state.compute = compute
         try:
             # Load the snapshot and default model now, so the first request is not the slow one.
             svc.snapshot  # noqa: B018
-            svc.model(DEFAULT_MODEL)
+            if compute is None:
+                svc.model(DEFAULT_MODEL)
         except Exception as exc:  # not built yet: requests say so; /health reports it
             log.warning("segue API starting without a ready default model: %s", public_message(exc))
-        yield
+        if compute is not None:
+            await compute.attach()
+        try:
+            yield
+        finally:
+            if compute is not None:
+                await compute.close()
 
     app = FastAPI(
         title="segue",
@@ -206,30 +262,14 @@ def create_app(service: Service | None = None) -> FastAPI:
             status_code=422, content={"detail": f"invalid request: {summary}", "errors": errors}
         )
 
-    @app.exception_handler(ValueError)
-    async def bad_value(request: Request, exc: ValueError) -> JSONResponse:
-        return JSONResponse(status_code=422, content={"detail": public_message(exc)})
+    for exc_class in _ERROR_REPLIES:
 
-    @app.exception_handler(NotFittedError)
-    async def not_built(request: Request, exc: NotFittedError) -> JSONResponse:
-        return JSONResponse(status_code=503, content={"detail": public_message(exc)})
-
-    @app.exception_handler(ImportError)
-    async def not_installed(request: Request, exc: ImportError) -> JSONResponse:
-        log.error("import failed on %s: %s", request.url.path, exc)
-        return JSONResponse(
-            status_code=503, content={"detail": "this part of segue is not installed here"}
-        )
-
-    @app.exception_handler(SegueError)
-    async def segue_error(request: Request, exc: SegueError) -> JSONResponse:
-        log.error("segue error on %s: %s", request.url.path, exc)
-        return JSONResponse(status_code=500, content={"detail": public_message(exc)})
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s", request.url.path)
-        return JSONResponse(status_code=500, content={"detail": "internal server error"})
+        @app.exception_handler(exc_class)
+        async def service_error(request: Request, exc: Exception) -> JSONResponse:
+            status, body = error_reply(exc)
+            if status == 500 or isinstance(exc, ImportError):
+                log.error("%s on %s", type(exc).__name__, request.url.path, exc_info=exc)
+            return JSONResponse(status_code=status, content=body)
 
     def compute_limiter(request: Request) -> anyio.CapacityLimiter:
         limiter = getattr(request.app.state, "compute_limiter", None)
@@ -253,6 +293,22 @@ def create_app(service: Service | None = None) -> FastAPI:
             max_per_artist=body.max_per_artist,
         )
         title = body.title.strip() if body.title and body.title.strip() else None
+        pool: ComputePool | None = request.app.state.compute
+        if pool is not None:
+            try:
+                status, answer = await pool.recommend(
+                    {
+                        "seeds": list(body.seeds),
+                        "n": body.n,
+                        "model": body.model,
+                        "title": title,
+                        "filters": dataclasses.asdict(filters),
+                        "explain": body.explain,
+                    }
+                )
+            except PoolUnavailable as exc:
+                status, answer = 503, orjson.dumps({"detail": str(exc)})
+            return Response(answer, status_code=status, media_type="application/json")
         call = functools.partial(
             svc(request).recommend,
             list(body.seeds),
@@ -330,9 +386,9 @@ def _refuse_paths(seeds: list[str]) -> None:
     from segue import ids
 
     for position, text in enumerate(seeds):
-        if ids.try_parse(text, default_kind=ids.Kind.TRACK) is not None:
+        if not text.lower().endswith(_FILE_SUFFIXES):
             continue
-        if text.lower().endswith(_FILE_SUFFIXES):
+        if ids.try_parse(text, default_kind=ids.Kind.TRACK) is None:
             raise ValueError(
                 f"seeds.{position} names a file: seeds cannot be files on the server; "
                 "send track, artist or playlist references or names"

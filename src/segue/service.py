@@ -10,6 +10,7 @@ ranges) and explains each result.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,10 @@ class Recommendation:
 def _nan_to_none(value: Any) -> Any:
     if value is None:
         return None
+    if isinstance(value, float):  # also numpy's float64; the common case, without pandas
+        return None if value != value else value
+    if isinstance(value, str | int):
+        return value
     try:
         if pd.isna(value):
             return None
@@ -144,6 +149,9 @@ class Service:
 
     @property
     def snapshot(self) -> Snapshot:
+        snap = self._snapshot
+        if snap is not None:  # loaded: no lock needed to read it
+            return snap
         with self._lock:
             if self._snapshot is None:
                 self._snapshot = Snapshot.load(self._dir("snapshot"))
@@ -206,26 +214,45 @@ class Service:
             snap._record_columns = cols  # type: ignore[attr-defined]
         return cols
 
+    def records(
+        self,
+        indices: Sequence[int] | np.ndarray,
+        scores: Sequence[float] | None = None,
+        explanations: Sequence[str | None] | None = None,
+    ) -> list[TrackRecord]:
+        """:meth:`record` of many tracks, each column read once."""
+        c = self._columns()
+        idx = np.asarray(indices, dtype=np.int64)
+        cols = {k: v[idx].tolist() for k, v in c.items()}
+        n = idx.size
+        score_list: list[float | None] = [None] * n if scores is None else list(scores)
+        why_list: list[str | None] = [None] * n if explanations is None else list(explanations)
+        out = []
+        for j in range(n):
+            track_id = cols["track_id"][j]
+            year = _nan_to_none(cols["release_year"][j])
+            pop = _nan_to_none(cols["popularity"][j])
+            artist = cols["artist_name"][j]
+            score = score_list[j]
+            out.append(
+                TrackRecord(
+                    uri=ids.track_uri(track_id),
+                    id=track_id,
+                    name=cols["name"][j] or "",
+                    artists=[artist] if artist else [],
+                    album=_nan_to_none(cols["album_name"][j]),
+                    year=int(year) if year is not None else None,
+                    popularity=float(pop) if pop is not None else None,
+                    score=None if score is None else float(score),
+                    explanation=why_list[j],
+                )
+            )
+        return out
+
     def record(
         self, index: int, score: float | None = None, explanation: str | None = None
     ) -> TrackRecord:
-        c = self._columns()
-        i = int(index)
-        track_id = c["track_id"][i]
-        year = _nan_to_none(c["release_year"][i])
-        pop = _nan_to_none(c["popularity"][i])
-        artist = c["artist_name"][i]
-        return TrackRecord(
-            uri=ids.track_uri(track_id),
-            id=track_id,
-            name=c["name"][i] or "",
-            artists=[artist] if artist else [],
-            album=_nan_to_none(c["album_name"][i]),
-            year=int(year) if year is not None else None,
-            popularity=float(pop) if pop is not None else None,
-            score=None if score is None else float(score),
-            explanation=explanation,
-        )
+        return self.records([int(index)], None if score is None else [score], [explanation])[0]
 
     def get_track(self, ref: str) -> TrackRecord:
         track_id = ids.track_id(ref)
@@ -247,7 +274,7 @@ class Service:
             return []
         counts = tracks["playlist_count"].to_numpy()[hits]
         order = hits[np.lexsort((hits, -counts))][:limit]
-        return [self.record(i) for i in order]
+        return self.records(order)
 
     def _search_text(self) -> pd.Series:
         snap = self.snapshot
@@ -456,17 +483,14 @@ class Service:
             if explain
             else [None] * len(idx)
         )
-        records = [
-            self.record(i, s, why)
-            for i, s, why in zip(idx.tolist(), scores.tolist(), whys, strict=True)
-        ]
+        records = self.records(idx, scores.tolist(), whys)
         messages = list(seeds.messages)
         if len(records) < n:
             messages.append(f"only {len(records)} track(s) pass the filters")
         return Recommendation(
             model=model,
             tracks=records,
-            seeds=[self.record(i) for i in seeds.indices[:50].tolist()],
+            seeds=self.records(seeds.indices[:50]),
             title=seeds.title,
             unknown=seeds.unknown,
             messages=messages,

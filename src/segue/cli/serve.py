@@ -11,7 +11,7 @@ import typer
 from segue import config, serving
 from segue.cli.recommend import err
 from segue.errors import SegueError
-from segue.serving import WORKER_FLAG
+from segue.pool import PoolUnavailable
 
 
 def _demo_home() -> None:
@@ -95,36 +95,20 @@ def register(app: typer.Typer) -> None:
             "--workers",
             min=1,
             max=64,
-            help="Worker processes, e.g. one per core (each loads the models). On Linux each "
-            "has its own socket on the port (SO_REUSEPORT), so connections spread evenly.",
+            help="Processes computing recommendations, e.g. one per core (each loads the "
+            "models), fed from one queue.",
         ),
-        reuse_port_worker: bool = typer.Option(False, WORKER_FLAG, hidden=True),
     ) -> None:
         """Run the HTTP API (OpenAPI docs at /docs)."""
-        if reuse_port_worker:  # one worker of `--workers N`, started by its supervisor
-            serving.serve(host, port, reuse_port=True)
-            return
         if demo:
             _demo_home()
-        err.print(
-            f"segue API: http://{host}:{port}  (docs at /docs, Ctrl+C stops it)", highlight=False
-        )
+        say = lambda m: err.print(m, highlight=False)  # noqa: E731
+        say(f"segue API: http://{host}:{port}  (docs at /docs, Ctrl+C stops it)")
         try:
-            if workers == 1:
-                serving.serve(host, port)
-                return
-            code = serving.serve_workers(
-                host,
-                port,
-                workers,
-                home=config.home(),
-                say=lambda m: err.print(m, highlight=False),
-            )
-        except OSError as exc:
+            serving.serve(host, port, workers=workers, say=say)
+        except (OSError, PoolUnavailable) as exc:
             err.print(f"[red]error:[/red] {exc}", highlight=False)
             raise typer.Exit(1) from None
-        if code:
-            raise typer.Exit(code)
 
     @app.command(name="app")
     def web_app(

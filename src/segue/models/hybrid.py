@@ -61,7 +61,7 @@ import scipy.sparse as sp
 from segue.errors import NotFittedError
 from segue.models.als import ALSRecommender
 from segue.models.base import Recommender, as_seed_array, dropped
-from segue.models.content import Model1, _single_thread_blas
+from segue.models.content import Model1, _single_thread_blas, fast_top_n
 from segue.models.itemknn import (
     ItemKNNRecommender,
     TrackNames,
@@ -75,7 +75,7 @@ from segue.models.itemknn import (
     popularity_prior,
     prior_order,
 )
-from segue.models.rows import entries, rows_dot, sparse_sum_rows, sum_rows
+from segue.models.rows import entries, row_positions, rows_dot, sparse_sum_rows, sum_rows
 from segue.models.title import NameIndex, NameMatches, TitleRecommender, title_key
 
 FEATURES = (
@@ -611,8 +611,11 @@ class HybridRecommender(Recommender):
         k = self.candidates
         real = [np.unique(s) for s in seed_lists]
         title_weights = self._title_weights(titles)
-        title_raw = sp.csr_matrix(title_weights @ self.title_.key_tracks_, dtype=np.float32)
-        title_raw.sort_indices()
+        if title_weights.nnz:
+            title_raw = sp.csr_matrix(title_weights @ self.title_.key_tracks_, dtype=np.float32)
+            title_raw.sort_indices()
+        else:  # no title with a key (most queries): skip the product
+            title_raw = sp.csr_matrix((len(real), n_tracks), dtype=np.float32)
         title_counts = self._title_counts(title_weights, real) if title_weights.nnz else title_raw
         key_counts = np.diff(title_weights.indptr)
         title_best = np.zeros(len(real), dtype=np.float32)
@@ -893,6 +896,14 @@ class HybridRecommender(Recommender):
         self._check_fitted()
         n = check_n(n)
         seed_arr, cands, _, values = self._ranked_one(seeds, title)
+        if exclude is not None and len(exclude) and cands.size:
+            keep = ~np.isin(cands, np.asarray(exclude, dtype=np.int64))
+            cands, values = cands[keep], values[keep]
+        if cands.size >= n and float(values.min()) > float(self.prior_[self.order_[0]]):
+            # every candidate outscores every other track's prior: the top n are candidates
+            # (ties by index, as merge_top_n breaks them: candidates are sorted)
+            top = fast_top_n(values, n)
+            return cands[top], values[top]
         drop = dropped(seed_arr, exclude)
         return merge_top_n(cands, values, self.prior_, self.order_, n, np.unique(drop))
 
@@ -1013,20 +1024,26 @@ class HybridRecommender(Recommender):
             return [[] for _ in tracks.tolist()]
         x = self._content_x
         summed = sum_rows(x, seeds)[cols]
-        out: list[list[str]] = []
-        for track in tracks.tolist():
-            lo, hi = x.indptr[track], x.indptr[track + 1]
-            inside = (x.indices[lo:hi] >= cols.start) & (x.indices[lo:hi] < cols.stop)
-            terms = x.indices[lo:hi][inside] - cols.start
-            strength = x.data[lo:hi][inside] * summed[terms]
-            order = np.lexsort((terms, -strength))[:limit]
-            out.append(
-                [
-                    features.feature_names[cols.start + int(terms[i])].split(":", 1)[1]
-                    for i in order
-                    if strength[i] > 0
-                ]
-            )
+        # every entry of the tracks' rows at once: (owner row, term, strength), then the
+        # strongest three per row (ties by term)
+        pos = row_positions(x.indptr, tracks)
+        owner = np.repeat(np.arange(tracks.size), x.indptr[tracks + 1] - x.indptr[tracks])
+        terms = x.indices[pos].astype(np.int64) - cols.start
+        inside = (terms >= 0) & (terms < cols.stop - cols.start)
+        owner, terms = owner[inside], terms[inside]
+        strength = x.data[pos][inside] * summed[terms]
+        keep = strength > 0
+        owner, terms, strength = owner[keep], terms[keep], strength[keep]
+        order = np.lexsort((terms, -strength, owner))
+        owner, terms = owner[order], terms[order]
+        first = np.searchsorted(owner, np.arange(tracks.size))
+        rank = np.arange(owner.size) - first[owner]
+        out: list[list[str]] = [[] for _ in range(tracks.size)]
+        names = features.feature_names
+        for row, term in zip(
+            owner[rank < limit].tolist(), terms[rank < limit].tolist(), strict=True
+        ):
+            out[row].append(names[cols.start + term].split(":", 1)[1])
         return out
 
     # persistence ---------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from typing import Any, Self
 
 import numpy as np
+import pyarrow as pa
 import scipy.sparse as sp
 
 from segue.models.base import Recommender, as_seed_array, dropped
@@ -212,15 +213,21 @@ class TrackNames:
         if tracks is not None and len(tracks) == n_tracks:
             for column in ("name", "artist_name"):
                 if column in tracks.columns:
-                    # the column's array: indexing it one element at a time is several
-                    # times faster than pandas' ``take`` for the handful of rows asked for
-                    self._columns[column] = tracks[column].array
+                    # the column's Arrow array when it has one: one ``take`` of the handful of
+                    # rows asked for costs less than indexing element by element (~2 us each)
+                    array = tracks[column].array
+                    if hasattr(array, "__arrow_array__"):  # no copy for Arrow-backed columns
+                        array = array.__arrow_array__()
+                    self._columns[column] = array
 
     def _take(self, column: str, tracks: np.ndarray) -> list[str]:
         values = self._columns.get(column)
         if values is None:
             return [""] * tracks.size
-        got = [values[i] for i in tracks.tolist()]
+        if isinstance(values, pa.ChunkedArray | pa.Array):
+            got = values.take(pa.array(tracks, type=pa.int64())).to_pylist()
+        else:
+            got = [values[i] for i in tracks.tolist()]
         return [v if isinstance(v, str) else "" for v in got]
 
     def describe(self, tracks: Sequence[int] | np.ndarray) -> list[str]:

@@ -37,7 +37,7 @@ def _weighted(
     pos = row_positions(matrix.indptr, rows)
     values = matrix.data[pos].astype(np.float64)
     if weights is not None:
-        lengths = np.diff(matrix.indptr)[rows]
+        lengths = matrix.indptr[rows + 1] - matrix.indptr[rows]  # not a diff of all rows
         values *= np.repeat(np.asarray(weights, dtype=np.float64), lengths)
     return matrix.indices[pos], values
 
