@@ -516,7 +516,8 @@ def test_workers_that_cannot_start_stop_the_server_with_one_message(
         env=env,
     )
     assert done.returncode == 1
-    assert "error: a compute worker did not start" in done.stderr
+    assert "error: a compute worker was not ready within 0.001 s" in done.stderr
+    assert "SEGUE_WORKER_START_TIMEOUT" in done.stderr
     assert "Traceback" not in done.stderr
 
 
@@ -561,6 +562,113 @@ def test_a_cancelled_request_does_not_leave_its_answer_to_the_next(
         assert (status, body) == (want.status_code, want.json())
 
 
+def _pool_request(seeds: list[str], n: int) -> dict[str, object]:
+    return {"seeds": seeds, "n": n, "model": MODEL, "title": None, "filters": {}, "explain": True}
+
+
+def _want(client: TestClient, seeds: list[str], n: int) -> tuple[int, object]:
+    r = client.post("/recommend", json={"seeds": seeds, "n": n, "model": MODEL})
+    return r.status_code, r.json()
+
+
+def test_the_pool_answers_in_arrival_order_each_request_its_own(
+    built: tuple[Path, Snapshot], client: TestClient
+) -> None:
+    if not pool.supported():
+        pytest.skip("compute workers inherit their socket on POSIX")
+    asks = [(["Rock Artist 0"], n) for n in range(1, 5)] + [(["Chill Artist 1"], 2)] * 3
+
+    async def scenario() -> tuple[list[int], list[tuple[int, object]]]:
+        compute = pool.ComputePool(built[0], 1)
+        await compute.attach()
+        done: list[int] = []
+        try:
+            tasks = [
+                asyncio.ensure_future(compute.recommend(_pool_request(seeds, n)))
+                for seeds, n in asks
+            ]
+            for i, task in enumerate(tasks):
+                task.add_done_callback(lambda _, i=i: done.append(i))
+            answers = await asyncio.gather(*tasks)
+            return done, [(status, json.loads(body)) for status, body in answers]
+        finally:
+            await compute.close()
+
+    done, answers = asyncio.run(scenario())
+    assert done == list(range(len(asks)))  # one worker: first come, first served
+    assert answers == [_want(client, seeds, n) for seeds, n in asks]
+
+
+def test_a_dead_workers_unstarted_requests_go_to_its_replacement(
+    built: tuple[Path, Snapshot], client: TestClient
+) -> None:
+    """The request a worker was computing when it died gets 503 (it may be what killed it);
+    the ones it had not started are answered by the worker started in its place."""
+    if not pool.supported():
+        pytest.skip("compute workers inherit their socket on POSIX")
+    asks = [(["Rock Artist 0"], n) for n in range(1, 5)]
+
+    async def scenario() -> tuple[list[tuple[int, object]], int, bool]:
+        compute = pool.ComputePool(built[0], 1)
+        await compute.attach()
+        try:
+            (worker,) = compute._workers
+            worker.proc.kill()
+            worker.proc.wait()
+            # sent before the pool has noticed: they sit in the dead worker's socket
+            answers = await asyncio.gather(
+                *(compute.recommend(_pool_request(seeds, n)) for seeds, n in asks)
+            )
+            return (
+                [(status, json.loads(body)) for status, body in answers],
+                compute.running,
+                compute._workers[0].proc.pid != worker.proc.pid,
+            )
+        finally:
+            await compute.close()
+
+    answers, running, replaced = asyncio.run(scenario())
+    assert answers[0][0] == 503 and "stopped while answering" in str(answers[0][1])
+    assert answers[1:] == [_want(client, seeds, n) for seeds, n in asks[1:]]
+    assert running == 1 and replaced
+
+
+@pytest.mark.skipif(not pool.supported(), reason="compute workers inherit their socket on POSIX")
+def test_sigterm_to_the_process_group_stops_the_server_without_restarting_workers(
+    built: tuple[Path, Snapshot],
+) -> None:
+    """A service manager stops a whole process group: the workers wait for their socket to
+    close instead of dying under the API process (which would start others)."""
+    import os
+
+    import psutil
+
+    port = _free_port()
+    command = [sys.executable, "-m", "segue", "--home", str(built[0]), "serve"]
+    proc = subprocess.Popen(
+        [*command, "--port", str(port), "--workers", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(proc, base)
+        assert httpx.get(f"{base}/health", timeout=5).json()["workers"] == 2
+        workers = psutil.Process(proc.pid).children()
+        os.killpg(proc.pid, signal.SIGTERM)
+        code = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        stderr = proc.stderr.read().decode() if proc.stderr else ""
+        if proc.stderr:
+            proc.stderr.close()
+    assert code in (0, -signal.SIGTERM), stderr
+    assert "starting another" not in stderr and "Traceback" not in stderr
+    assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)
+
+
 def test_serve_says_when_the_port_is_taken(built: tuple[Path, Snapshot]) -> None:
     import socket
 
@@ -579,3 +687,18 @@ def test_serve_says_when_the_port_is_taken(built: tuple[Path, Snapshot]) -> None
             assert done.returncode == 1
             assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
             assert "Traceback" not in done.stderr
+
+
+def test_messages_in_a_response_show_no_server_path() -> None:
+    from segue.service import Recommendation
+
+    rec = Recommendation(
+        model=MODEL,
+        tracks=[],
+        seeds=[],
+        title=None,
+        unknown=[],
+        messages=["3 track(s) not in the catalog (cannot open catalog /srv/segue/catalog.duckdb)"],
+    )
+    (message,) = RecommendResponse.plain(rec)["messages"]
+    assert message == "3 track(s) not in the catalog (cannot open catalog <path>)"

@@ -1,10 +1,12 @@
 """What is specific to the ``spotify`` model, against a real HTTP server on 127.0.0.1 answering
 like Spotify's /recommendations (tests/fake_spotify.py): how answers become scores, the ids the
-snapshot lacks, the seeds sent, the 403 of apps created after Nov 2024, and 429 with Retry-After.
-The shared invariants run in tests/test_model_contract.py."""
+snapshot lacks (kept per thread, and grown into the catalog by the service), the seeds sent, the
+403 of apps created after Nov 2024, and 429 with Retry-After. The shared invariants run in
+tests/test_model_contract.py."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,12 +14,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from segue.catalog import Catalog
 from segue.errors import NotFittedError, SegueError
+from segue.models.registry import fit_model
 from segue.models.spotify import SpotifyRecommender
 from segue.providers.base import ProviderError, RateLimitStop
 from segue.providers.spotify import RECOMMENDATIONS_GONE
 from segue.service import Service
 from segue.snapshot import Snapshot
+from segue.snapshot_build import build_snapshot
 from tests.fake_spotify import (
     CAP,
     FakeSpotify,
@@ -244,3 +249,131 @@ def test_save_load_keeps_parameters_and_answers_alike(fake, snap, monkeypatch, t
     b = loaded.recommend(np.array([1, 3, 5]), 5)
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
     assert [r.query["limit"] for r in fake.requests_to("recommendations")] == [["9"], ["9"]]
+
+
+# -- unknown ids per thread ------------------------------------------------------------------
+
+
+def test_each_thread_reads_the_unknown_ids_of_its_own_last_call(fake, snap):
+    """One model answers two threads; the second call lands between the first call and its
+    read, and the first thread still reads its own ids."""
+    model = _model(fake, snap)
+    first_called, second_called = threading.Event(), threading.Event()
+    seen: dict[str, list[str]] = {}
+
+    def even() -> None:
+        model.recommend(np.array([0, 2]), 5)
+        first_called.set()
+        second_called.wait(10)
+        seen["even"] = model.last_unknown_
+
+    def odd() -> None:
+        first_called.wait(10)
+        model.recommend(np.array([1, 3]), 5)
+        seen["odd"] = model.last_unknown_
+        second_called.set()
+
+    threads = [threading.Thread(target=even), threading.Thread(target=odd)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert seen["even"] == _unknown_answer(fake, [0, 2])
+    assert seen["odd"] == _unknown_answer(fake, [1, 3])
+    assert len(seen["even"]) == len(seen["odd"]) == N_UNKNOWN // 2
+    assert model.last_unknown_ == []  # this thread called nothing
+
+
+# -- the service grows the catalog with what Spotify recommended ------------------------------
+
+
+def _unknown_answer(fake: FakeSpotify, seeds: list[int]) -> list[str]:
+    """The ids Spotify answers for ``seeds`` that the snapshot lacks, in Spotify's order."""
+    answer = _spotify_answer(fake, [numbered_id(i) for i in seeds], 100)
+    return [t for t in answer if int(t) >= N_TRACKS]
+
+
+@pytest.fixture
+def served(fake, snap, home: Path, monkeypatch) -> Path:
+    """A home with the snapshot and the spotify model saved, as ``segue fit`` leaves it; the
+    model and the catalog's growth ask the fake, pointed at through the environment."""
+    _env(monkeypatch, fake)
+    snap.save(home / "artifacts" / "snapshot")
+    fit_model("spotify", snap, root=home / "artifacts" / "models")
+    return home
+
+
+ADDED = (
+    f"Spotify also recommended {N_UNKNOWN // 2} track(s) this catalog does not have: added to "
+    "the catalog; they can be recommended after the next `segue fit`"
+)
+
+
+def test_the_service_adds_recommended_tracks_the_catalog_lacks(fake, served):
+    service = Service(served)
+    rec = service.recommend([numbered_id(0), numbered_id(2)], n=5, model="spotify")
+    unknown = _unknown_answer(fake, [0, 2])
+    assert len(unknown) == N_UNKNOWN // 2
+    known = [
+        t for t in _spotify_answer(fake, [numbered_id(0), numbered_id(2)], 100) if int(t) < N_TRACKS
+    ]
+    assert [t.id for t in rec.tracks] == known[:5]
+    assert ADDED in rec.messages
+    assert sorted(fake.asked_ids("track")) == sorted(unknown)  # single lookups, each once
+    with Catalog.open(served / "catalog.duckdb") as catalog:
+        rows = catalog.track_rows(unknown)
+        grown = build_snapshot(catalog)  # what the next `segue fit` reads
+    assert [r["track_id"] for r in rows] == unknown
+    assert [r["name"] for r in rows] == [fake.world.tracks[t]["name"] for t in unknown]
+    assert [r["artist"] for r in rows] == ["Even Band"] * len(unknown)
+    assert grown.known_indices(unknown)[1] == []
+
+    # Asked again before a new fit: the tracks are in the catalog, nothing is fetched twice.
+    again = service.recommend([numbered_id(0), numbered_id(2)], n=5, model="spotify")
+    assert [t.id for t in again.tracks] == known[:5]
+    assert ADDED in again.messages
+    assert sorted(fake.asked_ids("track")) == sorted(unknown)
+
+
+def test_with_growing_off_nothing_is_written_and_the_message_says_so(fake, served):
+    rec = Service(served, grow=False).recommend([numbered_id(1)], n=5, model="spotify")
+    assert [t.id for t in rec.tracks] == [
+        t for t in _spotify_answer(fake, [numbered_id(1)], 100) if int(t) < N_TRACKS
+    ][:5]
+    assert rec.messages == [
+        f"Spotify also recommended {N_UNKNOWN // 2} track(s) this catalog does not have: "
+        "they are not in the catalog (growing the catalog is off)"
+    ]
+    assert not (served / "catalog.duckdb").exists()
+    assert fake.requests_to("track", "tracks", "artists", "artist") == []
+
+
+@pytest.mark.parametrize("mode", ["drop", "status"])
+def test_network_down_while_growing_still_answers_and_says_so(fake, served, mode):
+    # Every API request after the recommendations one fails: dropped connections or 503.
+    fake.fail("*", mode=mode, status=503, skip=1)
+    rec = Service(served).recommend([numbered_id(0), numbered_id(2)], n=5, model="spotify")
+    assert len(rec.tracks) == 5 and all(int(t.id) % 2 == 0 for t in rec.tracks)
+    (message,) = [m for m in rec.messages if m.startswith("Spotify also recommended")]
+    assert message.startswith(
+        f"Spotify also recommended {N_UNKNOWN // 2} track(s) this catalog does not have: "
+        "they are not in the catalog ("
+    )
+    assert "could not be fetched" in message
+    assert fake.requests_to("track")  # growth was tried
+    with Catalog.open(served / "catalog.duckdb") as catalog:
+        assert catalog.track_rows(_unknown_answer(fake, [0, 2])) == []
+
+
+def test_tracks_spotify_cannot_look_up_are_counted_apart(fake, served):
+    unknown = _unknown_answer(fake, [0, 2])
+    fake.fail("track", status=404, ids=unknown[:2])
+    rec = Service(served).recommend([numbered_id(0), numbered_id(2)], n=5, model="spotify")
+    assert (
+        f"Spotify also recommended {N_UNKNOWN // 2} track(s) this catalog does not have: "
+        f"{N_UNKNOWN // 2 - 2} added to the catalog (they can be recommended after the next "
+        f"`segue fit`), 2 not (added {N_UNKNOWN // 2 - 2} track(s) to the catalog; "
+        "2 unknown to Spotify)"
+    ) in rec.messages
+    with Catalog.open(served / "catalog.duckdb") as catalog:
+        assert [r["track_id"] for r in catalog.track_rows(unknown)] == unknown[2:]

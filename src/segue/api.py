@@ -135,7 +135,9 @@ class RecommendResponse(BaseModel):
             "tracks": [TrackOut.plain(t) for t in rec.tracks],
             "seeds": [TrackOut.plain(t) for t in rec.seeds],
             "unknown": rec.unknown,
-            "messages": rec.messages,
+            # the service's notes can quote errors that name files (a busy catalog): no server
+            # paths in a response
+            "messages": [_PATH.sub("<path>", m) for m in rec.messages],
         }
 
 
@@ -152,6 +154,9 @@ class Health(BaseModel):
     version: str
     tracks: int | None = None
     playlists: int | None = None
+    workers: int | None = Field(
+        default=None, description="Compute processes running (with `segue serve --workers N`)."
+    )
     detail: str | None = None
 
 
@@ -374,8 +379,20 @@ def create_app(service: Service | None = None, *, compute: ComputePool | None = 
                 version=__version__,
                 detail="no snapshot loaded: run `segue fit`",
             )
+        pool: ComputePool | None = request.app.state.compute
+        if pool is not None and not pool.ready:
+            return Health(
+                status="not ready",
+                version=__version__,
+                workers=0,
+                detail="no compute worker is running: see the server's log",
+            )
         return Health(
-            status="ok", version=__version__, tracks=snap.n_tracks, playlists=snap.n_playlists
+            status="ok",
+            version=__version__,
+            tracks=snap.n_tracks,
+            playlists=snap.n_playlists,
+            workers=None if pool is None else pool.running,
         )
 
     return app

@@ -35,7 +35,9 @@ import socket
 import struct
 import subprocess
 import sys
+import time
 from collections import deque
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,9 +113,6 @@ def answer(service: Any, payload: bytes) -> tuple[int, bytes]:
 def worker_main(fd: int, home: str) -> None:
     """A compute worker: load the service, then answer requests from socket ``fd`` until it
     closes."""
-    # Ctrl+C reaches the whole process group: the API process stops the workers by closing
-    # their sockets, after finishing the requests they hold.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING, format="segue worker: %(message)s")
     from segue.models.content import pin_single_thread_blas
     from segue.models.registry import DEFAULT_MODEL
@@ -121,12 +120,18 @@ def worker_main(fd: int, home: str) -> None:
 
     pin_single_thread_blas()
     sock = socket.socket(fileno=fd)
+    sock.set_inheritable(False)  # a process this one starts must not keep the API's end open
     service = Service(Path(home))
     try:  # load now, so the first request is not the slow one
         service.snapshot  # noqa: B018
         service.model(DEFAULT_MODEL)
     except Exception:  # not built yet: requests say so, as in process
         pass
+    # Loaded: from now on the API process stops this worker by closing its socket, once the
+    # requests in hand are answered. Ctrl+C and a SIGTERM to the whole process group (a service
+    # manager's default) reach the workers too; they must not cut those requests short.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
         _send(sock, _READY)
         while (payload := _recv(sock)) is not None:
@@ -141,7 +146,11 @@ def worker_main(fd: int, home: str) -> None:
 #: socket when it finishes (else it would wait for this process's event loop to be scheduled
 #: between two requests, which on busy cores cost a quarter of the workers' time).
 DEPTH = 2
+#: Seconds between attempts to start a worker in place of one that died.
+RESTART_DELAYS = (0.0, 1.0, 5.0, 30.0)
 _LOST = (503, orjson.dumps({"detail": "the compute worker stopped while answering: try again"}))
+
+Answer = asyncio.Future[tuple[int, bytes]]
 
 
 @dataclass
@@ -150,8 +159,8 @@ class _Worker:
     sock: socket.socket
     reader: asyncio.StreamReader | None = None
     writer: asyncio.StreamWriter | None = None
-    #: answers awaited from this worker, oldest first (it answers in order)
-    pending: deque[asyncio.Future[tuple[int, bytes]]] = field(default_factory=deque)
+    #: requests sent to this worker, oldest first (it answers in order): payload and answer
+    pending: deque[tuple[bytes, Answer]] = field(default_factory=deque)
     listener: asyncio.Task[None] | None = None
 
 
@@ -163,8 +172,10 @@ async def _read_frame(reader: asyncio.StreamReader) -> bytes:
 class ComputePool:
     """``size`` compute processes on ``home`` and the queue in front of them.
 
-    A request goes to the worker with the fewest requests in hand, when one has fewer than
-    :data:`DEPTH`; else it waits its turn here (first come, first served).
+    Requests queue here in arrival order; the first goes to the worker with the fewest requests
+    in hand whenever one has fewer than :data:`DEPTH`. Everything that changes the queue or a
+    worker's requests runs in the event loop without awaiting in between, so the order on a
+    worker's socket is the order of its ``pending`` answers.
 
     :meth:`launch` starts the processes and waits until each has loaded its models (before the
     server starts, so a failure is one clear error); :meth:`attach` and :meth:`close` run
@@ -177,8 +188,9 @@ class ComputePool:
         self.home = Path(home)
         self.size = size
         self._workers: list[_Worker] = []
-        self._waiting: deque[asyncio.Future[None]] = deque()
+        self._queue: deque[tuple[bytes, Answer]] = deque()
         self._starting = 0
+        self._tasks: set[asyncio.Task[None]] = set()
         self._attached = False
         self._closing = False
 
@@ -187,6 +199,11 @@ class ComputePool:
         """Workers alive."""
         return len(self._workers)
 
+    @property
+    def ready(self) -> bool:
+        """True while a worker runs or one is starting (requests are then answered)."""
+        return bool(self._workers or self._starting)
+
     def _spawn(self) -> _Worker:
         parent, child = socket.socketpair()
         try:
@@ -194,47 +211,65 @@ class ComputePool:
                 [sys.executable, "-m", "segue.pool", str(child.fileno()), str(self.home)],
                 pass_fds=[child.fileno()],
             )
+        except BaseException:
+            parent.close()
+            raise
         finally:
             child.close()
         return _Worker(proc, parent)
 
     @staticmethod
     def _not_started(worker: _Worker, said: bytes | None) -> PoolUnavailable:
+        """Stop a worker that did not become ready; the error saying why."""
         worker.sock.close()
-        try:
-            code = worker.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
+        running = worker.proc.poll() is None
+        if running:
             worker.proc.kill()
-            code = worker.proc.wait()
-        if said is None:
+        code = worker.proc.wait()
+        if said is not None:
+            return PoolUnavailable(f"a compute worker said {said[:40]!r} instead of ready")
+        if running:
             return PoolUnavailable(
-                f"a compute worker did not start (it exited with code {code}): see the "
-                "messages above"
+                f"a compute worker was not ready within {START_TIMEOUT:g} s "
+                "(SEGUE_WORKER_START_TIMEOUT)"
             )
-        return PoolUnavailable(f"a compute worker said {said[:40]!r} instead of ready")
+        return PoolUnavailable(
+            f"a compute worker did not start (it exited with code {code}): see the messages above"
+        )
 
     def launch(self) -> None:
         """Start every worker and wait until each is ready; raises :class:`PoolUnavailable`
         (with every worker stopped) if one cannot start."""
-        spawned = [self._spawn() for _ in range(self.size)]
-        failure: PoolUnavailable | None = None
-        for worker in spawned:
-            worker.sock.settimeout(START_TIMEOUT)
-            try:
-                said = _recv(worker.sock)
-            except OSError:  # including the timeout
-                said = None
-            if said != _READY:
-                failure = failure or self._not_started(worker, said)
-                continue
-            worker.sock.settimeout(None)
-            self._workers.append(worker)
-        if failure is not None:
+        spawned: list[_Worker] = []
+        try:
+            spawned.extend(self._spawn() for _ in range(self.size))
+            deadline = time.monotonic() + START_TIMEOUT
+            failures: list[PoolUnavailable] = []
+            for worker in spawned:
+                worker.sock.settimeout(max(deadline - time.monotonic(), 0.001))
+                try:
+                    said = _recv(worker.sock)
+                except OSError:  # including the timeout
+                    said = None
+                if said != _READY:
+                    failures.append(self._not_started(worker, said))
+                    continue
+                worker.sock.settimeout(None)
+                self._workers.append(worker)
+        except BaseException:  # interrupted (Ctrl+C while loading): stop what was started
+            for worker in spawned:
+                worker.sock.close()
+                if worker.proc.poll() is None:
+                    worker.proc.kill()
+                worker.proc.wait()
+            self._workers = []
+            raise
+        if failures:
             for worker in self._workers:
                 worker.sock.close()
                 worker.proc.wait()
             self._workers = []
-            raise failure
+            raise failures[0]
 
     async def attach(self) -> None:
         """Serve requests from the running event loop (call once; launches the workers first
@@ -249,54 +284,38 @@ class ComputePool:
         worker.reader, worker.writer = await asyncio.open_unix_connection(sock=worker.sock)
         worker.listener = asyncio.get_running_loop().create_task(self._listen(worker))
 
-    def _free_worker(self) -> _Worker | None:
-        live = [w for w in self._workers if len(w.pending) < DEPTH]
-        return min(live, key=lambda w: len(w.pending)) if live else None
-
     async def recommend(self, request: dict[str, Any]) -> tuple[int, bytes]:
         """Status and JSON body for one recommend request (``Service.recommend``'s arguments,
         filters as a dict)."""
         if not self._attached or self._closing:
             raise PoolUnavailable("the compute workers are not running")
-        payload = orjson.dumps(request)
-        loop = asyncio.get_running_loop()
-        woken = False  # woken in turn: first in line, ahead of every request still waiting
-        while True:
-            if not self._workers and not self._starting:
-                raise PoolUnavailable("no compute worker is running: see the server's log")
-            worker = self._free_worker() if woken or not self._waiting else None
-            if worker is not None:
-                break
-            turn: asyncio.Future[None] = loop.create_future()
-            # a request woken whose worker was taken meanwhile waits again at the front
-            if woken:
-                self._waiting.appendleft(turn)
-            else:
-                self._waiting.append(turn)
-            try:
-                await turn
-            except asyncio.CancelledError:
-                if turn in self._waiting:
-                    self._waiting.remove(turn)
-                else:
-                    self._wake()  # pass on the turn this request was given
-                raise
-            woken = True
-        answer: asyncio.Future[tuple[int, bytes]] = loop.create_future()
-        worker.pending.append(answer)
-        assert worker.writer is not None
-        worker.writer.write(_LENGTH.pack(len(payload)) + payload)
-        # A cancelled request (client gone) leaves its future in ``pending``: the listener
-        # still reads its answer, so the next request on this worker gets its own.
-        return await answer
+        if not self.ready:
+            raise PoolUnavailable("no compute worker is running: see the server's log")
+        entry = (orjson.dumps(request), asyncio.get_running_loop().create_future())
+        self._queue.append(entry)
+        self._dispatch()
+        try:
+            return await entry[1]
+        except asyncio.CancelledError:
+            # Still queued: it leaves the queue. Already sent: the listener reads its answer
+            # and drops it, so the next request on that worker gets its own.
+            if entry in self._queue:
+                self._queue.remove(entry)
+            raise
 
-    def _wake(self) -> None:
-        """Give the first waiting request its turn, if a worker can take it."""
-        while self._waiting and self._free_worker() is not None:
-            turn = self._waiting.popleft()
-            if not turn.done():
-                turn.set_result(None)
+    def _dispatch(self) -> None:
+        """Send queued requests, oldest first, while a worker has room."""
+        while self._queue:
+            live = [w for w in self._workers if len(w.pending) < DEPTH]
+            if not live:
                 return
+            worker = min(live, key=lambda w: len(w.pending))
+            payload, answer = self._queue.popleft()
+            if answer.done():  # cancelled while queued
+                continue
+            assert worker.writer is not None
+            worker.pending.append((payload, answer))
+            worker.writer.write(_LENGTH.pack(len(payload)) + payload)
 
     async def _listen(self, worker: _Worker) -> None:
         """Read the worker's answers and hand them to the requests, oldest first."""
@@ -304,58 +323,91 @@ class ComputePool:
         try:
             while True:
                 reply = await _read_frame(worker.reader)
-                answer = worker.pending.popleft()
+                _, answer = worker.pending.popleft()
                 (status,) = _STATUS.unpack(reply[: _STATUS.size])
                 if not answer.done():
                     answer.set_result((status, reply[_STATUS.size :]))
-                self._wake()
+                self._dispatch()
         except (asyncio.IncompleteReadError, ConnectionError):
-            await self._lost(worker)
+            self._lost(worker)
 
-    async def _lost(self, worker: _Worker) -> None:
-        """Answer the dead worker's requests 503, forget it and start another in its place."""
+    def _lost(self, worker: _Worker) -> None:
+        """A worker died: the request it was computing is answered 503 (it may be what killed
+        it), the ones it had not started go back to the front of the queue (recommending only
+        reads), and another worker starts in its place."""
         if worker in self._workers:
             self._workers.remove(worker)
-        while worker.pending:
-            answer = worker.pending.popleft()
-            if not answer.done():
-                answer.set_result(_LOST)
-        await self._stop(worker)
+        if worker.pending:
+            _, computing = worker.pending.popleft()
+            if not computing.done():
+                computing.set_result(_LOST)
+            self._queue.extendleft(reversed(worker.pending))
+            worker.pending.clear()
+        self._background(self._stop(worker))
         if self._closing:
             return
-        log.error(
-            "a compute worker stopped (exit code %s): starting another", worker.proc.returncode
-        )
+        log.error("a compute worker stopped (exit code %s): starting another", worker.proc.poll())
         self._starting += 1
-        asyncio.get_running_loop().create_task(self._replace())
+        self._background(self._replace())
+        self._dispatch()
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` as a task this pool keeps a reference to until it ends."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _replace(self) -> None:
-        worker = self._spawn()
+        """Start a worker in place of a dead one, trying again after :data:`RESTART_DELAYS`."""
+        try:
+            for delay in RESTART_DELAYS:
+                await asyncio.sleep(delay)
+                if self._closing:
+                    return
+                worker = await self._start_one()
+                if worker is not None:
+                    if self._closing:
+                        await self._stop(worker)
+                        return
+                    self._workers.append(worker)
+                    self._dispatch()
+                    return
+            log.error("no compute worker could be started in place of one that stopped")
+        finally:
+            self._starting -= 1
+            if not self.ready:
+                self._fail_queued()
+
+    async def _start_one(self) -> _Worker | None:
+        try:
+            worker = self._spawn()
+        except OSError as exc:  # no file descriptors or memory left for a process
+            log.error("cannot start a compute worker: %s", exc)
+            return None
+        said: bytes | None = None
         try:
             reader, writer = await asyncio.open_unix_connection(sock=worker.sock)
             worker.writer = writer
-            said: bytes | None = await asyncio.wait_for(_read_frame(reader), START_TIMEOUT)
+            said = await asyncio.wait_for(_read_frame(reader), START_TIMEOUT)
         except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
             said = None
-        finally:
-            self._starting -= 1
-        if said != _READY or self._closing:
-            await self._stop(worker)
-            if said != _READY:
-                log.error("%s", self._not_started(worker, said))
-            self._fail_waiting_if_none_left()
-            return
+        if said != _READY:
+            if worker.writer is not None:
+                worker.writer.close()
+            log.error("%s", await asyncio.to_thread(self._not_started, worker, said))
+            return None
         worker.reader = reader
         worker.listener = asyncio.get_running_loop().create_task(self._listen(worker))
-        self._workers.append(worker)
-        self._wake()
+        return worker
 
-    def _fail_waiting_if_none_left(self) -> None:
-        if not self._workers and not self._starting:
-            while self._waiting:  # they see no worker left and raise PoolUnavailable
-                turn = self._waiting.popleft()
-                if not turn.done():
-                    turn.set_result(None)
+    def _fail_queued(self) -> None:
+        """No worker runs or starts: the queued requests are answered 503 at once."""
+        while self._queue:
+            _, answer = self._queue.popleft()
+            if not answer.done():
+                answer.set_exception(
+                    PoolUnavailable("no compute worker is running: see the server's log")
+                )
 
     @staticmethod
     async def _stop(worker: _Worker, timeout: float = 10.0) -> None:
@@ -378,6 +430,7 @@ class ComputePool:
             if worker.listener is not None:
                 worker.listener.cancel()
         await asyncio.gather(*(self._stop(w) for w in workers))
+        self._fail_queued()
 
 
 if __name__ == "__main__":

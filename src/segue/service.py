@@ -404,15 +404,14 @@ class Service:
         msgs.extend(self._grow(unknown, getattr(playlist, "tracks", None)))
         return got.tolist(), unknown, msgs, playlist.name
 
-    def _grow(self, unknown: list[str], facts: Any = None) -> list[str]:
-        """Add unknown tracks to the catalog so later snapshots can recommend them."""
-        if not unknown or not self.grow:
-            return [f"{len(unknown)} track(s) not in the catalog"] if unknown else []
+    def _grow_catalog(self, unknown: list[str], facts: Any = None) -> Any:
+        """Add ``unknown`` track ids to the catalog (with ``facts`` the input gave about them):
+        the :class:`segue.fetch.GrowReport`, or a string saying why nothing could be done."""
         try:
             from segue.catalog import Catalog
             from segue.fetch import grow_catalog
         except ImportError:
-            return [f"{len(unknown)} track(s) not in the catalog"]
+            return "growing it is not installed"
         root = self.home if self.home is not None else config.home()
         try:
             with Catalog.open(root / "catalog.duckdb", wait=5) as catalog:
@@ -421,9 +420,17 @@ class Service:
                     catalog.upsert_tracks(
                         [f for f in facts if f.track_id in set(unknown) and f.track_id in known]
                     )
-                report = grow_catalog(catalog, unknown)
+                return grow_catalog(catalog, unknown)
         except SegueError as exc:
-            return [f"{len(unknown)} track(s) not in the catalog ({exc})"]
+            return str(exc)
+
+    def _grow(self, unknown: list[str], facts: Any = None) -> list[str]:
+        """Add unknown tracks to the catalog so later snapshots can recommend them."""
+        if not unknown or not self.grow:
+            return [f"{len(unknown)} track(s) not in the catalog"] if unknown else []
+        report = self._grow_catalog(unknown, facts)
+        if isinstance(report, str):
+            return [f"{len(unknown)} track(s) not in the catalog ({report})"]
         return [report.message] if getattr(report, "message", None) else []
 
     def _playlist_by_name(self, text: str) -> np.ndarray | None:
@@ -475,6 +482,9 @@ class Service:
         want = n if not filters.max_per_artist else n * 6 + 50
         want = min(want, snap.n_tracks)
         idx, scores = recommender.recommend(seeds.indices, want, title=seeds.title, exclude=exclude)
+        # Tracks a model found outside the snapshot (Spotify's own recommendations), read at once
+        # on this thread: the model keeps each thread's last call apart.
+        outside = list(getattr(recommender, "last_unknown_", None) or [])
         if filters.max_per_artist:
             idx, scores = self._cap_per_artist(idx, scores, filters.max_per_artist)
         idx, scores = idx[:n], scores[:n]
@@ -487,6 +497,7 @@ class Service:
         messages = list(seeds.messages)
         if len(records) < n:
             messages.append(f"only {len(records)} track(s) pass the filters")
+        messages.extend(self._grow_recommended(model, outside))
         return Recommendation(
             model=model,
             tracks=records,
@@ -495,6 +506,29 @@ class Service:
             unknown=seeds.unknown,
             messages=messages,
         )
+
+    def _grow_recommended(self, model: str, unknown: list[str]) -> list[str]:
+        """Add tracks ``model`` recommended from outside the snapshot to the catalog (a later
+        ``segue fit`` can then recommend them) and say what became of them. Never raises for
+        network trouble, missing credentials or a busy catalog: the message says so."""
+        if not unknown:
+            return []
+        who = "Spotify" if model == "spotify" else f"model {model!r}"
+        head = f"{who} also recommended {len(unknown)} track(s) this catalog does not have"
+        if not self.grow:
+            return [f"{head}: they are not in the catalog (growing the catalog is off)"]
+        report = self._grow_catalog(unknown)
+        if isinstance(report, str):
+            return [f"{head}: they are not in the catalog ({report})"]
+        later = "after the next `segue fit`"
+        if not report.unknown:
+            return [f"{head}: added to the catalog; they can be recommended {later}"]
+        if report.added:
+            return [
+                f"{head}: {len(report.added)} added to the catalog (they can be recommended "
+                f"{later}), {len(report.unknown)} not ({report.message})"
+            ]
+        return [f"{head}: they are not in the catalog ({report.message})"]
 
     def _filter_mask(self, f: Filters) -> np.ndarray | None:
         tracks = self.snapshot.tracks

@@ -69,7 +69,13 @@ def serve(host: str, port: int, *, workers: int = 1, say: Callable[[str], None] 
 
 
 def _uvicorn_workers(host: str, port: int, workers: int) -> None:
+    import os
+
     import uvicorn
+
+    from segue import config
+
+    os.environ["SEGUE_HOME"] = str(config.home())  # uvicorn's workers start afresh
 
     uvicorn.run(
         "segue.serving:create_served_app",

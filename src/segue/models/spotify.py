@@ -3,7 +3,9 @@
 ``GET /recommendations?seed_tracks=...`` takes up to 5 seed tracks; the model sends the first
 ``max_seeds`` seeds in the order given (callers put the most recent or most telling first) and
 maps the answer back to snapshot indices. Tracks the snapshot does not know are dropped from the
-scores and kept in ``last_unknown_`` so the service can grow the catalog with them.
+scores and kept in ``last_unknown_`` so the service can grow the catalog with them. That record
+is per thread: one model object may answer several threads at once, and each thread reads the
+ids of its own last call.
 
 Since 27 Nov 2024 new apps get 403 from this endpoint; :meth:`SpotifyRecommender.available`
 says so and the service hides the model. The answer is remembered per API base and client: an
@@ -16,6 +18,7 @@ query time, so this model needs credentials and a connection whenever it recomme
 from __future__ import annotations
 
 import math
+import threading
 import time
 import weakref
 from collections.abc import MutableMapping
@@ -65,6 +68,9 @@ class SpotifyRecommender(Recommender):
         self.limit = limit
         self.max_seeds = max_seeds
         self._provider: SpotifyProvider | None = None
+        # What each thread's last call left: a thread reads its own unknown ids, never those of
+        # a call another thread made meanwhile on the same model.
+        self._calls = threading.local()
 
     # availability ------------------------------------------------------------------------
     @classmethod
@@ -140,9 +146,15 @@ class SpotifyRecommender(Recommender):
         if not isinstance(self.max_seeds, int) or not 1 <= self.max_seeds <= 5:
             raise ValueError(f"max_seeds must be an int within 1..5, got {self.max_seeds!r}")
         self.snapshot_ = snapshot
-        self.last_unknown_: list[str] = []
+        self._calls.unknown = []
         self.fitted_ = True
         return self
+
+    @property
+    def last_unknown_(self) -> list[str]:
+        """Ids Spotify answered in this thread's last call that the snapshot lacks, in Spotify's
+        order (empty before any call, with no seeds, or when the call failed)."""
+        return list(getattr(self._calls, "unknown", ()))
 
     @property
     def n_tracks(self) -> int:
@@ -157,7 +169,7 @@ class SpotifyRecommender(Recommender):
         self._check_fitted()
         seed_arr = as_seed_array(seeds, self.n_tracks)
         out = np.full(self.n_tracks, -np.inf, dtype=np.float32)
-        self.last_unknown_ = []
+        self._calls.unknown = []
         if seed_arr.size == 0:
             return out
         track_ids = self.snapshot_.tracks["track_id"].to_numpy()
@@ -166,7 +178,7 @@ class SpotifyRecommender(Recommender):
         answer = self._get_provider().recommendations(seed_ids, limit=self.limit)
         returned = list(dict.fromkeys(f.track_id for f in answer))
         known, unknown = self.snapshot_.known_indices(returned)
-        self.last_unknown_ = unknown
+        self._calls.unknown = unknown
         if known.size:
             m = known.size
             out[known] = (m - np.arange(m, dtype=np.float32)) / np.float32(m)
