@@ -633,6 +633,38 @@ def test_a_dead_workers_unstarted_requests_go_to_its_replacement(
     assert running == 1 and replaced
 
 
+def test_a_worker_stuck_on_a_request_is_stopped_and_replaced(
+    built: tuple[Path, Snapshot], client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker that does not answer within the request time limit (here: frozen with
+    SIGSTOP) is stopped; its request gets 503 saying so, the next goes to its replacement."""
+    if not pool.supported():
+        pytest.skip("compute workers inherit their socket on POSIX")
+    monkeypatch.setattr(pool, "REQUEST_TIMEOUT", 1.0)
+    asks = [(["Rock Artist 0"], 2), (["Chill Artist 0"], 3)]
+
+    async def scenario() -> list[tuple[int, object]]:
+        compute = pool.ComputePool(built[0], 1)
+        await compute.attach()
+        try:
+            (worker,) = compute._workers
+            worker.proc.send_signal(signal.SIGSTOP)
+            answers = await asyncio.wait_for(
+                asyncio.gather(*(compute.recommend(_pool_request(s, n)) for s, n in asks)), 60
+            )
+            assert compute.running == 1 and compute._workers[0] is not worker
+            return [(status, json.loads(body)) for status, body in answers]
+        finally:
+            await compute.close()
+
+    answers = asyncio.run(scenario())
+    assert answers[0] == (
+        503,
+        {"detail": "the request took longer than 1 s: its compute worker was stopped"},
+    )
+    assert answers[1] == _want(client, *asks[1])
+
+
 @pytest.mark.skipif(not pool.supported(), reason="compute workers inherit their socket on POSIX")
 def test_sigterm_to_the_process_group_stops_the_server_without_restarting_workers(
     built: tuple[Path, Snapshot],

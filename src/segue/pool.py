@@ -51,6 +51,9 @@ _STATUS = struct.Struct("!H")
 _READY = b"ready"
 #: Seconds a worker may take to load the snapshot and the default model.
 START_TIMEOUT = float(os.environ.get("SEGUE_WORKER_START_TIMEOUT", "900"))
+#: Seconds a worker may spend on one request before it is stopped (and replaced): a request
+#: stuck there would otherwise hold the one behind it, and a graceful shutdown, for ever.
+REQUEST_TIMEOUT = float(os.environ.get("SEGUE_REQUEST_TIMEOUT", "120"))
 
 
 class PoolUnavailable(RuntimeError):
@@ -150,6 +153,12 @@ DEPTH = 2
 RESTART_DELAYS = (0.0, 1.0, 5.0, 30.0)
 _LOST = (503, orjson.dumps({"detail": "the compute worker stopped while answering: try again"}))
 
+
+def _timed_out() -> tuple[int, bytes]:
+    detail = f"the request took longer than {REQUEST_TIMEOUT:g} s: its compute worker was stopped"
+    return 503, orjson.dumps({"detail": detail})
+
+
 Answer = asyncio.Future[tuple[int, bytes]]
 
 
@@ -162,6 +171,9 @@ class _Worker:
     #: requests sent to this worker, oldest first (it answers in order): payload and answer
     pending: deque[tuple[bytes, Answer]] = field(default_factory=deque)
     listener: asyncio.Task[None] | None = None
+    #: when the worker started on its oldest request (time.monotonic())
+    busy_since: float = 0.0
+    timed_out: bool = False
 
 
 async def _read_frame(reader: asyncio.StreamReader) -> bytes:
@@ -191,6 +203,7 @@ class ComputePool:
         self._queue: deque[tuple[bytes, Answer]] = deque()
         self._starting = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        self._watcher: asyncio.Task[None] | None = None
         self._attached = False
         self._closing = False
 
@@ -279,6 +292,23 @@ class ComputePool:
         for worker in self._workers:
             await self._connect(worker)
         self._attached = True
+        self._watcher = asyncio.get_running_loop().create_task(self._watch())
+
+    async def _watch(self) -> None:
+        """Stop a worker that has spent more than :data:`REQUEST_TIMEOUT` on one request (its
+        listener then answers 503 and a replacement starts)."""
+        while not self._closing:
+            await asyncio.sleep(min(1.0, REQUEST_TIMEOUT / 4))
+            now = time.monotonic()
+            for worker in self._workers:
+                stuck = worker.pending and now - worker.busy_since > REQUEST_TIMEOUT
+                if stuck and not worker.timed_out:
+                    log.error(
+                        "a compute worker spent over %g s on one request: stopping it",
+                        REQUEST_TIMEOUT,
+                    )
+                    worker.timed_out = True
+                    worker.proc.kill()
 
     async def _connect(self, worker: _Worker) -> None:
         worker.reader, worker.writer = await asyncio.open_unix_connection(sock=worker.sock)
@@ -314,6 +344,8 @@ class ComputePool:
             if answer.done():  # cancelled while queued
                 continue
             assert worker.writer is not None
+            if not worker.pending:
+                worker.busy_since = time.monotonic()
             worker.pending.append((payload, answer))
             worker.writer.write(_LENGTH.pack(len(payload)) + payload)
 
@@ -324,6 +356,7 @@ class ComputePool:
             while True:
                 reply = await _read_frame(worker.reader)
                 _, answer = worker.pending.popleft()
+                worker.busy_since = time.monotonic()
                 (status,) = _STATUS.unpack(reply[: _STATUS.size])
                 if not answer.done():
                     answer.set_result((status, reply[_STATUS.size :]))
@@ -340,7 +373,7 @@ class ComputePool:
         if worker.pending:
             _, computing = worker.pending.popleft()
             if not computing.done():
-                computing.set_result(_LOST)
+                computing.set_result(_timed_out() if worker.timed_out else _LOST)
             self._queue.extendleft(reversed(worker.pending))
             worker.pending.clear()
         self._background(self._stop(worker))
@@ -425,6 +458,8 @@ class ComputePool:
     async def close(self) -> None:
         """Stop every worker (after the server has finished its requests)."""
         self._closing = True
+        if self._watcher is not None:
+            self._watcher.cancel()
         workers, self._workers = self._workers, []
         for worker in workers:
             if worker.listener is not None:
