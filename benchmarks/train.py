@@ -3,6 +3,7 @@
     python benchmarks/train.py                                   # 100k and 1M playlists
     python benchmarks/train.py --sizes 100000 --models itemknn als hybrid
     python benchmarks/train.py --sizes 1000000 --cache /tmp/train-bench   # keep the snapshots
+    python benchmarks/train.py --sizes 1000000 --models hybrid --home /tmp/full-home  # servable
 
 Data: MPD-shaped playlists from the sampler of :mod:`segue.synth` (``SynthCatalog`` and the
 per-slice draw behind ``segue synth``: lengths, Zipf popularity, genre clusters, titles from
@@ -17,6 +18,11 @@ playlists (the first 100 tracks of random playlists of at least 100 tracks, 50 q
 one warm-up). Printed per model: fit seconds, fit / build ratio, peak RSS of the process, RSS
 after loading the snapshot, p50 and p99 latency. The default model's target: the full MPD
 shape (1,000,000 playlists, ~2.26M tracks, ~66M rows) fitted in at most 20 minutes and 16 GB.
+
+``--home DIR`` (one size only) also leaves a home ``segue --home DIR serve`` can serve: the
+snapshot as segue saves it in ``DIR/artifacts/snapshot`` and each fitted model saved as
+``segue fit`` saves it in ``DIR/artifacts/models/<model>/`` (after the timings, so they are
+unchanged). The home has no ``catalog.duckdb``: its tracks have no titles or artist names.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -100,8 +107,10 @@ def worker_build(size: int, seed: int, cache: Path) -> dict[str, Any]:
     }
 
 
-def worker_fit(model_name: str, cache: Path, queries: int, seed: int) -> dict[str, Any]:
-    from segue.models.registry import model_class
+def worker_fit(
+    model_name: str, cache: Path, queries: int, seed: int, home: Path | None = None
+) -> dict[str, Any]:
+    from segue.models.registry import model_class, model_dir
     from segue.snapshot import Snapshot
 
     snap = Snapshot.load(cache)
@@ -125,7 +134,7 @@ def worker_fit(model_name: str, cache: Path, queries: int, seed: int) -> dict[st
         if i > 0:  # the first query warms caches
             latencies.append(time.perf_counter() - t0)
     lat = np.asarray(latencies) * 1000
-    return {
+    result = {
         "fit_seconds": fit_seconds,
         "peak_rss": fit_peak,
         "loaded_rss": loaded_rss,
@@ -133,6 +142,14 @@ def worker_fit(model_name: str, cache: Path, queries: int, seed: int) -> dict[st
         "p99_ms": float(np.percentile(lat, 99)) if lat.size else float("nan"),
         "queries": int(lat.size),
     }
+    if home is not None:  # saved as `segue fit` saves it (registry.fit_model), after the timings
+        target = model_dir(model_name, home / "artifacts" / "models")
+        if target.exists():
+            shutil.rmtree(target)
+        started = time.perf_counter()
+        model.save(target)
+        result["save_seconds"] = time.perf_counter() - started
+    return result
 
 
 def _run_worker(args: list[str]) -> dict[str, Any]:
@@ -159,6 +176,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cache", type=Path, default=None, help="keep snapshots here (reused when present)"
     )
+    parser.add_argument(
+        "--home",
+        type=Path,
+        default=None,
+        help="leave a servable segue home here: the snapshot and each fitted model (one size only)",
+    )
     parser.add_argument("--worker", choices=["build", "fit"], help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
@@ -169,8 +192,10 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(worker_build(args.size, args.seed, args.dir)))
         return 0
     if args.worker == "fit":
-        print(json.dumps(worker_fit(args.model, args.dir, args.queries, args.seed)))
+        print(json.dumps(worker_fit(args.model, args.dir, args.queries, args.seed, args.home)))
         return 0
+    if args.home is not None and len(args.sizes) != 1:
+        parser.error(f"--home keeps one snapshot: give one size with --sizes, not {args.sizes}")
 
     with tempfile.TemporaryDirectory(prefix="segue-train-bench-") as tmp_name:
         root = args.cache or Path(tmp_name)
@@ -211,6 +236,12 @@ def main(argv: list[str] | None = None) -> int:
                     f"({build['played_tracks']:,} in some playlist): snapshot built in {build['seconds']:.1f} s "
                     f"(reference), peak {_gb(build['peak_rss'])}"
                 )
+            if args.home is not None:  # the files Snapshot.save wrote, where segue loads them
+                target = args.home / "artifacts" / "snapshot"
+                if target.exists():
+                    shutil.rmtree(target)
+                shutil.copytree(cache, target)
+                print(f"snapshot copied to {target}")
             print(
                 f"{'model':12s} {'fit s':>9s} {'x build':>8s} {'peak RSS':>10s} {'loaded':>10s} {'p50 ms':>8s} {'p99 ms':>8s}"
             )
@@ -227,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
                         str(args.queries),
                         "--seed",
                         str(args.seed),
+                        *(["--home", str(args.home)] if args.home is not None else []),
                     ]
                 )
                 if "error" in res:
@@ -242,6 +274,11 @@ def main(argv: list[str] | None = None) -> int:
                     f"{_gb(res['loaded_rss']):>10s} {res['p50_ms']:8.1f} {res['p99_ms']:8.1f}",
                     flush=True,
                 )
+                if "save_seconds" in res:
+                    print(
+                        f"  {name} saved to {args.home / 'artifacts' / 'models' / name} "
+                        f"in {res['save_seconds']:.1f} s"
+                    )
                 if name == "hybrid":
                     ok_t = res["fit_seconds"] <= TARGET_SECONDS * size / 1_000_000
                     ok_m = res["peak_rss"] <= TARGET_BYTES
