@@ -96,3 +96,26 @@ def test_bad_parameters(snapshot: Snapshot) -> None:
         ALSRecommender(factors=0).fit(snapshot)
     with pytest.raises(ValueError, match="alpha"):
         ALSRecommender(alpha=0).fit(snapshot)
+
+
+def test_top_items_equals_a_full_sort_with_ties_to_the_lowest_index() -> None:
+    """The norm-ordered scan with its early stop picks exactly what sorting every score by
+    (score descending, index ascending) picks, also when many items share their factors."""
+    rng = np.random.default_rng(3)
+    n, f = 50_000, 16
+    scale = rng.pareto(1.5, n)[:, None] + 0.01  # a few large norms, a long tail of small ones
+    items = (rng.normal(size=(n, f)) * scale).astype(np.float32)
+    items[rng.choice(n, 5_000)] = items[7]  # many items with the same factors
+    model = ALSRecommender()
+    model._set_items(items)
+    for trial in range(20):
+        user = rng.normal(size=f).astype(np.float32)
+        if trial % 2:
+            user = items[7] * np.float32(0.5)  # the tied items are the best
+        scores = items @ user
+        for k in (1, 10, 400, 20_000, n + 5):
+            want = np.lexsort((np.arange(n), -scores))[: min(k, n)]
+            got = model.top_items(user, k)
+            assert got.dtype == np.int64 and got.size == min(k, n)
+            assert set(got.tolist()) == set(want.tolist())
+    assert model.top_items(user, 0).size == 0

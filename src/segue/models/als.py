@@ -104,6 +104,51 @@ class ALSRecommender(Recommender):
         self.item_factors_ = items
         y64 = items.astype(np.float64)
         self.gram_ = y64.T @ y64
+        # items by decreasing norm, for top_items' early stop
+        norms = np.sqrt(np.einsum("ij,ij->i", y64, y64))
+        self._norm_order = np.argsort(-norms, kind="stable")
+        self._sorted_norms = norms[self._norm_order]
+
+    def top_items(self, user: np.ndarray, k: int) -> np.ndarray:
+        """Indices (int64, unordered) of the ``k`` items with the highest ``item_factors_ @
+        user``, ties at the cut going to the lowest indices (many items share their factors,
+        e.g. those of one playlist only, so the cut often falls in a tie).
+
+        Items are scored in blocks by decreasing norm, and the scan stops once no further item
+        can enter: ``u . v <= |u| |v|`` (Cauchy-Schwarz), so when the next norm times ``|u|``
+        is below the k-th best score so far, so is every later item's score. Popular items carry
+        the large norms: on an MPD-shaped catalog of 2.3M tracks about 2.5% of them can pass
+        the bound for a 10-track query, and the scan reads that much instead of every factor
+        (the full product cost ~24 ms a query there). Written by hand: implicit's exact search
+        scores every item, its approximate ones are not exact.
+        """
+        n = self.item_factors_.shape[0]
+        k = min(int(k), n)
+        if k <= 0:
+            return np.empty(0, dtype=np.int64)
+        user = np.asarray(user, dtype=np.float32)
+        # float32 dot products may exceed the exact value by a few ulps of |u||v|: a margin
+        bound = float(np.linalg.norm(user.astype(np.float64))) * (1.0 + 1e-4)
+        best_idx = np.empty(0, dtype=np.int64)
+        best_val = np.empty(0, dtype=np.float32)
+        start, size = 0, max(2 * k, 2_048)  # small blocks growing by half (fastest measured)
+        while start < n:
+            # best_val.min() is the k-th best so far (or below it, among ties)
+            if best_idx.size >= k and self._sorted_norms[start] * bound < float(best_val.min()):
+                break
+            idx = self._norm_order[start : start + size]
+            best_idx = np.concatenate([best_idx, idx])
+            best_val = np.concatenate([best_val, self.item_factors_[idx] @ user])
+            if best_idx.size > k:
+                # keep the k best and everything tied with the k-th (the tie is settled last)
+                kth = np.partition(best_val, best_val.size - k)[best_val.size - k]
+                keep = best_val >= kth
+                best_idx, best_val = best_idx[keep], best_val[keep]
+            start += size
+            size += size // 2
+        if best_idx.size > k:
+            best_idx = best_idx[np.lexsort((best_idx, -best_val))[:k]]
+        return best_idx
 
     @property
     def n_tracks(self) -> int:

@@ -660,7 +660,7 @@ class HybridRecommender(Recommender):
             tc, tv = title_raw.indices[tlo:thi], title_raw.data[tlo:thi]
             uc, uv = self._playlist_knn(eff)
             has_user = bool(np.any(users[r]))
-            dense_als = users[r] @ self.als_.item_factors_.T if has_user else None
+            als_top = self.als_.top_items(users[r], k) if has_user else None
             artist_cols, artist_vals = self._code_share(s, self.artist_codes_)
             album_cols, album_vals = self._code_share(s, self.album_codes_)
             prefer = self.log_counts_
@@ -669,8 +669,8 @@ class HybridRecommender(Recommender):
                 _top_of_row(tc, tv, k, prefer),
                 _top_of_row(uc, uv, k, prefer),
             ]
-            if dense_als is not None:
-                parts.append(np.argpartition(-dense_als, min(k, n_tracks - 1))[: min(k, n_tracks)])
+            if als_top is not None:
+                parts.append(als_top)
             if artist_cols.size:
                 ac, av = sparse_sum_rows(self.artist_tracks_, artist_cols, artist_vals)
                 parts.append(_top_of_row(ac, av, k, prefer))
@@ -693,7 +693,7 @@ class HybridRecommender(Recommender):
                     knn=(kc, kv),
                     uknn=(uc, uv),
                     title=(tc, tv),
-                    als=dense_als,
+                    als=users[r] if has_user else None,
                     artist=(artist_cols, artist_vals),
                     album=(album_cols, album_vals),
                     content=rows_dot(self._content_x, cands, content_query),
@@ -736,8 +736,9 @@ class HybridRecommender(Recommender):
     ) -> None:
         """Write the :data:`FEATURES` of ``cands`` (int64 (m,)) into ``x`` (float32 (m, F)).
 
-        The generators' scores come as sorted sparse rows ``(columns, values)``; ranks of all
-        scored columns are taken in one sort.
+        The generators' scores come as sorted sparse rows ``(columns, values)``; ``als`` is the
+        query's ALS user vector (float32 (factors,), None without one); ranks of all scored
+        columns are taken in one sort.
         """
         c = COLUMN
         kc, kv = knn
@@ -746,7 +747,11 @@ class HybridRecommender(Recommender):
         knn_val = _lookup(kc, kv, cands)
         uknn_val = _lookup(uc, uv, cands)
         title_val = _lookup(tc, tv, cands)
-        als_val = als[cands] if als is not None else np.zeros(cands.size, dtype=np.float32)
+        als_val = (
+            self.als_.item_factors_[cands] @ als
+            if als is not None
+            else np.zeros(cands.size, dtype=np.float32)
+        )
         artist_share = _lookup(artist[0], artist[1], self.artist_codes_[cands])
         artist_share[self.artist_codes_[cands] < 0] = 0.0
         album_share = _lookup(album[0], album[1], self.album_codes_[cands])
