@@ -98,9 +98,14 @@ def test_bad_parameters(snapshot: Snapshot) -> None:
         ALSRecommender(alpha=0).fit(snapshot)
 
 
-def test_top_items_equals_a_full_sort_with_ties_to_the_lowest_index() -> None:
-    """The norm-ordered scan with its early stop picks exactly what sorting every score by
-    (score descending, index ascending) picks, also when many items share their factors."""
+@pytest.mark.parametrize("scan", [True, False])
+def test_top_items_equals_a_full_sort_with_ties_to_the_lowest_index(
+    scan: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The norm-ordered scan with its early stop (large catalogs) and the product over every
+    item (small ones) pick exactly what sorting every score by (score descending, index
+    ascending) picks, also when many items share their factors."""
+    monkeypatch.setattr(ALSRecommender, "early_stop_min_items", 0 if scan else 10**9)
     rng = np.random.default_rng(3)
     n, f = 50_000, 16
     scale = rng.pareto(1.5, n)[:, None] + 0.01  # a few large norms, a long tail of small ones
