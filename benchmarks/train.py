@@ -110,7 +110,7 @@ def worker_build(size: int, seed: int, cache: Path) -> dict[str, Any]:
 def worker_fit(
     model_name: str, cache: Path, queries: int, seed: int, home: Path | None = None
 ) -> dict[str, Any]:
-    from segue.models.registry import model_class, model_dir
+    from segue.models.registry import model_class, save_model
     from segue.snapshot import Snapshot
 
     snap = Snapshot.load(cache)
@@ -142,12 +142,9 @@ def worker_fit(
         "p99_ms": float(np.percentile(lat, 99)) if lat.size else float("nan"),
         "queries": int(lat.size),
     }
-    if home is not None:  # saved as `segue fit` saves it (registry.fit_model), after the timings
-        target = model_dir(model_name, home / "artifacts" / "models")
-        if target.exists():
-            shutil.rmtree(target)
+    if home is not None:  # saved as `segue fit` saves it, after the timings
         started = time.perf_counter()
-        model.save(target)
+        save_model(model, model_name, root=home / "artifacts" / "models")
         result["save_seconds"] = time.perf_counter() - started
     return result
 

@@ -599,6 +599,67 @@ def test_the_pool_answers_in_arrival_order_each_request_its_own(
     assert answers == [_want(client, seeds, n) for seeds, n in asks]
 
 
+def test_when_no_worker_can_be_started_again_requests_fail_at_once(
+    built: tuple[Path, Snapshot], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker dies and no process can be started in its place (here: every spawn fails as
+    when no file descriptor is left): the waiting request gets PoolUnavailable (503), after
+    every retry, instead of waiting for ever."""
+    if not pool.supported():
+        pytest.skip("compute workers inherit their socket on POSIX")
+    monkeypatch.setattr(pool, "RESTART_DELAYS", (0.0, 0.0))
+    attempts: list[int] = []
+
+    def no_process() -> None:
+        attempts.append(1)
+        raise OSError(24, "Too many open files")
+
+    async def scenario() -> tuple[BaseException | None, bool]:
+        compute = pool.ComputePool(built[0], 1)
+        await compute.attach()
+        try:
+            monkeypatch.setattr(compute, "_spawn", no_process)
+            (worker,) = compute._workers
+            worker.proc.kill()
+            while compute.running:  # the pool sees the death and tries to start another
+                await asyncio.sleep(0.01)
+            try:
+                await asyncio.wait_for(compute.recommend(_pool_request(["Rock Artist 0"], 2)), 30)
+            except pool.PoolUnavailable as exc:
+                return exc, compute.ready
+            return None, compute.ready
+        finally:
+            await compute.close()
+
+    error, ready = asyncio.run(scenario())
+    assert error is not None and "no compute worker is running" in str(error)
+    assert not ready and len(attempts) == 2
+
+
+def test_uvicorn_workers_elsewhere_get_the_home(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Where the pool cannot run, uvicorn's workers start afresh: the home goes through the
+    environment."""
+    import uvicorn
+
+    from segue import config, serving
+
+    seen: dict[str, object] = {}
+
+    def run(app: str, **kwargs: object) -> None:
+        import os
+
+        seen.update(kwargs, app=app, home=os.environ.get("SEGUE_HOME"))
+
+    monkeypatch.setattr(uvicorn, "run", run)
+    monkeypatch.setenv("SEGUE_HOME", str(tmp_path / "elsewhere"))  # restored after the test
+    with config.temporary_home(tmp_path / "home"):
+        serving._uvicorn_workers("127.0.0.1", 8123, 3)
+    assert seen["home"] == str(tmp_path / "home")
+    assert seen["app"] == "segue.serving:create_served_app" and seen["workers"] == 3
+
+
 def test_a_dead_workers_unstarted_requests_go_to_its_replacement(
     built: tuple[Path, Snapshot], client: TestClient
 ) -> None:

@@ -49,9 +49,14 @@ Reference = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1
 ArtistName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 
 
+def public_text(text: str) -> str:
+    """``text`` without server paths, for a response body."""
+    return _PATH.sub("<path>", text)
+
+
 def public_message(exc: BaseException) -> str:
     """The exception's message without server paths, for a response body."""
-    return _PATH.sub("<path>", str(exc)) or type(exc).__name__
+    return public_text(str(exc)) or type(exc).__name__
 
 
 # request and response bodies ----------------------------------------------------------------
@@ -137,7 +142,7 @@ class RecommendResponse(BaseModel):
             "unknown": rec.unknown,
             # the service's notes can quote errors that name files (a busy catalog): no server
             # paths in a response
-            "messages": [_PATH.sub("<path>", m) for m in rec.messages],
+            "messages": [public_text(m) for m in rec.messages],
         }
 
 
@@ -173,32 +178,14 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 # errors -------------------------------------------------------------------------------------
-def _value_error(exc: BaseException) -> tuple[int, dict[str, Any]]:
-    return 422, {"detail": public_message(exc)}
-
-
-def _not_built(exc: BaseException) -> tuple[int, dict[str, Any]]:
-    return 503, {"detail": public_message(exc)}
-
-
-def _not_installed(exc: BaseException) -> tuple[int, dict[str, Any]]:
-    return 503, {"detail": "this part of segue is not installed here"}
-
-
-def _segue_error(exc: BaseException) -> tuple[int, dict[str, Any]]:
-    return 500, {"detail": public_message(exc)}
-
-
-def _unexpected(exc: BaseException) -> tuple[int, dict[str, Any]]:
-    return 500, {"detail": "internal server error"}
-
-
-_ERROR_REPLIES: dict[type[Exception], Any] = {
-    ValueError: _value_error,
-    NotFittedError: _not_built,
-    ImportError: _not_installed,
-    SegueError: _segue_error,
-    Exception: _unexpected,
+#: Status and fixed message per exception class (None: the exception's own message, without
+#: server paths).
+_ERROR_REPLIES: dict[type[Exception], tuple[int, str | None]] = {
+    ValueError: (422, None),
+    NotFittedError: (503, None),
+    ImportError: (503, "this part of segue is not installed here"),
+    SegueError: (500, None),
+    Exception: (500, "internal server error"),
 }
 
 
@@ -206,11 +193,11 @@ def error_reply(exc: BaseException) -> tuple[int, dict[str, Any]]:
     """HTTP status and JSON body for an exception from the service: the nearest class in its
     MRO decides (as for the app's exception handlers), so the answer is the same whether the
     request was computed in this process or in a compute worker (``segue.pool``)."""
-    for cls in type(exc).__mro__:
-        reply = _ERROR_REPLIES.get(cls)
-        if reply is not None:
-            return reply(exc)  # type: ignore[no-any-return]
-    return _unexpected(exc)
+    status, message = next(
+        (_ERROR_REPLIES[cls] for cls in type(exc).__mro__ if cls in _ERROR_REPLIES),
+        _ERROR_REPLIES[Exception],
+    )
+    return status, {"detail": message if message is not None else public_message(exc)}
 
 
 # the application ----------------------------------------------------------------------------

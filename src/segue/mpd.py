@@ -97,6 +97,10 @@ class DistinctRows:
     album_keys: IdKeys
 
 
+#: The two seeds of :func:`id_keys`' hashes.
+_SEEDS = (0x5E6E_5EED_0001, 0x5E6E_5EED_0002)
+
+
 def id_keys(ids: pa.Array | pa.ChunkedArray) -> IdKeys:
     """128-bit keys of string ids (no nulls): polars' string hash under two seeds.
 
@@ -107,9 +111,6 @@ def id_keys(ids: pa.Array | pa.ChunkedArray) -> IdKeys:
 
     series = pl.Series(ids).cast(pl.String)
     return series.hash(_SEEDS[0]).to_numpy(), series.hash(_SEEDS[1]).to_numpy()
-
-
-_SEEDS = (0x5E6E_5EED_0001, 0x5E6E_5EED_0002)
 
 
 def distinct_rows(rows: pa.Table) -> DistinctRows:

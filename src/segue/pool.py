@@ -250,6 +250,19 @@ class ComputePool:
             f"a compute worker did not start (it exited with code {code}): see the messages above"
         )
 
+    def _handshake(self, worker: _Worker, timeout: float) -> PoolUnavailable | None:
+        """Wait (blocking) until ``worker`` says it is ready; None, or the error saying why not
+        (the worker stopped)."""
+        worker.sock.settimeout(max(timeout, 0.001))
+        try:
+            said = _recv(worker.sock)
+        except OSError:  # including the timeout
+            said = None
+        if said != _READY:
+            return self._not_started(worker, said)
+        worker.sock.settimeout(None)
+        return None
+
     def launch(self) -> None:
         """Start every worker and wait until each is ready; raises :class:`PoolUnavailable`
         (with every worker stopped) if one cannot start."""
@@ -259,16 +272,11 @@ class ComputePool:
             deadline = time.monotonic() + START_TIMEOUT
             failures: list[PoolUnavailable] = []
             for worker in spawned:
-                worker.sock.settimeout(max(deadline - time.monotonic(), 0.001))
-                try:
-                    said = _recv(worker.sock)
-                except OSError:  # including the timeout
-                    said = None
-                if said != _READY:
-                    failures.append(self._not_started(worker, said))
-                    continue
-                worker.sock.settimeout(None)
-                self._workers.append(worker)
+                failure = self._handshake(worker, deadline - time.monotonic())
+                if failure is not None:
+                    failures.append(failure)
+                else:
+                    self._workers.append(worker)
         except BaseException:  # interrupted (Ctrl+C while loading): stop what was started
             for worker in spawned:
                 worker.sock.close()
@@ -417,20 +425,11 @@ class ComputePool:
         except OSError as exc:  # no file descriptors or memory left for a process
             log.error("cannot start a compute worker: %s", exc)
             return None
-        said: bytes | None = None
-        try:
-            reader, writer = await asyncio.open_unix_connection(sock=worker.sock)
-            worker.writer = writer
-            said = await asyncio.wait_for(_read_frame(reader), START_TIMEOUT)
-        except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
-            said = None
-        if said != _READY:
-            if worker.writer is not None:
-                worker.writer.close()
-            log.error("%s", await asyncio.to_thread(self._not_started, worker, said))
+        failure = await asyncio.to_thread(self._handshake, worker, START_TIMEOUT)
+        if failure is not None:
+            log.error("%s", failure)
             return None
-        worker.reader = reader
-        worker.listener = asyncio.get_running_loop().create_task(self._listen(worker))
+        await self._connect(worker)
         return worker
 
     def _fail_queued(self) -> None:

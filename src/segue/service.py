@@ -13,7 +13,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -22,6 +22,9 @@ from segue import config, ids
 from segue.errors import NotFittedError, SegueError
 from segue.models.registry import DEFAULT_MODEL, MODELS, load_model
 from segue.snapshot import AUDIO_FEATURES, Snapshot
+
+if TYPE_CHECKING:
+    from segue.fetch import GrowReport
 
 MAX_SEEDS = 1000
 MAX_RESULTS = 500
@@ -404,7 +407,7 @@ class Service:
         msgs.extend(self._grow(unknown, getattr(playlist, "tracks", None)))
         return got.tolist(), unknown, msgs, playlist.name
 
-    def _grow_catalog(self, unknown: list[str], facts: Any = None) -> Any:
+    def _grow_catalog(self, unknown: list[str], facts: Any = None) -> GrowReport | str:
         """Add ``unknown`` track ids to the catalog (with ``facts`` the input gave about them):
         the :class:`segue.fetch.GrowReport`, or a string saying why nothing could be done."""
         try:

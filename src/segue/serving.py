@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 
@@ -28,7 +27,7 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def create_served_app(workers: int = 1, home: Path | None = None) -> Any:
+def create_served_app(workers: int = 1) -> Any:
     """The API app of a serving process, computing on ``workers`` processes (1: in this one).
 
     BLAS is limited to one thread for the process's life: each computing thread or process
@@ -42,7 +41,7 @@ def create_served_app(workers: int = 1, home: Path | None = None) -> Any:
     pin_single_thread_blas()
     if workers <= 1:
         return create_app()
-    pool = ComputePool(home if home is not None else config.home(), workers)
+    pool = ComputePool(config.home(), workers)
     pool.launch()  # before the server starts: a worker that cannot start is one clear error
     return create_app(compute=pool)
 

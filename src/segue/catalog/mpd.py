@@ -355,8 +355,10 @@ class MpdWrites(CatalogBase):
         """``table`` reduced to its ids that ``known`` lacks (their keys join the run's pending
         keys), and whether the SQL must still anti-join against the catalog (no set, or one
         that cannot decide)."""
-        split = known.new_mask(keys) if known is not None else None
-        if run is None or known is None or split is None:
+        if run is None or known is None:
+            return table, True
+        split = known.new_mask(keys)
+        if split is None:
             return table, True
         mask, new_keys = split
         run.pending.append((known, new_keys))

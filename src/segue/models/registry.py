@@ -52,11 +52,17 @@ def fit_model(
 ) -> Recommender:
     model = model_class(name)(**params).fit(snapshot)
     if save:
-        target = model_dir(name, root)
-        if target.exists():
-            shutil.rmtree(target)
-        model.save(target)
+        save_model(model, name, root=root)
     return model
+
+
+def save_model(model: Recommender, name: str, *, root: Path | None = None) -> Path:
+    """Save a fitted ``model`` as model ``name`` under ``root`` (replacing an earlier save)."""
+    target = model_dir(name, root)
+    if target.exists():
+        shutil.rmtree(target)
+    model.save(target)
+    return target
 
 
 def load_model(name: str, snapshot: Snapshot, *, root: Path | None = None) -> Recommender:
