@@ -30,7 +30,7 @@ def child(catalog_path: str, paths: list[str]) -> None:
     from segue.ingest import ingest_paths
 
     started = time.perf_counter()
-    with Catalog.open(catalog_path) as catalog:
+    with Catalog.open(catalog_path, bulk=True) as catalog:  # as `segue ingest` opens it
         report = ingest_paths(catalog, paths, progress=False)
     seconds = time.perf_counter() - started
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux

@@ -6,10 +6,14 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from segue.catalog import SCHEMA_VERSION, Catalog
@@ -417,42 +421,113 @@ def consistent(catalog: Catalog) -> None:
     )
 
 
-def test_killed_ingest_resumes_without_duplicates(tmp_path: Path) -> None:
-    """A file's playlists, rows and new tracks commit together: an ingest killed at any point
-    leaves whole files only, and running it again adds exactly what is missing."""
-    path = tmp_path / "c.duckdb"
-    files = [
+def _twelve_files(tmp_path: Path) -> list[Path]:
+    return [
         write_slice(
             tmp_path / f"s{i}.json",
             make_playlists(40, seed=i, start_pid=100 * i, full=i % 3 != 1),
         )
         for i in range(12)
     ]
-    code = (
-        "import sys; from segue.catalog import Catalog; from segue.ingest import ingest_paths\n"
-        "with Catalog.open(sys.argv[1]) as c:\n"
-        "    for f in sys.argv[2:]:\n"
-        "        ingest_paths(c, [f], progress=False); print('done', flush=True)\n"
-    )
-    with subprocess.Popen(
-        [sys.executable, "-c", code, str(path), *map(str, files)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    ) as proc:
-        assert proc.stdout is not None
-        for _ in range(3):
-            assert proc.stdout.readline().strip() == b"done"
-        proc.kill()  # SIGKILL: no cleanup, wherever the child is in the next file
-        proc.communicate(timeout=60)
+
+
+def _resume_matches_a_clean_run(tmp_path: Path, path: Path, files: list[Path]) -> int:
+    """Files the killed run left, after checking that the catalog is whole and that ingesting
+    every file again gives what one clean run gives."""
     with Catalog.open(path) as cat:
         consistent(cat)
-        assert 3 <= cat.counts()["files"] < len(files)
+        left = int(cat.counts()["files"])
+        assert left < len(files)
         ingest_paths(cat, files, progress=False)
         consistent(cat)
         resumed = cat.counts()
     with Catalog.open(tmp_path / "ref.duckdb") as ref:
         ingest_paths(ref, files, progress=False)
         assert ref.counts() == resumed
+    return left
+
+
+def _ingest_child(code: str, path: Path, files: list[Path]) -> subprocess.Popen[bytes]:
+    """A Python process running ``code`` (with ``sys``, ``Catalog`` and ``ingest_paths``
+    imported) on the catalog ``path`` and ``files`` given as arguments."""
+    head = "import sys; from segue.catalog import Catalog; from segue.ingest import ingest_paths\n"
+    return subprocess.Popen(
+        [sys.executable, "-c", head + code, str(path), *map(str, files)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def test_killed_ingest_resumes_without_duplicates(tmp_path: Path) -> None:
+    """A file's playlists, rows and new tracks commit together: an ingest killed at any point
+    leaves whole files only, and running it again adds exactly what is missing."""
+    path = tmp_path / "c.duckdb"
+    files = _twelve_files(tmp_path)
+    code = (
+        "with Catalog.open(sys.argv[1]) as c:\n"
+        "    for f in sys.argv[2:]:\n"
+        "        ingest_paths(c, [f], progress=False); print('done', flush=True)\n"
+    )
+    with _ingest_child(code, path, files) as proc:
+        assert proc.stdout is not None
+        for _ in range(3):
+            assert proc.stdout.readline().strip() == b"done"
+        proc.kill()  # SIGKILL: no cleanup, wherever the child is in the next file
+        proc.communicate(timeout=60)
+    # Each ingest that returned had written its file to the catalog file.
+    assert _resume_matches_a_clean_run(tmp_path, path, files) >= 3
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.3, 0.8])
+def test_killed_bulk_ingest_resumes_without_duplicates(tmp_path: Path, delay: float) -> None:
+    """`segue ingest` opens the catalog in bulk (no write-ahead log): killed at any point, it
+    loses the files since its last checkpoint, whole, and a rerun adds exactly those."""
+    path = tmp_path / "c.duckdb"
+    files = _twelve_files(tmp_path)
+    code = (
+        "with Catalog.open(sys.argv[1], bulk=True) as c:\n"
+        "    print('open', flush=True)\n"
+        "    ingest_paths(c, sys.argv[2:], progress=False)\n"
+        "    print('done', flush=True)\n"
+    )
+    with _ingest_child(code, path, files) as proc:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == b"open"
+        time.sleep(delay)
+        proc.kill()
+        finished = proc.communicate(timeout=60)[0].strip() == b"done"
+    if finished:  # the run ended before the kill: every file is in
+        with Catalog.open(path) as cat:
+            assert cat.counts()["files"] == len(files)
+        return
+    _resume_matches_a_clean_run(tmp_path, path, files)
+
+
+def test_bulk_ingest_keeps_committed_files_when_it_stops_on_a_bad_one(tmp_path: Path) -> None:
+    """Stopped by a bad file, a bulk ingest still writes the files before it to the catalog
+    file (it has no write-ahead log to keep them in)."""
+    good = _twelve_files(tmp_path)[:3]
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"playlists": [')
+    path = tmp_path / "c.duckdb"
+    code = (
+        "import os, sys; from segue.catalog import Catalog; from segue.ingest import ingest_paths\n"
+        "c = Catalog.open(sys.argv[1], bulk=True)\n"
+        "try:\n"
+        "    ingest_paths(c, sys.argv[2:], progress=False)\n"
+        "except Exception as exc:\n"
+        "    print(type(exc).__name__, flush=True)\n"
+        "os._exit(0)  # no close: only what ingest wrote to the file is there\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(path), *map(str, good), str(bad)],
+        capture_output=True,
+        check=True,
+    )
+    assert proc.stdout.strip() == b"InputFileError"
+    with Catalog.open(path) as cat:
+        consistent(cat)
+        assert cat.counts()["files"] == 3
 
 
 def test_known_ids_decide_exactly_or_not_at_all() -> None:
@@ -472,12 +547,15 @@ def test_known_ids_decide_exactly_or_not_at_all() -> None:
     assert found is not None and found[0].tolist() == [True, True]
 
 
-def test_run_keys_match_the_catalog_anti_joins(tmp_path: Path) -> None:
+@pytest.mark.parametrize("first_full", [True, False])
+def test_run_keys_match_the_catalog_anti_joins(tmp_path: Path, first_full: bool) -> None:
     """One ingest run (ids known in memory) and file by file without a run (anti-joins against
     the catalog) write the same catalog, with a refused file in the middle of the run: its
-    tracks are not known afterwards, so the next file that has them adds them."""
+    tracks are not known afterwards, so the next file that has them adds them. With full files
+    only, the run keys artists from memory too; a reduced first file (artists known by name
+    only) sends every file's artists through SQL."""
     files = [
-        write_slice(tmp_path / "a.json", make_playlists(6, seed=1, full=False)),
+        write_slice(tmp_path / "a.json", make_playlists(6, seed=1, full=first_full)),
         write_slice(tmp_path / "b.json", make_playlists(6, seed=2)),  # pids of a.json: refused
         write_slice(tmp_path / "c.json", make_playlists(6, seed=2, start_pid=100)),
         write_slice(tmp_path / "d.json", make_playlists(6, seed=1, start_pid=200)),
@@ -537,3 +615,116 @@ def test_a_file_rolled_back_after_its_tracks_teaches_the_run_nothing(
     catalog.add_slice(other, run)
     assert catalog.add_slice(cols, run).new_tracks > 0
     consistent(catalog)
+
+
+def test_normalise_names_equals_normalise_name() -> None:
+    from segue.catalog.core import normalise_name, normalise_names
+
+    names = [
+        "  The  Beatles ",
+        "ABC\tdef\x1c\x1f",
+        "Beyonc\u00e9",
+        "\ufb01 Stra\u00dfe",
+        "",
+        "x\x0by\x0cz\rw\nv",
+        "\x85a",
+        "\uff21\uff42\uff43",
+        "a\u3000b\u00a0c",
+        "\u0130stanbul",
+        "MIXED case   TRAILING   ",
+    ]
+    assert normalise_names(pa.array(names)).to_pylist() == [normalise_name(n) for n in names]
+
+
+@given(st.lists(st.text(max_size=12), max_size=20))
+def test_normalise_names_property(names: list[str]) -> None:
+    from segue.catalog.core import normalise_name, normalise_names
+
+    assert normalise_names(pa.array(names, pa.string())).to_pylist() == [
+        normalise_name(n) for n in names
+    ]
+
+
+@given(st.lists(st.text(alphabet="0123456789abcdefABCDEF", min_size=22, max_size=22), max_size=30))
+def test_id_keys_tell_distinct_ids_apart(ids: list[str]) -> None:
+    from segue.mpd import fixed_ids, id_keys
+
+    fixed = fixed_ids(pa.array(ids, pa.string()))
+    assert fixed is not None and [x.decode() for x in fixed] == ids
+    first, second = id_keys(fixed)
+    keys = {(int(a), int(b)) for a, b in zip(first, second, strict=True)}
+    assert len(keys) == len(set(ids))
+    # The same id has the same key wherever it comes from.
+    again = id_keys(fixed_ids(pa.array(list(reversed(ids)), pa.string())))  # type: ignore[arg-type]
+    assert list(again[0]) == list(reversed(list(first)))
+
+
+def test_fixed_ids_refuse_other_lengths_and_nulls() -> None:
+    from segue.mpd import fixed_ids
+
+    assert fixed_ids(pa.array(["A" * 22, "B" * 21], pa.string())) is None
+    assert fixed_ids(pa.array(["A" * 22, None], pa.string())) is None
+    sliced = pa.array(["x", "A" * 22, "B" * 22])[1:]
+    assert [x.decode() for x in fixed_ids(sliced)] == ["A" * 22, "B" * 22]  # type: ignore[union-attr]
+    assert fixed_ids(pa.chunked_array([["A" * 22], ["C" * 22]])) is not None
+
+
+def test_distinct_rows_keep_first_rows_in_order(tmp_path: Path) -> None:
+    """Tracks, artists and albums as the first row that names each, in file order; each
+    track's artist is the artist of its first row."""
+    from segue.mpd import distinct_rows
+
+    pls = make_playlists(30, seed=8)
+    rows = read_slice(write_slice(tmp_path / "d.json", pls)).rows
+    got = distinct_rows(rows)
+    seen: dict[str, dict[str, object]] = {}
+    artists: dict[str, str] = {}
+    albums: dict[str, str] = {}
+    for row in rows.to_pylist():
+        seen.setdefault(row["track_id"], row)
+        if row["artist_id"] is not None:
+            artists.setdefault(row["artist_id"], row["artist_name"])
+        if row["album_id"] is not None:
+            albums.setdefault(row["album_id"], row["album_name"])
+    assert got.tracks["track_id"].to_pylist() == list(seen)
+    assert got.tracks["track_name"].to_pylist() == [r["track_name"] for r in seen.values()]
+    assert got.artist_first["artist_id"].to_pylist() == list(artists)
+    assert got.artist_first["artist_name"].to_pylist() == list(artists.values())
+    assert got.albums["album_id"].to_pylist() == list(albums)
+    first_artist = got.artist_first["artist_id"].to_pylist()
+    assert [first_artist[i] for i in got.track_artist] == [r["artist_id"] for r in seen.values()]
+    assert len(got.track_keys[0]) == len(seen) and len(got.artist_keys[0]) == len(artists)
+
+
+def test_known_ids_carry_values() -> None:
+    known = KnownIds(
+        np.array([1, 5, 9], np.uint64), np.array([10, 50, 90], np.uint64), np.array([7, 8, 9])
+    )
+    found = known.new_mask((np.array([9, 3, 1], np.uint64), np.array([90, 30, 10], np.uint64)))
+    assert found is not None
+    mask, new = found
+    assert mask.tolist() == [False, True, False]
+    assert new.found is not None and new.rows is not None
+    assert [new.found[i] for i in (0, 2)] == [9, 7] and new.rows.tolist() == [1]
+    new.values = np.array([4])
+    known.add(new)
+    assert known.first.tolist() == [1, 3, 5, 9] and known.values.tolist() == [7, 4, 8, 9]  # type: ignore[union-attr]
+
+
+def test_buffered_reads_are_whole_and_do_not_leak_into_parsed_slices(tmp_path: Path) -> None:
+    """The reused read buffer: files of any size in any order read whole (gzip too), and a
+    slice parsed from it keeps its values once the buffer holds the next file."""
+    from segue.mpd import read_into_buffer, read_slice_data
+
+    big = write_slice(tmp_path / "big.json", make_playlists(40, seed=11))
+    small = write_slice(tmp_path / "small.json", make_playlists(3, seed=12, start_pid=500))
+    zipped = tmp_path / "z.json.gz"
+    zipped.write_bytes(gzip.compress(small.read_bytes()))
+    for path in (small, big, small, zipped, big):
+        expected = small.read_bytes() if path == zipped else path.read_bytes()
+        assert bytes(read_into_buffer(path)) == expected
+    first = read_slice_data(str(big), read_into_buffer(big))
+    before = (first.rows.to_pylist(), first.playlists.to_pylist())
+    read_into_buffer(small)  # overwrites the buffer the first slice was parsed from
+    assert (first.rows.to_pylist(), first.playlists.to_pylist()) == before
+    assert first.rows.equals(read_slice(big).rows)

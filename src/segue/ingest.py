@@ -2,8 +2,8 @@
 
 Each file is read whole, validated and written in one transaction (its playlists, their rows and
 the tracks, artists and albums new to the catalog): a bad or interrupted file leaves the catalog
-as it was. The next file is parsed in a background thread while the current one is written
-(polars and DuckDB release the GIL), so parsing and writing overlap on two cores.
+as it was. The next files are parsed in a background thread while the current one is written
+(Arrow and DuckDB release the GIL), so parsing and writing overlap on two cores.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import sys
 import tarfile
 import time
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -24,22 +25,26 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from segue.catalog import Catalog, SliceResult
 from segue.errors import InputFileError
-from segue.mpd import SliceColumns, expand_paths, read_bytes, read_slice_data
+from segue.mpd import Bytes, SliceColumns, expand_paths, read_into_buffer, read_slice_data
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
+#: A slice to read: its name, and what reads its bytes.
+Source = tuple[str, Callable[[], Bytes]]
 #: DuckDB settings while ingesting (restored after). One DuckDB thread: the other core parses the
-#: next file, and one thread spends less CPU per file than two. A small buffer pool: left at its
+#: next files, and one thread spends less CPU per file than two. A small buffer pool: left at its
 #: default, DuckDB keeps every block the catalog has written as cache and the process grows with
-#: the catalog; capped, blocks a file's writes need (the catalog's track, album and artist ids)
-#: are read again from the file when evicted. 64 MB rather than 96 MB: the pool fills sooner, so
-#: a short ingest peaks closer to a long one (benchmarks/README.md), at no measured CPU cost.
+#: the catalog; capped, blocks a file's writes need are read again from the file when evicted.
+#: 64 MB rather than 96 MB: the pool fills sooner, so a short ingest peaks closer to a long one
+#: (benchmarks/README.md), at no measured CPU cost.
 #: A checkpoint every 64 MB of WAL rather than DuckDB's 16 MB: a file's COMMIT writes about
-#: 7 MB of WAL and a checkpoint costs more than the data it moves, so fewer of them took COMMIT
-#: from about 120 to 60 ms per synthetic slice (50 slices, one thread, measured per statement).
+#: 7 MB of WAL and a checkpoint costs more than the data it moves (10 synthetic slices: 1.1 s of
+#: checkpoints one file at a time, 0.47 s all at once).
 INGEST_SETTINGS = {"threads": "1", "memory_limit": "64MB", "checkpoint_threshold": "64MB"}
 
-#: Files from which an ingest keeps the catalog's track and album ids in memory.
+#: Files from which an ingest keeps the catalog's track, album and artist ids in memory.
 RUN_MIN_FILES = 4
+#: Files parsed ahead of the one being written (each holds its columns, a few tens of MB).
+PARSE_AHEAD = 3
 
 
 @dataclass
@@ -96,12 +101,12 @@ def count_sources(paths: list[Path]) -> int:
     return total
 
 
-def iter_sources(paths: list[Path]) -> Iterator[tuple[str, Callable[[], bytes]]]:
+def iter_sources(paths: list[Path]) -> Iterator[Source]:
     """(name, loader) per slice, in order. Archive members are read from one open tar as the
     iteration reaches them (a tar.gz can only be read forwards), so their loader holds bytes."""
     for path in paths:
         if not path.name.endswith(ARCHIVE_SUFFIXES):
-            yield str(path), functools.partial(read_bytes, path)
+            yield str(path), functools.partial(read_into_buffer, path)
             continue
         try:
             tar = tarfile.open(path, "r:*")  # noqa: SIM115 - closed by the `with tar:` below
@@ -131,6 +136,16 @@ def iter_sources(paths: list[Path]) -> Iterator[tuple[str, Callable[[], bytes]]]
                 yield name, functools.partial(bytes, data)
 
 
+def _parsed_here(parse: Callable[[Source], SliceColumns], item: Source) -> Future[SliceColumns]:
+    """``parse(item)`` run in this thread, as a finished future (its error kept for its turn)."""
+    done: Future[SliceColumns] = Future()
+    try:
+        done.set_result(parse(item))
+    except Exception as exc:
+        done.set_exception(exc)
+    return done
+
+
 def ingest_paths(
     catalog: Catalog,
     specs: list[str] | list[Path],
@@ -150,7 +165,7 @@ def ingest_paths(
     report = IngestReport()
     total = count_sources(paths)
 
-    def parse(item: tuple[str, Callable[[], bytes]]) -> SliceColumns:
+    def parse(item: Source) -> SliceColumns:
         began = time.perf_counter()
         name, load = item
         try:
@@ -175,23 +190,45 @@ def ingest_paths(
         ThreadPoolExecutor(max_workers=1) as pool,
     ):
         task = bar.add_task("ingest", total=total, pl=0, rate=0.0)
-        # One file is parsed ahead in the pool while the current one is written.
         saved = {
             name: catalog.scalar(f"SELECT current_setting('{name}')") for name in INGEST_SETTINGS
         }
         for name, value in INGEST_SETTINGS.items():
             catalog.con.execute(f"SET {name} = '{value}'")
-        first = next(sources, None)
-        pending: Future[SliceColumns] | None = pool.submit(parse, first) if first else None
-        # The catalog's track and album ids in memory find each file's new ones without a scan
-        # of the catalog per file; loading them (while the first file parses) costs about a few
-        # such scans, so a run of a few files does without.
-        run = catalog.start_ingest_run() if total >= RUN_MIN_FILES else None
-        try:
-            while pending is not None:
-                current = pending
+        # Files are parsed ahead in the pool, up to PARSE_AHEAD of them, while the current one
+        # is written: a checkpoint can hold the writer for several files' parsing time.
+        ahead: deque[tuple[Source, Future[SliceColumns]]] = deque()
+
+        def parse_ahead() -> None:
+            while len(ahead) < PARSE_AHEAD:
                 following = next(sources, None)
-                pending = pool.submit(parse, following) if following else None
+                if following is None:
+                    return
+                ahead.append((following, pool.submit(parse, following)))
+
+        def help_parse() -> None:
+            """While the next file is still being parsed, parse a later one in this thread
+            (one the pool has not started), rather than wait with a core idle."""
+            if ahead[0][1].done():
+                return
+            for i, (item, future) in enumerate(ahead):
+                if future.cancel():
+                    ahead[i] = (item, _parsed_here(parse, item))
+                    return
+
+        try:
+            first = next(sources, None)
+            if first is not None:
+                ahead.append((first, pool.submit(parse, first)))
+            # The catalog's track, album and artist ids in memory find each file's new ones
+            # without a scan of the catalog per file; loading them (while the first file
+            # parses) costs about a few such scans, so a run of a few files does without.
+            run = catalog.start_ingest_run() if total >= RUN_MIN_FILES else None
+            parse_ahead()
+            while ahead:
+                help_parse()
+                _, current = ahead.popleft()
+                parse_ahead()
                 try:
                     began = time.perf_counter()
                     try:
@@ -204,12 +241,10 @@ def ingest_paths(
                     finally:
                         report.write_seconds += time.perf_counter() - began
                         # Written (or refused): its columns go before the writer waits for
-                        # the next file, whose parse is then at its largest.
+                        # the next file.
                         del cols
                 except InputFileError as exc:
                     if not skip_bad:
-                        if pending is not None:
-                            pending.cancel()
                         raise
                     report.skipped.append(exc)
                     if on_error is not None:
@@ -220,12 +255,19 @@ def ingest_paths(
                 bar.update(
                     task, advance=1, pl=done, rate=done / max(time.perf_counter() - started, 1e-9)
                 )
-            if not catalog.in_transaction:
-                # The last files' WAL goes into the catalog now, under the ingest settings;
-                # left to the close, it would be checkpointed with DuckDB's default threads
-                # and memory limit, and set the process's peak memory.
-                catalog.con.execute("CHECKPOINT")
         finally:
-            for name, value in saved.items():
-                catalog.con.execute(f"SET {name} = '{value}'")
+            for _, future in ahead:  # stopped early: files not started are not parsed
+                future.cancel()
+            try:
+                if not catalog.in_transaction:
+                    # The files committed since the last checkpoint go into the catalog file
+                    # now, however the run ends (a catalog opened in bulk has no WAL to keep
+                    # them), and under the ingest memory limit: left to the close, they would
+                    # be checkpointed with DuckDB's default one, and set the process's peak
+                    # memory. Nothing is parsed any more: two threads.
+                    catalog.con.execute("SET threads = 2")
+                    catalog.con.execute("CHECKPOINT")
+            finally:
+                for name, value in saved.items():
+                    catalog.con.execute(f"SET {name} = '{value}'")
     return report

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any, Self
 
 import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from segue.errors import CatalogError
 
@@ -125,6 +127,29 @@ def normalise_name(name: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
 
 
+#: The ASCII characters ``str.split()`` splits on, as a regular expression class.
+_ASCII_SPACE = r"[\t\n\x0b\x0c\r\x1c-\x1f ]+"
+
+
+def normalise_names(names: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """:func:`normalise_name` of each name (NULL stays NULL), as an Arrow string array.
+
+    ASCII names are normalised in bulk by Arrow's string kernels (for them NFKC changes nothing
+    and case-folding is lower-casing), the others one by one in Python.
+    """
+    if isinstance(names, pa.ChunkedArray):
+        names = names.combine_chunks()
+    names = names.cast(pa.string())
+    bulk = pc.utf8_trim(
+        pc.replace_substring_regex(pc.ascii_lower(names), _ASCII_SPACE, " "), characters=" "
+    )
+    other = pc.invert(pc.string_is_ascii(names).fill_null(True))
+    if not pc.any(other).as_py():
+        return bulk
+    rest = [normalise_name(n) for n in names.filter(other).to_pylist()]
+    return pc.replace_with_mask(bulk, other, pa.array(rest, pa.string()))
+
+
 def schema_version_of(path: str | Path) -> int | None:
     """The schema version recorded in the catalog file at ``path`` (read-only, nothing
     changed); None when the file is not a segue catalog or cannot be read."""
@@ -141,6 +166,21 @@ def schema_version_of(path: str | Path) -> int | None:
         con.close()
 
 
+def _connect(path: Path, *, read_only: bool, bulk: bool) -> duckdb.DuckDBPyConnection:
+    """A connection to the catalog file; ``bulk``: without write-ahead log (see
+    :meth:`CatalogBase.open`), which only an attached database can be opened with."""
+    if not bulk or read_only:
+        return duckdb.connect(str(path), read_only=read_only)
+    con = duckdb.connect()
+    try:
+        con.execute("ATTACH ? AS catalog (RECOVERY_MODE no_wal_writes)", [str(path)])
+        con.execute("USE catalog")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
 class CatalogBase:
     """Connection, schema and transactions. Query and write methods live in the mixins."""
 
@@ -151,11 +191,19 @@ class CatalogBase:
         self._depth = 0
 
     @classmethod
-    def open(cls, path: str | Path, *, read_only: bool = False, wait: float = 30.0) -> Self:
+    def open(
+        cls, path: str | Path, *, read_only: bool = False, wait: float = 30.0, bulk: bool = False
+    ) -> Self:
         """Open (creating when absent and writable) a catalog file.
 
         Waits up to ``wait`` seconds while another process holds the file. Raises
         :class:`CatalogError` when the file is of another schema version or not a catalog.
+
+        ``bulk`` (for loading many files, as ``segue ingest`` does) writes no write-ahead log:
+        commits stay in memory until the next checkpoint (DuckDB's, every 64 MB of changes
+        during an ingest; an explicit ``CHECKPOINT``; or the close), which writes them to the
+        file together. Each transaction is still all or nothing, but a process killed outright
+        loses the transactions since the last checkpoint, and a rerun adds them again.
         """
         path = Path(path)
         if read_only and not path.exists():
@@ -167,7 +215,7 @@ class CatalogBase:
         delay = 0.05
         while True:
             try:
-                con = duckdb.connect(str(path), read_only=read_only)
+                con = _connect(path, read_only=read_only, bulk=bulk)
                 break
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower() or time.monotonic() >= deadline:

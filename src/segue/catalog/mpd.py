@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from segue.catalog.core import CatalogBase, normalise_name
+from segue.catalog.core import CatalogBase, normalise_names
 from segue.errors import InputFileError
 
 if TYPE_CHECKING:
@@ -38,10 +38,11 @@ class SliceResult:
 
 class KnownIds:
     """The ids of one catalog column as sorted 128-bit keys (:func:`segue.mpd.id_keys`), so
-    that an ingest run finds a file's new tracks and albums with a binary search instead of an
-    anti-join that scans the whole table for every file (which grows with the catalog).
+    that an ingest run finds a file's new tracks, albums and artists with a binary search
+    instead of an anti-join that scans the whole table for every file (which grows with the
+    catalog), with an optional value per id (an artist's key).
 
-    Hand-written on numpy because polars' and pyarrow's ``is_in`` build a hash set of the other
+    Hand-written on numpy because pyarrow's (and polars') ``is_in`` build a hash set of the other
     side on every call, here the whole catalog. ``first`` (sorted, unique) holds the first
     64-bit hash of each id, ``second`` the other hash of the same id. An id is known when both
     hashes match. Should two different ids ever share a first hash (the set could then not
@@ -49,35 +50,48 @@ class KnownIds:
     anti-join.
     """
 
-    def __init__(self, first: np.ndarray[Any, Any], second: np.ndarray[Any, Any]) -> None:
+    def __init__(
+        self,
+        first: np.ndarray[Any, Any],
+        second: np.ndarray[Any, Any],
+        values: np.ndarray[Any, Any] | None = None,
+    ) -> None:
         self.first = first
         self.second = second
+        self.values = values
 
     @classmethod
-    def of_column(cls, con: Any, table: str, column: str) -> KnownIds | None:
-        """The keys of every non-NULL ``table.column``; None if two of them share a first hash."""
-        from segue.mpd import id_keys
+    def of_query(cls, con: Any, sql: str) -> KnownIds | None:
+        """The keys of the ids a query returns (distinct, non-NULL; a second column is their
+        values); None if one is not a 22-byte id or two share a first hash."""
+        from segue.mpd import fixed_ids, id_keys
 
         # In batches: only the keys (16 bytes an id) of the whole column are held at once.
-        reader = con.sql(
-            f"SELECT {column} FROM {table} WHERE {column} IS NOT NULL"
-        ).to_arrow_reader(1 << 18)
-        firsts, seconds = [np.zeros(0, np.uint64)], [np.zeros(0, np.uint64)]
-        for batch in reader:
-            keys = id_keys(batch.column(0))
+        relation = con.sql(sql)
+        with_values = len(relation.columns) > 1
+        firsts, seconds, values = [np.zeros(0, np.uint64)], [np.zeros(0, np.uint64)], []
+        for batch in relation.to_arrow_reader(1 << 18):
+            ids = fixed_ids(batch.column(0))
+            if ids is None:
+                return None
+            keys = id_keys(ids)
             firsts.append(keys[0])
             seconds.append(keys[1])
+            if with_values:
+                values.append(batch.column(1).to_numpy())
         first, second = np.concatenate(firsts), np.concatenate(seconds)
         order = np.argsort(first, kind="stable")
         first, second = first[order], second[order]
         if len(first) > 1 and not (first[1:] != first[:-1]).all():
             return None
-        return cls(first, second)
+        if not with_values:
+            return cls(first, second)
+        return cls(first, second, np.concatenate(values or [np.zeros(0, np.int64)])[order])
 
     def new_mask(self, keys: IdKeys) -> tuple[np.ndarray[Any, np.dtype[np.bool_]], NewKeys] | None:
         """For ``keys`` (of distinct ids): True for the ids the set lacks, and those ids' keys
         for :meth:`add`. None when the set cannot decide exactly (two different ids with the
-        same first hash)."""
+        same first hash). With values, :attr:`NewKeys.found` holds the values of the others."""
         first, second = keys
         order = np.argsort(first)
         first, second = first[order], second[order]
@@ -91,11 +105,24 @@ class KnownIds:
             if (same_first & (self.second[at] != second)).any():
                 return None
         else:
+            at = pos
             same_first = np.zeros(len(first), dtype=bool)
         new_sorted = ~same_first
         mask = np.empty(len(first), dtype=bool)
         mask[order] = new_sorted
-        return mask, NewKeys(first[new_sorted], second[new_sorted], pos[new_sorted], self.size)
+        found = None
+        if self.values is not None:
+            # The values of the known ids, in the order of ``keys``.
+            found = np.empty(len(first), dtype=self.values.dtype)
+            found[order[same_first]] = self.values[at[same_first]]
+        return mask, NewKeys(
+            first[new_sorted],
+            second[new_sorted],
+            pos[new_sorted],
+            self.size,
+            order[new_sorted],
+            found,
+        )
 
     @property
     def size(self) -> int:
@@ -103,43 +130,69 @@ class KnownIds:
 
     def add(self, new: NewKeys) -> None:
         """Add the keys :meth:`new_mask` found new (their insertion points hold while nothing
-        was added in between)."""
+        was added in between), with their values when the set has values."""
         if not len(new.first):
             return
         pos = new.pos if new.size == self.size else np.searchsorted(self.first, new.first)
         self.first = np.insert(self.first, pos, new.first)
         self.second = np.insert(self.second, pos, new.second)
+        if self.values is not None:
+            assert new.values is not None, "values for the new ids"
+            self.values = np.insert(self.values, pos, new.values)
 
 
-@dataclass(frozen=True)
+@dataclass
 class NewKeys:
     """Keys of ids a :class:`KnownIds` of ``size`` keys lacks, sorted by first hash, with their
-    insertion points."""
+    insertion points and their rows in the query (``rows``); ``found`` holds, for a set with
+    values, the values of the query's known ids (by query row). ``values`` (set by the writer
+    before :meth:`KnownIds.add`) holds the new ids' values, in the order of ``first``."""
 
     first: np.ndarray[Any, np.dtype[np.uint64]]
     second: np.ndarray[Any, np.dtype[np.uint64]]
     pos: np.ndarray[Any, np.dtype[np.intp]]
     size: int
+    rows: np.ndarray[Any, np.dtype[np.intp]] | None = None
+    found: np.ndarray[Any, Any] | None = None
+    values: np.ndarray[Any, Any] | None = None
 
 
 @dataclass
 class IngestRun:
-    """What one ingest run knows of the catalog it writes to: the ids of its tracks and albums.
+    """What one ingest run knows of the catalog it writes to: the ids of its tracks and albums,
+    and its artists' ids with their keys.
 
     Valid only while the run is the catalog's only writer (ingest holds the file's write lock
     and writes nothing else on its connection); keys join the sets once their file commits.
-    ``tracks`` or ``albums`` is None when the set cannot decide exactly; the writer then
-    anti-joins against the table as it does without a run.
+    A set is None when it cannot decide exactly; the writer then anti-joins against the table
+    as it does without a run. ``artists`` is dropped once a file's artists took the SQL path
+    (an artist known by name only, or one without a name), which the set does not follow.
     """
 
     tracks: KnownIds | None
     albums: KnownIds | None
+    artists: KnownIds | None = None
+    #: Whether the catalog may hold artists without an id, artists without a name, and
+    #: tracks without an album: the writer's fix-ups for them run only then.
+    fixups: tuple[bool, bool, bool] = (True, True, True)
     pending: list[tuple[KnownIds, NewKeys]] = field(default_factory=list)
+    pending_fixups: tuple[bool, bool, bool] | None = None
+    drop_artists: bool = False
 
     def commit(self) -> None:
         for known, keys in self.pending:
             known.add(keys)
         self.pending.clear()
+        if self.drop_artists:
+            self.artists = None
+        if self.pending_fixups is not None:
+            self.fixups = self.pending_fixups
+        self.abandon()
+
+    def abandon(self) -> None:
+        self.pending.clear()
+        self.drop_artists = False
+        self.pending_fixups = None
 
 
 class MpdWrites(CatalogBase):
@@ -150,12 +203,30 @@ class MpdWrites(CatalogBase):
         return rows[0][0] if rows else None
 
     def start_ingest_run(self) -> IngestRun:
-        """The catalog's track and album ids in memory, for :meth:`add_slice` calls that follow
-        with nothing else writing in between."""
+        """The catalog's track, album and artist ids in memory, and what its fix-ups could
+        apply to, for :meth:`add_slice` calls that follow with nothing else writing in between."""
         return IngestRun(
-            KnownIds.of_column(self.con, "tracks", "track_id"),
-            KnownIds.of_column(self.con, "albums", "album_id"),
+            tracks=KnownIds.of_query(self.con, "SELECT track_id FROM tracks"),
+            albums=KnownIds.of_query(self.con, "SELECT album_id FROM albums"),
+            artists=KnownIds.of_query(
+                self.con,
+                "SELECT artist_id, min(artist_key) FROM artists WHERE artist_id IS NOT NULL "
+                "GROUP BY artist_id",
+            ),
+            fixups=self._fixups(),
         )
+
+    def _fixups(self) -> tuple[bool, bool, bool]:
+        """Whether the catalog holds artists without an id, artists without a name, and tracks
+        without an album (one scan of artists, and of tracks until one is found)."""
+        name_only, id_only, no_album = self.con.execute(
+            """
+            SELECT (SELECT count(*) FROM artists WHERE artist_id IS NULL),
+                   (SELECT count(*) FROM artists WHERE norm_name = ''),
+                   (SELECT count(*) FROM (SELECT 1 FROM tracks WHERE album_id IS NULL LIMIT 1))
+            """
+        ).fetchall()[0]
+        return bool(name_only), bool(id_only), bool(no_album)
 
     def add_slice(self, cols: SliceColumns, run: IngestRun | None = None) -> SliceResult:
         """Add one validated slice in one transaction. Idempotent by content hash; raises on a
@@ -185,7 +256,7 @@ class MpdWrites(CatalogBase):
                 result = self._add_staged(cols, run)
         except BaseException:
             if run is not None:
-                run.pending.clear()
+                run.abandon()
             raise
         finally:
             for name in _STAGED:
@@ -288,40 +359,51 @@ class MpdWrites(CatalogBase):
         only new ones are written.
         """
         con = self.con
-        file_tracks, anti_tracks = self._only_new(
+        file_tracks, anti_tracks, track_rows = self._only_new(
             run, run.tracks if run else None, distinct.tracks, distinct.track_keys
         )
-        file_albums, anti_albums = self._only_new(
+        file_albums, anti_albums, _ = self._only_new(
             run, run.albums if run else None, distinct.albums, distinct.album_keys
         )
-        con.register("file_tracks", file_tracks)
-        con.register("file_artists", distinct.artists)
-        con.register("file_albums", file_albums)
-        # What the rarely needed fix-ups below could apply to, in one statement.
-        name_only, id_only, no_album = con.execute(
-            """
-            SELECT (SELECT count(*) FROM artists WHERE artist_id IS NULL),
-                   (SELECT count(*) FROM artists WHERE norm_name = ''),
-                   (SELECT count(*) FROM (SELECT 1 FROM tracks WHERE album_id IS NULL LIMIT 1))
-            """
-        ).fetchall()[0]
-        has_no_id = distinct.artists["artist_id"].null_count > 0
-        self._upsert_artists(bool(name_only), bool(id_only), has_no_id)
-        name_join = (
-            "LEFT JOIN name_keys n ON f.artist_id IS NULL AND n.artist_name = f.artist_name"
-            if has_no_id
-            else ""
-        )
-        artist_key = "coalesce(a.artist_key, n.artist_key)" if has_no_id else "a.artist_key"
+        # What the rarely needed fix-ups below could apply to: known to the run, else asked.
+        name_only, id_only, no_album = run.fixups if run is not None else self._fixups()
+        has_no_id = distinct.rows["artist_id"].null_count > 0
+        if run is not None:
+            # This file may add artists without an id, and tracks without an album.
+            no_album_after = no_album or distinct.tracks["album_id"].null_count > 0
+            run.pending_fixups = (name_only or has_no_id, id_only, no_album_after)
+        keys = None
+        if run is not None and run.artists is not None and not (name_only or id_only or has_no_id):
+            keys = self._add_artists_by_id(distinct, run, run.artists)
+        if keys is not None:
+            # Every artist has an id the run knows now: each new track's key, from memory.
+            rows = np.arange(len(distinct.track_artist)) if track_rows is None else track_rows
+            file_tracks = file_tracks.append_column(
+                "artist_key", pa.array(keys[distinct.track_artist[rows]])
+            )
+            con.register("file_tracks", file_tracks)
+            source, artist_key = "file_tracks f", "f.artist_key"
+        else:
+            if run is not None:
+                run.drop_artists = True
+            con.register("file_tracks", file_tracks)
+            con.register("file_artists", distinct.artists)
+            self._upsert_artists(bool(name_only), bool(id_only), has_no_id)
+            source = "file_tracks f LEFT JOIN id_keys a ON a.artist_id = f.artist_id"
+            artist_key = "a.artist_key"
+            if has_no_id:
+                source += (
+                    " LEFT JOIN name_keys n"
+                    " ON f.artist_id IS NULL AND n.artist_name = f.artist_name"
+                )
+                artist_key = "coalesce(a.artist_key, n.artist_key)"
         new_tracks = con.execute(
             f"""
             INSERT INTO tracks (track_id, name, artist_key, album_id, album_name, duration_ms, source)
             SELECT f.track_id, f.track_name, {artist_key}, f.album_id, f.album_name,
                    f.duration_ms, 'mpd'
-            FROM file_tracks f
+            FROM {source}
             {"ANTI JOIN tracks t ON t.track_id = f.track_id" if anti_tracks else ""}
-            LEFT JOIN id_keys a ON a.artist_id = f.artist_id
-            {name_join}
             """
         ).fetchall()[0][0]
         # Tracks first seen in a reduced file learn their album and duration from a full one.
@@ -337,6 +419,7 @@ class MpdWrites(CatalogBase):
             WHERE tracks.track_id = s.track_id AND tracks.album_id IS NULL
             """
             )
+        con.register("file_albums", file_albums)
         con.execute(
             f"""
             INSERT INTO albums (album_id, name)
@@ -348,21 +431,69 @@ class MpdWrites(CatalogBase):
             con.execute(f"DROP TABLE IF EXISTS {table}")
         return int(new_tracks)
 
+    def _add_artists_by_id(
+        self, distinct: DistinctRows, run: IngestRun, known: KnownIds
+    ) -> np.ndarray[Any, np.dtype[np.int64]] | None:
+        """The key of each of the file's artists (``distinct.artist_first``), adding those the
+        catalog lacks; None when the run's set cannot decide (the SQL path then does).
+
+        For files whose artists all have ids, in a catalog whose artists all have ids and
+        names: there the SQL path's fix-ups have nothing to do, and an artist is its id.
+        """
+        split = known.new_mask(distinct.artist_keys)
+        if split is None:
+            return None
+        _, new = split
+        assert new.found is not None and new.rows is not None
+        keys = new.found.astype(np.int64)
+        n_new = len(new.rows)
+        if n_new:
+            # Keys from the catalog's sequence, as the SQL path and other writers take them.
+            fresh = np.asarray(
+                self.con.execute(
+                    "SELECT nextval('artist_key_seq') AS k FROM range(?)", [n_new]
+                ).fetchnumpy()["k"],
+                dtype=np.int64,
+            )
+            keys[new.rows] = fresh
+            new.values = fresh
+            added = distinct.artist_first.take(pa.array(new.rows))
+            self.con.register(
+                "file_artists",
+                pa.table(
+                    {
+                        "artist_key": pa.array(fresh),
+                        "artist_id": added["artist_id"],
+                        "name": added["artist_name"],
+                        "norm": added["norm"],
+                    }
+                ),
+            )
+            self.con.execute(
+                """
+                INSERT INTO artists (artist_key, artist_id, name, norm_name, source, updated_at)
+                SELECT artist_key, artist_id, name, norm, 'mpd', current_timestamp
+                FROM file_artists
+                """
+            )
+        run.pending.append((known, new))
+        return keys
+
     @staticmethod
     def _only_new(
         run: IngestRun | None, known: KnownIds | None, table: pa.Table, keys: IdKeys
-    ) -> tuple[pa.Table, bool]:
+    ) -> tuple[pa.Table, bool, np.ndarray[Any, np.dtype[np.intp]] | None]:
         """``table`` reduced to its ids that ``known`` lacks (their keys join the run's pending
-        keys), and whether the SQL must still anti-join against the catalog (no set, or one
-        that cannot decide)."""
+        keys), whether the SQL must still anti-join against the catalog (no set, or one that
+        cannot decide), and the rows of ``table`` kept (None: all)."""
         if run is None or known is None:
-            return table, True
+            return table, True, None
         split = known.new_mask(keys)
         if split is None:
-            return table, True
+            return table, True, None
         mask, new_keys = split
         run.pending.append((known, new_keys))
-        return table.filter(pa.array(mask)), False
+        return table.filter(pa.array(mask)), False, np.flatnonzero(mask)
 
     def _find_known_artists(self, id_only: bool) -> None:
         """``known(artist_id, artist_key, nameless)``: the catalog's artists with an id the file
@@ -400,7 +531,7 @@ class MpdWrites(CatalogBase):
         norm_table = pa.table(
             {
                 "artist_name": names,
-                "norm": pa.array([normalise_name(n) for n in names.to_pylist()], pa.string()),
+                "norm": normalise_names(names),
             }
         )
         con.register("name_norm", norm_table)

@@ -13,10 +13,10 @@ from segue.cli._console import err, fail, out
 from segue.errors import InputFileError, SegueError
 
 
-def open_catalog(read_only: bool = False):
+def open_catalog(read_only: bool = False, bulk: bool = False):
     from segue.catalog import Catalog
 
-    return Catalog.open(config.catalog_path(), read_only=read_only)
+    return Catalog.open(config.catalog_path(), read_only=read_only, bulk=bulk)
 
 
 def register(app: typer.Typer) -> None:
@@ -37,7 +37,8 @@ def register(app: typer.Typer) -> None:
         from segue.ingest import ingest_paths
 
         try:
-            with open_catalog() as catalog:
+            # In bulk: files reach the catalog file at checkpoints, not one WAL write each.
+            with open_catalog(bulk=True) as catalog:
                 report = ingest_paths(
                     catalog, paths, skip_bad=skip_bad, salvage=salvage, progress=not quiet
                 )
