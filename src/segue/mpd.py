@@ -586,9 +586,9 @@ def _ids_of_uris(uris: pa.Array, kind: str) -> tuple[pa.Array, bool]:
         if offsets[-1] - offsets[0] == width * n and (np.diff(offsets) == width).all():
             raw = np.frombuffer(data, np.uint8, width * n, int(offsets[0])).reshape(n, width)
             bare = raw[:, len(prefix) :]
-            if (raw[:, : len(prefix)] == np.frombuffer(prefix, np.uint8)).all() and _BASE62[
-                bare
-            ].all():
+            if (raw[:, : len(prefix)] == np.frombuffer(prefix, np.uint8)).all() and np.take(
+                _BASE62, bare
+            ).all():
                 ends = np.arange(0, ID_BYTES * (n + 1), ID_BYTES, dtype=np.int32)
                 ids = pa.Array.from_buffers(
                     pa.string(), n, [None, pa.py_buffer(ends), pa.py_buffer(bare.tobytes())]
@@ -649,7 +649,9 @@ def _columns_fast(spath: str, digest: str, data: Bytes) -> SliceColumns | None:
         return None
     if parsed.num_rows != 1 or "playlists" not in parsed.column_names:
         return None  # several top-level values (not one JSON document), or no playlists
-    listed = parsed.column("playlists").combine_chunks()
+    column = parsed.column("playlists")
+    # One block, so one chunk (combining would copy it).
+    listed = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
     if not pa.types.is_list(listed.type) or not pa.types.is_struct(listed.type.value_type):
         return None
     if listed.null_count:

@@ -129,6 +129,8 @@ def normalise_name(name: str) -> str:
 
 #: The ASCII characters ``str.split()`` splits on, as a regular expression class.
 _ASCII_SPACE = r"[\t\n\x0b\x0c\r\x1c-\x1f ]+"
+#: What :func:`normalise_name` changes in an ASCII name besides its case.
+_ODD_SPACE = r"[\t\n\x0b\x0c\r\x1c-\x1f]|  |^ | $"
 
 
 def normalise_names(names: pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -140,9 +142,14 @@ def normalise_names(names: pa.Array | pa.ChunkedArray) -> pa.Array:
     if isinstance(names, pa.ChunkedArray):
         names = names.combine_chunks()
     names = names.cast(pa.string())
-    bulk = pc.utf8_trim(
-        pc.replace_substring_regex(pc.ascii_lower(names), _ASCII_SPACE, " "), characters=" "
-    )
+    bulk = pc.ascii_lower(names)
+    # Most names hold single spaces only: only the others are rewritten.
+    spaced = pc.match_substring_regex(bulk, _ODD_SPACE).fill_null(False)
+    if pc.any(spaced).as_py():
+        fixed = pc.utf8_trim(
+            pc.replace_substring_regex(bulk.filter(spaced), _ASCII_SPACE, " "), characters=" "
+        )
+        bulk = pc.replace_with_mask(bulk, spaced, fixed)
     other = pc.invert(pc.string_is_ascii(names).fill_null(True))
     if not pc.any(other).as_py():
         return bulk

@@ -427,8 +427,9 @@ class MpdWrites(CatalogBase):
             {"ANTI JOIN albums a ON a.album_id = f.album_id" if anti_albums else ""}
             """
         )
-        for table in ("known", "sa", "id_keys", "name_keys"):
-            con.execute(f"DROP TABLE IF EXISTS {table}")
+        if keys is None:  # the SQL path's tables
+            for table in ("known", "sa", "id_keys", "name_keys"):
+                con.execute(f"DROP TABLE IF EXISTS {table}")
         return int(new_tracks)
 
     def _add_artists_by_id(
