@@ -425,7 +425,13 @@ class ComputePool:
         except OSError as exc:  # no file descriptors or memory left for a process
             log.error("cannot start a compute worker: %s", exc)
             return None
-        failure = await asyncio.to_thread(self._handshake, worker, START_TIMEOUT)
+        try:
+            failure = await asyncio.to_thread(self._handshake, worker, START_TIMEOUT)
+        except asyncio.CancelledError:  # the pool is closing: this worker stops too
+            worker.proc.kill()
+            await asyncio.to_thread(worker.proc.wait)
+            worker.sock.close()
+            raise
         if failure is not None:
             log.error("%s", failure)
             return None
@@ -453,6 +459,10 @@ class ComputePool:
         except TimeoutError:
             worker.proc.kill()
             await asyncio.to_thread(worker.proc.wait)
+        except asyncio.CancelledError:  # the pool is closing: no waiting past the loop
+            worker.proc.kill()
+            worker.proc.wait()
+            raise
 
     async def close(self) -> None:
         """Stop every worker (after the server has finished its requests)."""
@@ -464,6 +474,12 @@ class ComputePool:
             if worker.listener is not None:
                 worker.listener.cancel()
         await asyncio.gather(*(self._stop(w) for w in workers))
+        # Replacements still starting (or waiting to) stop too, and every stopped worker's
+        # process is waited for before the loop ends.
+        background = list(self._tasks)
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
         self._fail_queued()
 
 

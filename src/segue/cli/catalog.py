@@ -33,7 +33,11 @@ def register(app: typer.Typer) -> None:
         ),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     ) -> None:
-        """Add MPD-format playlists to the catalog (each file all or nothing; re-ingesting changes nothing)."""
+        """Add MPD-format playlists to the catalog (each file all or nothing; re-ingesting changes nothing).
+
+        Files reach the catalog file at checkpoints (every few files and at the end): killed
+        outright, an ingest loses the files since the last one, and a rerun adds them.
+        """
         from segue.ingest import ingest_paths
 
         try:
