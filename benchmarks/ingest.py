@@ -159,7 +159,8 @@ def main() -> None:
                 )
             runs.append((k, fig["seconds"]))
             splits.append(
-                f"{k:>6} slices: parsing {fig['parse_seconds'] / k:.3f} s/slice (parse thread), "
+                f"{k:>6} slices: parsing {fig['parse_seconds'] / k:.3f} s/slice (parse thread, "
+                f"and the writer when it would wait), "
                 f"writing {fig['write_seconds'] / k:.3f} s/slice, writer waiting for the parser "
                 f"{fig['wait_seconds'] / k:.3f} s/slice"
             )

@@ -53,8 +53,9 @@ PARSE_AHEAD = 3
 class IngestReport:
     results: list[SliceResult] = field(default_factory=list)
     skipped: list[InputFileError] = field(default_factory=list)
-    #: Where the time went: reading and parsing files (in the parse thread), writing them to
-    #: the catalog, and the writer waiting for the parser (wall seconds).
+    #: Where the time went: reading and parsing files (in the parse thread, or in the writer
+    #: when it would wait), writing them to the catalog, and the writer waiting for a parse
+    #: (wall seconds).
     parse_seconds: float = 0.0
     write_seconds: float = 0.0
     wait_seconds: float = 0.0
