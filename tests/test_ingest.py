@@ -547,13 +547,17 @@ def test_known_ids_decide_exactly_or_not_at_all() -> None:
     assert found is not None and found[0].tolist() == [True, True]
 
 
-@pytest.mark.parametrize("first_full", [True, False])
-def test_run_keys_match_the_catalog_anti_joins(tmp_path: Path, first_full: bool) -> None:
+@pytest.mark.parametrize(("first_full", "split"), [(True, False), (False, False), (True, True)])
+def test_run_keys_match_the_catalog_anti_joins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, first_full: bool, split: bool
+) -> None:
     """One ingest run (ids known in memory) and file by file without a run (anti-joins against
     the catalog) write the same catalog, with a refused file in the middle of the run: its
     tracks are not known afterwards, so the next file that has them adds them. With full files
     only, the run keys artists from memory too; a reduced first file (artists known by name
-    only) sends every file's artists through SQL."""
+    only) sends every file's artists through SQL. ``split``: the first file in a run of its
+    own, so the second run starts from the ids and artist keys already in the catalog."""
+    monkeypatch.setattr("segue.ingest.RUN_MIN_FILES", 1)
     files = [
         write_slice(tmp_path / "a.json", make_playlists(6, seed=1, full=first_full)),
         write_slice(tmp_path / "b.json", make_playlists(6, seed=2)),  # pids of a.json: refused
@@ -564,8 +568,12 @@ def test_run_keys_match_the_catalog_anti_joins(tmp_path: Path, first_full: bool)
     for name, use_run in (("run", True), ("plain", False)):
         with Catalog.open(tmp_path / f"{name}.duckdb") as cat:
             if use_run:
-                report = ingest_paths(cat, files, skip_bad=True, progress=False)
-                assert [e.path for e in report.skipped] == [str(files[1])]
+                runs = [files[:1], files[1:]] if split else [files]
+                skipped = []
+                for part in runs:
+                    report = ingest_paths(cat, part, skip_bad=True, progress=False)
+                    skipped += [e.path for e in report.skipped]
+                assert skipped == [str(files[1])]
             else:
                 for path in files:
                     try:
