@@ -27,7 +27,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from segue.catalog import Catalog, SliceResult
 from segue.errors import InputFileError
-from segue.mpd import Bytes, SliceColumns, expand_paths, read_into_buffer, read_slice_data
+from segue.mpd import (
+    Bytes,
+    SliceColumns,
+    expand_paths,
+    read_into_buffer,
+    read_slice_data,
+    release_buffer,
+)
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 #: A slice to read: its name, and what reads its bytes.
@@ -283,6 +290,7 @@ def ingest_paths(
         finally:
             for _, future in ahead:  # stopped early: files not started are not parsed
                 future.cancel()
+            release_buffer()  # this thread's read buffer (the pool's goes with its thread)
             try:
                 if not catalog.in_transaction:
                     # The files committed since the last checkpoint go into the catalog file

@@ -257,6 +257,11 @@ def _gunzipped(path: Path, raw: Bytes) -> Bytes:
 _buffers = threading.local()
 
 
+def release_buffer() -> None:
+    """Free this thread's :func:`read_into_buffer` buffer (the views it handed out stay valid)."""
+    _buffers.buffer = None
+
+
 def read_into_buffer(path: Path) -> Bytes:
     """:func:`read_bytes` into a buffer this thread reuses: valid until the thread's next call.
 
