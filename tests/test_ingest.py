@@ -357,7 +357,14 @@ def _edge_slice(case: str) -> bytes:
         "nul and escapes": text.replace(first, '"pid": 1, "name": "a\\u0000\\/\\n"', 1),
         "duration beyond int32": text.replace('"duration_ms": 1', '"duration_ms": 3000000000', 1),
         "duration beyond int64": text.replace('"duration_ms": 1', '"duration_ms": 1' + "0" * 20, 1),
+        "pos null everywhere": text.replace('"pos": 0', '"pos": null'),
+        "pos null once": text.replace('"pos": 0', '"pos": null', 1),
+        "track_uri null": text.replace(f'"{track["track_uri"]}"', "null", 1),
+        "artist_name null": text.replace('"artist_name": "a"', '"artist_name": null', 1),
+        "key not UTF-8": text,
     }[case]
+    if case == "key not UTF-8":
+        return text.encode("utf-8").replace(b'"name": "n"', b'"\xff": 1, "name": "n"', 1)
     return altered.encode("utf-8")
 
 
@@ -377,6 +384,11 @@ def _edge_slice(case: str) -> bytes:
         "nul and escapes",
         "duration beyond int32",
         "duration beyond int64",
+        "pos null everywhere",
+        "pos null once",
+        "track_uri null",
+        "artist_name null",
+        "key not UTF-8",
     ],
 )
 def test_fast_reader_agrees_on_unusual_files(case: str) -> None:
@@ -736,3 +748,52 @@ def test_buffered_reads_are_whole_and_do_not_leak_into_parsed_slices(tmp_path: P
     read_into_buffer(small)  # overwrites the buffer the first slice was parsed from
     assert (first.rows.to_pylist(), first.playlists.to_pylist()) == before
     assert first.rows.equals(read_slice(big).rows)
+
+
+def test_a_run_names_an_artist_first_seen_with_a_blank_name(tmp_path: Path) -> None:
+    """An artist first named blank (stored without a name) learns its name from a later file,
+    in one run as file by file."""
+    files = []
+    for i in range(4):
+        pls = make_playlists(3, seed=20, start_pid=10 * i)
+        for pl in pls:
+            for tr in pl["tracks"]:
+                tr["artist_name"] = "   " if i == 0 else tr["artist_name"]
+        files.append(write_slice(tmp_path / f"b{i}.json", pls))
+    names = []
+    for name, one_run in (("run", True), ("plain", False)):
+        with Catalog.open(tmp_path / f"{name}.duckdb") as cat:
+            if one_run:
+                ingest_paths(cat, files, progress=False)
+            else:
+                for path in files:
+                    ingest_paths(cat, [path], progress=False)
+            consistent(cat)
+            names.append(cat.con.execute("SELECT name FROM artists ORDER BY ALL").fetchall())
+    assert names[0] == names[1]
+    assert ("",) not in names[0] and ("   ",) not in names[0]
+
+
+def test_archive_cut_short_keeps_its_whole_members(tmp_path: Path, catalog: Catalog) -> None:
+    """A .tar.gz cut short (an interrupted download): the members before the cut go in, the
+    damage is a one-line error naming the archive, skipped with --skip-bad."""
+    files = [
+        write_slice(
+            tmp_path / "src" / f"s{i}.json", make_playlists(200, seed=i, start_pid=1000 * i)
+        )
+        for i in range(6)
+    ]
+    full = tmp_path / "full.tar.gz"
+    with tarfile.open(full, "w:gz") as tar:
+        for f in files:
+            tar.add(f, arcname=f"mpd/{f.name}")
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(full.read_bytes()[: int(full.stat().st_size * 0.8)])
+    with pytest.raises(InputFileError, match=r"cut\.tar\.gz.*damaged archive"):
+        ingest_paths(catalog, [cut], progress=False)
+    before = catalog.counts()["files"]
+    assert 0 < before < len(files)
+    report = ingest_paths(catalog, [cut], skip_bad=True, progress=False)
+    assert report.skipped and all("damaged archive" in str(e) for e in report.skipped)
+    assert catalog.counts()["files"] == before  # the whole members were already in
+    consistent(catalog)

@@ -80,11 +80,18 @@ class IngestReport:
         return sum(r.status == "unchanged" for r in self.results)
 
 
+#: What reading a damaged archive raises.
+_DAMAGED = (tarfile.TarError, OSError, EOFError, zlib.error)
+
+
 def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo, name: str) -> bytes:
     handle = tar.extractfile(member)
     if handle is None:
         raise InputFileError(name, None, "archive member is not a file")
-    data = handle.read()
+    try:
+        data = handle.read()
+    except _DAMAGED as exc:
+        raise InputFileError(name, None, f"damaged archive: {exc or type(exc).__name__}") from exc
     if data[:2] == b"\x1f\x8b":
         try:
             data = gzip.decompress(data)
@@ -103,8 +110,9 @@ def count_sources(paths: list[Path]) -> int:
         if path.name.endswith(ARCHIVE_SUFFIXES):
             try:
                 with tarfile.open(path, "r:*") as tar:
-                    total += sum(1 for m in tar if _is_slice(m))
-            except (tarfile.TarError, OSError):
+                    for member in tar:
+                        total += _is_slice(member)
+            except _DAMAGED:  # the damage counts as one more (bad) file
                 total += 1
         else:
             total += 1
@@ -120,8 +128,8 @@ def iter_sources(paths: list[Path]) -> Iterator[Source]:
             continue
         try:
             tar = tarfile.open(path, "r:*")  # noqa: SIM115 - closed by the `with tar:` below
-        except (tarfile.TarError, OSError) as exc:
-            problem = f"cannot open archive: {exc}"
+        except _DAMAGED as exc:
+            problem = f"cannot open archive: {exc or type(exc).__name__}"
 
             def fail(name: str = str(path), problem: str = problem) -> bytes:
                 raise InputFileError(name, None, problem)
@@ -129,21 +137,34 @@ def iter_sources(paths: list[Path]) -> Iterator[Source]:
             yield str(path), fail
             continue
         with tar:
-            for member in tar:
+            members = iter(tar)
+            while True:
+                try:
+                    member = next(members, None)
+                except _DAMAGED as exc:  # cut short or corrupt past the members read so far
+                    yield _failing(str(path), f"damaged archive: {exc or type(exc).__name__}")
+                    break
+                if member is None:
+                    break
                 if not _is_slice(member):
                     continue
                 name = f"{path}!{member.name}"
                 try:
                     data = _read_member(tar, member, name)
                 except InputFileError as exc:
-                    err = exc
-
-                    def fail_member(err: InputFileError = err) -> bytes:
-                        raise err
-
-                    yield name, fail_member
+                    yield _failing(name, exc.problem, exc)
                     continue
                 yield name, functools.partial(bytes, data)
+
+
+def _failing(name: str, problem: str, error: InputFileError | None = None) -> Source:
+    """A source whose loader raises ``error`` (or one naming ``name`` and ``problem``)."""
+    err = error or InputFileError(name, None, problem)
+
+    def fail() -> bytes:
+        raise err
+
+    return name, fail
 
 
 @contextlib.contextmanager

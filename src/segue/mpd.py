@@ -462,6 +462,7 @@ def columns_from_playlists(
     seen_pids: set[int] = set()
     row_pid: list[int] = []
     row_pos: list[Any] = []
+    row_index: list[int] = []
     uri: list[Any] = []
     tname: list[Any] = []
     aname: list[Any] = []
@@ -508,7 +509,8 @@ def columns_from_playlists(
                 alb_uri.append(tr.get("album_uri"))
                 alb_name.append(tr.get("album_name"))
                 dur.append(tr.get("duration_ms"))
-                row_pos.append(tr.get("pos", j))
+                row_pos.append(tr.get("pos"))
+                row_index.append(j)
         except (KeyError, TypeError, AttributeError):
             raise _first_bad_track(path, playlists, where) from None
         row_pid.extend([pid] * (len(uri) - start))
@@ -517,12 +519,15 @@ def columns_from_playlists(
         strings = [pa.array(col, pa.string()) for col in (tname, aname, auri, alb_uri, alb_name)]
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         raise _first_bad_track(path, playlists, where) from None
+    if uri_arr.null_count or strings[0].null_count or strings[1].null_count:
+        raise _first_bad_track(path, playlists, where)  # required: track_uri, names
     if not pc.all(pc.match_substring_regex(uri_arr, _id_pattern("track"))).as_py() and len(uri):
         raise _first_bad_track(path, playlists, where)
     rows = pa.table(
         {
             "pid": pa.array(row_pid, pa.int64()),
-            "pos": _int_array(row_pos, pa.int32()),
+            # A row without a usable position takes its place in the playlist's list.
+            "pos": pc.coalesce(_int_array(row_pos, pa.int32()), pa.array(row_index, pa.int32())),
             "track_id": pc.utf8_slice_codeunits(uri_arr, -22),
             "track_name": strings[0],
             "artist_name": strings[1],
@@ -604,6 +609,22 @@ def _ids_of_uris(uris: pa.Array, kind: str) -> tuple[pa.Array, bool]:
     return ids, bool(pc.all(ok.fill_null(False)).as_py()) if n else True
 
 
+def _names_are_utf8(fields: pa.Schema | pa.DataType) -> bool:
+    """Whether every field name in a schema (nested ones too) is UTF-8."""
+    if isinstance(fields, pa.DataType):
+        if pa.types.is_list(fields):
+            return _names_are_utf8(fields.value_type)
+        if not pa.types.is_struct(fields):
+            return True
+    children = list(fields)
+    try:
+        for child in children:
+            _ = child.name
+    except UnicodeDecodeError:
+        return False
+    return all(_names_are_utf8(child.type) for child in children)
+
+
 def _struct_field(struct: pa.StructArray, name: str) -> pa.Array | None:
     """A field of a struct array (absent: None)."""
     index = struct.type.get_field_index(name)
@@ -652,6 +673,8 @@ def _columns_fast(spath: str, digest: str, data: Bytes) -> SliceColumns | None:
         parsed.validate(full=True)  # the reader passes bytes that are not UTF-8 through
     except Exception:  # any parse, inference or encoding problem: the exact path explains it
         return None
+    if not _names_are_utf8(parsed.schema):
+        return None  # the reader passes keys that are not UTF-8 through too
     if parsed.num_rows != 1 or "playlists" not in parsed.column_names:
         return None  # several top-level values (not one JSON document), or no playlists
     column = parsed.column("playlists")
@@ -699,7 +722,10 @@ def _columns_fast(spath: str, digest: str, data: Bytes) -> SliceColumns | None:
     # A row's place in its playlist's list, for files without 'pos'.
     index = np.arange(n, dtype=np.int64) - (offsets[:-1] - offsets[0])[parent]
     pos = fields["pos"]
-    pos = pa.array(index) if pos is None else pc.coalesce(pos, pa.array(index))
+    if pos is None or pa.types.is_null(pos.type):  # no row has a position: its place in the list
+        pos = pa.array(index)
+    else:
+        pos = pc.coalesce(pos, pa.array(index))
     pos32 = _int32_or_none(pos)
     duration = fields["duration_ms"]
     dur32 = pa.nulls(n, pa.int32()) if duration is None else _int32_or_none(duration)

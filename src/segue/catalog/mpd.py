@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from segue.catalog.core import CatalogBase, normalise_names
 from segue.errors import InputFileError
@@ -195,6 +196,17 @@ class IngestRun:
         self.pending_fixups = None
 
 
+def _has_blank_name(distinct: DistinctRows, has_no_id: bool) -> bool:
+    """Whether an artist of the file normalises to '' (stored as an artist without a name)."""
+    if pc.any(pc.equal(distinct.artist_first["norm"], "")).as_py():
+        return True
+    if not has_no_id:
+        return False
+    rows = distinct.rows
+    names = pc.unique(rows["artist_name"].filter(pc.is_null(rows["artist_id"])))
+    return bool(pc.any(pc.equal(normalise_names(names), "")).as_py())
+
+
 class MpdWrites(CatalogBase):
     def file_already_ingested(self, content_hash: str) -> str | None:
         rows = self.con.execute(
@@ -369,9 +381,14 @@ class MpdWrites(CatalogBase):
         name_only, id_only, no_album = run.fixups if run is not None else self._fixups()
         has_no_id = distinct.rows["artist_id"].null_count > 0
         if run is not None:
-            # This file may add artists without an id, and tracks without an album.
+            # This file may add artists without an id, artists without a name (a blank one
+            # normalises to ''), and tracks without an album.
             no_album_after = no_album or distinct.tracks["album_id"].null_count > 0
-            run.pending_fixups = (name_only or has_no_id, id_only, no_album_after)
+            run.pending_fixups = (
+                name_only or has_no_id,
+                id_only or _has_blank_name(distinct, has_no_id),
+                no_album_after,
+            )
         keys = None
         if run is not None and run.artists is not None and not (name_only or id_only or has_no_id):
             keys = self._add_artists_by_id(distinct, run, run.artists)
