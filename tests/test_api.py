@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -795,3 +796,44 @@ def test_messages_in_a_response_show_no_server_path() -> None:
     )
     (message,) = RecommendResponse.plain(rec)["messages"]
     assert message == "3 track(s) not in the catalog (cannot open catalog <path>)"
+
+
+def _child_pids() -> set[int]:
+    """This process's children, from /proc."""
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid():
+                pids.add(int(entry.name))
+    return pids
+
+
+@pytest.mark.parametrize("delays", [(0.0,), (5.0,)])
+def test_closing_stops_a_replacement_still_starting_or_waiting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, delays: tuple[float, ...]
+) -> None:
+    """Closed while a dead worker's replacement is starting, or waiting for its next try,
+    the pool returns at once and leaves no worker process behind."""
+    if not pool.supported() or not Path("/proc").is_dir():
+        pytest.skip("compute workers inherit their socket on POSIX; children read from /proc")
+    monkeypatch.setattr(pool, "RESTART_DELAYS", delays)
+    before = _child_pids()
+
+    async def scenario() -> tuple[float, int]:
+        compute = pool.ComputePool(tmp_path, 1)  # no model: workers start, requests fail
+        await compute.attach()
+        compute._workers[0].proc.kill()
+        deadline = time.monotonic() + 10
+        while compute.running and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        began = time.monotonic()
+        await compute.close()
+        return time.monotonic() - began, len(compute._tasks)
+
+    took, tasks = asyncio.run(scenario())
+    assert tasks == 0 and took < 4.0
+    assert _child_pids() <= before

@@ -797,3 +797,50 @@ def test_archive_cut_short_keeps_its_whole_members(tmp_path: Path, catalog: Cata
     assert report.skipped and all("damaged archive" in str(e) for e in report.skipped)
     assert catalog.counts()["files"] == before  # the whole members were already in
     consistent(catalog)
+
+
+def test_a_file_that_grows_while_read_is_read_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reused buffer is sized from the file's size; a file longer than that when read (it
+    grew in between) is read again, whole."""
+    import os
+    import types
+
+    from segue.mpd import read_into_buffer
+
+    path = write_slice(tmp_path / "g.json", make_playlists(5, seed=13))
+    real = os.fstat
+
+    def shorter(fd: int) -> types.SimpleNamespace:
+        return types.SimpleNamespace(st_size=real(fd).st_size - 100)
+
+    monkeypatch.setattr(os, "fstat", shorter)
+    assert bytes(read_into_buffer(path)) == path.read_bytes()
+
+
+def test_ingest_restores_arrows_memory_pool_with_or_without_jemalloc(
+    tmp_path: Path, catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = [write_slice(tmp_path / "m.json", make_playlists(5, seed=14))]
+    before = pa.default_memory_pool().backend_name
+    ingest_paths(catalog, files, progress=False)
+    assert pa.default_memory_pool().backend_name == before
+
+    def missing() -> pa.MemoryPool:
+        raise NotImplementedError("built without jemalloc")
+
+    monkeypatch.setattr(pa, "jemalloc_memory_pool", missing)
+    other = write_slice(tmp_path / "n.json", make_playlists(5, seed=15, start_pid=50))
+    assert ingest_paths(catalog, [other], progress=False).playlists == 5
+    assert pa.default_memory_pool().backend_name == before
+
+
+def test_known_ids_decline_ids_that_are_not_22_bytes() -> None:
+    """A catalog id of another length cannot be keyed: the run then anti-joins that table."""
+    import duckdb
+
+    con = duckdb.connect()
+    assert KnownIds.of_query(con, "SELECT 'short' AS id UNION ALL SELECT repeat('A', 22)") is None
+    known = KnownIds.of_query(con, "SELECT repeat('A', 22) AS id, 7 AS value")
+    assert known is not None and known.size == 1 and known.values.tolist() == [7]  # type: ignore[union-attr]

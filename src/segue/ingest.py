@@ -45,8 +45,9 @@ Source = tuple[str, Callable[[], Bytes]]
 #: the catalog; capped, blocks a file's writes need are read again from the file when evicted.
 #: 64 MB rather than 96 MB: the pool fills sooner, so a short ingest peaks closer to a long one
 #: (benchmarks/README.md), at no measured CPU cost.
-#: A checkpoint every 64 MB of WAL rather than DuckDB's 16 MB: a file's COMMIT writes about
-#: 7 MB of WAL and a checkpoint costs more than the data it moves (10 synthetic slices: 1.1 s of
+#: A checkpoint every 64 MB of changes (DuckDB's estimate of the WAL they take, written or
+#: not) rather than DuckDB's 16 MB: a slice is about 7 MB and a checkpoint costs more than the
+#: data it moves (10 synthetic slices: 1.1 s of
 #: checkpoints one file at a time, 0.47 s all at once).
 INGEST_SETTINGS = {"threads": "1", "memory_limit": "64MB", "checkpoint_threshold": "64MB"}
 
@@ -84,6 +85,11 @@ class IngestReport:
 _DAMAGED = (tarfile.TarError, OSError, EOFError, zlib.error)
 
 
+def _said(exc: BaseException) -> str:
+    """An exception's message, or its kind when it has none."""
+    return str(exc) or type(exc).__name__
+
+
 def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo, name: str) -> bytes:
     handle = tar.extractfile(member)
     if handle is None:
@@ -91,7 +97,7 @@ def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo, name: str) -> by
     try:
         data = handle.read()
     except _DAMAGED as exc:
-        raise InputFileError(name, None, f"damaged archive: {exc or type(exc).__name__}") from exc
+        raise InputFileError(name, None, f"damaged archive: {_said(exc)}") from exc
     if data[:2] == b"\x1f\x8b":
         try:
             data = gzip.decompress(data)
@@ -129,12 +135,7 @@ def iter_sources(paths: list[Path]) -> Iterator[Source]:
         try:
             tar = tarfile.open(path, "r:*")  # noqa: SIM115 - closed by the `with tar:` below
         except _DAMAGED as exc:
-            problem = f"cannot open archive: {exc or type(exc).__name__}"
-
-            def fail(name: str = str(path), problem: str = problem) -> bytes:
-                raise InputFileError(name, None, problem)
-
-            yield str(path), fail
+            yield _failing(InputFileError(str(path), None, f"cannot open archive: {_said(exc)}"))
             continue
         with tar:
             members = iter(tar)
@@ -142,7 +143,9 @@ def iter_sources(paths: list[Path]) -> Iterator[Source]:
                 try:
                     member = next(members, None)
                 except _DAMAGED as exc:  # cut short or corrupt past the members read so far
-                    yield _failing(str(path), f"damaged archive: {exc or type(exc).__name__}")
+                    yield _failing(
+                        InputFileError(str(path), None, f"damaged archive: {_said(exc)}")
+                    )
                     break
                 if member is None:
                     break
@@ -152,19 +155,18 @@ def iter_sources(paths: list[Path]) -> Iterator[Source]:
                 try:
                     data = _read_member(tar, member, name)
                 except InputFileError as exc:
-                    yield _failing(name, exc.problem, exc)
+                    yield _failing(exc)
                     continue
                 yield name, functools.partial(bytes, data)
 
 
-def _failing(name: str, problem: str, error: InputFileError | None = None) -> Source:
-    """A source whose loader raises ``error`` (or one naming ``name`` and ``problem``)."""
-    err = error or InputFileError(name, None, problem)
+def _failing(error: InputFileError) -> Source:
+    """A source whose loader raises ``error`` (a file that could not be read), in its turn."""
 
     def fail() -> bytes:
-        raise err
+        raise error
 
-    return name, fail
+    return error.path, fail
 
 
 @contextlib.contextmanager

@@ -113,9 +113,22 @@ class DistinctRows:
         )
 
 
-#: Every Spotify id is 22 base62 characters: ids are compared as fixed-width byte strings.
+#: Every Spotify id is 22 base62 characters.
 ID_BYTES = 22
 _ID_DTYPE = np.dtype(f"S{ID_BYTES}")
+
+
+def _fixed_width(strings: pa.Array, width: int) -> np.ndarray[Any, Any] | None:
+    """The values of a string array without NULLs as an (n, width) byte matrix over Arrow's
+    buffer (no copy); None when one is not ``width`` bytes long."""
+    n = len(strings)
+    if strings.null_count or not n:
+        return None
+    _, offsets_buf, data = strings.buffers()
+    offsets = np.frombuffer(offsets_buf, np.int32, n + 1, strings.offset * 4)
+    if offsets[-1] - offsets[0] != width * n or not (np.diff(offsets) == width).all():
+        return None
+    return np.frombuffer(data, np.uint8, width * n, int(offsets[0])).reshape(n, width)
 
 
 def fixed_ids(ids: pa.Array | pa.ChunkedArray) -> np.ndarray[Any, Any] | None:
@@ -126,18 +139,12 @@ def fixed_ids(ids: pa.Array | pa.ChunkedArray) -> np.ndarray[Any, Any] | None:
         if any(part is None for part in parts):
             return None
         return np.concatenate(parts) if parts else np.zeros(0, _ID_DTYPE)  # type: ignore[arg-type]
-    if ids.null_count:
-        return None
-    n = len(ids)
-    if not n:
+    if not len(ids):
         return np.zeros(0, _ID_DTYPE)
     if not pa.types.is_string(ids.type):
         ids = ids.cast(pa.string())
-    _, offsets_buf, data = ids.buffers()
-    offsets = np.frombuffer(offsets_buf, np.int32, n + 1, ids.offset * 4)
-    if offsets[-1] - offsets[0] != ID_BYTES * n or not (np.diff(offsets) == ID_BYTES).all():
-        return None
-    return np.frombuffer(data, _ID_DTYPE, n, int(offsets[0]))
+    raw = _fixed_width(ids, ID_BYTES)
+    return None if raw is None else raw.reshape(-1).view(_ID_DTYPE)
 
 
 #: Two uint64 arrays of the same length: two 64-bit hashes of each id.
@@ -590,20 +597,17 @@ def _ids_of_uris(uris: pa.Array, kind: str) -> tuple[pa.Array, bool]:
         return pa.nulls(n, pa.string()), n == 0
     prefix = f"spotify:{kind}:".encode()
     width = len(prefix) + ID_BYTES
-    if n and not uris.null_count:
-        _, offsets_buf, data = uris.buffers()
-        offsets = np.frombuffer(offsets_buf, np.int32, n + 1, uris.offset * 4)
-        if offsets[-1] - offsets[0] == width * n and (np.diff(offsets) == width).all():
-            raw = np.frombuffer(data, np.uint8, width * n, int(offsets[0])).reshape(n, width)
-            bare = raw[:, len(prefix) :]
-            if (raw[:, : len(prefix)] == np.frombuffer(prefix, np.uint8)).all() and np.take(
-                _BASE62, bare
-            ).all():
-                ends = np.arange(0, ID_BYTES * (n + 1), ID_BYTES, dtype=np.int32)
-                ids = pa.Array.from_buffers(
-                    pa.string(), n, [None, pa.py_buffer(ends), pa.py_buffer(bare.tobytes())]
-                )
-                return ids, True
+    raw = _fixed_width(uris, width)
+    if raw is not None:
+        bare = raw[:, len(prefix) :]
+        if (raw[:, : len(prefix)] == np.frombuffer(prefix, np.uint8)).all() and np.take(
+            _BASE62, bare
+        ).all():
+            ends = np.arange(0, ID_BYTES * (n + 1), ID_BYTES, dtype=np.int32)
+            ids = pa.Array.from_buffers(
+                pa.string(), n, [None, pa.py_buffer(ends), pa.py_buffer(bare.tobytes())]
+            )
+            return ids, True
     ok = pc.match_substring_regex(uris, _id_pattern(kind))
     ids = pc.if_else(ok, pc.utf8_slice_codeunits(uris, -ID_BYTES), pa.scalar(None, pa.string()))
     return ids, bool(pc.all(ok.fill_null(False)).as_py()) if n else True
@@ -632,15 +636,10 @@ def _struct_field(struct: pa.StructArray, name: str) -> pa.Array | None:
 
 
 def _is(column: pa.Array | None, *kinds: str) -> bool:
-    """Whether ``column`` is absent or of one of ``kinds`` ('null', 'string', 'int64', 'bool')."""
+    """Whether ``column`` is absent or of one of ``kinds`` ('null', 'string', 'int64')."""
     if column is None:
         return True
-    checks = {
-        "null": pa.types.is_null,
-        "string": pa.types.is_string,
-        "int64": pa.types.is_int64,
-        "bool": pa.types.is_boolean,
-    }
+    checks = {"null": pa.types.is_null, "string": pa.types.is_string, "int64": pa.types.is_int64}
     return any(checks[kind](column.type) for kind in kinds)
 
 
