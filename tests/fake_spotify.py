@@ -355,8 +355,12 @@ class FakeSpotify:
         client_id: str = CLIENT_ID,
         client_secret: str = CLIENT_SECRET,
         remove_fields: bool = False,
+        echo_secrets: bool = False,
     ) -> None:
         self.world = world or make_world()
+        #: Error answers quote what the client sent (its Authorization header, the client id and
+        #: secret, the access token), as careless servers do: segue must never repeat them.
+        self.echo_secrets = echo_secrets
         self.client_id = client_id
         self.client_secret = client_secret
         self.remove_fields = remove_fields
@@ -364,6 +368,7 @@ class FakeSpotify:
         self.requests: list[Recorded] = []
         self.tokens: set[str] = set()
         self.tokens_issued = 0
+        self.tokens_seen: list[str] = []  # every token issued, expired ones too
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._server: ThreadingHTTPServer | None = None
@@ -514,11 +519,33 @@ class FakeSpotify:
                 return rule
         return None
 
+    def _echo(self, body: Any, authorization: str | None) -> Any:
+        """``body`` (an error answer) with the credentials the client sent quoted in its message."""
+        sent = authorization or ""
+        bare = sent.split(" ", 1)[-1] if sent else ""
+        client_id, secret, token = self.client_id, self.client_secret, bare
+        if sent.startswith("Basic "):  # the token endpoint: quote the id and secret sent
+            with contextlib.suppress(ValueError):
+                client_id, _, secret = base64.b64decode(bare).decode().partition(":")
+            token = ""
+        echo = (
+            f"; you sent Authorization: {sent}; raw credential {bare}; "
+            f"client_id={client_id}&client_secret={secret}; {secret}; access token {token}"
+        )
+        body = json.loads(json.dumps(body))
+        error = body.get("error") if isinstance(body, dict) else None
+        if isinstance(error, dict):
+            error["message"] = str(error.get("message", "")) + echo
+        elif isinstance(body, dict):
+            body["error_description"] = str(body.get("error_description", "")) + echo
+        return body
+
     def _issue_token(self) -> str:
         token = uuid.uuid4().hex
         with self._lock:
             self.tokens.add(token)
             self.tokens_issued += 1
+            self.tokens_seen.append(token)
         return token
 
     def _track(self, tid: str) -> dict[str, Any] | None:
@@ -669,6 +696,8 @@ class _Handler(BaseHTTPRequestHandler):
         raw: bool = False,
         headers: dict[str, str] | None = None,
     ) -> None:
+        if not raw and status >= 400 and self.fake.echo_secrets:
+            body = self.fake._echo(body, self.headers.get("Authorization"))
         data = body if raw else json.dumps(body).encode()
         record.status = status
         self.send_response(status)

@@ -38,6 +38,7 @@ from segue.providers.base import (
     FactsProvider,
     ProviderError,
     ProviderUnavailable,
+    redact,
 )
 from segue.providers.credentials import CredentialsError
 
@@ -229,7 +230,8 @@ class _ErrorLog:
         self.path = path
 
     def write(self, run_id: str, provider: str, kind: str, ids: list[str], reason: str) -> None:
-        line = "\t".join([_now(), run_id, provider, kind, " ".join(reason.split()), ",".join(ids)])
+        reason = " ".join(redact(reason).split())
+        line = "\t".join([_now(), run_id, provider, kind, reason, ",".join(ids)])
         with self.path.open("a", encoding="utf-8") as fh:
             fh.write(line + "\n")
 
@@ -277,7 +279,7 @@ def _write_batch(
             catalog.record_attempts(provider, attempt_kind, result.not_found, "not_found")
             catalog.log_fetch(run_id, provider, kind, result.not_found, "not_found", None)
         for ids, reason in result.errors:
-            catalog.log_fetch(run_id, provider, kind, ids, "error", reason)
+            catalog.log_fetch(run_id, provider, kind, ids, "error", redact(reason))
     return len(with_fact), len(without)
 
 
@@ -318,7 +320,7 @@ def run_fetch(
     report = FetchReport(run_id=run_id, log_path=log_path)
     access = _CatalogAccess(catalog)
     bar = Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
@@ -330,6 +332,7 @@ def run_fetch(
 
     def notifier(provider_name: str) -> Callable[[str], None]:
         def notify(message: str) -> None:
+            message = redact(message)
             report.notices.append(f"{provider_name}: {message}")
             console.print(f"note: {message}", markup=False)
             with access.use() as cat:
@@ -411,13 +414,11 @@ def _run_provider(
             report.failed_batches += len(result.errors)
             bar.advance(task, len(batch))
             if result.stop is not None:
-                reason = f"{provider.name}: {result.stop}"
-                report.stopped.append(reason)
-                errlog.write(run_id, provider.name, kind, [], f"stopped: {result.stop}")
+                stop = redact(result.stop)
+                report.stopped.append(f"{provider.name}: {stop}")
+                errlog.write(run_id, provider.name, kind, [], f"stopped: {stop}")
                 with access.use() as catalog:
-                    catalog.log_fetch(
-                        run_id, provider.name, kind, [], "error", f"stopped: {result.stop}"
-                    )
+                    catalog.log_fetch(run_id, provider.name, kind, [], "error", f"stopped: {stop}")
                 return
             failures_in_a_row = failures_in_a_row + 1 if result.errors and not answered else 0
             if failures_in_a_row >= MAX_CONSECUTIVE_FAILURES:
@@ -523,7 +524,7 @@ def _grow_tracks(
             if part.not_found:
                 catalog.record_attempts(provider.name, "track_facts", part.not_found, "not_found")
             for ids, reason in part.errors:
-                catalog.log_fetch(None, provider.name, "track_facts", ids, "error", reason)
+                catalog.log_fetch(None, provider.name, "track_facts", ids, "error", redact(reason))
         result.found.extend(part.found)
         result.not_found.extend(part.not_found)
         result.skipped.extend(part.skipped)

@@ -37,6 +37,7 @@ from segue.providers.base import (
     Retrier,
     RetryPolicy,
     parse_retry_after,
+    redact,
 )
 from segue.providers.spotify import SINGLES_PER_BATCH, check_ids, parse_audio_features
 
@@ -47,7 +48,8 @@ BASE_ENV = "SEGUE_AUDIO_FEATURES_BASE"
 
 
 def _short(text: str, limit: int = 200) -> str:
-    text = " ".join(text.split())
+    # Redacted before it is cut: a secret cut in two would no longer be recognised.
+    text = " ".join(redact(text).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -69,7 +71,7 @@ class AudioFeatureService(FactsProvider):
     ) -> None:
         super().__init__(notify=notify)
         if not base_url.startswith(("http://", "https://")):
-            raise ValueError(f"{BASE_ENV} must be an http(s) URL, got {base_url!r}")
+            raise ValueError(f"{BASE_ENV} must be an http(s) URL, got {redact(base_url)!r}")
         self.base_url = base_url.rstrip("/")
         self.policy = policy or RetryPolicy.from_env()
         self.retrier = Retrier(self.policy, PROVIDER, sleep=sleep)

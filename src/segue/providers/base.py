@@ -35,6 +35,9 @@ from typing import ClassVar, Generic, Literal, TypeVar
 from segue.config import NetworkSettings
 from segue.errors import SegueError
 from segue.facts import ArtistFacts, AudioFeatures, TrackFacts
+from segue.providers.redact import MASK as MASK
+from segue.providers.redact import redact as redact
+from segue.providers.redact import register_secret as register_secret
 
 T = TypeVar("T")
 R = TypeVar("R", TrackFacts, ArtistFacts, AudioFeatures)
@@ -58,7 +61,10 @@ class ProviderError(SegueError):
     ``error_kind`` one of "http", "timeout", "connection", "malformed", "config", ``reason`` the
     server's own short reason when it gave one (e.g. ``QUOTA_EXCEEDED``).
 
-    Messages never carry request headers, so no credential or token can appear in them.
+    Messages never carry request headers, and ``problem`` and ``reason`` (which may quote a
+    server's answer) go through :func:`redact`, so no credential or token appears in the message,
+    in the logs or in the catalog's fetch log even when a server echoes one back. Every provider
+    raises this class, so every provider's errors are redacted here.
     """
 
     def __init__(
@@ -72,6 +78,8 @@ class ProviderError(SegueError):
         error_kind: ErrorKind = "http",
         reason: str | None = None,
     ) -> None:
+        problem = redact(problem)
+        reason = redact(reason) if reason is not None else None
         self.provider = provider
         self.endpoint = endpoint
         self.problem = problem
@@ -216,8 +224,19 @@ class Retrier:
                     continue
                 if exc.status == 401 and refresh is not None and not refreshed:
                     refreshed = True
-                    refresh()
                     self.retries += 1
+                    try:
+                        refresh()
+                    except CredentialsRejected:
+                        raise
+                    except ProviderError as failure:
+                        if failure.status != 429:
+                            raise
+                        # The token endpoint rate-limits too: same rule as any 429 (wait
+                        # within the cap, else stop cleanly), then refresh again.
+                        rate_limited += 1
+                        self._rate_limited(failure, rate_limited)
+                        refreshed = False
                     continue
                 if exc.transient:
                     transient_failures += 1

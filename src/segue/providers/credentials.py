@@ -12,20 +12,27 @@ The YAML file has the original format::
     client_secret: fedcba9876543210fedcba9876543210
 
 (key case does not matter). The secret is never printed, logged, stored or put in an exception
-message: :class:`Credentials` hides it from ``repr`` and error messages about a broken file name
-the file and the line, never its text.
+message: :class:`Credentials` hides it from ``repr``, error messages about a broken file name
+the file and the line, never its text, and the values are registered with
+:func:`~segue.providers.redact.register_secret` so that a server echoing them back is redacted.
+
+Credentials go only to an ``https://`` URL, or to ``http://`` on this machine (``localhost``,
+127.0.0.0/8, ``::1``) for tests: :func:`check_credential_url`.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import yaml
 
 from segue import config
 from segue.errors import SegueError
+from segue.providers.redact import redact, register_secret
 
 YAML_NAME = "Spotify.yaml"
 ENV_ID = "SPOTIPY_CLIENT_ID"
@@ -37,6 +44,43 @@ class CredentialsError(SegueError):
     """Credentials are missing or their file is unreadable; the message says what is needed."""
 
 
+class InsecureURLError(CredentialsError):
+    """Credentials would go to a URL that is neither HTTPS nor on this machine: refused."""
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """``localhost``, an address in 127.0.0.0/8 or ``::1`` (also IPv4-mapped)."""
+    if not host:
+        return False
+    name = host.strip("[]").rstrip(".").lower()
+    if name == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
+
+
+def check_credential_url(url: str, setting: str) -> None:
+    """Raise :class:`InsecureURLError` unless ``url`` is ``https://`` with a host, or ``http://``
+    to a loopback host: client credentials and tokens never travel in clear text off this machine.
+    ``setting`` names where the URL came from (e.g. ``SEGUE_SPOTIFY_TOKEN_URL``)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        parts, host = None, None
+    scheme = parts.scheme.lower() if parts is not None else ""
+    if host and (scheme == "https" or (scheme == "http" and is_loopback_host(host))):
+        return
+    raise InsecureURLError(
+        f"refusing to send Spotify credentials to {redact(url)!r} ({setting}): it must be an "
+        "https:// URL, or http:// to this machine only (localhost, 127.0.0.0/8, ::1)"
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Credentials:
     """A Spotify app's client id and secret, and where they came from (``source``)."""
@@ -44,6 +88,9 @@ class Credentials:
     client_id: str
     client_secret: str = field(repr=False)
     source: str = "environment"
+
+    def __post_init__(self) -> None:
+        register_secret(self.client_id, self.client_secret)
 
     def __repr__(self) -> str:
         shown = self.client_id[:4] + "…" if len(self.client_id) > 4 else "…"

@@ -41,8 +41,15 @@ from segue.providers.base import (
     Retrier,
     RetryPolicy,
     parse_retry_after,
+    redact,
+    register_secret,
 )
-from segue.providers.credentials import Credentials, require_credentials
+from segue.providers.credentials import (
+    Credentials,
+    InsecureURLError,
+    check_credential_url,
+    require_credentials,
+)
 from segue.snapshot import AUDIO_FEATURES
 
 PROVIDER = "spotify"
@@ -75,8 +82,18 @@ _PAGE_LIMIT = 50
 _PAGE_SLACK = 5
 
 
+TOKEN_URL_ENV = "SEGUE_SPOTIFY_TOKEN_URL"
+API_BASE_ENV = "SEGUE_SPOTIFY_API_BASE"
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
+
+
 def _short(text: str, limit: int = 200) -> str:
-    text = " ".join(text.split())
+    # Redacted before it is cut: a secret cut in two would no longer be recognised.
+    text = " ".join(redact(text).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -151,7 +168,12 @@ class _ClientCredentials(SpotifyClientCredentials):
         return f"<{type(self).__name__} token_url={self.OAUTH_TOKEN_URL!r}>"
 
     def _request_access_token(self) -> dict[str, Any]:
+        try:
+            check_credential_url(self.OAUTH_TOKEN_URL, TOKEN_URL_ENV)
+        except InsecureURLError as exc:
+            raise CredentialsRejected(PROVIDER, TOKEN, str(exc), error_kind="config") from None
         headers = _make_authorization_headers(self.client_id, self.client_secret)
+        register_secret(headers["Authorization"].split(" ", 1)[-1])
         try:
             response = self._session.post(
                 self.OAUTH_TOKEN_URL,
@@ -181,6 +203,7 @@ class _ClientCredentials(SpotifyClientCredentials):
             raise ProviderError(
                 PROVIDER, TOKEN, "the token answer has no access_token", error_kind="malformed"
             )
+        register_secret(token["access_token"], token.get("refresh_token"))
         if not isinstance(token.get("expires_in"), int | float):
             token["expires_in"] = 3600
         return token
@@ -193,6 +216,13 @@ class _SpotipyClient(spotipy.Spotify):
         """Send one request; return the parsed JSON body or raise :class:`ProviderError`."""
         if not url.startswith(("http://", "https://")):
             url = self.prefix + url
+        elif _origin(url) != _origin(self.prefix):
+            # A ``next`` link elsewhere would carry the access token off to another host.
+            raise _malformed(label, f"the answer links to another host ({_origin(url)})")
+        try:
+            check_credential_url(url, API_BASE_ENV)
+        except InsecureURLError as exc:
+            raise CredentialsRejected(PROVIDER, label, str(exc), error_kind="config") from None
         headers = self._auth_headers()
         headers["Accept"] = "application/json"
         try:
@@ -387,7 +417,13 @@ class SpotifyProvider(FactsProvider):
 
     @classmethod
     def from_env(cls, credentials_path: str | None = None, **kwargs: Any) -> SpotifyProvider:
-        """Build from the environment; raises :class:`CredentialsError` saying what is needed."""
+        """Build from the environment; raises :class:`CredentialsError` saying what is needed,
+        and :class:`~segue.providers.credentials.InsecureURLError` when the token URL or the API
+        base is neither HTTPS nor on this machine (credentials are never sent there)."""
+        settings = kwargs.get("settings") or NetworkSettings.from_env()
+        kwargs["settings"] = settings
+        check_credential_url(settings.spotify_token_url, TOKEN_URL_ENV)
+        check_credential_url(settings.spotify_api_base, API_BASE_ENV)
         return cls(require_credentials(credentials_path), **kwargs)
 
     def __repr__(self) -> str:
