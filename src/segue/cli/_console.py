@@ -1,19 +1,80 @@
 """Consoles for the CLI: results to stdout, progress and errors to stderr.
 
+User text is never markup: both consoles have Rich markup *off*, so ``out.print(f"... {path}")``
+prints a path like ``nope[/].json`` or a name like ``[bold red]x`` exactly as given (markup on,
+Rich would raise ``MarkupError`` on the first and restyle the terminal with the second). Colour
+comes only from :class:`rich.text.Text` built here (:func:`error`, :func:`warn`, :func:`fail`)
+or by a caller that passes ``markup=True`` on a string it wrote itself with
+:func:`rich.markup.escape` around every user part. Table cells go through :func:`cell`.
+
+Lines still written the older way, ``err.print(f"[red]error:[/red] {exc}")``, keep working: on
+the stderr console a leading ``[style]label:[/style]`` (error, warning, skipped, note) is drawn as
+a styled label and everything after it is printed literally.
+
 ``stderr=True`` makes rich look up ``sys.stderr`` at write time, so test runners that swap the
 streams see the output.
 """
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import typer
 from rich.console import Console
+from rich.text import Text
 
-err = Console(stderr=True, soft_wrap=True, highlight=False)
-out = Console(soft_wrap=True, highlight=False)
+from segue.providers.redact import redact
+
+_LEGACY_LABEL = re.compile(
+    r"^\[(?P<style>red|yellow|green|bold|dim|bold red)\]"
+    r"(?P<label>error:|warning:|skipped:|note:)\[/(?P=style)?\]"
+)
+
+
+class _Console(Console):
+    """A console with markup off that still draws the legacy ``[red]error:[/red]`` label."""
+
+    def print(self, *objects: Any, markup: bool | None = None, **kwargs: Any) -> None:
+        if markup is None and objects and isinstance(objects[0], str) and self.stderr:
+            found = _LEGACY_LABEL.match(objects[0])
+            if found is not None:
+                rest = redact(objects[0][found.end() :])
+                label = Text.assemble((found["label"], found["style"]), rest)
+                objects = (label, *objects[1:])
+        super().print(*objects, markup=markup, **kwargs)
+
+
+err = _Console(stderr=True, soft_wrap=True, highlight=False, markup=False, emoji=False)
+out = _Console(soft_wrap=True, highlight=False, markup=False, emoji=False)
+
+
+def cell(value: object) -> Text:
+    """A table cell (or title) showing ``value`` literally: never parsed as markup or emoji."""
+    return Text("" if value is None else str(value))
+
+
+def labelled(label: str, style: str, message: str) -> Text:
+    """``label`` in ``style``, then ``message`` literally with credentials redacted."""
+    return Text.assemble((label, style), " ", redact(message))
+
+
+def error(message: str) -> None:
+    """Print ``error: message`` on stderr (message literal, credentials redacted)."""
+    err.print(labelled("error:", "red", message))
+
+
+def warn(message: str) -> None:
+    """Print ``warning: message`` on stderr (message literal, credentials redacted)."""
+    err.print(labelled("warning:", "yellow", message))
+
+
+def info(message: str) -> None:
+    """Print ``message`` on stderr as it is (a notice, never markup)."""
+    err.print(Text(message))
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print ``error: message`` on one stderr line and return the Exit to raise."""
-    err.print(f"[red]error:[/red] {message}", markup=True)
+    error(message)
     return typer.Exit(code)

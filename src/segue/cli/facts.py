@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from segue import config
-from segue.cli._console import err, fail, out
+from segue.cli._console import cell, err, fail, labelled, out
 from segue.errors import SegueError
 
 
@@ -34,12 +34,12 @@ def register(app: typer.Typer) -> None:
             with Catalog.open(config.catalog_path()) as catalog:
                 for path in files:
                     try:
-                        with err.status(f"importing {path.name}"):
+                        with err.status(cell(f"importing {path.name}")):
                             report = import_feature_table(catalog, path, source=source)
                     except (SegueError, ValueError) as exc:
                         if not skip_bad:
                             raise fail(f"{exc} (nothing from this file was stored)") from None
-                        err.print(f"[red]skipped:[/red] {exc}", markup=True)
+                        err.print(labelled("skipped:", "red", str(exc)))
                         failed += 1
                         continue
                     done += 1

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from segue import config
-from segue.cli._console import err, fail, out
+from segue.cli._console import cell, err, fail, out
 from segue.errors import SegueError
 
 
@@ -59,21 +59,23 @@ def render(rec, fmt: OutputFormat) -> str:
             lines.append(t.url)
         return "\n".join(lines) + "\n"
     buf = io.StringIO()
-    console = Console(file=buf, width=160, soft_wrap=False)
+    # Names, titles and explanations are user and catalog text: cells are Text, never markup.
+    console = Console(file=buf, width=160, soft_wrap=False, markup=False, emoji=False)
     table = Table(
-        title=f"{rec.model}: {len(rec.tracks)} tracks"
-        + (f" for {rec.title!r}" if rec.title else "")
+        title=cell(
+            f"{rec.model}: {len(rec.tracks)} tracks" + (f" for {rec.title!r}" if rec.title else "")
+        )
     )
     for col in ("#", "track", "artist", "year", "score", "why"):
         table.add_column(col, overflow="fold")
     for i, t in enumerate(rec.tracks, 1):
         table.add_row(
-            str(i),
-            t.name,
-            ", ".join(t.artists),
-            str(t.year or ""),
-            f"{t.score:.3f}",
-            t.explanation or "",
+            cell(i),
+            cell(t.name),
+            cell(", ".join(t.artists)),
+            cell(t.year or ""),
+            cell(f"{t.score:.3f}"),
+            cell(t.explanation or ""),
         )
     console.print(table)
     return buf.getvalue()

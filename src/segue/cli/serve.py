@@ -9,7 +9,7 @@ import sys
 import typer
 
 from segue import config, serving
-from segue.cli.recommend import err
+from segue.cli._console import err, error
 from segue.errors import SegueError
 from segue.pool import PoolUnavailable
 
@@ -21,7 +21,7 @@ def _demo_home() -> None:
     try:
         ensure_demo_ready(log=lambda m: err.print(m, highlight=False))
     except (SegueError, ValueError, OSError, ImportError) as exc:
-        err.print(f"[red]error:[/red] the demo catalog cannot be set up: {exc}", highlight=False)
+        error(f"the demo catalog cannot be set up: {exc}")
         raise typer.Exit(1) from None
 
 
@@ -107,7 +107,7 @@ def register(app: typer.Typer) -> None:
         try:
             serving.serve(host, port, workers=workers, say=say)
         except (OSError, PoolUnavailable) as exc:
-            err.print(f"[red]error:[/red] {exc}", highlight=False)
+            error(str(exc))
             raise typer.Exit(1) from None
 
     @app.command(name="app")
