@@ -10,6 +10,10 @@ Ids a provider answered "not found" (or whose fact it cannot give, e.g. an artis
 genres) are recorded and never asked again; ids skipped because an endpoint is gone for this app
 are not recorded, so a later run with better access can still ask.
 
+Ctrl+C stops a run the same way: the lookups already answered in the batch in flight are written
+(an interrupt that arrives during a write waits for its end), then :class:`FetchInterrupted`
+carries the report of what was kept; a resumed run asks only for the rest.
+
 Every failed batch goes to ``fetch-errors.log`` under :func:`segue.config.logs_dir` (timestamp,
 provider, kind, reason, ids) and to the catalog's fetch log; the run ends with a total.
 
@@ -20,6 +24,8 @@ provider, kind, reason, ids) and to the catalog's fetch log; the run ends with a
 from __future__ import annotations
 
 import contextlib
+import signal
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -33,6 +39,7 @@ from segue.facts import ArtistFacts, AudioFeatures, TrackFacts
 from segue.ids import is_spotify_id
 from segue.providers.base import (
     FACT_KINDS,
+    BatchInterrupted,
     BatchResult,
     FactKind,
     FactsProvider,
@@ -110,6 +117,7 @@ class FetchReport:
     notices: list[str] = field(default_factory=list)
     stopped: list[str] = field(default_factory=list)  # why a provider stopped early
     waited: float = 0.0  # seconds spent waiting on rate limits and backoff
+    interrupted: bool = False  # stopped by Ctrl+C; everything answered before it is kept
 
     def tally(self, provider: str, kind: str) -> Tally:
         return self.tallies.setdefault((provider, kind), Tally())
@@ -119,9 +127,14 @@ class FetchReport:
         return sum(t.failed for t in self.tallies.values())
 
     @property
+    def kept(self) -> int:
+        """Answers written to the catalog in this run (found, not found, without the fact)."""
+        return sum(t.found + t.not_found + t.unavailable for t in self.tallies.values())
+
+    @property
     def complete(self) -> bool:
         """True when every asked batch got an answer and no provider stopped early."""
-        return not self.failed_batches and not self.stopped
+        return not self.failed_batches and not self.stopped and not self.interrupted
 
     def summary_lines(self) -> list[str]:
         lines = []
@@ -146,6 +159,10 @@ class FetchReport:
         else:
             lines.append("no failed batches")
         lines.extend(f"stopped early: {s}" for s in self.stopped)
+        if self.interrupted:
+            lines.append(
+                f"interrupted: {self.kept:,} answer(s) of this run are kept in the catalog"
+            )
         if not self.complete:
             lines.append("run `segue fetch` again to resume: only what is still missing is asked")
         return lines
@@ -283,6 +300,60 @@ def _write_batch(
     return len(with_fact), len(without)
 
 
+class FetchInterrupted(KeyboardInterrupt):
+    """Ctrl+C stopped :func:`run_fetch`; ``report`` says what was asked and kept before it."""
+
+    def __init__(self, report: FetchReport) -> None:
+        super().__init__()
+        self.report = report
+
+
+class _Interrupts:
+    """Ctrl+C during a fetch run, in the main thread: raised as usual, but held back while a
+    batch is written (so answered lookups are not lost half-way through a write) and
+    remembered (so an error a library raises on the way out, as DuckDB turns the interrupt
+    into its own exception, is known for what it is). Elsewhere (other threads, SIGINT
+    ignored) it changes nothing."""
+
+    def __init__(self) -> None:
+        self.seen = False
+        self._holding = False
+        self._pending = False
+        self._previous: Any = None
+        self._installed = False
+
+    def __enter__(self) -> _Interrupts:
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.getsignal(signal.SIGINT)
+            if previous not in (signal.SIG_IGN, None):
+                self._previous = previous
+                signal.signal(signal.SIGINT, self._handler)
+                self._installed = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        self.seen = True
+        if self._holding:
+            self._pending = True
+            return
+        raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        self._holding = True
+        try:
+            yield
+        finally:
+            self._holding = False
+        if self._pending:
+            self._pending = False
+            raise KeyboardInterrupt
+
+
 def run_fetch(
     catalog: Catalog | str | Path,
     providers: list[FactsProvider],
@@ -342,16 +413,34 @@ def run_fetch(
 
         return notify
 
-    with bar:
-        for provider in providers:
-            provider.set_notify(notifier(provider.name))
-            try:
-                _run_provider(
-                    provider, access, report, errlog, bar, current, kinds=kinds, limit=limit
-                )
-            finally:
-                report.waited += getattr(getattr(provider, "retrier", None), "waited", 0.0)
-                provider.set_notify(None)
+    with _Interrupts() as interrupts:
+        try:
+            with bar:
+                for provider in providers:
+                    provider.set_notify(notifier(provider.name))
+                    try:
+                        _run_provider(
+                            provider,
+                            access,
+                            report,
+                            errlog,
+                            bar,
+                            current,
+                            kinds=kinds,
+                            limit=limit,
+                            interrupts=interrupts,
+                        )
+                    finally:
+                        report.waited += getattr(getattr(provider, "retrier", None), "waited", 0.0)
+                        provider.set_notify(None)
+        except KeyboardInterrupt:
+            report.interrupted = True
+            raise FetchInterrupted(report) from None
+        except Exception:
+            if not interrupts.seen:
+                raise
+            report.interrupted = True  # a library's own error for the interrupt
+            raise FetchInterrupted(report) from None
     return report
 
 
@@ -365,6 +454,7 @@ def _run_provider(
     *,
     kinds: tuple[FactKind, ...],
     limit: int | None,
+    interrupts: _Interrupts,
 ) -> None:
     run_id = report.run_id
     for kind in FACT_KINDS:
@@ -399,20 +489,26 @@ def _run_provider(
                 tally.skipped += len(batch)
                 bar.advance(task, len(batch))
                 continue
+            stopped_by_user = False
             try:
                 result = provider.fetch(kind, batch)
+            except BatchInterrupted as exc:  # Ctrl+C: keep what was answered before it
+                result, stopped_by_user = exc.result, True
             except ProviderError as exc:  # providers report failures in the result; be safe anyway
                 result = BatchResult(kind, batch, errors=[(batch, str(exc))])
             answered = set(result.found_ids) | set(result.not_found)
-            with_fact, without = _write_batch(access, run_id, provider.name, result, errlog)
-            tally.asked += len(answered) + sum(len(ids_) for ids_, _ in result.errors)
-            tally.found += with_fact
-            tally.unavailable += without
-            tally.not_found += len(result.not_found)
-            tally.skipped += len(result.skipped)
-            tally.failed += sum(len(ids_) for ids_, _ in result.errors)
-            report.failed_batches += len(result.errors)
+            with interrupts.hold():  # the answers and their count, whole or not at all
+                with_fact, without = _write_batch(access, run_id, provider.name, result, errlog)
+                tally.asked += len(answered) + sum(len(ids_) for ids_, _ in result.errors)
+                tally.found += with_fact
+                tally.unavailable += without
+                tally.not_found += len(result.not_found)
+                tally.skipped += len(result.skipped)
+                tally.failed += sum(len(ids_) for ids_, _ in result.errors)
+                report.failed_batches += len(result.errors)
             bar.advance(task, len(batch))
+            if stopped_by_user:
+                raise KeyboardInterrupt
             if result.stop is not None:
                 stop = redact(result.stop)
                 report.stopped.append(f"{provider.name}: {stop}")
@@ -621,6 +717,7 @@ def import_playlist(
 __all__ = [
     "ERROR_LOG_NAME",
     "PROVIDER_CHOICES",
+    "FetchInterrupted",
     "FetchReport",
     "GrowReport",
     "ImportReport",

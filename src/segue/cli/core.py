@@ -1,4 +1,4 @@
-"""Global options: --home."""
+"""Global options: --home, --debug, --version."""
 
 from __future__ import annotations
 
@@ -9,6 +9,23 @@ import typer
 from segue import config
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("segue")
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        from segue import __version__
+
+        return __version__
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"segue {_version()}")
+        raise typer.Exit()
+
+
 def register(app: typer.Typer) -> None:
     @app.callback()
     def _root(
@@ -17,6 +34,21 @@ def register(app: typer.Typer) -> None:
             "--home",
             help="Folder of the catalog and built artifacts (else $SEGUE_HOME, else a platform default).",
         ),
+        debug: bool = typer.Option(
+            False,
+            "--debug",
+            help="Show the full traceback of an unexpected error (also: SEGUE_DEBUG=1).",
+        ),
+        version: bool = typer.Option(
+            False,
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print segue's version and exit.",
+        ),
     ) -> None:
+        from segue.cli import set_debug
+
+        set_debug(debug)
         if home is not None:
             config.set_home(home)

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from segue import config
-from segue.cli._console import err, fail, out
+from segue.cli._console import err, fail, info, out
 from segue.errors import SegueError
 
 #: Exit code when the command cannot start for want of credentials or configuration.
@@ -47,9 +47,11 @@ def register(app: typer.Typer) -> None:
         Asks only for what the catalog still lacks, writes each batch at once, and can be
         stopped and run again at any time. Failed batches go to fetch-errors.log in the logs
         folder. Exit code 0: done; 1: some batches failed or a source stopped early (run again
-        to resume); 2: credentials or settings are missing.
+        to resume); 2: credentials or settings are missing; 130: stopped by Ctrl+C (what was
+        fetched before it is kept; run again to resume).
         """
-        from segue.fetch import build_providers, run_fetch
+        from segue.cli import EXIT_INTERRUPTED, interrupted_message
+        from segue.fetch import FetchInterrupted, build_providers, run_fetch
         from segue.providers.base import ProviderUnavailable
         from segue.providers.credentials import CredentialsError
 
@@ -70,11 +72,21 @@ def register(app: typer.Typer) -> None:
             report = run_fetch(path, providers, limit=limit, progress=not quiet, console=err)
         except SegueError as exc:
             raise fail(str(exc)) from None
+        except FetchInterrupted as stop:
+            report = stop.report
         finally:
             for p in providers:
                 p.close()
         for line in report.summary_lines():
             out.print(line, markup=False)
+        if report.interrupted:
+            info(
+                interrupted_message(
+                    f"{report.kept:,} answer(s) fetched before it are kept in the catalog; "
+                    "run `segue fetch` again to resume (only what is still missing is asked)"
+                )
+            )
+            raise typer.Exit(EXIT_INTERRUPTED)
         if not report.complete:
             raise typer.Exit(1)
 

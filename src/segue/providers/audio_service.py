@@ -27,6 +27,7 @@ from segue import ids as spotify_ids
 from segue.config import NetworkSettings
 from segue.facts import AudioFeatures
 from segue.providers.base import (
+    BatchInterrupted,
     BatchResult,
     FactKind,
     FactsProvider,
@@ -180,6 +181,13 @@ class AudioFeatureService(FactsProvider):
                 result.found.extend(found.values())
                 result.not_found.extend(i for i in ids if i not in found)
                 return result
+        try:
+            self._singles(result, ids)
+        except KeyboardInterrupt:
+            raise BatchInterrupted(result) from None  # the caller keeps what was answered
+        return result
+
+    def _singles(self, result: BatchResult[AudioFeatures], ids: list[str]) -> None:
         down = False  # the previous id failed after all its retries
         for pos, one in enumerate(ids):
             if self.is_gone(SINGLE):
@@ -216,7 +224,6 @@ class AudioFeatureService(FactsProvider):
                     result.not_found.append(one)
                 else:
                     result.found.append(record)
-        return result
 
     def _parse_multi(self, data: Any, ids: list[str]) -> dict[str, AudioFeatures]:
         if not isinstance(data, dict) or not isinstance(data.get("content"), list):

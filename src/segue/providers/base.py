@@ -312,6 +312,16 @@ class BatchResult(Generic[R]):
         return out
 
 
+class BatchInterrupted(KeyboardInterrupt):
+    """Ctrl+C in the middle of a batch of single lookups: ``result`` holds what was answered
+    before it, so the caller can keep it. Still a :class:`KeyboardInterrupt` for any caller that
+    does not know this class."""
+
+    def __init__(self, result: BatchResult) -> None:  # type: ignore[type-arg]
+        super().__init__()
+        self.result = result
+
+
 Notify = Callable[[str], None]
 
 

@@ -31,6 +31,7 @@ from segue import ids as spotify_ids
 from segue.config import NetworkSettings
 from segue.facts import ArtistFacts, ArtistRef, AudioFeatures, TrackFacts
 from segue.providers.base import (
+    BatchInterrupted,
     BatchResult,
     CredentialsRejected,
     FactKind,
@@ -530,6 +531,19 @@ class SpotifyProvider(FactsProvider):
         return result
 
     def _singles(
+        self,
+        result: BatchResult,  # type: ignore[type-arg]
+        ids: list[str],
+        label: str,
+        path: str,
+        parse: Callable[[Any, str, str], Any],
+    ) -> None:
+        try:
+            self._singles_loop(result, ids, label, path, parse)
+        except KeyboardInterrupt:
+            raise BatchInterrupted(result) from None  # the caller keeps what was answered
+
+    def _singles_loop(
         self,
         result: BatchResult,  # type: ignore[type-arg]
         ids: list[str],

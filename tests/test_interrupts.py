@@ -1,0 +1,195 @@
+"""No traceback reaches a user: Ctrl+C (a real SIGINT into a real process) during ``segue fetch``
+keeps what was answered and says how to resume; the CLI's net turns any other interrupt into one
+line and exit 130, and any unexpected error into one line (the traceback only with --debug or
+SEGUE_DEBUG=1); ``segue --version``."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from segue.catalog import Catalog
+from segue.ingest import ingest_paths
+from tests.fake_spotify import FakeSpotify, env_for, make_world, write_mpd_slice
+
+N_TRACKS = 60
+#: Answers the first run gets before Ctrl+C: within the first batch of single lookups (the first
+#: batch holds 50 ids), so keeping them needs the batch in flight to be kept.
+ANSWERED_BEFORE_CTRL_C = 15
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("SEGUE_DEBUG",)}
+    env.update(extra)
+    return env
+
+
+def _wait_for(predicate, what: str, limit: float = 120.0) -> None:
+    """Wait until ``predicate()`` holds (a bound against a hung process, not a speed check)."""
+    deadline = time.monotonic() + limit
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.02)
+
+
+def _with_dates(path: Path) -> int:
+    with Catalog.open(path, read_only=True) as catalog:
+        return int(catalog.scalar("SELECT count(*) FROM tracks WHERE release_date IS NOT NULL"))
+
+
+def test_ctrl_c_during_fetch_keeps_the_answers_and_the_next_run_resumes(home, tmp_path):
+    world = make_world(N_TRACKS, seed=21, n_artists=12)
+    catalog_path = home / "catalog.duckdb"
+    with Catalog.open(catalog_path) as catalog:
+        ingest_paths(catalog, [str(write_mpd_slice(world, tmp_path / "s.json"))], progress=False)
+    command = [sys.executable, "-m", "segue", "fetch", "--provider", "spotify"]
+    with FakeSpotify(world) as fake:
+        fake.dev_mode_2026()  # single lookups, one id per request
+        fake.fail("track", mode="slow", delay=0.15)
+        env = _env(**env_for(fake, audio=False), SEGUE_HOME=str(home))
+        proc = subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        try:
+            _wait_for(
+                lambda: len(fake.asked_ids("track")) >= ANSWERED_BEFORE_CTRL_C,
+                "the first answers",
+            )
+            proc.send_signal(signal.SIGINT)
+            stdout, stderr = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        answered_first = set(fake.asked_ids("track"))
+        assert proc.returncode == 130, stderr
+        assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+        last = stderr.strip().splitlines()[-1]
+        assert last.startswith("interrupted (Ctrl+C): ")
+        assert "kept in the catalog" in last and "run `segue fetch` again to resume" in last
+        kept = _with_dates(catalog_path)
+        # everything answered was kept, but for the one answer that may have been on its way
+        assert len(answered_first) - 1 <= kept <= len(answered_first)
+        assert kept >= ANSWERED_BEFORE_CTRL_C - 1
+        assert f"{kept:,} answer(s)" in last
+        assert any(line.startswith("interrupted: ") for line in stdout.splitlines())
+
+        fake.clear_failures()
+        fake.dev_mode_2026()
+        before = len(fake.requests_to("track"))
+        again = subprocess.run([*command, "-q"], env=env, capture_output=True, text=True)
+        assert again.returncode == 0, again.stderr
+        second = [r.ids[0] for r in fake.requests_to("track")[before:]]
+    # the second run asked exactly what the first did not keep, each id once
+    assert len(second) == len(set(second)) == N_TRACKS - kept
+    assert not set(second) & _kept_ids(catalog_path, before=second)
+    assert _with_dates(catalog_path) == N_TRACKS
+
+
+def _kept_ids(path: Path, *, before: list[str]) -> set[str]:
+    """Ids with facts now, less those the second run fetched: what the first run kept."""
+    with Catalog.open(path, read_only=True) as catalog:
+        rows = catalog.con.execute(
+            "SELECT track_id FROM tracks WHERE release_date IS NOT NULL"
+        ).fetchall()
+    return {r[0] for r in rows} - set(before)
+
+
+_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    from segue.cli import app, main
+
+    @app.command()
+    def wait():
+        print("ready", flush=True)
+        time.sleep(120)
+
+    @app.command()
+    def wrapped():
+        # a library that turns Ctrl+C into its own error, as DuckDB does
+        print("ready", flush=True)
+        try:
+            time.sleep(120)
+        except KeyboardInterrupt:
+            raise RuntimeError("Query interrupted") from None
+
+    @app.command()
+    def boom():
+        raise ZeroDivisionError("the unexpected\\nsecond line")
+
+    main()
+    """
+)
+
+
+def _script(tmp_path: Path) -> list[str]:
+    path = tmp_path / "cli_with_extra_commands.py"
+    path.write_text(_SCRIPT)
+    return [sys.executable, str(path)]
+
+
+@pytest.mark.parametrize("command", ["wait", "wrapped"])
+def test_ctrl_c_anywhere_is_one_line_and_exit_130(tmp_path, command):
+    proc = subprocess.Popen(
+        [*_script(tmp_path), command],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    assert stderr.strip().splitlines() == ["interrupted (Ctrl+C); run the command again"]
+
+
+def test_unexpected_error_is_one_line_and_debug_shows_the_traceback(tmp_path):
+    plain = subprocess.run([*_script(tmp_path), "boom"], env=_env(), capture_output=True, text=True)
+    assert plain.returncode == 1
+    assert plain.stderr.strip().splitlines() == [
+        "error: unexpected ZeroDivisionError: the unexpected "
+        "(run with --debug or SEGUE_DEBUG=1 for the details)"
+    ]
+    for args, env in (
+        (["--debug", "boom"], _env()),
+        (["boom"], _env(SEGUE_DEBUG="1")),
+    ):
+        debug = subprocess.run([*_script(tmp_path), *args], env=env, capture_output=True, text=True)
+        assert debug.returncode == 1
+        assert "Traceback (most recent call last)" in debug.stderr
+        assert debug.stderr.strip().splitlines()[-1] == (
+            "error: unexpected ZeroDivisionError: the unexpected"
+        )
+
+
+def test_version():
+    from importlib.metadata import version
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "segue", "--version"], env=_env(), capture_output=True, text=True
+    )
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert proc.stdout == f"segue {version('segue')}\n"
+
+
+def test_usage_errors_are_typers_own_and_user_text_stays_literal():
+    for args in (["recommend", "-n", "abc", "x"], ["recommend", "--format", "[/]", "x"]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "segue", *args], env=_env(), capture_output=True, text=True
+        )
+        assert proc.returncode == 2
+        assert "unexpected" not in proc.stderr and "Traceback" not in proc.stderr
+    assert "'[/]' is not one of" in proc.stderr
