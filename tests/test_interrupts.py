@@ -193,3 +193,32 @@ def test_usage_errors_are_typers_own_and_user_text_stays_literal():
         assert proc.returncode == 2
         assert "unexpected" not in proc.stderr and "Traceback" not in proc.stderr
     assert "'[/]' is not one of" in proc.stderr
+
+
+def test_ctrl_c_during_self_growing_keeps_the_tracks_answered(home):
+    """The service's self-growing (single lookups) keeps what was answered before Ctrl+C."""
+    import threading
+
+    from segue.fetch import grow_catalog
+    from tests.fake_spotify import provider_for
+
+    world = make_world(30, seed=4, n_artists=5)
+    wanted = list(world.tracks)
+    with FakeSpotify(world) as fake, Catalog.open(home / "catalog.duckdb") as catalog:
+        fake.fail("track", mode="slow", delay=0.1)
+        provider = provider_for(fake)
+
+        def ctrl_c_after_some_answers() -> None:
+            _wait_for(lambda: len(fake.asked_ids("track")) >= 6, "the first answers")
+            os.kill(os.getpid(), signal.SIGINT)  # a real SIGINT, to this process's main thread
+
+        threading.Thread(target=ctrl_c_after_some_answers, daemon=True).start()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                grow_catalog(catalog, wanted, provider=provider)
+        finally:
+            provider.close()
+        answered = set(fake.asked_ids("track"))
+        kept = {row["track_id"] for row in catalog.track_rows(wanted)}
+    assert kept <= answered
+    assert len(kept) >= len(answered) - 1 >= 5

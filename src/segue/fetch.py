@@ -611,7 +611,11 @@ def _grow_tracks(
 ) -> BatchResult[TrackFacts]:
     result: BatchResult[TrackFacts] = BatchResult("track_facts", list(todo))
     for batch in _chunks(todo, 50):
-        part = provider.track_facts_single(batch)
+        interrupted: BatchInterrupted | None = None
+        try:
+            part = provider.track_facts_single(batch)
+        except BatchInterrupted as exc:  # Ctrl+C: keep the lookups answered before it
+            part, interrupted = exc.result, exc
         with catalog.transaction():
             if part.found:
                 catalog.upsert_facts(tracks=part.found)
@@ -625,6 +629,8 @@ def _grow_tracks(
         result.not_found.extend(part.not_found)
         result.skipped.extend(part.skipped)
         result.errors.extend(part.errors)
+        if interrupted is not None:
+            raise interrupted
         if part.stop is not None:
             result.stop = part.stop
             break
