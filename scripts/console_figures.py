@@ -203,6 +203,7 @@ def ctrl_c_case(root: Path, n_tracks: int = 60, answered: int = 15) -> None:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         deadline = time.monotonic() + 120
         while len(fake.asked_ids("track")) < answered and time.monotonic() < deadline:

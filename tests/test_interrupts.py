@@ -31,6 +31,12 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
+def _sigint_as_usual() -> None:
+    """In the child: SIGINT at its default even when this test runs with it ignored (a
+    background job of a shell without job control), so Python installs its handler."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _wait_for(predicate, what: str, limit: float = 120.0) -> None:
     """Wait until ``predicate()`` holds (a bound against a hung process, not a speed check)."""
     deadline = time.monotonic() + limit
@@ -56,7 +62,12 @@ def test_ctrl_c_during_fetch_keeps_the_answers_and_the_next_run_resumes(home, tm
         fake.fail("track", mode="slow", delay=0.15)
         env = _env(**env_for(fake, audio=False), SEGUE_HOME=str(home))
         proc = subprocess.Popen(
-            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            command,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=_sigint_as_usual,
         )
         try:
             _wait_for(
@@ -144,6 +155,7 @@ def test_ctrl_c_anywhere_is_one_line_and_exit_130(tmp_path, command):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_sigint_as_usual,
     )
     try:
         assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
@@ -212,11 +224,13 @@ def test_ctrl_c_during_self_growing_keeps_the_tracks_answered(home):
             _wait_for(lambda: len(fake.asked_ids("track")) >= 6, "the first answers")
             os.kill(os.getpid(), signal.SIGINT)  # a real SIGINT, to this process's main thread
 
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
         threading.Thread(target=ctrl_c_after_some_answers, daemon=True).start()
         try:
             with pytest.raises(KeyboardInterrupt):
                 grow_catalog(catalog, wanted, provider=provider)
         finally:
+            signal.signal(signal.SIGINT, previous)
             provider.close()
         answered = set(fake.asked_ids("track"))
         kept = {row["track_id"] for row in catalog.track_rows(wanted)}
