@@ -361,6 +361,8 @@ class FakeSpotify:
         #: Error answers quote what the client sent (its Authorization header, the client id and
         #: secret, the access token), as careless servers do: segue must never repeat them.
         self.echo_secrets = echo_secrets
+        #: Where ``next`` links point (default: this server), to test links to another host.
+        self.link_base: str | None = None
         self.client_id = client_id
         self.client_secret = client_secret
         self.remove_fields = remove_fields
@@ -860,7 +862,7 @@ class _Handler(BaseHTTPRequestHandler):
             ]
             nxt = None
             if offset + limit < len(track_ids):
-                nxt = f"{fake.base}/v1/playlists/{pid}/{parts[3]}?" + urlencode(
+                nxt = f"{fake.link_base or fake.base}/v1/playlists/{pid}/{parts[3]}?" + urlencode(
                     {"offset": offset + limit, "limit": limit}
                 )
             self._send(

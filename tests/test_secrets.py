@@ -266,3 +266,20 @@ def test_registered_values_are_redacted_anywhere():
     register_secret("s3cr3t-value-for-test-only", "short")
     assert redact("oops s3cr3t-value-for-test-only!") == f"oops {MASK}!"
     assert redact("short") == "short"  # too short to register: ordinary words stay
+
+
+def test_a_next_link_to_another_host_is_not_followed_with_the_token(world):
+    from segue.fetch import fetch_playlist_tracks
+    from segue.providers.base import ProviderError
+
+    pid = next(iter(world.playlists))
+    with FakeSpotify(world) as fake:
+        fake.link_base = f"http://localhost:{fake.port}"  # another host name, same server
+        provider = provider_for(fake)
+        try:
+            with pytest.raises(ProviderError, match="links to another host"):
+                fetch_playlist_tracks(pid, provider=provider)
+        finally:
+            provider.close()
+        pages = fake.requests_to("playlist-items")
+    assert len(pages) == 1  # the first page only: the token never went to the other host
