@@ -127,7 +127,9 @@ def test_unknown_model_and_too_many_seeds(service: Service) -> None:
     with pytest.raises(ValueError, match="unknown model 'nope'"):
         service.recommend([tid(0)], model="nope")
     with pytest.raises(ValueError, match="too many seeds: 1001, at most 1000"):
-        service.resolve([tid(0)] * 1001)
+        service.resolve([f"spotify:track:{i:022d}" for i in range(1001)])
+    # a seed given twice counts once
+    assert service.resolve([tid(0)] * 1001).indices.tolist() == [0]
 
 
 def test_search_and_get_track(service: Service) -> None:
@@ -141,16 +143,22 @@ def test_search_and_get_track(service: Service) -> None:
         service.get_track("Q" * 22)
 
 
-def test_files_are_refused_when_the_service_serves_others(service: Service, tmp_path: Path) -> None:
+def test_files_are_read_only_where_allowed(service: Service, tmp_path: Path) -> None:
     listing = tmp_path / "mine.txt"
     listing.write_text(f"spotify:track:{tid(4)}\n")
-    assert service.resolve([str(listing)]).indices.tolist() == [4]
-    service.allow_files = False
+    assert not service.allow_files  # the default: a text input never opens a file
     with pytest.raises(ValueError, match="names a file"):
         service.resolve([str(listing)])
-    service.allow_files = True
-    with pytest.raises(ValueError, match="no such file"):
-        service.resolve([str(tmp_path / "absent.csv")])
+    # a shell hands a file over itself (the web app's upload)
+    assert service.resolve([], files=[listing]).indices.tolist() == [4]
+    service.allow_files = True  # the command line
+    try:
+        assert service.resolve([str(listing)]).indices.tolist() == [4]
+        assert service.resolve([listing.as_uri()]).indices.tolist() == [4]
+        with pytest.raises(ValueError, match="no such file"):
+            service.resolve([str(tmp_path / "absent.csv")])
+    finally:
+        service.allow_files = False
 
 
 def test_explanations_are_asked_once_per_query(service: Service) -> None:
