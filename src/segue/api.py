@@ -273,10 +273,10 @@ class BoundedRequests:
             )
             return
         deadline: float | None = None
-        started = False
+        started = timed_out = False
 
         async def bounded_receive() -> Any:
-            nonlocal deadline
+            nonlocal deadline, timed_out
             now = anyio.current_time()
             if deadline is None:
                 deadline = now + self.body_timeout
@@ -284,10 +284,18 @@ class BoundedRequests:
                 with anyio.fail_after(max(deadline - now, 0.0)):
                     return await receive()
             except TimeoutError:
+                timed_out = True
                 raise _BodyTooSlow from None
 
         async def watched_send(message: Any) -> None:
+            # The app may turn the failed read into an answer of its own (FastAPI answers 400
+            # "error parsing the body"): a body that timed out is answered 408 instead.
             nonlocal started
+            if timed_out:
+                if not started and message["type"] == "http.response.start":
+                    started = True
+                    await self._reply(send, 408, self._too_slow(), close=True)
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
@@ -296,12 +304,10 @@ class BoundedRequests:
             await self.app(scope, bounded_receive, watched_send)
         except _BodyTooSlow:
             if not started:
-                await self._reply(
-                    send,
-                    408,
-                    f"the request body did not arrive within {self.body_timeout:g} s",
-                    close=True,
-                )
+                await self._reply(send, 408, self._too_slow(), close=True)
+
+    def _too_slow(self) -> str:
+        return f"the request body did not arrive within {self.body_timeout:g} s"
 
     @staticmethod
     async def _reply(send: Any, status: int, detail: str, *, close: bool = False) -> None:
