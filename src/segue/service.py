@@ -402,7 +402,7 @@ class Service:
         seconds.
         """
         from segue.inputs import file_path, names_a_file
-        from segue.names import NameIndex, NameMatch, normalize
+        from segue.names import NameIndex, NameMatch, NoMatch, normalize
 
         texts = list(dict.fromkeys(t.strip() for t in inputs if t and t.strip()))
         if len(texts) + len(files) > MAX_SEEDS:
@@ -491,7 +491,9 @@ class Service:
             deadline = time.monotonic() + self.name_budget if self.name_budget is not None else None
             found = NameIndex.of(snap).lookup(distinct, deadline=deadline)
             for text in names:
-                match = found[normalize(text)]
+                match = found.get(normalize(text)) or NoMatch(
+                    "nothing to look up: a name needs letters or digits"
+                )
                 if isinstance(match, NameMatch):
                     seeds[text] = match.indices.tolist()
                     results[text] = SeedInput(text, match.label, int(match.indices.size))
