@@ -146,6 +146,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--src", type=Path, help="Serve this source tree instead of this one.")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--single-only", action="store_true", help="Only time the single hostile requests."
+    )
     args = parser.parse_args()
 
     home = prepare_home(args.home)
@@ -171,6 +174,8 @@ def main() -> None:
         print(f"one request with 1,000 distinct unknown names: {status} in {took:.2f} s")
         status, took = one_request_seconds(base, hostile[1][1])
         print(f"one request with {hostile[1][0]}: {status} in {took:.2f} s")
+        if args.single_only:
+            return
         clean = asyncio.run(
             run_open_step(
                 base, "/recommend", args.clients, args.rate, args.seconds, normal, args.seed

@@ -52,6 +52,9 @@ MAX_SEARCH_RESULTS = 100
 #: Threads that compute recommendations at once, per worker process (more workers, not more
 #: threads, use more cores: the models run mostly under the GIL).
 COMPUTE_THREADS = 2
+#: Threads that look names up, apart from the others: a flood of requests with names waits
+#: here and leaves the compute threads to requests of references.
+NAME_THREADS = 1
 # An absolute path or a home-relative one, not part of a URL ("https://host/x" has ':' or
 # '/' before its slashes): such text in a message would show the server's layout.
 _PATH = re.compile(r"(?<![\w:/.\-])(?:~|[A-Za-z]:)?[/\\](?:[^\s'\"`,;)]+)")
@@ -410,10 +413,16 @@ def create_app(
                 log.error("%s on %s", type(exc).__name__, request.url.path, exc_info=exc)
             return JSONResponse(status_code=status, content=body)
 
-    def compute_limiter(request: Request) -> anyio.CapacityLimiter:
-        limiter = getattr(request.app.state, "compute_limiter", None)
+    def compute_limiter(request: Request, lane: str = "compute") -> anyio.CapacityLimiter:
+        """The threads a request computes on: ``compute`` (:data:`COMPUTE_THREADS`) for
+        requests of references only, ``names`` (:data:`NAME_THREADS`) for requests that look
+        names up, so those never hold up the others however many arrive."""
+        key = f"{lane}_limiter"
+        limiter = getattr(request.app.state, key, None)
         if limiter is None:  # created on first use, inside the server's event loop
-            limiter = request.app.state.compute_limiter = anyio.CapacityLimiter(COMPUTE_THREADS)
+            size = NAME_THREADS if lane == "names" else COMPUTE_THREADS
+            limiter = anyio.CapacityLimiter(size)
+            setattr(request.app.state, key, limiter)
         return limiter  # type: ignore[no-any-return]
 
     def svc(request: Request) -> Service:
@@ -423,6 +432,8 @@ def create_app(
     async def recommend(body: RecommendRequest, request: Request) -> Response:
         """Tracks that continue the seeds (and/or the title), best first, each explained."""
         _refuse_paths(body.seeds)
+        # the caps are checked here, before the request waits for a compute thread
+        plan = svc(request).plan(body.seeds)
         filters = Filters(
             exclude_artists=list(body.exclude_artists),
             year_min=body.year_min,
@@ -461,7 +472,8 @@ def create_app(
         # threadpool's forty: the work is CPU-bound under the GIL, and forty threads taking
         # turns cost half as much CPU again as the work itself, while waiting requests queue
         # in arrival order here.
-        rec = await anyio.to_thread.run_sync(call, limiter=compute_limiter(request))
+        lane = "names" if plan.distinct_names else "compute"
+        rec = await anyio.to_thread.run_sync(call, limiter=compute_limiter(request, lane))
         # Serialised here with orjson: the records are typed by the service, and validating
         # them again through the response model costs more than the rest of the request
         # handling (the schema in the OpenAPI document is still RecommendResponse).

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from rapidfuzz import fuzz, process
 
 if TYPE_CHECKING:
@@ -86,6 +88,9 @@ class NameIndex:
         artist_names = _normalized(tracks["artist_name"])
         # padded with spaces, so " word " finds whole words only
         self.track_text = " " + self.track_names + " " + artist_names + " "
+        # searched with Arrow's kernels: several times faster than pandas on object strings,
+        # and they let other threads run meanwhile
+        self.track_text_arrow = pa.array(self.track_text.to_numpy(), type=pa.large_string())
         self.counts = tracks["playlist_count"].to_numpy()
         self.artist_keys = tracks["artist_key"].to_numpy()
         self.artists = _normalized(snap.artists["name"])
@@ -165,7 +170,8 @@ class NameIndex:
         mask = np.ones(len(self.track_text), dtype=bool)
         for w in name.split():
             if w not in words:
-                words[w] = self.track_text.str.contains(f" {w} ", regex=False).to_numpy()
+                found = pc.match_substring(self.track_text_arrow, f" {w} ")
+                words[w] = found.to_numpy(zero_copy_only=False)
             mask &= words[w]
         hits = np.flatnonzero(mask)
         if hits.size == 0:

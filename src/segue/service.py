@@ -149,6 +149,18 @@ class SeedInput:
 
 
 @dataclass
+class SeedPlan:
+    """Inputs sorted, before any lookup: distinct texts in order, references, files (input
+    and path), free-text names, and the distinct normalised names among them."""
+
+    texts: list[str]
+    refs: list[tuple[str, ids.SpotifyRef]]
+    paths: list[tuple[str, Path]]
+    names: list[str]
+    distinct_names: list[str]
+
+
+@dataclass
 class Seeds:
     indices: np.ndarray
     title: str | None
@@ -381,28 +393,12 @@ class Service:
         return cached
 
     # seeds --------------------------------------------------------------------------------
-    def resolve(
-        self,
-        inputs: list[str],
-        *,
-        title: str | None = None,
-        files: Sequence[Path] = (),
-    ) -> Seeds:
-        """Turn each input into seed tracks.
-
-        An input is a track/artist/playlist reference (link, URI, bare id = track), the path of
-        an Exportify CSV / MPD JSON / list of links (only with ``allow_files``, decided by
-        :func:`segue.inputs.names_a_file`), the name of a playlist in the catalog, or a track
-        or artist name. ``files`` are playlist files a shell hands over itself (the web app's
-        upload), read whatever ``allow_files`` says.
-
-        Duplicates count once. More than :data:`MAX_SEEDS` seeds, more distinct names than
-        ``max_names`` or more playlist links than :data:`MAX_PLAYLIST_LINKS` raise
-        ``ValueError`` before any work; names are looked up together, within ``name_budget``
-        seconds.
-        """
+    def plan(self, inputs: Sequence[str], *, files: Sequence[Path] = ()) -> SeedPlan:
+        """Sort inputs into references, files and names, and check the per-request caps
+        (``ValueError`` naming the cap), without looking anything up: cheap enough to run
+        before a request is queued (the API sends requests with names to their own lane)."""
         from segue.inputs import file_path, names_a_file
-        from segue.names import NameIndex, NameMatch, NoMatch, normalize
+        from segue.names import normalize
 
         texts = list(dict.fromkeys(t.strip() for t in inputs if t and t.strip()))
         if len(texts) + len(files) > MAX_SEEDS:
@@ -438,6 +434,33 @@ class Service:
                 f"too many playlist links: {len(playlist_links)}, at most "
                 f"{MAX_PLAYLIST_LINKS} per request"
             )
+        return SeedPlan(texts, refs, paths, names, distinct)
+
+    def resolve(
+        self,
+        inputs: list[str],
+        *,
+        title: str | None = None,
+        files: Sequence[Path] = (),
+    ) -> Seeds:
+        """Turn each input into seed tracks.
+
+        An input is a track/artist/playlist reference (link, URI, bare id = track), the path of
+        an Exportify CSV / MPD JSON / list of links (only with ``allow_files``, decided by
+        :func:`segue.inputs.names_a_file`), the name of a playlist in the catalog, or a track
+        or artist name. ``files`` are playlist files a shell hands over itself (the web app's
+        upload), read whatever ``allow_files`` says.
+
+        Duplicates count once. More than :data:`MAX_SEEDS` seeds, more distinct names than
+        ``max_names`` or more playlist links than :data:`MAX_PLAYLIST_LINKS` raise
+        ``ValueError`` before any work; names are looked up together, within ``name_budget``
+        seconds.
+        """
+        from segue.names import NameIndex, NameMatch, NoMatch, normalize
+
+        plan = self.plan(inputs, files=files)
+        texts, refs, paths, names = plan.texts, plan.refs, plan.paths, plan.names
+        distinct = plan.distinct_names
         for _, path in paths:
             if not path.is_file():
                 raise ValueError(f"{str(path)!r}: no such file")
