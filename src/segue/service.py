@@ -530,7 +530,10 @@ class Service:
 
         ordered = [results[t] for t in (*texts, *(p[0] for p in paths[: len(files)]))]
         ordered = [results[t] for t in dict.fromkeys(r.input for r in ordered)]
-        messages.extend(r.message() for r in ordered)
+        # a track link found says nothing new (its record is in ``inputs``); every other
+        # input says what it was taken as, or why it gave nothing
+        plain = {t for t, r in refs if r.kind is ids.Kind.TRACK and t in seeds}
+        messages.extend(r.message() for r in ordered if r.input not in plain)
         messages.extend(self._grow(list(dict.fromkeys(grow_ids)), grow_facts or None))
         uniq = list(dict.fromkeys(i for t in (*texts, *results) for i in seeds.get(t, [])))
         return Seeds(np.asarray(uniq, dtype=np.int64), title, unknown, messages, ordered)
