@@ -409,3 +409,37 @@ def test_serve_on_an_empty_home_hints_at_demo(tmp_path: Path) -> None:
         if proc.stderr is not None:
             proc.stderr.close()
     assert "segue serve --demo" in line and "segue fit" in line
+
+
+def test_the_command_line_says_which_name_it_used_and_reads_files(tmp_path: Path) -> None:
+    """The command line reports what each name was taken as, like the API's ``inputs``, and
+    is the one shell that reads a file named as a seed."""
+    home = tmp_path / "home"
+    snap = build_home(home)
+    listing = tmp_path / "mine.txt/"  # a trailing slash, as a person might type it
+    Path(str(listing).rstrip("/")).write_text(f"spotify:track:{snap.tracks['track_id'][12]}\n")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "segue",
+            "--home",
+            str(home),
+            "recommend",
+            "rock song 12",
+            "Rock Artst 0",
+            str(listing),
+            "-m",
+            MODEL,
+            "-n",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        env=_clean_env(tmp_path),
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "'rock song 12': using the track 'Rock Song 12' by Rock Artist 0" in result.stderr
+    assert "did you mean 'Rock Artist 0'" in result.stderr
+    assert "using the playlist file mine.txt (1 tracks)" in result.stderr
