@@ -127,7 +127,9 @@ def test_unknown_model_and_too_many_seeds(service: Service) -> None:
     with pytest.raises(ValueError, match="unknown model 'nope'"):
         service.recommend([tid(0)], model="nope")
     with pytest.raises(ValueError, match="too many seeds: 1001, at most 1000"):
-        service.resolve([tid(0)] * 1001)
+        service.resolve([f"spotify:track:{i:022d}" for i in range(1001)])
+    # a seed given twice counts once
+    assert service.resolve([tid(0)] * 1001).indices.tolist() == [0]
 
 
 def test_search_and_get_track(service: Service) -> None:
@@ -141,16 +143,22 @@ def test_search_and_get_track(service: Service) -> None:
         service.get_track("Q" * 22)
 
 
-def test_files_are_refused_when_the_service_serves_others(service: Service, tmp_path: Path) -> None:
+def test_files_are_read_only_where_allowed(service: Service, tmp_path: Path) -> None:
     listing = tmp_path / "mine.txt"
     listing.write_text(f"spotify:track:{tid(4)}\n")
-    assert service.resolve([str(listing)]).indices.tolist() == [4]
-    service.allow_files = False
+    assert not service.allow_files  # the default: a text input never opens a file
     with pytest.raises(ValueError, match="names a file"):
         service.resolve([str(listing)])
-    service.allow_files = True
-    with pytest.raises(ValueError, match="no such file"):
-        service.resolve([str(tmp_path / "absent.csv")])
+    # a shell hands a file over itself (the web app's upload)
+    assert service.resolve([], files=[listing]).indices.tolist() == [4]
+    service.allow_files = True  # the command line
+    try:
+        assert service.resolve([str(listing)]).indices.tolist() == [4]
+        assert service.resolve([listing.as_uri()]).indices.tolist() == [4]
+        with pytest.raises(ValueError, match="no such file"):
+            service.resolve([str(tmp_path / "absent.csv")])
+    finally:
+        service.allow_files = False
 
 
 def test_explanations_are_asked_once_per_query(service: Service) -> None:
@@ -167,3 +175,56 @@ def test_explanations_are_asked_once_per_query(service: Service) -> None:
     assert calls == [4] and rec.tracks[0].explanation == "rank 1"
     service.recommend([tid(0)], n=4, model="popularity", explain=False)
     assert calls == [4]
+
+
+def test_names_without_letters_or_digits_say_so(service: Service) -> None:
+    seeds = service.resolve(["\x07'", "Band 2", "..."[:1] + "!"])
+    reasons = {i.input: i.reason for i in seeds.inputs}
+    assert reasons["\x07'"] == "nothing to look up: a name needs letters or digits"
+    assert reasons["Band 2"] is None and seeds.indices.size == 10
+
+
+def test_names_past_the_time_budget_are_reported_not_searched(service: Service) -> None:
+    service.name_budget = 0.0
+    try:
+        seeds = service.resolve(["Band 2", "song 17 band 1", "road trip"])
+    finally:
+        service.name_budget = 5.0
+    by_input = {i.input: i for i in seeds.inputs}
+    # exact names are found in the one batched pass; word searches wait for time left
+    assert by_input["Band 2"].tracks == 10 and by_input["road trip"].tracks == 3
+    assert by_input["song 17 band 1"].reason is not None
+    assert "time for looking names up ran out" in by_input["song 17 band 1"].reason
+
+
+def test_loose_matches_are_refused_and_near_names_suggested(service: Service) -> None:
+    seeds = service.resolve(["song 17 band 1", "ong 1", "not a song", "Bnad 2"])
+    by_input = {i.input: i for i in seeds.inputs}
+    assert by_input["song 17 band 1"].found == "the track 'Song 17' by Band 1"
+    assert by_input["ong 1"].reason and by_input["not a song"].reason
+    assert by_input["Bnad 2"].suggestions[0] == "Band 2"
+    assert "did you mean 'Band 2'" in by_input["Bnad 2"].message()
+
+
+def test_too_many_distinct_names_are_refused_before_any_lookup(service: Service) -> None:
+    from segue.service import MAX_NAME_LOOKUPS
+
+    names = [f"love {i}" for i in range(MAX_NAME_LOOKUPS + 1)]
+    with pytest.raises(ValueError, match=f"at most {MAX_NAME_LOOKUPS} per request"):
+        service.resolve(names)
+    # the same name in other cases and spacing counts once
+    assert len(service.resolve(["Band 2", "band 2", " BAND  2 "]).inputs) == 3
+    service.resolve(["Band 2"] * 5 + [f"love {i}" for i in range(MAX_NAME_LOOKUPS - 1)])
+
+
+def test_growth_is_rate_limited() -> None:
+    from segue.service import GROWTH_PER_MINUTE, RateLimit, service_for_api
+
+    limit = RateLimit(GROWTH_PER_MINUTE)
+    assert limit.take(GROWTH_PER_MINUTE * 10) == GROWTH_PER_MINUTE
+    assert limit.take(5) == 0  # refilled at GROWTH_PER_MINUTE a minute, not at once
+    api = service_for_api(None)
+    assert not api.grow and not api.outbound and not api.allow_files and api.growth is None
+    growing = service_for_api(None, allow_growth=True)
+    assert growing.grow and growing.outbound and not growing.allow_files
+    assert growing.growth is not None and growing.growth.per_minute == GROWTH_PER_MINUTE

@@ -26,13 +26,25 @@ import orjson
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from segue import __version__
 from segue.errors import NotFittedError, SegueError
 from segue.models.registry import DEFAULT_MODEL
 from segue.pool import ComputePool, PoolUnavailable
-from segue.service import MAX_RESULTS, MAX_SEEDS, Filters, Recommendation, Service, TrackRecord
+from segue.service import (
+    MAX_NAME_LOOKUPS,
+    MAX_PLAYLIST_LINKS,
+    MAX_RESULTS,
+    MAX_SEEDS,
+    Filters,
+    Recommendation,
+    Service,
+    TrackRecord,
+    service_for_api,
+)
 
 log = logging.getLogger("segue.api")
 
@@ -40,7 +52,9 @@ MAX_SEARCH_RESULTS = 100
 #: Threads that compute recommendations at once, per worker process (more workers, not more
 #: threads, use more cores: the models run mostly under the GIL).
 COMPUTE_THREADS = 2
-_FILE_SUFFIXES = (".csv", ".json", ".txt", ".m3u")
+#: Threads that look names up, apart from the others: a flood of requests with names waits
+#: here and leaves the compute threads to requests of references.
+NAME_THREADS = 1
 # An absolute path or a home-relative one, not part of a URL ("https://host/x" has ':' or
 # '/' before its slashes): such text in a message would show the server's layout.
 _PATH = re.compile(r"(?<![\w:/.\-])(?:~|[A-Za-z]:)?[/\\](?:[^\s'\"`,;)]+)")
@@ -61,15 +75,19 @@ def public_message(exc: BaseException) -> str:
 
 # request and response bodies ----------------------------------------------------------------
 class RecommendRequest(BaseModel):
-    """What to continue and how. Unknown fields are refused, so a typo is not ignored."""
+    """What to continue and how. Unknown fields are refused, so a typo is not ignored, and
+    values must have their JSON type (``"n": "10"``, ``"n": true`` and ``"explain": "yes"``
+    are refused, not converted)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     seeds: list[Reference] = Field(
         default_factory=list,
         max_length=MAX_SEEDS,
         description="Tracks, artists or playlists: Spotify links, URIs or bare track ids, a catalog "
-        "playlist name, or a track or artist name.",
+        f"playlist name, or a track or artist name (at most {MAX_NAME_LOOKUPS} distinct names "
+        f"and {MAX_PLAYLIST_LINKS} playlist links; duplicates count once). Never a file: text "
+        "that names one is refused.",
         examples=[["spotify:track:6rqhFgbbKwnb9MLmUQDhG6", "Daft Punk"]],
     )
     n: int = Field(10, ge=1, le=MAX_RESULTS, description="Number of tracks to return.")
@@ -122,6 +140,18 @@ class TrackOut(BaseModel):
         return cls(**cls.plain(t))
 
 
+class InputOut(BaseModel):
+    """How one input was read."""
+
+    input: str
+    found: str | None = Field(
+        description="What the input was taken as (e.g. \"the track 'Yellow' by Coldplay\")."
+    )
+    tracks: int = Field(description="Seed tracks it gave.")
+    reason: str | None = Field(description="Why it gave no seed track.")
+    suggestions: list[str] = Field(description="Near names in the catalog, for a name not found.")
+
+
 class RecommendResponse(BaseModel):
     model: str
     title: str | None
@@ -129,6 +159,7 @@ class RecommendResponse(BaseModel):
     seeds: list[TrackOut] = Field(description="The seed tracks found in the catalog (at most 50).")
     unknown: list[str] = Field(description="Inputs that matched nothing in the catalog.")
     messages: list[str]
+    inputs: list[InputOut] = Field(description="How each input was read, in order.")
 
     @staticmethod
     def plain(rec: Recommendation) -> dict[str, Any]:
@@ -143,6 +174,7 @@ class RecommendResponse(BaseModel):
             # the service's notes can quote errors that name files (a busy catalog): no server
             # paths in a response
             "messages": [public_text(m) for m in rec.messages],
+            "inputs": [i.to_dict() for i in rec.inputs],
         }
 
 
@@ -171,6 +203,9 @@ class ErrorOut(BaseModel):
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "The body cannot be read (not UTF-8)"},
+    408: {"model": ErrorOut, "description": "The body did not arrive in time"},
+    431: {"model": ErrorOut, "description": "Request headers too large"},
     422: {"model": ErrorOut, "description": "Invalid request, or nothing usable in it"},
     503: {"model": ErrorOut, "description": "Snapshot or model not built yet"},
     500: {"model": ErrorOut, "description": "Unexpected server error"},
@@ -200,14 +235,120 @@ def error_reply(exc: BaseException) -> tuple[int, dict[str, Any]]:
     return status, {"detail": message if message is not None else public_message(exc)}
 
 
+# bounded requests ---------------------------------------------------------------------------
+#: Bytes of request headers accepted (names and values); more gets 431.
+MAX_HEADER_BYTES = 16 * 1024
+#: Seconds a request's body may take to arrive, from its first byte read; longer gets 408.
+BODY_TIMEOUT = 10.0
+
+
+class _BodyTooSlow(Exception):
+    pass
+
+
+class BoundedRequests:
+    """ASGI middleware: refuses headers over :data:`MAX_HEADER_BYTES` (431) and a body that
+    takes longer than :data:`BODY_TIMEOUT` seconds to arrive (408), so a slow client cannot
+    hold a connection and a request slot for ever.
+
+    (uvicorn bounds a header section only while it is incomplete, with h11, and has no body
+    timeout: this is the part it leaves.)"""
+
+    def __init__(
+        self,
+        app: Any,
+        *,
+        max_header_bytes: int = MAX_HEADER_BYTES,
+        body_timeout: float = BODY_TIMEOUT,
+    ) -> None:
+        self.app = app
+        self.max_header_bytes = max_header_bytes
+        self.body_timeout = body_timeout
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        size = sum(len(k) + len(v) for k, v in scope.get("headers", ()))
+        if size > self.max_header_bytes:
+            await self._reply(
+                send, 431, f"request headers too large: at most {self.max_header_bytes} bytes"
+            )
+            return
+        deadline: float | None = None
+        started = timed_out = False
+
+        async def bounded_receive() -> Any:
+            nonlocal deadline, timed_out
+            now = anyio.current_time()
+            if deadline is None:
+                deadline = now + self.body_timeout
+            try:
+                with anyio.fail_after(max(deadline - now, 0.0)):
+                    return await receive()
+            except TimeoutError:
+                timed_out = True
+                raise _BodyTooSlow from None
+
+        async def watched_send(message: Any) -> None:
+            # The app may turn the failed read into an answer of its own (FastAPI answers 400
+            # "error parsing the body"): a body that timed out is answered 408 instead.
+            nonlocal started
+            if timed_out:
+                if not started and message["type"] == "http.response.start":
+                    started = True
+                    await self._reply(send, 408, self._too_slow(), close=True)
+                return
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, bounded_receive, watched_send)
+        except _BodyTooSlow:
+            if not started:
+                await self._reply(send, 408, self._too_slow(), close=True)
+
+    def _too_slow(self) -> str:
+        return f"the request body did not arrive within {self.body_timeout:g} s"
+
+    @staticmethod
+    async def _reply(send: Any, status: int, detail: str, *, close: bool = False) -> None:
+        headers = [(b"content-type", b"application/json")]
+        if close:
+            headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": orjson.dumps({"detail": detail})})
+
+
 # the application ----------------------------------------------------------------------------
 def _field(loc: tuple[Any, ...]) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path")]
     return ".".join(parts) or "body"
 
 
-def create_app(service: Service | None = None, *, compute: ComputePool | None = None) -> FastAPI:
-    """The API over ``service`` (default: a :class:`Service` on the configured home folder).
+def _error(e: dict[str, Any]) -> dict[str, str]:
+    """One validation error as ``field`` and ``message``. Malformed JSON names the body (its
+    location holds a byte offset, not a field) and says where it broke."""
+    if e.get("type") == "json_invalid":
+        loc = tuple(e.get("loc", ()))
+        at = f" at byte {loc[-1]}" if loc and isinstance(loc[-1], int) else ""
+        why = (e.get("ctx") or {}).get("error")
+        return {"field": "body", "message": f"not valid JSON{at}" + (f": {why}" if why else "")}
+    return {
+        "field": _field(tuple(e.get("loc", ()))),
+        "message": str(e.get("msg", "invalid value")),
+    }
+
+
+def create_app(
+    service: Service | None = None,
+    *,
+    compute: ComputePool | None = None,
+    allow_growth: bool = False,
+) -> FastAPI:
+    """The API over ``service`` (default: :func:`service_for_api` on the configured home
+    folder, growing the catalog only with ``allow_growth``).
 
     With ``compute``, recommendations are computed by that pool's worker processes
     (``segue serve --workers N``) and this process loads no model.
@@ -215,7 +356,9 @@ def create_app(service: Service | None = None, *, compute: ComputePool | None = 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        svc = service if service is not None else Service()
+        svc = service if service is not None else service_for_api(allow_growth=allow_growth)
+        if svc.allow_files:
+            raise ValueError("the API must not read files named in requests (allow_files=False)")
         app.state.service = svc
         app.state.compute = compute
         try:
@@ -223,6 +366,7 @@ def create_app(service: Service | None = None, *, compute: ComputePool | None = 
             svc.snapshot  # noqa: B018
             if compute is None:
                 svc.model(DEFAULT_MODEL)
+                svc.warm()
         except Exception as exc:  # not built yet: requests say so; /health reports it
             log.warning("segue API starting without a ready default model: %s", public_message(exc))
         if compute is not None:
@@ -233,25 +377,31 @@ def create_app(service: Service | None = None, *, compute: ComputePool | None = 
             if compute is not None:
                 await compute.close()
 
-    app = FastAPI(
+    # The docs pages load Swagger UI and ReDoc from this server, not a CDN: /docs works offline.
+    app = FastAPIOffline(
         title="segue",
         version=__version__,
         summary="Continue a playlist with tracks that fit.",
         lifespan=lifespan,
     )
 
+    app.add_middleware(BoundedRequests)
+
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            {
-                "field": _field(tuple(e.get("loc", ()))),
-                "message": str(e.get("msg", "invalid value")),
-            }
-            for e in exc.errors()
-        ]
+        errors = [_error(e) for e in exc.errors()]
         summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
         return JSONResponse(
             status_code=422, content={"detail": f"invalid request: {summary}", "errors": errors}
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        detail = str(exc.detail)
+        if exc.status_code == 400 and "parsing the body" in detail:
+            detail = "the request body cannot be read: send JSON encoded as UTF-8"
+        return JSONResponse(
+            status_code=exc.status_code, content={"detail": detail}, headers=exc.headers
         )
 
     for exc_class in _ERROR_REPLIES:
@@ -263,10 +413,16 @@ def create_app(service: Service | None = None, *, compute: ComputePool | None = 
                 log.error("%s on %s", type(exc).__name__, request.url.path, exc_info=exc)
             return JSONResponse(status_code=status, content=body)
 
-    def compute_limiter(request: Request) -> anyio.CapacityLimiter:
-        limiter = getattr(request.app.state, "compute_limiter", None)
+    def compute_limiter(request: Request, lane: str = "compute") -> anyio.CapacityLimiter:
+        """The threads a request computes on: ``compute`` (:data:`COMPUTE_THREADS`) for
+        requests of references only, ``names`` (:data:`NAME_THREADS`) for requests that look
+        names up, so those never hold up the others however many arrive."""
+        key = f"{lane}_limiter"
+        limiter = getattr(request.app.state, key, None)
         if limiter is None:  # created on first use, inside the server's event loop
-            limiter = request.app.state.compute_limiter = anyio.CapacityLimiter(COMPUTE_THREADS)
+            size = NAME_THREADS if lane == "names" else COMPUTE_THREADS
+            limiter = anyio.CapacityLimiter(size)
+            setattr(request.app.state, key, limiter)
         return limiter  # type: ignore[no-any-return]
 
     def svc(request: Request) -> Service:
@@ -276,6 +432,8 @@ def create_app(service: Service | None = None, *, compute: ComputePool | None = 
     async def recommend(body: RecommendRequest, request: Request) -> Response:
         """Tracks that continue the seeds (and/or the title), best first, each explained."""
         _refuse_paths(body.seeds)
+        # the caps are checked here, before the request waits for a compute thread
+        plan = svc(request).plan(body.seeds)
         filters = Filters(
             exclude_artists=list(body.exclude_artists),
             year_min=body.year_min,
@@ -314,7 +472,8 @@ def create_app(service: Service | None = None, *, compute: ComputePool | None = 
         # threadpool's forty: the work is CPU-bound under the GIL, and forty threads taking
         # turns cost half as much CPU again as the work itself, while waiting requests queue
         # in arrival order here.
-        rec = await anyio.to_thread.run_sync(call, limiter=compute_limiter(request))
+        lane = "names" if plan.distinct_names else "compute"
+        rec = await anyio.to_thread.run_sync(call, limiter=compute_limiter(request, lane))
         # Serialised here with orjson: the records are typed by the service, and validating
         # them again through the response model costs more than the rest of the request
         # handling (the schema in the OpenAPI document is still RecommendResponse).
@@ -386,13 +545,12 @@ def create_app(service: Service | None = None, *, compute: ComputePool | None = 
 
 
 def _refuse_paths(seeds: list[str]) -> None:
-    """Refuse seeds that name files: the service would read them on the server."""
-    from segue import ids
+    """Refuse seeds that name files (:func:`segue.inputs.names_a_file`, decided from the text
+    alone): the API never reads a server file, and its answer tells nothing about which exist."""
+    from segue.inputs import names_a_file
 
     for position, text in enumerate(seeds):
-        if not text.lower().endswith(_FILE_SUFFIXES):
-            continue
-        if ids.try_parse(text, default_kind=ids.Kind.TRACK) is None:
+        if names_a_file(text):
             raise ValueError(
                 f"seeds.{position} names a file: seeds cannot be files on the server; "
                 "send track, artist or playlist references or names"

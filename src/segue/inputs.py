@@ -409,6 +409,63 @@ def _mpd_playlist(label: str, item: Any, loc: str) -> InputPlaylist:
 
 
 # ----------------------------------------------------------------------------------------
+# seed text that names a file
+
+#: Suffixes of the playlist files segue reads (an Exportify CSV, MPD JSON, a list of links,
+#: any of them gzipped).
+PLAYLIST_FILE_SUFFIXES = (".csv", ".json", ".txt", ".m3u", ".m3u8", ".gz")
+_DRIVE = re.compile(r"^[A-Za-z]:(?:[\\/]|$)")
+#: Characters a file system drops or ignores at the end of a path ("x.txt/", "x.txt/.",
+#: "x.txt//" and, on Windows, "x.txt." and "x.txt " all open x.txt).
+_PATH_TAIL = "/\\. \t"
+
+
+def names_a_file(text: str) -> bool:
+    """True when the seed text ``text`` is to be taken as a file path rather than as a
+    Spotify reference or a name to look up.
+
+    The one rule every shell uses (command line, HTTP API, web app): the service reads such a
+    text as a file only where files are allowed (the command line), and refuses it elsewhere.
+    It is decided from the text alone, never by looking at the file system, so an answer
+    tells nothing about which files exist.
+
+    A file path is text that is not a Spotify reference and that starts like a path (``/``,
+    ``\\``, ``~``, ``./``, ``../``, ``C:``, ``file:``), holds a ``..`` component or a NUL, or
+    ends with a playlist file's suffix (:data:`PLAYLIST_FILE_SUFFIXES`) once the separators,
+    dots and blanks a file system ignores at the end are dropped. A name with a slash inside
+    (``AC/DC``) stays a name.
+    """
+    t = text.strip()
+    if not t:
+        return False
+    if "\x00" in t:
+        return True
+    if ids.try_parse(t, default_kind=Kind.TRACK) is not None:
+        return False
+    if t.lower().startswith("file:") or t.startswith(("/", "\\", "~")) or _DRIVE.match(t):
+        return True
+    parts = re.split(r"[\\/]", t)
+    if any(p in (".", "..") for p in parts[:-1]) or parts[-1] == "..":
+        return True
+    if t in (".", ".."):
+        return True
+    return t.rstrip(_PATH_TAIL).lower().endswith(PLAYLIST_FILE_SUFFIXES)
+
+
+def file_path(text: str) -> Path:
+    """The path a seed text for which :func:`names_a_file` holds names (``file:`` URLs and
+    ``~`` resolved); for the command line, where a person names their own files."""
+    from urllib.parse import unquote, urlparse
+
+    t = text.strip()
+    if "\x00" in t:
+        raise ValueError(f"{t!r}: a file path cannot hold a NUL character")
+    if t.lower().startswith("file:"):
+        t = unquote(urlparse(t).path)
+    return Path(t).expanduser()
+
+
+# ----------------------------------------------------------------------------------------
 # links list and free text
 
 
@@ -472,4 +529,12 @@ def parse_seed_text(text: str) -> list[SpotifyRef | str]:
     return out
 
 
-__all__ = ["InputPlaylist", "parse_seed_text", "read_playlist_file", "read_playlists"]
+__all__ = [
+    "PLAYLIST_FILE_SUFFIXES",
+    "InputPlaylist",
+    "file_path",
+    "names_a_file",
+    "parse_seed_text",
+    "read_playlist_file",
+    "read_playlists",
+]

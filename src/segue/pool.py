@@ -113,21 +113,22 @@ def answer(service: Any, payload: bytes) -> tuple[int, bytes]:
         return status, orjson.dumps(body)
 
 
-def worker_main(fd: int, home: str) -> None:
+def worker_main(fd: int, home: str, allow_growth: bool = False) -> None:
     """A compute worker: load the service, then answer requests from socket ``fd`` until it
     closes."""
     logging.basicConfig(level=logging.WARNING, format="segue worker: %(message)s")
     from segue.models.content import pin_single_thread_blas
     from segue.models.registry import DEFAULT_MODEL
-    from segue.service import Service
+    from segue.service import service_for_api
 
     pin_single_thread_blas()
     sock = socket.socket(fileno=fd)
     sock.set_inheritable(False)  # a process this one starts must not keep the API's end open
-    service = Service(Path(home))
+    service = service_for_api(Path(home), allow_growth=allow_growth)
     try:  # load now, so the first request is not the slow one
         service.snapshot  # noqa: B018
         service.model(DEFAULT_MODEL)
+        service.warm()
     except Exception:  # not built yet: requests say so, as in process
         pass
     # Loaded: from now on the API process stops this worker by closing its socket, once the
@@ -194,10 +195,11 @@ class ComputePool:
     inside the server's event loop (the API's lifespan).
     """
 
-    def __init__(self, home: Path, size: int) -> None:
+    def __init__(self, home: Path, size: int, *, allow_growth: bool = False) -> None:
         if size < 1:
             raise ValueError(f"a compute pool needs at least one worker, got {size}")
         self.home = Path(home)
+        self.allow_growth = allow_growth
         self.size = size
         self._workers: list[_Worker] = []
         self._queue: deque[tuple[bytes, Answer]] = deque()
@@ -221,7 +223,14 @@ class ComputePool:
         parent, child = socket.socketpair()
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "segue.pool", str(child.fileno()), str(self.home)],
+                [
+                    sys.executable,
+                    "-m",
+                    "segue.pool",
+                    str(child.fileno()),
+                    str(self.home),
+                    *(["--allow-growth"] if self.allow_growth else []),
+                ],
                 pass_fds=[child.fileno()],
             )
         except BaseException:
@@ -484,4 +493,4 @@ class ComputePool:
 
 
 if __name__ == "__main__":
-    worker_main(int(sys.argv[1]), sys.argv[2])
+    worker_main(int(sys.argv[1]), sys.argv[2], "--allow-growth" in sys.argv[3:])

@@ -10,6 +10,7 @@ ranges) and explains each result.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,8 +27,43 @@ from segue.snapshot import AUDIO_FEATURES, Snapshot
 if TYPE_CHECKING:
     from segue.fetch import GrowReport
 
+#: Seeds per request, after duplicates are dropped.
 MAX_SEEDS = 1000
 MAX_RESULTS = 500
+#: Distinct free-text names looked up per request (each may search the whole catalog).
+MAX_NAME_LOOKUPS = 20
+#: Spotify playlist links read per request (each may take a hundred calls to Spotify).
+MAX_PLAYLIST_LINKS = 5
+#: Seconds one request may spend looking names up; names left then are reported unknown.
+NAME_BUDGET_SECONDS = 5.0
+#: Unknown tracks a server looks up on Spotify per minute when growing the catalog.
+GROWTH_PER_MINUTE = 100
+
+
+class RateLimit:
+    """A token bucket: ``per_minute`` units a minute, at most that many at once.
+
+    Written here because it is a dozen lines shared by threads of one process; a rate
+    limiting library would add a dependency for no more than this.
+    """
+
+    def __init__(self, per_minute: float) -> None:
+        self.per_minute = float(per_minute)
+        self._tokens = float(per_minute)
+        self._stamp = time.monotonic()
+        self._lock = threading.Lock()
+
+    def take(self, wanted: int) -> int:
+        """How many of ``wanted`` units may be spent now (they are spent)."""
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(
+                self.per_minute, self._tokens + (now - self._stamp) * self.per_minute / 60.0
+            )
+            self._stamp = now
+            granted = min(int(self._tokens), max(wanted, 0))
+            self._tokens -= granted
+            return granted
 
 
 @dataclass
@@ -83,11 +119,54 @@ class TrackRecord:
 
 
 @dataclass
+class SeedInput:
+    """How one input was read: what it was taken as (``found``) and the seed tracks it gave,
+    or why it gave none (``reason``) and near names (``suggestions``)."""
+
+    input: str
+    found: str | None = None
+    tracks: int = 0
+    reason: str | None = None
+    suggestions: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def why(self) -> str:
+        """Why the input gave no seed track, with the near names."""
+        hint = (
+            "; did you mean " + " or ".join(repr(s) for s in self.suggestions) + "?"
+            if self.suggestions
+            else ""
+        )
+        return f"{self.reason}{hint}"
+
+    def message(self) -> str:
+        """One line for a person."""
+        if self.reason is None:
+            return f"{self.input!r}: using {self.found} ({self.tracks} track(s))"
+        return f"{self.input!r}: {self.why()}"
+
+
+@dataclass
+class SeedPlan:
+    """Inputs sorted, before any lookup: distinct texts in order, references, files (input
+    and path), free-text names, and the distinct normalised names among them."""
+
+    texts: list[str]
+    refs: list[tuple[str, ids.SpotifyRef]]
+    paths: list[tuple[str, Path]]
+    names: list[str]
+    distinct_names: list[str]
+
+
+@dataclass
 class Seeds:
     indices: np.ndarray
     title: str | None
     unknown: list[str] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
+    inputs: list[SeedInput] = field(default_factory=list)
 
 
 @dataclass
@@ -98,6 +177,7 @@ class Recommendation:
     title: str | None
     unknown: list[str]
     messages: list[str]
+    inputs: list[SeedInput] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -107,6 +187,7 @@ class Recommendation:
             "seeds": [t.to_dict() for t in self.seeds],
             "unknown": self.unknown,
             "messages": self.messages,
+            "inputs": [i.to_dict() for i in self.inputs],
         }
 
 
@@ -129,13 +210,29 @@ class Service:
     """Recommendations over one home folder (catalog + built snapshot and models)."""
 
     def __init__(
-        self, home: Path | None = None, *, grow: bool = True, allow_files: bool = True
+        self,
+        home: Path | None = None,
+        *,
+        grow: bool = True,
+        allow_files: bool = False,
+        outbound: bool = True,
+        growth_per_minute: float | None = None,
+        max_names: int = MAX_NAME_LOOKUPS,
+        name_budget: float | None = NAME_BUDGET_SECONDS,
     ) -> None:
-        """``allow_files=False`` refuses inputs naming local files (for servers: a client must
-        not make the server read its own files)."""
+        """``grow``: add unknown tracks to the catalog (looking them up on Spotify), at most
+        ``growth_per_minute`` a minute when given. ``allow_files``: read a text input that
+        names a file (:func:`segue.inputs.names_a_file`); only the command line, where a
+        person names their own files, turns it on. ``outbound``: read Spotify playlist links
+        from Spotify. ``max_names``: distinct free-text names per request; ``name_budget``:
+        seconds a request may spend looking them up."""
         self.home = home
         self.grow = grow
         self.allow_files = allow_files
+        self.outbound = outbound
+        self.growth = RateLimit(growth_per_minute) if growth_per_minute else None
+        self.max_names = max_names
+        self.name_budget = name_budget
         self._snapshot: Snapshot | None = None
         self._models: dict[str, Any] = {}
         self._lock = threading.Lock()
@@ -168,6 +265,12 @@ class Service:
             if name not in self._models:
                 self._models[name] = load_model(name, snap, root=self._dir("models"))
             return self._models[name]
+
+    def warm(self) -> None:
+        """Build what the first request would otherwise wait for (the name index)."""
+        from segue.names import NameIndex
+
+        NameIndex.of(self.snapshot)
 
     def models(self) -> list[dict[str, Any]]:
         """Every model with whether it is built here and usable, and why not."""
@@ -290,122 +393,214 @@ class Service:
         return cached
 
     # seeds --------------------------------------------------------------------------------
-    def resolve(self, inputs: list[str], *, title: str | None = None) -> Seeds:
-        """Turn each input into seed tracks.
+    def plan(self, inputs: Sequence[str], *, files: Sequence[Path] = ()) -> SeedPlan:
+        """Sort inputs into references, files and names, and check the per-request caps
+        (``ValueError`` naming the cap), without looking anything up: cheap enough to run
+        before a request is queued (the API sends requests with names to their own lane)."""
+        from segue.inputs import file_path, names_a_file
+        from segue.names import normalize
 
-        An input is a track/artist/playlist reference (link, URI, bare id = track), a path to
-        an Exportify CSV / MPD JSON / list of links, the name of a playlist in the catalog, or
-        free text searched among track and artist names.
-        """
-        if len(inputs) > MAX_SEEDS:
-            raise ValueError(f"too many seeds: {len(inputs)}, at most {MAX_SEEDS}")
-        snap = self.snapshot
-        seeds: list[int] = []
-        unknown: list[str] = []
-        messages: list[str] = []
-        for raw in inputs:
-            text = raw.strip()
-            if not text:
-                continue
+        texts = list(dict.fromkeys(t.strip() for t in inputs if t and t.strip()))
+        if len(texts) + len(files) > MAX_SEEDS:
+            raise ValueError(f"too many seeds: {len(texts) + len(files)}, at most {MAX_SEEDS}")
+        refs: list[tuple[str, ids.SpotifyRef]] = []
+        paths: list[tuple[str, Path]] = [(str(p.name), Path(p)) for p in files]
+        names: list[str] = []
+        for text in texts:
             ref = ids.try_parse(text, default_kind=ids.Kind.TRACK)
             if ref is not None:
-                got, unk, msg, name = self._resolve_ref(ref)
-                seeds.extend(got)
-                unknown.extend(unk)
-                messages.extend(msg)
-                title = title or name
-                continue
-            path = Path(text).expanduser()
-            if len(text) < 4096 and path.suffix.lower() in {".csv", ".json", ".txt", ".m3u"}:
+                refs.append((text, ref))
+            elif names_a_file(text):
                 if not self.allow_files:
                     raise ValueError(
-                        f"{text!r} names a file; give track, artist or playlist references or names"
+                        f"{text!r} names a file: files cannot be seeds here; give track, "
+                        "artist or playlist references or names"
                     )
-                if not path.is_file():
-                    raise ValueError(f"{text!r}: no such file")
-                got, unk, msg, name = self._resolve_file(path)
-                seeds.extend(got)
-                unknown.extend(unk)
-                messages.extend(msg)
-                title = title or name
-                continue
-            if text.startswith(("http://", "https://", "spotify:")):
+                paths.append((text, file_path(text)))
+            elif text.lower().startswith(("http://", "https://", "spotify:")):
                 # Looks like a reference but is not one: say so rather than searching for it.
                 ids.parse(text, default_kind=ids.Kind.TRACK)
-            got_pl = self._playlist_by_name(text)
-            if got_pl is not None:
-                seeds.extend(got_pl.tolist())
-                title = title or text
-                messages.append(f"seeded with the catalog playlist {text!r} ({len(got_pl)} tracks)")
+            else:
+                names.append(text)
+        distinct = list(dict.fromkeys(normalize(n) for n in names))
+        if len(distinct) > self.max_names:
+            raise ValueError(
+                f"too many names to look up: {len(distinct)} distinct names, at most "
+                f"{self.max_names} per request (links, URIs and ids are not limited this way)"
+            )
+        playlist_links = {r.id for _, r in refs if r.kind is ids.Kind.PLAYLIST}
+        if len(playlist_links) > MAX_PLAYLIST_LINKS:
+            raise ValueError(
+                f"too many playlist links: {len(playlist_links)}, at most "
+                f"{MAX_PLAYLIST_LINKS} per request"
+            )
+        return SeedPlan(texts, refs, paths, names, distinct)
+
+    def resolve(
+        self,
+        inputs: list[str],
+        *,
+        title: str | None = None,
+        files: Sequence[Path] = (),
+    ) -> Seeds:
+        """Turn each input into seed tracks.
+
+        An input is a track/artist/playlist reference (link, URI, bare id = track), the path of
+        an Exportify CSV / MPD JSON / list of links (only with ``allow_files``, decided by
+        :func:`segue.inputs.names_a_file`), the name of a playlist in the catalog, or a track
+        or artist name. ``files`` are playlist files a shell hands over itself (the web app's
+        upload), read whatever ``allow_files`` says.
+
+        Duplicates count once. More than :data:`MAX_SEEDS` seeds, more distinct names than
+        ``max_names`` or more playlist links than :data:`MAX_PLAYLIST_LINKS` raise
+        ``ValueError`` before any work; names are looked up together, within ``name_budget``
+        seconds.
+        """
+        from segue.names import NameIndex, NameMatch, NoMatch, normalize
+
+        plan = self.plan(inputs, files=files)
+        texts, refs, paths, names = plan.texts, plan.refs, plan.paths, plan.names
+        distinct = plan.distinct_names
+        for _, path in paths:
+            if not path.is_file():
+                raise ValueError(f"{str(path)!r}: no such file")
+
+        snap = self.snapshot
+        results: dict[str, SeedInput] = {}
+        seeds: dict[str, list[int]] = {}
+        messages: list[str] = []
+        unknown: list[str] = []
+        grow_ids: list[str] = []
+        grow_facts: list[Any] = []
+
+        # references: every track id in one lookup
+        track_refs = [(t, r) for t, r in refs if r.kind is ids.Kind.TRACK]
+        _, missing = snap.known_indices([r.id for _, r in track_refs])
+        missing_set = set(missing)
+        positions = snap._positions()
+        known_refs = [(t, int(positions[r.id])) for t, r in track_refs if r.id not in missing_set]
+        records = self.records([row for _, row in known_refs])
+        for (text, row), record in zip(known_refs, records, strict=True):
+            seeds[text] = [row]
+            who = f" by {', '.join(record.artists)}" if record.artists else ""
+            results[text] = SeedInput(text, f"the track {record.name!r}{who}", 1)
+        for text, ref in track_refs:
+            if ref.id in missing_set:
+                results[text] = SeedInput(text, reason="track not in the catalog")
+                unknown.append(text)
+                grow_ids.append(ref.id)
+        for text, ref in refs:
+            if ref.kind is ids.Kind.TRACK:
                 continue
-            artist_hits = self._artist_by_name(text)
-            if artist_hits.size:
-                seeds.extend(artist_hits.tolist())
-                messages.append(f"seeded with {len(artist_hits)} track(s) by {text!r}")
-                continue
-            found = self.search_tracks(text, limit=1)
-            if found:
-                seeds.append(snap.track_index(found[0].id))
-                messages.append(f"{text!r}: using {found[0].name} by {', '.join(found[0].artists)}")
-                continue
-            unknown.append(text)
-            messages.append(f"{text!r}: no track, artist or playlist of that name in the catalog")
-        uniq = list(dict.fromkeys(seeds))
-        return Seeds(np.asarray(uniq, dtype=np.int64), title, unknown, messages)
+            result, rows, name, facts = self._resolve_ref(text, ref)
+            results[text] = result
+            seeds[text] = rows
+            title = title or name
+            if result.reason is not None:
+                unknown.append(text)
+            if facts is not None:
+                _, new = snap.known_indices([f.track_id for f in facts])
+                grow_ids.extend(new)
+        for text, path in paths:
+            result, rows, name, new, facts = self._resolve_file(text, path)
+            results[text] = result
+            seeds[text] = rows
+            title = title or name
+            grow_ids.extend(new)
+            grow_facts.extend(facts)
+
+        # names: all at once
+        if names:
+            deadline = time.monotonic() + self.name_budget if self.name_budget is not None else None
+            found = NameIndex.of(snap).lookup(distinct, deadline=deadline)
+            for text in names:
+                match = found.get(normalize(text)) or NoMatch(
+                    "nothing to look up: a name needs letters or digits"
+                )
+                if isinstance(match, NameMatch):
+                    seeds[text] = match.indices.tolist()
+                    results[text] = SeedInput(text, match.label, int(match.indices.size))
+                    if match.kind == "playlist":
+                        title = title or text
+                else:
+                    results[text] = SeedInput(
+                        text, reason=match.reason, suggestions=match.suggestions
+                    )
+                    unknown.append(text)
+
+        ordered = [results[t] for t in (*texts, *(p[0] for p in paths[: len(files)]))]
+        ordered = [results[t] for t in dict.fromkeys(r.input for r in ordered)]
+        # a track link found says nothing new (its record is in ``inputs``); every other
+        # input says what it was taken as, or why it gave nothing
+        plain = {t for t, r in refs if r.kind is ids.Kind.TRACK and t in seeds}
+        messages.extend(r.message() for r in ordered if r.input not in plain)
+        messages.extend(self._grow(list(dict.fromkeys(grow_ids)), grow_facts or None))
+        uniq = list(dict.fromkeys(i for t in (*texts, *results) for i in seeds.get(t, [])))
+        return Seeds(np.asarray(uniq, dtype=np.int64), title, unknown, messages, ordered)
 
     def _resolve_ref(
-        self, ref: ids.SpotifyRef
-    ) -> tuple[list[int], list[str], list[str], str | None]:
+        self, text: str, ref: ids.SpotifyRef
+    ) -> tuple[SeedInput, list[int], str | None, list[Any] | None]:
+        """An artist, playlist or album reference: what it gave, its seed rows, the playlist's
+        name, and the facts of a playlist's tracks (for the catalog's growth)."""
         snap = self.snapshot
-        if ref.kind is ids.Kind.TRACK:
-            got, unknown = snap.known_indices([ref.id])
-            msgs = self._grow(unknown)
-            return got.tolist(), unknown, msgs, None
         if ref.kind is ids.Kind.ARTIST:
             match = snap.artists.index[snap.artists["artist_id"] == ref.id]
             if len(match) == 0:
-                return [], [ref.uri], [f"artist {ref.uri} is not in the catalog"], None
+                return SeedInput(text, reason="artist not in the catalog"), [], None, None
             idx = snap.artist_track_indices(int(match[0]))
-            return (
-                idx.tolist(),
-                [],
-                [f"seeded with {len(idx)} track(s) by {snap.artists.loc[match[0], 'name']}"],
-                None,
-            )
+            name = snap.artists.loc[match[0], "name"]
+            return SeedInput(text, f"the artist {name}", int(idx.size)), idx.tolist(), None, None
         if ref.kind is ids.Kind.PLAYLIST:
+            if not self.outbound:
+                return (
+                    SeedInput(
+                        text,
+                        reason="a Spotify playlist link: this server does not read playlists "
+                        "from Spotify (its operator can turn it on with "
+                        "`segue serve --allow-growth`)",
+                    ),
+                    [],
+                    None,
+                    None,
+                )
             try:
                 from segue.fetch import fetch_playlist_tracks
 
                 name, facts = fetch_playlist_tracks(ref.uri)
             except ImportError:
-                return (
-                    [],
-                    [ref.uri],
-                    ["reading Spotify playlists is not available in this installation"],
-                    None,
-                )
-            except SegueError as exc:
-                return [], [ref.uri], [f"{ref.uri}: {exc}"], None
-            track_ids = [f.track_id for f in facts]
-            got, unknown = snap.known_indices(track_ids)
-            msgs = [f"playlist {name or ref.uri}: {len(track_ids)} tracks, {len(got)} known"]
-            msgs.extend(self._grow(unknown))
-            return got.tolist(), unknown, msgs, name
+                reason = "reading Spotify playlists is not available in this installation"
+                return SeedInput(text, reason=reason), [], None, None
+            except (SegueError, ValueError) as exc:
+                reason = f"a Spotify playlist link that cannot be read: {exc}"
+                return SeedInput(text, reason=reason), [], None, None
+            got, _ = snap.known_indices([f.track_id for f in facts])
+            label = f"the Spotify playlist {name or ref.uri!r}"
+            return SeedInput(text, label, int(got.size)), got.tolist(), name, facts
         return (
+            SeedInput(text, reason="albums are not accepted as seeds; give its tracks"),
             [],
-            [ref.uri],
-            [f"{ref.uri}: albums are not accepted as seeds; give its tracks"],
+            None,
             None,
         )
 
-    def _resolve_file(self, path: Path) -> tuple[list[int], list[str], list[str], str | None]:
+    def _resolve_file(
+        self, text: str, path: Path
+    ) -> tuple[SeedInput, list[int], str | None, list[str], list[Any]]:
+        """A playlist file: what it gave, its seed rows, its name, the ids the catalog lacks
+        and the facts the file gives about them."""
         from segue.inputs import read_playlist_file
 
         playlist = read_playlist_file(path)
         got, unknown = self.snapshot.known_indices(playlist.track_ids)
-        msgs = [f"{path.name}: {len(playlist.track_ids)} tracks, {len(got)} known"]
-        msgs.extend(self._grow(unknown, getattr(playlist, "tracks", None)))
-        return got.tolist(), unknown, msgs, playlist.name
+        label = f"the playlist file {path.name} ({len(playlist.track_ids)} tracks)"
+        facts = list(getattr(playlist, "tracks", None) or [])
+        result = SeedInput(text, label, int(got.size))
+        if got.size == 0:
+            result.reason = (
+                f"none of the {len(playlist.track_ids)} tracks of {path.name} is in the catalog"
+            )
+        return result, got.tolist(), playlist.name, unknown, facts
 
     def _grow_catalog(self, unknown: list[str], facts: Any = None) -> GrowReport | str:
         """Add ``unknown`` track ids to the catalog (with ``facts`` the input gave about them):
@@ -419,39 +614,39 @@ class Service:
         try:
             with Catalog.open(root / "catalog.duckdb", wait=5) as catalog:
                 if facts:
-                    known = {f.track_id for f in facts}
-                    catalog.upsert_tracks(
-                        [f for f in facts if f.track_id in set(unknown) and f.track_id in known]
-                    )
+                    wanted = set(unknown)
+                    catalog.upsert_tracks([f for f in facts if f.track_id in wanted])
                 return grow_catalog(catalog, unknown)
         except SegueError as exc:
             return str(exc)
 
+    def _grow_limited(self, unknown: list[str]) -> tuple[list[str], str | None]:
+        """The part of ``unknown`` this server may look up now, and what is said of the rest."""
+        if self.growth is None:
+            return unknown, None
+        granted = self.growth.take(len(unknown))
+        if granted == len(unknown):
+            return unknown, None
+        rest = len(unknown) - granted
+        return unknown[:granted], (
+            f"{rest} track(s) not looked up: this server looks up at most "
+            f"{self.growth.per_minute:g} unknown tracks a minute"
+        )
+
     def _grow(self, unknown: list[str], facts: Any = None) -> list[str]:
         """Add unknown tracks to the catalog so later snapshots can recommend them."""
-        if not unknown or not self.grow:
-            return [f"{len(unknown)} track(s) not in the catalog"] if unknown else []
+        if not unknown:
+            return []
+        if not self.grow:
+            return [f"{len(unknown)} track(s) not in the catalog"]
+        unknown, limited = self._grow_limited(unknown)
+        out = [limited] if limited else []
+        if not unknown:
+            return out
         report = self._grow_catalog(unknown, facts)
         if isinstance(report, str):
-            return [f"{len(unknown)} track(s) not in the catalog ({report})"]
-        return [report.message] if getattr(report, "message", None) else []
-
-    def _playlist_by_name(self, text: str) -> np.ndarray | None:
-        snap = self.snapshot
-        names = snap.playlists["name"].fillna("").str.casefold()
-        match = np.flatnonzero((names == text.casefold()).to_numpy())
-        if match.size == 0:
-            return None
-        row = snap.interactions[int(match[0])]
-        return np.asarray(row.indices, dtype=np.int64)
-
-    def _artist_by_name(self, text: str) -> np.ndarray:
-        snap = self.snapshot
-        names = snap.artists["name"].fillna("").str.casefold()
-        keys = snap.artists.index[(names == text.casefold()).to_numpy()]
-        if len(keys) == 0:
-            return np.empty(0, dtype=np.int64)
-        return np.flatnonzero(np.isin(snap.tracks["artist_key"].to_numpy(), np.asarray(keys)))
+            return [f"{len(unknown)} track(s) not in the catalog ({report})", *out]
+        return ([report.message] if getattr(report, "message", None) else []) + out
 
     # recommend ----------------------------------------------------------------------------
     def recommend(
@@ -463,16 +658,21 @@ class Service:
         title: str | None = None,
         filters: Filters | None = None,
         explain: bool = True,
+        files: Sequence[Path] = (),
     ) -> Recommendation:
+        """Tracks that continue ``inputs`` (see :meth:`resolve`; ``files``: playlist files the
+        shell hands over itself), best first, filtered and explained."""
         if not 1 <= n <= MAX_RESULTS:
             raise ValueError(f"n must be between 1 and {MAX_RESULTS}, got {n}")
         filters = filters or Filters()
         filters.validate()
-        seeds = self.resolve(inputs, title=title)
+        seeds = self.resolve(inputs, title=title, files=files)
         if seeds.indices.size == 0 and not seeds.title:
+            why = [i for i in seeds.inputs if i.reason is not None]
+            shown = "; ".join(f"{i.input}: {i.why()}" for i in why[:5])
             raise ValueError(
                 "no seed track found in the catalog"
-                + (f" (unknown: {', '.join(seeds.unknown[:5])})" if seeds.unknown else "")
+                + (f" (unknown: {shown})" if why else "")
                 + "; give tracks, an artist or a playlist the catalog knows, or a playlist title"
             )
         try:
@@ -508,6 +708,7 @@ class Service:
             title=seeds.title,
             unknown=seeds.unknown,
             messages=messages,
+            inputs=seeds.inputs,
         )
 
     def _grow_recommended(self, model: str, unknown: list[str]) -> list[str]:
@@ -520,6 +721,9 @@ class Service:
         head = f"{who} also recommended {len(unknown)} track(s) this catalog does not have"
         if not self.grow:
             return [f"{head}: they are not in the catalog (growing the catalog is off)"]
+        unknown, limited = self._grow_limited(unknown)
+        if not unknown:
+            return [f"{head}: they are not in the catalog ({limited})"]
         report = self._grow_catalog(unknown)
         if isinstance(report, str):
             return [f"{head}: they are not in the catalog ({report})"]
@@ -590,3 +794,17 @@ class Service:
         cols = [c for c in (*AUDIO_FEATURES, "release_year", "popularity") if c in tracks]
         means = tracks[cols].mean(numeric_only=True)
         return {str(k): float(v) for k, v in means.items() if not pd.isna(v)}
+
+
+def service_for_api(home: Path | None = None, *, allow_growth: bool = False) -> Service:
+    """The service an API process runs: it never reads a file named in a request and, unless
+    the operator allows growth (``segue serve --allow-growth``), never calls Spotify for a
+    seed nor writes to the catalog; with growth, at most
+    :data:`segue.service.GROWTH_PER_MINUTE` unknown tracks are looked up a minute."""
+    return Service(
+        home,
+        grow=allow_growth,
+        outbound=allow_growth,
+        allow_files=False,
+        growth_per_minute=GROWTH_PER_MINUTE if allow_growth else None,
+    )

@@ -27,8 +27,20 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def create_served_app(workers: int = 1) -> Any:
+#: uvicorn settings that bound what one connection may cost: h11 keeps at most this many
+#: bytes of an incomplete request head (httptools keeps any amount), and an idle
+#: keep-alive connection is closed after a few seconds.
+UVICORN_LIMITS: dict[str, Any] = {
+    "http": "h11",
+    "h11_max_incomplete_event_size": 16 * 1024,
+    "timeout_keep_alive": 5,
+}
+
+
+def create_served_app(workers: int = 1, allow_growth: bool = False) -> Any:
     """The API app of a serving process, computing on ``workers`` processes (1: in this one).
+    ``allow_growth``: unknown tracks and playlist links may be looked up on Spotify and added
+    to the catalog (rate-limited); off, the API never calls out nor writes the catalog.
 
     BLAS is limited to one thread for the process's life: each computing thread or process
     runs one query at a time (see ``segue.models.content``).
@@ -40,13 +52,20 @@ def create_served_app(workers: int = 1) -> Any:
 
     pin_single_thread_blas()
     if workers <= 1:
-        return create_app()
-    pool = ComputePool(config.home(), workers)
+        return create_app(allow_growth=allow_growth)
+    pool = ComputePool(config.home(), workers, allow_growth=allow_growth)
     pool.launch()  # before the server starts: a worker that cannot start is one clear error
-    return create_app(compute=pool)
+    return create_app(compute=pool, allow_growth=allow_growth)
 
 
-def serve(host: str, port: int, *, workers: int = 1, say: Callable[[str], None] = print) -> None:
+def serve(
+    host: str,
+    port: int,
+    *,
+    workers: int = 1,
+    allow_growth: bool = False,
+    say: Callable[[str], None] = print,
+) -> None:
     """Run the API until interrupted, computing on ``workers`` processes."""
     import uvicorn
 
@@ -56,18 +75,23 @@ def serve(host: str, port: int, *, workers: int = 1, say: Callable[[str], None] 
     try:
         if workers > 1 and not pool.supported():
             sock.close()
-            _uvicorn_workers(host, port, workers)
+            _uvicorn_workers(host, port, workers, allow_growth)
             return
         if workers > 1:
             say(f"starting {workers} compute workers")
-        app = create_served_app(workers)
-        config = uvicorn.Config(app, log_level="warning", access_log=False)
+        app = create_served_app(workers, allow_growth)
+        config = uvicorn.Config(app, log_level="warning", access_log=False, **UVICORN_LIMITS)
         uvicorn.Server(config).run(sockets=[sock])
     finally:
         sock.close()
 
 
-def _uvicorn_workers(host: str, port: int, workers: int) -> None:
+def create_growing_app() -> Any:
+    """:func:`create_served_app` allowing growth (for uvicorn's own workers)."""
+    return create_served_app(1, allow_growth=True)
+
+
+def _uvicorn_workers(host: str, port: int, workers: int, allow_growth: bool = False) -> None:
     import os
 
     import uvicorn
@@ -77,7 +101,8 @@ def _uvicorn_workers(host: str, port: int, workers: int) -> None:
     os.environ["SEGUE_HOME"] = str(config.home())  # uvicorn's workers start afresh
 
     uvicorn.run(
-        "segue.serving:create_served_app",
+        "segue.serving:create_growing_app" if allow_growth else "segue.serving:create_served_app",
+        **UVICORN_LIMITS,
         factory=True,
         host=host,
         port=port,

@@ -154,7 +154,7 @@ def register(app: typer.Typer) -> None:
             from segue.demo_setup import ensure_demo_ready
 
             ensure_demo_ready(log=lambda m: err.print(m, highlight=False))
-        service = Service()
+        service = Service(allow_files=True)  # a person names their own files here
         filters = Filters(
             exclude_artists=list(exclude_artist or []),
             year_min=year_min,

@@ -98,14 +98,27 @@ def register(app: typer.Typer) -> None:
             help="Processes computing recommendations, e.g. one per core (each loads the "
             "models), fed from one queue.",
         ),
+        allow_growth: bool = typer.Option(
+            False,
+            "--allow-growth",
+            help="Let requests look unknown tracks and playlist links up on Spotify and add "
+            "them to the catalog (at most 100 tracks a minute per process). Off: the API "
+            "never calls out nor writes the catalog.",
+        ),
     ) -> None:
         """Run the HTTP API (OpenAPI docs at /docs)."""
         if demo:
             _demo_home()
         say = lambda m: err.print(m, highlight=False)  # noqa: E731
+        if not (config.home() / "artifacts" / "snapshot" / "manifest.json").exists():
+            say(
+                "note: nothing is built in this home yet, so requests will get 503: run "
+                "`segue ingest` and `segue fit`, or try `segue serve --demo` for the bundled "
+                "demo catalog"
+            )
         say(f"segue API: http://{host}:{port}  (docs at /docs, Ctrl+C stops it)")
         try:
-            serving.serve(host, port, workers=workers, say=say)
+            serving.serve(host, port, workers=workers, allow_growth=allow_growth, say=say)
         except (OSError, PoolUnavailable) as exc:
             error(str(exc))
             raise typer.Exit(1) from None

@@ -69,5 +69,12 @@ def load_model(name: str, snapshot: Snapshot, *, root: Path | None = None) -> Re
     cls = model_class(name)
     target = model_dir(name, root)
     if not (target / "model.json").exists():
+        # A model that needs something besides a fit (the spotify model needs credentials)
+        # says what is missing first: "not built yet" would send a person to the wrong fix.
+        available = getattr(cls, "available", None)
+        if callable(available):
+            ok, why = available()
+            if not ok:
+                raise NotFittedError(f"model {name!r} cannot be used here: {why}")
         raise NotFittedError(f"model {name!r} is not built yet: run `segue fit --model {name}`")
     return cls.load(target, snapshot)

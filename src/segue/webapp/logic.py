@@ -231,12 +231,10 @@ def check_typed_inputs(inputs: Sequence[str]) -> None:
     The service reads a path it is given, which is right on the command line but not for
     text typed into a web page that may be served to others.
     """
+    from segue.inputs import names_a_file
+
     for text in inputs:
-        if ids.try_parse(text, default_kind=ids.Kind.TRACK) is not None:
-            continue
-        if text.lower().endswith(_FILE_SUFFIXES) and (
-            "/" in text or "\\" in text or text.startswith("~")
-        ):
+        if names_a_file(text):
             raise ValueError(
                 f"{text!r} looks like a file path: upload the file instead of typing its path"
             )
@@ -316,7 +314,7 @@ def recommend(service: Service, req: AppRequest, *, workdir: Path | None = None)
         path = Path(tmp) / name
         path.write_bytes(req.upload.data)
         return service.recommend(
-            [*inputs, str(path)], n=req.n, model=model, title=title, filters=filters
+            inputs, n=req.n, model=model, title=title, filters=filters, files=[path]
         )
 
 
