@@ -592,6 +592,11 @@ _INT32_MAX = 2**31 - 1
 MAX_TEXT_BYTES = 10_000
 
 
+def _kind(value: Any) -> str:
+    """A value's type as the error lines name it (JSON's null for None)."""
+    return "null" if value is None else type(value).__name__
+
+
 def _shown(value: Any, limit: int = 60) -> str:
     """A value as an error line shows it: cut to about ``limit`` characters, containers
     described, so that no error echoes a huge value."""
@@ -1135,7 +1140,7 @@ def read_slice_data(
         raise InputFileError(
             spath,
             "top level",
-            f"expected an object with a 'playlists' list, got {type(doc).__name__}",
+            f"expected an object with a 'playlists' list, got {_kind(doc)}",
         )
     found = doc.get("playlists")
     if not isinstance(found, list):
@@ -1166,7 +1171,7 @@ def expand_paths(specs: list[str]) -> list[Path]:
     out: list[Path] = []
     for spec in specs:
         p = Path(spec).expanduser()
-        if any(ch in spec for ch in "*?["):
+        if any(ch in spec for ch in "*?[") and not p.exists():  # a file named x[1].json is a file
             matches = sorted(Path(m) for m in glob.glob(str(p), recursive=True))
             if not matches:
                 raise InputFileError(spec, None, "the pattern matches no file")
