@@ -454,3 +454,58 @@ def test_ctrl_c_stops_after_whole_files_says_what_was_kept_and_a_rerun_completes
     with Catalog.open(catalog_path) as cat:
         consistent(cat)
         assert cat.counts()["files"] == 24
+
+
+_LIMITED_CHILD = """
+import resource, sys
+from segue.catalog import Catalog
+from segue.ingest import ingest_paths
+with Catalog.open(sys.argv[2], bulk=True) as cat:
+    fields = dict(line.split(":", 1) for line in open("/proc/self/status"))
+    mapped = int(fields["VmSize"].split()[0]) * 1024
+    limit = mapped + int(sys.argv[1])
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    report = ingest_paths(cat, sys.argv[3:], skip_bad=True, progress=False)
+print(len(report.results), flush=True)
+for error in report.skipped:
+    print(error, flush=True)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux's /proc")
+def test_under_a_memory_limit_a_large_file_is_refused_for_memory_not_as_invalid_json(
+    tmp_path: Path,
+) -> None:
+    """With an address-space limit (``ulimit -v``) of what the process maps plus three times
+    a 55 MB file that only the exact reader takes (it needs about six), ingest says memory ran
+    out (not "invalid JSON", no crash) and keeps the small file after it."""
+    small = write_slice(tmp_path / "small.json", make_playlists(3, start_pid=500))
+    rows = [
+        {"track_uri": TRACK, "track_name": f"song {i}", "artist_name": "a", "pos": i}
+        for i in range(200)
+    ]
+    big = {"playlists": [{"pid": 10**6 + i, "name": "p", "tracks": rows} for i in range(2500)]}
+    big["playlists"][0]["tracks"][0] = {**rows[0], "pos": "0"}  # the fast reader declines it
+    large = tmp_path / "large.json"
+    large.write_text(json.dumps(big))
+    size = large.stat().st_size
+    assert size > 50 << 20
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _LIMITED_CHILD,
+            str(3 * size),
+            str(tmp_path / "c.duckdb"),
+            str(large),
+            str(small),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    said = proc.stdout.splitlines()
+    assert said[0] == "1"  # the small file went in
+    assert said[1].startswith(f"{large}: not enough memory to read this file (")
+    assert "invalid JSON" not in said[1]

@@ -32,6 +32,7 @@ from segue.mpd import (
     SliceColumns,
     expand_paths,
     gunzipped,
+    out_of_memory,
     read_into_buffer,
     read_slice_data,
     release_buffer,
@@ -300,13 +301,7 @@ def ingest_paths(
             cols = read_slice_data(name, data, salvage=salvage)
             _ = cols.distinct  # computed here, in the parse thread, while the writer works
         except MemoryError:
-            size = "" if data is None else f" ({len(data) / (1 << 20):,.0f} MiB)"
-            raise InputFileError(
-                name,
-                None,
-                f"not enough memory to read this file{size}: the file was not read; free "
-                "memory, or raise the process's memory limit, and run ingest again",
-            ) from None
+            raise out_of_memory(name, None if data is None else len(data)) from None
         finally:
             report.parse_seconds += time.perf_counter() - began
         return cols

@@ -504,11 +504,69 @@ def _line_col(data: Bytes, pos: int) -> tuple[int, int]:
     return line, pos - line_start + 1
 
 
+def out_of_memory(path: str, size: int | None) -> InputFileError:
+    """The error for a file that could not be read for want of memory (not a fault of the
+    file's)."""
+    of = "" if size is None else f" ({_mib(size)})"
+    return InputFileError(
+        path,
+        None,
+        f"not enough memory to read this file{of}; nothing of it was stored. Free memory or "
+        "raise the process's memory limit and run ingest again",
+    )
+
+
+#: Peak memory of the exact reader (orjson's document, then columns) per byte of file, with
+#: room to spare (measured: about 6.3; docs/ingest-robustness.md).
+EXACT_MEMORY_PER_BYTE = 8
+
+
+def memory_room() -> int | None:
+    """Bytes this process can still allocate, as far as the system says: the least of the
+    address-space limit (``ulimit -v``) less what the process maps, the cgroup's memory limit
+    less its use, and the kernel's MemAvailable. None when none of them is known."""
+    import resource
+
+    room: list[int] = []
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    status = _proc_fields("/proc/self/status")
+    if soft != resource.RLIM_INFINITY and "VmSize" in status:
+        room.append(soft - status["VmSize"])
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        used = Path("/sys/fs/cgroup/memory.current").read_text().strip()
+        if limit != "max":
+            room.append(int(limit) - int(used))
+    except (OSError, ValueError):
+        pass
+    available = _proc_fields("/proc/meminfo").get("MemAvailable")
+    if available is not None:
+        room.append(available)
+    return min(room) if room else None
+
+
+def _proc_fields(path: str) -> dict[str, int]:
+    """``Name: <n> kB`` lines of a /proc file, in bytes (empty where there is no /proc)."""
+    out: dict[str, int] = {}
+    try:
+        text = Path(path).read_text()
+    except OSError:
+        return out
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        parts = value.split()
+        if len(parts) == 2 and parts[1] == "kB" and parts[0].isdigit():
+            out[key] = int(parts[0]) * 1024
+    return out
+
+
 def parse_json(path: str, data: Bytes) -> Any:
     """orjson.loads with errors that name the file, the position and the problem."""
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
+        if "memory" in exc.msg.lower():  # orjson reports a failed allocation this way
+            raise out_of_memory(path, len(data)) from None
         utf8 = _utf8_problem(data)
         if utf8 is not None:
             where, _, problem = utf8.partition(": ")
@@ -1127,6 +1185,11 @@ def read_slice_data(
         cols = _columns_fast(spath, digest, data)
         if cols is not None:
             return cols
+    # orjson crashes, rather than fails, when memory runs out while it builds a document:
+    # the exact reader starts only where there is room for what it takes.
+    room = memory_room()
+    if room is not None and len(data) * EXACT_MEMORY_PER_BYTE > room:
+        raise out_of_memory(spath, len(data))
     try:
         doc = parse_json(spath, data)
     except InputFileError:
