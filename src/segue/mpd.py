@@ -445,14 +445,15 @@ def one_shallow_object(data: Bytes, max_depth: int = FAST_MAX_DEPTH) -> bool:
     in_string = closed = False
     carried = 0  # the run of backslashes that ended the previous piece
     for at in range(0, len(view), _SCAN_PIECE):
-        piece: Bytes = view[at : at + _SCAN_PIECE]
-        raw = np.frombuffer(piece, np.uint8)
-        escaped, carried = _escaped_quotes(raw, carried)
-        if len(escaped):
-            blanked = np.array(raw)
-            blanked[escaped] = ord(" ")
-            piece = blanked.data
-        tokens = np.frombuffer(bytes(piece).translate(None, _NOT_STRUCTURE), np.uint8)
+        piece = bytes(view[at : at + _SCAN_PIECE])
+        if carried or b"\\" in piece:  # most pieces of a slice have no backslash
+            raw = np.frombuffer(piece, np.uint8)
+            escaped, carried = _escaped_quotes(raw, carried)
+            if len(escaped):
+                blanked = np.array(raw)
+                blanked[escaped] = ord(" ")
+                piece = blanked.tobytes()
+        tokens = np.frombuffer(piece.translate(None, _NOT_STRUCTURE), np.uint8)
         if not len(tokens):
             continue
         if closed:
@@ -577,6 +578,8 @@ def parse_json(path: str, data: Bytes) -> Any:
             problem = (
                 f"nested more than {JSON_MAX_DEPTH} levels deep (an MPD slice needs 5); not read"
             )
+        elif _first_byte(memoryview(data).cast("B")) is None:
+            problem = "the file is empty (or only whitespace): expected an MPD slice"
         elif _last_byte_offset(memoryview(data).cast("B")[pos:]) < 0:
             problem = "invalid JSON: the file ends in the middle of a value (truncated download?)"
         else:
