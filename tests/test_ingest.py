@@ -129,7 +129,10 @@ def bad_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     broken = json.loads(json.dumps(ok))
     broken[0]["pid"] = "zero"
     p = write_slice(tmp_path / "pid.json", broken)
-    files["pid"] = (p, f"{p} at playlists[0]: 'pid' must be an integer, got 'zero'")
+    files["pid"] = (
+        p,
+        f"{p} at playlists[0]: 'pid' must be an integer from 0 to 9223372036854775807, got 'zero'",
+    )
     broken = json.loads(json.dumps(ok))
     broken[2]["pid"] = broken[0]["pid"]
     p = write_slice(tmp_path / "dup.json", broken)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import gzip
 import sys
 import tarfile
 import time
@@ -28,9 +27,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from segue.catalog import Catalog, SliceResult
 from segue.errors import InputFileError
 from segue.mpd import (
+    MAX_FILE_BYTES,
     Bytes,
     SliceColumns,
     expand_paths,
+    gunzipped,
+    out_of_memory,
     read_into_buffer,
     read_slice_data,
     release_buffer,
@@ -76,9 +78,24 @@ class IngestReport:
     def rows(self) -> int:
         return sum(r.rows for r in self.results)
 
+    #: Whether the run stopped early on request (Ctrl+C): the files in ``results`` are in the
+    #: catalog, whole; the others were not started.
+    stopped: bool = False
+
     @property
     def unchanged(self) -> int:
         return sum(r.status == "unchanged" for r in self.results)
+
+    @property
+    def nulled(self) -> int:
+        """Optional values given but unusable (negative, not integers, out of range), stored
+        as NULL."""
+        return sum(r.nulled for r in self.results)
+
+    @property
+    def renumbered(self) -> int:
+        """Playlists whose positions were unusable or repeated, stored in list order."""
+        return sum(r.renumbered for r in self.results)
 
 
 #: What reading a damaged archive raises.
@@ -86,11 +103,37 @@ _DAMAGED = (tarfile.TarError, OSError, EOFError, zlib.error)
 
 
 def _said(exc: BaseException) -> str:
-    """An exception's message, or its kind when it has none."""
-    return str(exc) or type(exc).__name__
+    """An exception's message on one line, or its kind when it has none."""
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0].rstrip(":") if text.strip() else type(exc).__name__
 
 
-def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo, name: str) -> bytes:
+def _open_archive(path: Path) -> tarfile.TarFile:
+    """A tar read forwards, gzip-compressed by its name (``.tar.gz``, ``.tgz``) or not."""
+    plain = path.name.endswith(".tar")
+    try:
+        return tarfile.open(path, "r|" if plain else "r|gz")
+    except tarfile.ReadError as exc:
+        kind = "an uncompressed tar archive" if plain else "a gzip-compressed tar archive"
+        empty = path.exists() and path.stat().st_size == 0
+        raise InputFileError(
+            str(path), None, f"not {kind}: {'the file is empty' if empty else _said(exc)}"
+        ) from exc
+    except _DAMAGED as exc:
+        raise InputFileError(str(path), None, f"cannot open archive: {_said(exc)}") from exc
+
+
+def _read_member(
+    tar: tarfile.TarFile, member: tarfile.TarInfo, name: str, max_bytes: int | None
+) -> Bytes:
+    limit = MAX_FILE_BYTES if max_bytes is None else max_bytes
+    if member.size > limit:
+        raise InputFileError(
+            name,
+            None,
+            f"holds more than the {limit / (1 << 20):,.0f} MiB allowed for one file "
+            "(raise the limit with --max-file-mb)",
+        )
     handle = tar.extractfile(member)
     if handle is None:
         raise InputFileError(name, None, "archive member is not a file")
@@ -98,66 +141,89 @@ def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo, name: str) -> by
         data = handle.read()
     except _DAMAGED as exc:
         raise InputFileError(name, None, f"damaged archive: {_said(exc)}") from exc
-    if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise InputFileError(name, None, f"damaged gzip data: {exc}") from exc
-    return data
+    return gunzipped(name, data, limit)
+
+
+def _is_slice_name(member: tarfile.TarInfo) -> bool:
+    return member.name.endswith((".json", ".json.gz"))
 
 
 def _is_slice(member: tarfile.TarInfo) -> bool:
-    return member.isfile() and member.name.endswith((".json", ".json.gz"))
+    return member.isfile() and _is_slice_name(member)
+
+
+def _not_a_file(member: tarfile.TarInfo) -> str:
+    """Why an archive member named like a slice is not read."""
+    if member.issym() or member.islnk():
+        kind = "a symbolic link" if member.issym() else "a hard link"
+        return f"archive member is {kind} to {member.linkname!r}; links are not followed"
+    return "archive member is not a regular file"
 
 
 def count_sources(paths: list[Path]) -> int:
+    """How many files an ingest of ``paths`` meets, archive members included (one pass over
+    each archive); a damaged or empty archive counts as one (bad) file."""
     total = 0
     for path in paths:
-        if path.name.endswith(ARCHIVE_SUFFIXES):
-            try:
-                with tarfile.open(path, "r:*") as tar:
-                    for member in tar:
-                        total += _is_slice(member)
-            except _DAMAGED:  # the damage counts as one more (bad) file
-                total += 1
-        else:
+        if not path.name.endswith(ARCHIVE_SUFFIXES):
             total += 1
+            continue
+        found = 0
+        try:
+            with _open_archive(path) as tar:
+                for member in tar:
+                    found += _is_slice_name(member)
+        except (InputFileError, *_DAMAGED):
+            found += 1
+        total += max(found, 1)
     return total
 
 
-def iter_sources(paths: list[Path]) -> Iterator[Source]:
+def iter_sources(paths: list[Path], max_bytes: int | None = None) -> Iterator[Source]:
     """(name, loader) per slice, in order. Archive members are read from one open tar as the
-    iteration reaches them (a tar.gz can only be read forwards), so their loader holds bytes."""
+    iteration reaches them (a tar.gz can only be read forwards), so their loader holds bytes.
+    Members named like slices that are links or not regular files, and archives holding no
+    slice, are reported as bad files, not skipped silently."""
     for path in paths:
         if not path.name.endswith(ARCHIVE_SUFFIXES):
-            yield str(path), functools.partial(read_into_buffer, path)
+            yield str(path), functools.partial(read_into_buffer, path, max_bytes)
             continue
         try:
-            tar = tarfile.open(path, "r:*")  # noqa: SIM115 - closed by the `with tar:` below
-        except _DAMAGED as exc:
-            yield _failing(InputFileError(str(path), None, f"cannot open archive: {_said(exc)}"))
+            tar = _open_archive(path)
+        except InputFileError as exc:
+            yield _failing(exc)
             continue
+        found = 0
         with tar:
             members = iter(tar)
             while True:
                 try:
                     member = next(members, None)
                 except _DAMAGED as exc:  # cut short or corrupt past the members read so far
+                    found += 1
                     yield _failing(
                         InputFileError(str(path), None, f"damaged archive: {_said(exc)}")
                     )
                     break
                 if member is None:
                     break
-                if not _is_slice(member):
+                if not _is_slice_name(member):
                     continue
+                found += 1
                 name = f"{path}!{member.name}"
+                if not member.isfile():
+                    yield _failing(InputFileError(name, None, _not_a_file(member)))
+                    continue
                 try:
-                    data = _read_member(tar, member, name)
+                    data = _read_member(tar, member, name, max_bytes)
                 except InputFileError as exc:
                     yield _failing(exc)
                     continue
                 yield name, functools.partial(bytes, data)
+        if not found:
+            yield _failing(
+                InputFileError(str(path), None, "the archive holds no .json or .json.gz file")
+            )
 
 
 def _failing(error: InputFileError) -> Source:
@@ -208,23 +274,34 @@ def ingest_paths(
     salvage: bool = False,
     progress: bool = True,
     on_error: Callable[[InputFileError], None] | None = None,
+    max_file_bytes: int | None = None,
+    stop: Callable[[], bool] | None = None,
+    report: IngestReport | None = None,
 ) -> IngestReport:
     """Ingest every slice named by ``specs`` (files, folders, globs, archives).
 
     Without ``skip_bad`` the first bad file raises :class:`InputFileError` after the files before
     it are committed (each file is its own transaction); with it, bad files are recorded in the
     report and the others go in. ``salvage`` keeps the complete playlists of a damaged file.
+    A file larger than ``max_file_bytes`` (default :data:`segue.mpd.MAX_FILE_BYTES`), once
+    decompressed, is a bad file. ``stop`` is asked before each file: once it says True, the
+    run ends after the file being written (``report.stopped``). ``report``, when given, is
+    filled as files go in (so a caller interrupted outright still knows what went in).
     """
     paths = expand_paths([str(s) for s in specs])
-    report = IngestReport()
+    report = IngestReport() if report is None else report
     total = count_sources(paths)
 
     def parse(item: Source) -> SliceColumns:
         began = time.perf_counter()
         name, load = item
+        data: Bytes | None = None
         try:
-            cols = read_slice_data(name, load(), salvage=salvage)
+            data = load()
+            cols = read_slice_data(name, data, salvage=salvage)
             _ = cols.distinct  # computed here, in the parse thread, while the writer works
+        except MemoryError:
+            raise out_of_memory(name, None if data is None else len(data)) from None
         finally:
             report.parse_seconds += time.perf_counter() - began
         return cols
@@ -238,7 +315,7 @@ def ingest_paths(
     )
     console = Console(file=sys.stderr)
     started = time.perf_counter()
-    sources = iter_sources(paths)
+    sources = iter_sources(paths, max_file_bytes)
     with (
         _arrow_allocator(),
         Progress(*columns, console=console, disable=not progress) as bar,
@@ -281,6 +358,9 @@ def ingest_paths(
             run = catalog.start_ingest_run() if total >= RUN_MIN_FILES else None
             parse_ahead()
             while ahead:
+                if stop is not None and stop():
+                    report.stopped = True
+                    break
                 help_parse()
                 _, current = ahead.popleft()
                 parse_ahead()

@@ -12,7 +12,6 @@ Required per playlist: ``pid`` (int), ``tracks`` (list) and, unless ``require_na
 from __future__ import annotations
 
 import functools
-import gzip
 import hashlib
 import json
 import os
@@ -65,6 +64,11 @@ class SliceColumns:
     playlists: pa.Table
     rows: pa.Table
     salvaged: bool = False
+    #: Optional values given but not usable (negative, not integers, out of range, of the
+    #: wrong type), stored as NULL.
+    nulled: int = 0
+    #: Playlists whose positions were unusable or repeated, stored in list order instead.
+    renumbered: int = 0
 
     @property
     def n_playlists(self) -> int:
@@ -243,22 +247,79 @@ def distinct_rows(rows: pa.Table) -> DistinctRows:
     )
 
 
-def read_bytes(path: Path) -> Bytes:
-    """The file's bytes, decompressed when it is gzip (by name or by magic number)."""
+#: The largest file (after decompression) ingest reads, unless told otherwise: a real slice is
+#: about 33 MB, and reading one takes a few times its size in memory (docs/ingest-robustness.md).
+MAX_FILE_BYTES = 256 << 20
+#: Compressed input is fed to zlib in pieces of this size: one piece inflates to at most about
+#: 1,000 times as much, so the output is checked against the cap as it grows.
+_INFLATE_PIECE = 64 << 10
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1 << 20):,.0f} MiB"
+
+
+def _too_large(name: str, limit: int, what: str) -> InputFileError:
+    return InputFileError(
+        name,
+        None,
+        f"{what} more than the {_mib(limit)} allowed for one file (a slice is about 33 MB; "
+        "raise the limit with --max-file-mb)",
+    )
+
+
+def _limit(max_bytes: int | None) -> int:
+    return MAX_FILE_BYTES if max_bytes is None else max_bytes
+
+
+def read_bytes(path: Path, max_bytes: int | None = None) -> Bytes:
+    """The file's bytes, decompressed when it is gzip (by name or by magic number); at most
+    ``max_bytes`` (default :data:`MAX_FILE_BYTES`) of them, or an error."""
+    limit = _limit(max_bytes)
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as handle:
+            raw = handle.read(limit + 1)
     except OSError as exc:
         raise InputFileError(str(path), None, f"cannot read: {exc.strerror or exc}") from exc
-    return _gunzipped(path, raw)
+    if len(raw) > limit:  # compressed or not: deflate never shrinks what it inflates
+        raise _too_large(str(path), limit, "holds")
+    return gunzipped(str(path), raw, limit)
 
 
-def _gunzipped(path: Path, raw: Bytes) -> Bytes:
-    if bytes(raw[:2]) == b"\x1f\x8b":
-        try:
-            return gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise InputFileError(str(path), None, f"damaged gzip data: {exc}") from exc
-    return raw
+def gunzipped(name: str, raw: Bytes, max_bytes: int | None = None) -> Bytes:
+    """``raw`` decompressed when it starts with gzip's magic number (else as it is), inflated a
+    piece at a time so that more than ``max_bytes`` of output is refused as soon as it appears,
+    not after it filled memory (a gzip of 1 GiB of spaces is 1 MB)."""
+    if bytes(raw[:2]) != b"\x1f\x8b":
+        return raw
+    limit = _limit(max_bytes)
+    out = bytearray()
+    view = memoryview(raw)
+    at = 0
+    try:
+        while True:  # one gzip member after another, as gzip.decompress reads them
+            inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            while not inflate.eof:
+                piece = view[at : at + _INFLATE_PIECE]
+                if not piece:
+                    raise InputFileError(
+                        name, None, "damaged gzip data: the file ends before the end of the stream"
+                    )
+                at += len(piece)
+                out += inflate.decompress(piece, limit + 1 - len(out))
+                if len(out) > limit or inflate.unconsumed_tail:
+                    raise _too_large(name, limit, "decompresses to")
+            at -= len(inflate.unused_data)
+            while at < len(view) and view[at] == 0:  # padding after the last member
+                at += 1
+            if at >= len(view):
+                return memoryview(out)
+            if bytes(view[at : at + 2]) != b"\x1f\x8b":
+                raise InputFileError(
+                    name, f"byte {at}", "damaged gzip data: not gzip data after the end of a stream"
+                )
+    except zlib.error as exc:
+        raise InputFileError(name, None, f"damaged gzip data: {exc}") from exc
 
 
 _buffers = threading.local()
@@ -269,16 +330,19 @@ def release_buffer() -> None:
     _buffers.buffer = None
 
 
-def read_into_buffer(path: Path) -> Bytes:
+def read_into_buffer(path: Path, max_bytes: int | None = None) -> Bytes:
     """:func:`read_bytes` into a buffer this thread reuses: valid until the thread's next call.
 
     An ingest reads one slice (about 33 MB) after another; a new bytes object for each would
     have the kernel find and zero fresh pages for every file, about a fifth of ingest's page
     faults.
     """
+    limit = _limit(max_bytes)
     try:
         with path.open("rb", buffering=0) as handle:
             size = os.fstat(handle.fileno()).st_size
+            if size > limit:
+                raise _too_large(str(path), limit, "holds")
             buffer: bytearray | None = getattr(_buffers, "buffer", None)
             if buffer is None or len(buffer) < size + 1:
                 # With room to spare: slices differ in size.
@@ -289,27 +353,212 @@ def read_into_buffer(path: Path) -> Bytes:
             while (n := handle.readinto(view[got:])) and got + n <= size:
                 got += n
             if n:  # the file grew while being read: read it whole, the usual way
-                return read_bytes(path)
+                return read_bytes(path, limit)
     except OSError as exc:
         raise InputFileError(str(path), None, f"cannot read: {exc.strerror or exc}") from exc
-    return _gunzipped(path, view[:got])
+    return gunzipped(str(path), view[:got], limit)
+
+
+#: The pieces the structural scan and the error helpers below read a file in: their scratch
+#: arrays stay a few times this size whatever the file's size.
+_SCAN_PIECE = 256 << 10
+#: Nesting the fast reader is given (an MPD slice needs 5: document, playlists, playlist,
+#: tracks, track). pyarrow's JSON reader recurses once per level and overflows the C stack
+#: (a segmentation fault) near 20,000; deeper files take the exact path, which refuses
+#: nesting past orjson's limit (1,024) with an error.
+FAST_MAX_DEPTH = 64
+#: orjson's nesting limit (a value deeper than this is refused).
+JSON_MAX_DEPTH = 1024
+_WHITESPACE = b" \t\r\n"
+#: Every byte but quotes and brackets, which :func:`one_shallow_object` deletes first.
+_NOT_STRUCTURE = bytes(sorted(set(range(256)) - set(b'"[]{}')))
+
+
+def _first_byte(view: memoryview) -> tuple[int, int] | None:
+    """The first byte that is not JSON whitespace and its offset (None: only whitespace)."""
+    at, size = 0, 4096
+    while at < len(view):
+        piece = bytes(view[at : at + size])
+        stripped = piece.lstrip(_WHITESPACE)
+        if stripped:
+            return stripped[0], at + len(piece) - len(stripped)
+        at, size = at + size, min(size * 2, _SCAN_PIECE)
+    return None
+
+
+def _last_byte_offset(view: memoryview) -> int:
+    """The offset of the last byte that is not JSON whitespace (-1: none)."""
+    end, size = len(view), 4096
+    while end > 0:
+        start = max(0, end - size)
+        stripped = bytes(view[start:end]).rstrip(_WHITESPACE)
+        if stripped:
+            return start + len(stripped) - 1
+        end, size = start, min(size * 2, _SCAN_PIECE)
+    return -1
+
+
+def _escaped_quotes(raw: np.ndarray[Any, Any], carried: int) -> tuple[np.ndarray[Any, Any], int]:
+    """The offsets in ``raw`` of quotes escaped by an odd run of backslashes (``carried``: the
+    run that ended the previous piece), and the run that ends this one."""
+    slashes = np.flatnonzero(raw == ord("\\"))
+    if not len(slashes) and not carried:
+        return slashes, 0
+    new_run = np.diff(slashes, prepend=-2) != 1
+    starts = slashes[new_run]
+    ends = slashes[np.flatnonzero(np.append(new_run[1:], len(slashes) > 0))]
+    lengths = ends - starts + 1
+    lengths[starts == 0] += carried
+    after = ends + 1
+    if carried and (not len(starts) or starts[0] != 0):  # the carried run ends at offset 0
+        after, lengths = np.append(0, after), np.append(carried, lengths)
+    odd = (lengths % 2 == 1) & (after < len(raw))
+    escaped = after[odd]
+    escaped = escaped[raw[escaped] == ord('"')]
+    if not len(slashes) or slashes[-1] != len(raw) - 1:
+        return escaped, 0
+    return escaped, int(lengths[-1]) if carried or len(slashes) else 0
+
+
+def one_shallow_object(data: Bytes, max_depth: int = FAST_MAX_DEPTH) -> bool:
+    """Whether ``data`` is, as far as brackets and strings go, one JSON object nested at most
+    ``max_depth`` deep with nothing but whitespace after it: what pyarrow's JSON reader is
+    safe on (it crashes on a top-level ``null`` and on deep nesting).
+
+    Written by hand because no JSON library here measures depth without either building the
+    document or recursing. Per piece of the file: quotes escaped by an odd run of backslashes
+    (a few in a real slice) are blanked, everything but quotes and brackets is deleted
+    (``bytes.translate``, a tenth of the bytes remain), and on what remains numpy counts the
+    quotes before each bracket, ignores brackets inside strings and sums the others. About 5%
+    of what the fast reader takes. On invalid JSON the count may go wrong past the first
+    error, but the reader stops there too; up to that point it is exact, so it never
+    understates what the reader meets.
+    """
+    view = memoryview(data).cast("B")
+    first = _first_byte(view)
+    if first is None or first[0] != ord("{"):
+        return False
+    last = _last_byte_offset(view)
+    if view[last] != ord("}"):
+        return False  # something follows the object, or it is not closed
+    depth = 0
+    in_string = closed = False
+    carried = 0  # the run of backslashes that ended the previous piece
+    for at in range(0, len(view), _SCAN_PIECE):
+        piece = bytes(view[at : at + _SCAN_PIECE])
+        if carried or b"\\" in piece:  # most pieces of a slice have no backslash
+            raw = np.frombuffer(piece, np.uint8)
+            escaped, carried = _escaped_quotes(raw, carried)
+            if len(escaped):
+                blanked = np.array(raw)
+                blanked[escaped] = ord(" ")
+                piece = blanked.tobytes()
+        tokens = np.frombuffer(piece.translate(None, _NOT_STRUCTURE), np.uint8)
+        if not len(tokens):
+            continue
+        if closed:
+            return False  # more after the object closed
+        quote = tokens == ord('"')
+        quotes_before = np.cumsum(quote, dtype=np.int64) - quote
+        brackets = np.flatnonzero(~quote)
+        outside = brackets[(quotes_before[brackets] % 2 == 1) == in_string]
+        if len(outside):
+            levels = depth + np.cumsum(np.where(tokens[outside] | 0x20 == ord("{"), 1, -1))
+            if levels.max() > max_depth:
+                return False
+            shut = np.flatnonzero(levels <= 0)
+            if len(shut):
+                if outside[shut[0]] != len(tokens) - 1:
+                    return False  # the object closes before more values
+                closed = True
+            depth = int(levels[-1])
+        in_string ^= int(quote.sum()) % 2 == 1
+    return closed and depth == 0
 
 
 def _utf8_problem(data: Bytes) -> str | None:
-    data = bytes(data)
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        bad = data[exc.start : exc.start + 1].hex()
-        return f"byte {exc.start}: bytes are not UTF-8 (0x{bad}: {exc.reason})"
+    """Where the bytes stop being UTF-8 (checked in pieces: no copy of the whole file)."""
+    import codecs
+
+    view = memoryview(data).cast("B")
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    for at in range(0, len(view), _SCAN_PIECE):
+        pending = len(decoder.getstate()[0])
+        piece = view[at : at + _SCAN_PIECE]
+        try:
+            decoder.decode(piece, final=at + _SCAN_PIECE >= len(view))
+        except UnicodeDecodeError as exc:
+            start = at - pending + exc.start
+            bad = bytes(view[start : start + 1]).hex()
+            return f"byte {start}: bytes are not UTF-8 (0x{bad}: {exc.reason})"
     return None
 
 
 def _line_col(data: Bytes, pos: int) -> tuple[int, int]:
-    data = bytes(data)
-    line = data.count(b"\n", 0, pos) + 1
-    col = pos - (data.rfind(b"\n", 0, pos) + 1) + 1
-    return line, col
+    view = memoryview(data).cast("B")
+    line, line_start = 1, 0
+    for at in range(0, pos, _SCAN_PIECE):
+        piece = bytes(view[at : min(pos, at + _SCAN_PIECE)])
+        line += piece.count(b"\n")
+        if (last := piece.rfind(b"\n")) >= 0:
+            line_start = at + last + 1
+    return line, pos - line_start + 1
+
+
+def out_of_memory(path: str, size: int | None) -> InputFileError:
+    """The error for a file that could not be read for want of memory (not a fault of the
+    file's)."""
+    of = "" if size is None else f" ({_mib(size)})"
+    return InputFileError(
+        path,
+        None,
+        f"not enough memory to read this file{of}; nothing of it was stored. Free memory or "
+        "raise the process's memory limit and run ingest again",
+    )
+
+
+#: Peak memory of the exact reader (orjson's document, then columns) per byte of file, with
+#: room to spare (measured: about 6.3; docs/ingest-robustness.md).
+EXACT_MEMORY_PER_BYTE = 8
+
+
+def memory_room() -> int | None:
+    """Bytes this process can still allocate, as far as the system says: the least of the
+    address-space limit (``ulimit -v``) less what the process maps, the cgroup's memory limit
+    less its use, and the kernel's MemAvailable. None when none of them is known."""
+    import resource
+
+    room: list[int] = []
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    status = _proc_fields("/proc/self/status")
+    if soft != resource.RLIM_INFINITY and "VmSize" in status:
+        room.append(soft - status["VmSize"])
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        used = Path("/sys/fs/cgroup/memory.current").read_text().strip()
+        if limit != "max":
+            room.append(int(limit) - int(used))
+    except (OSError, ValueError):
+        pass
+    available = _proc_fields("/proc/meminfo").get("MemAvailable")
+    if available is not None:
+        room.append(available)
+    return min(room) if room else None
+
+
+def _proc_fields(path: str) -> dict[str, int]:
+    """``Name: <n> kB`` lines of a /proc file, in bytes (empty where there is no /proc)."""
+    out: dict[str, int] = {}
+    try:
+        text = Path(path).read_text()
+    except OSError:
+        return out
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        parts = value.split()
+        if len(parts) == 2 and parts[1] == "kB" and parts[0].isdigit():
+            out[key] = int(parts[0]) * 1024
+    return out
 
 
 def parse_json(path: str, data: Bytes) -> Any:
@@ -317,14 +566,21 @@ def parse_json(path: str, data: Bytes) -> Any:
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
+        if "memory" in exc.msg.lower():  # orjson reports a failed allocation this way
+            raise out_of_memory(path, len(data)) from None
         utf8 = _utf8_problem(data)
         if utf8 is not None:
             where, _, problem = utf8.partition(": ")
             raise InputFileError(path, where, problem) from None
         pos = min(exc.pos, len(data))
         line, col = _line_col(data, pos)
-        tail = bytes(data[pos:]).strip()
-        if not tail:
+        if exc.msg == "recursion limit exceeded" or "depth" in exc.msg:
+            problem = (
+                f"nested more than {JSON_MAX_DEPTH} levels deep (an MPD slice needs 5); not read"
+            )
+        elif _first_byte(memoryview(data).cast("B")) is None:
+            problem = "the file is empty (or only whitespace): expected an MPD slice"
+        elif _last_byte_offset(memoryview(data).cast("B")[pos:]) < 0:
             problem = "invalid JSON: the file ends in the middle of a value (truncated download?)"
         else:
             problem = f"invalid JSON: {exc.msg}"
@@ -356,7 +612,7 @@ def salvage_playlists(path: str, data: Bytes) -> list[dict[str, Any]]:
             break
         try:
             obj, pos = decoder.raw_decode(text, pos)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # damaged, or nested past Python's limit
             break
         if not isinstance(obj, dict):
             break
@@ -390,18 +646,45 @@ def _collab(value: Any) -> bool | None:
     return None
 
 
-_INT_RANGE = {32: (-(2**31), 2**31 - 1), 64: (-(2**63), 2**63 - 1)}
+_INT64_MAX = 2**63 - 1
+_INT32_MAX = 2**31 - 1
+#: The longest text (a name, a description) a file may hold, in UTF-8 bytes: the real MPD's
+#: longest is 424 (a description); a 20 MB name is damage or an attack, not a name.
+MAX_TEXT_BYTES = 10_000
 
 
-def _int_array(values: list[Any], kind: pa.DataType) -> pa.Array:
-    """Integers as Arrow; a value that is not an integer, or does not fit ``kind``, becomes
-    NULL (optional fields)."""
+def _kind(value: Any) -> str:
+    """A value's type as the error lines name it (JSON's null for None)."""
+    return "null" if value is None else type(value).__name__
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """A value as an error line shows it: cut to about ``limit`` characters, containers
+    described, so that no error echoes a huge value."""
+    if isinstance(value, list):
+        return f"a list of {len(value):,} item(s)"
+    if isinstance(value, dict):
+        return f"an object with {len(value):,} key(s)"
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]!r}… ({len(value):,} characters)"
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _int_array(values: list[Any]) -> tuple[pa.Array, np.ndarray[Any, Any] | None]:
+    """Integers as int64; a value that is not an integer or does not fit becomes NULL
+    (optional fields), and the mask of those values (None when there are none)."""
     try:
-        return pa.array(values, kind)
+        return pa.array(values, pa.int64()), None
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-        lo, hi = _INT_RANGE[kind.bit_width]
         ints = [_opt_int(v) for v in values]
-        return pa.array([v if v is not None and lo <= v <= hi else None for v in ints], kind)
+        kept = [v if v is not None and -_INT64_MAX - 1 <= v <= _INT64_MAX else None for v in ints]
+        unusable = np.fromiter(
+            (v is not None and k is None for v, k in zip(values, kept, strict=True)),
+            bool,
+            len(values),
+        )
+        return pa.array(kept, pa.int64()), unusable
 
 
 def _id_pattern(kind: str) -> str:
@@ -430,17 +713,17 @@ def _first_bad_track(path: str, playlists: list[dict[str, Any]], where: str) -> 
                 return InputFileError(
                     path,
                     loc,
-                    f"'track_uri' must be like 'spotify:track:<22 base62 chars>', got {uri!r}",
+                    f"'track_uri' must be like 'spotify:track:<22 base62 chars>', got {_shown(uri)}",
                 )
             for key in ("track_name", "artist_name"):
                 if not isinstance(tr.get(key), str):
                     return InputFileError(
-                        path, loc, f"{key!r} must be a string, got {tr.get(key)!r}"
+                        path, loc, f"{key!r} must be a string, got {_shown(tr.get(key))}"
                     )
             for key in ("artist_uri", "album_uri", "album_name"):
                 if tr.get(key) is not None and not isinstance(tr.get(key), str):
                     return InputFileError(
-                        path, loc, f"{key!r} must be a string, got {tr.get(key)!r}"
+                        path, loc, f"{key!r} must be a string, got {_shown(tr.get(key))}"
                     )
     return InputFileError(path, where, "a track is malformed")
 
@@ -467,9 +750,8 @@ def columns_from_playlists(
     collab: list[bool | None] = []
     ints: dict[str, list[Any]] = {k: [] for k in PLAYLIST_INT_FIELDS}
     seen_pids: set[int] = set()
-    row_pid: list[int] = []
+    lengths: list[int] = []
     row_pos: list[Any] = []
-    row_index: list[int] = []
     uri: list[Any] = []
     tname: list[Any] = []
     aname: list[Any] = []
@@ -477,13 +759,16 @@ def columns_from_playlists(
     alb_uri: list[Any] = []
     alb_name: list[Any] = []
     dur: list[Any] = []
+    nulled = 0  # optional values given but not usable, stored as NULL
     for i, pl in enumerate(playlists):
         loc = f"{where}[{i}]"
         if not isinstance(pl, dict):
             raise InputFileError(path, loc, f"expected a playlist object, got {type(pl).__name__}")
         pid = pl.get("pid")
-        if not isinstance(pid, int) or isinstance(pid, bool):
-            raise InputFileError(path, loc, f"'pid' must be an integer, got {pid!r}")
+        if not isinstance(pid, int) or isinstance(pid, bool) or not 0 <= pid <= _INT64_MAX:
+            raise InputFileError(
+                path, loc, f"'pid' must be an integer from 0 to {_INT64_MAX}, got {_shown(pid)}"
+            )
         if pid in seen_pids:
             raise InputFileError(path, loc, f"pid {pid} appears twice in this file")
         seen_pids.add(pid)
@@ -492,7 +777,7 @@ def columns_from_playlists(
             raise InputFileError(path, f"{loc} (pid {pid})", "missing 'name'")
         if name is not None and not isinstance(name, str):
             raise InputFileError(
-                path, f"{loc} (pid {pid})", f"'name' must be a string, got {name!r}"
+                path, f"{loc} (pid {pid})", f"'name' must be a string, got {_shown(name)}"
             )
         tracks = pl.get("tracks")
         if not isinstance(tracks, list):
@@ -503,12 +788,16 @@ def columns_from_playlists(
         names.append(name)
         desc = pl.get("description")
         descriptions.append(desc if isinstance(desc, str) else None)
-        collab.append(_collab(pl.get("collaborative")))
+        flag = pl.get("collaborative")
+        collab.append(_collab(flag))
+        nulled += (desc is not None and not isinstance(desc, str)) + (
+            flag is not None and collab[-1] is None
+        )
         for key in PLAYLIST_INT_FIELDS:
             ints[key].append(pl.get(key))
         start = len(uri)
         try:
-            for j, tr in enumerate(tracks):
+            for tr in tracks:
                 uri.append(tr["track_uri"])
                 tname.append(tr["track_name"])
                 aname.append(tr["artist_name"])
@@ -517,10 +806,9 @@ def columns_from_playlists(
                 alb_name.append(tr.get("album_name"))
                 dur.append(tr.get("duration_ms"))
                 row_pos.append(tr.get("pos"))
-                row_index.append(j)
         except (KeyError, TypeError, AttributeError):
             raise _first_bad_track(path, playlists, where) from None
-        row_pid.extend([pid] * (len(uri) - start))
+        lengths.append(len(uri) - start)
     try:
         uri_arr = pa.array(uri, pa.string())
         strings = [pa.array(col, pa.string()) for col in (tname, aname, auri, alb_uri, alb_name)]
@@ -530,30 +818,149 @@ def columns_from_playlists(
         raise _first_bad_track(path, playlists, where)  # required: track_uri, names
     if not pc.all(pc.match_substring_regex(uri_arr, _id_pattern("track"))).as_py() and len(uri):
         raise _first_bad_track(path, playlists, where)
-    rows = pa.table(
+    pos, pos_unusable = _int_array(row_pos)
+    duration, unusable = _int_array(dur)
+    nulled += 0 if unusable is None else int(unusable.sum())
+    counters = {}
+    for key, values in ints.items():
+        counters[key], unusable = _int_array(values)
+        nulled += 0 if unusable is None else int(unusable.sum())
+    pid_arr = pa.array(pids, pa.int64())
+    parent = np.repeat(np.arange(len(pids)), lengths)
+    return _finished(
+        path,
+        content_hash,
+        where,
         {
-            "pid": pa.array(row_pid, pa.int64()),
-            # A row without a usable position takes its place in the playlist's list.
-            "pos": pc.coalesce(_int_array(row_pos, pa.int32()), pa.array(row_index, pa.int32())),
+            "pid": pid_arr,
+            "name": pa.array(names, pa.string()),
+            "description": pa.array(descriptions, pa.string()),
+            "collaborative": pa.array(collab, pa.bool_()),
+            **counters,
+        },
+        {
+            "pid": pid_arr.take(pa.array(parent)) if len(uri) else pa.array([], pa.int64()),
             "track_id": pc.utf8_slice_codeunits(uri_arr, -22),
             "track_name": strings[0],
             "artist_name": strings[1],
             "artist_id": _bare_ids(strings[2], "artist"),
             "album_id": _bare_ids(strings[3], "album"),
             "album_name": strings[4],
-            "duration_ms": _int_array(dur, pa.int32()),
-        }
+            "duration_ms": duration,
+        },
+        parent,
+        pos,
+        pos_unusable,
+        nulled,
     )
-    table = pa.table(
-        {
-            "pid": pa.array(pids, pa.int64()),
-            "name": pa.array(names, pa.string()),
-            "description": pa.array(descriptions, pa.string()),
-            "collaborative": pa.array(collab, pa.bool_()),
-            **{k: _int_array(v, pa.int64()) for k, v in ints.items()},
-        }
+
+
+def _first_true(mask: pa.Array | pa.ChunkedArray) -> int | None:
+    """The index of the first True in a boolean array (NULLs count as False)."""
+    found = pc.index(mask.fill_null(False), True).as_py()
+    return None if found < 0 else int(found)
+
+
+def _finished(
+    path: str,
+    content_hash: str,
+    where: str,
+    playlists: dict[str, pa.Array],
+    rows: dict[str, pa.Array],
+    parent: np.ndarray[Any, Any],
+    pos: pa.Array,
+    pos_unusable: np.ndarray[Any, Any] | None,
+    nulled: int,
+) -> SliceColumns:
+    """The checks and repairs both readers share, on their columns: ``playlists`` (pid, name,
+    description, collaborative and the counters, int64), ``rows`` (all but ``pos``; duration
+    int64), each row's playlist (``parent``, by index), its position as given (int64, NULL where
+    missing or not an integer) and which positions were given but not integers.
+
+    Refused (an error naming the playlist or row): a negative pid; a text longer than
+    :data:`MAX_TEXT_BYTES` or holding a NUL character. Stored as NULL and counted in
+    ``SliceColumns.nulled``: negative counters and durations, durations past 2^31 - 1 (with
+    the values the readers already found unusable, ``nulled``). Positions: a playlist whose
+    positions are negative, not integers, too large or repeated takes its list order instead,
+    counted in ``SliceColumns.renumbered`` (missing positions take their row's place quietly:
+    the reduced schema has none).
+    """
+    n_pl = len(playlists["pid"])
+    n = len(parent)
+    starts = np.zeros(n_pl + 1, np.int64)
+    np.cumsum(np.bincount(parent, minlength=n_pl), out=starts[1:])
+    index = np.arange(n, dtype=np.int64) - starts[parent]  # each row's place in its list
+    pid = playlists["pid"]
+
+    def playlist_at(i: int) -> str:
+        return f"{where}[{i}] (pid {pid[i].as_py()})"
+
+    def row_at(i: int) -> str:
+        k = int(parent[i])
+        return f"{where}[{k}].tracks[{int(index[i])}] (pid {pid[k].as_py()})"
+
+    if n_pl and (bad := _first_true(pc.less(pid, 0))) is not None:
+        raise InputFileError(
+            path,
+            f"{where}[{bad}]",
+            f"'pid' must be an integer from 0 to {_INT64_MAX}, got {pid[bad].as_py()}",
+        )
+    texts = [(playlists, key, playlist_at) for key in ("name", "description")]
+    texts += [(rows, key, row_at) for key in ("track_name", "artist_name", "album_name")]
+    for table, key, at in texts:
+        column = table[key]
+        if not len(column) or column.null_count == len(column):
+            continue
+        lengths = pc.binary_length(column)
+        if pc.max(lengths).as_py() > MAX_TEXT_BYTES:
+            i = _first_true(pc.greater(lengths, MAX_TEXT_BYTES))
+            assert i is not None
+            raise InputFileError(
+                path,
+                at(i),
+                f"{key!r} is {lengths[i].as_py():,} bytes long; at most {MAX_TEXT_BYTES:,} allowed",
+            )
+        if (i := _first_true(pc.match_substring(column, "\x00"))) is not None:
+            raise InputFileError(path, at(i), f"{key!r} contains a NUL character")
+    for key in PLAYLIST_INT_FIELDS:
+        column = playlists[key]
+        negative = pc.less(column, 0)
+        if (count := pc.sum(negative).as_py() or 0) > 0:
+            nulled += count
+            playlists[key] = pc.if_else(negative, pa.scalar(None, pa.int64()), column)
+    duration = rows["duration_ms"]
+    out_of_range = pc.or_(pc.less(duration, 0), pc.greater(duration, _INT32_MAX))
+    if (count := pc.sum(out_of_range).as_py() or 0) > 0:
+        nulled += count
+        duration = pc.if_else(out_of_range, pa.scalar(None, pa.int64()), duration)
+    rows["duration_ms"] = duration.cast(pa.int32())
+    # Positions: unusable ones, then repeats within a playlist.
+    given = pos.to_numpy(zero_copy_only=False) if pos.null_count == 0 else None
+    if given is None:
+        valid = pc.is_valid(pos).to_numpy(zero_copy_only=False)
+        given = pos.fill_null(-1).to_numpy(zero_copy_only=False)
+    else:
+        valid = np.ones(n, bool)
+    bad_row = valid & ((given < 0) | (given > _INT32_MAX))
+    if pos_unusable is not None:
+        bad_row |= pos_unusable
+    filled = np.where(valid & ~bad_row, given, index)
+    renumber = np.zeros(n_pl, bool)
+    renumber[parent[bad_row]] = True
+    if n:
+        keys = np.sort((parent.astype(np.int64) << 32) | filled)
+        renumber[(keys[1:][keys[1:] == keys[:-1]] >> 32)] = True
+        if renumber.any():
+            filled = np.where(renumber[parent], index, filled)
+    rows = {"pid": rows["pid"], "pos": pa.array(filled.astype(np.int32)), **rows}
+    return SliceColumns(
+        path=path,
+        content_hash=content_hash,
+        playlists=pa.table(playlists),
+        rows=pa.table(rows),
+        nulled=int(nulled),
+        renumbered=int(renumber.sum()),
     )
-    return SliceColumns(path=path, content_hash=content_hash, playlists=table, rows=rows)
 
 
 def read_slice(path: Path, *, salvage: bool = False) -> SliceColumns:
@@ -614,19 +1021,25 @@ def _ids_of_uris(uris: pa.Array, kind: str) -> tuple[pa.Array, bool]:
 
 
 def _names_are_utf8(fields: pa.Schema | pa.DataType) -> bool:
-    """Whether every field name in a schema (nested ones too) is UTF-8."""
-    if isinstance(fields, pa.DataType):
-        if pa.types.is_list(fields):
-            return _names_are_utf8(fields.value_type)
-        if not pa.types.is_struct(fields):
-            return True
-    children = list(fields)
-    try:
-        for child in children:
-            _ = child.name
-    except UnicodeDecodeError:
-        return False
-    return all(_names_are_utf8(child.type) for child in children)
+    """Whether every field name in a schema (nested ones too) is UTF-8 (iteratively: a schema
+    can be nested as deep as the file)."""
+    stack: list[pa.Schema | pa.DataType] = [fields]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, pa.DataType):
+            if pa.types.is_list(item):
+                stack.append(item.value_type)
+                continue
+            if not pa.types.is_struct(item):
+                continue
+        children = list(item)
+        try:
+            for child in children:
+                _ = child.name
+        except UnicodeDecodeError:
+            return False
+        stack.extend(child.type for child in children)
+    return True
 
 
 def _struct_field(struct: pa.StructArray, name: str) -> pa.Array | None:
@@ -643,16 +1056,6 @@ def _is(column: pa.Array | None, *kinds: str) -> bool:
     return any(checks[kind](column.type) for kind in kinds)
 
 
-def _int32_or_none(column: pa.Array) -> pa.Array | None:
-    """An int64 (or all-NULL) column as int32; None when a value does not fit."""
-    if pa.types.is_null(column.type):
-        return pa.nulls(len(column), pa.int32())
-    try:
-        return column.cast(pa.int32())  # a safe cast: raises on overflow
-    except pa.ArrowInvalid:
-        return None
-
-
 def _columns_fast(spath: str, digest: str, data: Bytes) -> SliceColumns | None:
     """Columns through pyarrow's JSON reader and Arrow compute (C++, releasing the GIL, so
     parsing overlaps with the catalog writes of the previous file). Returns None whenever the
@@ -662,6 +1065,8 @@ def _columns_fast(spath: str, digest: str, data: Bytes) -> SliceColumns | None:
     # larger than the file it reads the whole file as one block, on this thread.
     if bytes(data[:3]) == b"\xef\xbb\xbf":  # the reader skips a byte order mark; JSON has none
         return None
+    if not one_shallow_object(data):  # what would crash the reader: the exact path decides
+        return None
     options = pa_json.ReadOptions(use_threads=False, block_size=len(data) + 1)
     try:
         parsed = pa_json.read_json(
@@ -670,6 +1075,8 @@ def _columns_fast(spath: str, digest: str, data: Bytes) -> SliceColumns | None:
             parse_options=pa_json.ParseOptions(newlines_in_values=True),
         )
         parsed.validate(full=True)  # the reader passes bytes that are not UTF-8 through
+    except MemoryError:
+        raise
     except Exception:  # any parse, inference or encoding problem: the exact path explains it
         return None
     if not _names_are_utf8(parsed.schema):
@@ -715,21 +1122,13 @@ def _columns_fast(spath: str, digest: str, data: Bytes) -> SliceColumns | None:
     if not all(_is(fields[k], "null", "int64") for k in ("pos", "duration_ms")):
         return None
     n = len(tr)
-    offsets = tracks.offsets.to_numpy()
-    lengths = np.diff(offsets)
-    parent = np.repeat(np.arange(n_pl), lengths)
-    # A row's place in its playlist's list, for files without 'pos'.
-    index = np.arange(n, dtype=np.int64) - (offsets[:-1] - offsets[0])[parent]
+    parent = np.repeat(np.arange(n_pl), np.diff(tracks.offsets.to_numpy()))
     pos = fields["pos"]
-    if pos is None or pa.types.is_null(pos.type):  # no row has a position: its place in the list
-        pos = pa.array(index)
-    else:
-        pos = pc.coalesce(pos, pa.array(index))
-    pos32 = _int32_or_none(pos)
+    if pos is None or pa.types.is_null(pos.type):  # the reduced schema: no positions
+        pos = pa.nulls(n, pa.int64())
     duration = fields["duration_ms"]
-    dur32 = pa.nulls(n, pa.int32()) if duration is None else _int32_or_none(duration)
-    if pos32 is None or dur32 is None:
-        return None  # does not fit int32: the exact path decides
+    if duration is None or pa.types.is_null(duration.type):
+        duration = pa.nulls(n, pa.int64())
     track_id, ok = _ids_of_uris(fields["track_uri"], "track")  # type: ignore[arg-type]
     if not ok:
         return None
@@ -737,19 +1136,16 @@ def _columns_fast(spath: str, digest: str, data: Bytes) -> SliceColumns | None:
         key: pa.nulls(n, pa.string()) if (col := fields[key]) is None else col.cast(pa.string())
         for key in ("artist_uri", "album_uri", "album_name")
     }
-    rows = pa.table(
-        {
-            "pid": pid.take(pa.array(parent)) if n else pa.array([], pa.int64()),
-            "pos": pos32,
-            "track_id": track_id,
-            "track_name": fields["track_name"],
-            "artist_name": fields["artist_name"],
-            "artist_id": _ids_of_uris(strings["artist_uri"], "artist")[0],
-            "album_id": _ids_of_uris(strings["album_uri"], "album")[0],
-            "album_name": strings["album_name"],
-            "duration_ms": dur32,
-        }
-    )
+    rows = {
+        "pid": pid.take(pa.array(parent)) if n else pa.array([], pa.int64()),
+        "track_id": track_id,
+        "track_name": fields["track_name"],
+        "artist_name": fields["artist_name"],
+        "artist_id": _ids_of_uris(strings["artist_uri"], "artist")[0],
+        "album_id": _ids_of_uris(strings["album_uri"], "album")[0],
+        "album_name": strings["album_name"],
+        "duration_ms": duration,
+    }
     out: dict[str, pa.Array] = {"pid": pid, "name": name}
     description = _struct_field(pls, "description")
     if not _is(description, "null", "string"):
@@ -758,6 +1154,7 @@ def _columns_fast(spath: str, digest: str, data: Bytes) -> SliceColumns | None:
         pa.nulls(n_pl, pa.string()) if description is None else description.cast(pa.string())
     )
     collaborative = _struct_field(pls, "collaborative")
+    nulled = 0
     if collaborative is None or pa.types.is_null(collaborative.type):
         out["collaborative"] = pa.nulls(n_pl, pa.bool_())
     elif pa.types.is_boolean(collaborative.type):
@@ -768,6 +1165,7 @@ def _columns_fast(spath: str, digest: str, data: Bytes) -> SliceColumns | None:
         out["collaborative"] = pc.if_else(
             known, pc.equal(lower, "true"), pa.scalar(None, pa.bool_())
         )
+        nulled += len(lower) - lower.null_count - (pc.sum(known).as_py() or 0)
     else:
         return None
     for key in PLAYLIST_INT_FIELDS:
@@ -775,7 +1173,7 @@ def _columns_fast(spath: str, digest: str, data: Bytes) -> SliceColumns | None:
         if not _is(column, "null", "int64"):
             return None
         out[key] = pa.nulls(n_pl, pa.int64()) if column is None else column.cast(pa.int64())
-    return SliceColumns(path=spath, content_hash=digest, playlists=pa.table(out), rows=rows)
+    return _finished(spath, digest, "playlists", out, rows, parent, pos, None, nulled)
 
 
 def read_slice_data(
@@ -790,6 +1188,11 @@ def read_slice_data(
         cols = _columns_fast(spath, digest, data)
         if cols is not None:
             return cols
+    # orjson crashes, rather than fails, when memory runs out while it builds a document:
+    # the exact reader starts only where there is room for what it takes.
+    room = memory_room()
+    if room is not None and len(data) * EXACT_MEMORY_PER_BYTE > room:
+        raise out_of_memory(spath, len(data))
     try:
         doc = parse_json(spath, data)
     except InputFileError:
@@ -803,7 +1206,7 @@ def read_slice_data(
         raise InputFileError(
             spath,
             "top level",
-            f"expected an object with a 'playlists' list, got {type(doc).__name__}",
+            f"expected an object with a 'playlists' list, got {_kind(doc)}",
         )
     found = doc.get("playlists")
     if not isinstance(found, list):
@@ -834,7 +1237,7 @@ def expand_paths(specs: list[str]) -> list[Path]:
     out: list[Path] = []
     for spec in specs:
         p = Path(spec).expanduser()
-        if any(ch in spec for ch in "*?["):
+        if any(ch in spec for ch in "*?[") and not p.exists():  # a file named x[1].json is a file
             matches = sorted(Path(m) for m in glob.glob(str(p), recursive=True))
             if not matches:
                 raise InputFileError(spec, None, "the pattern matches no file")

@@ -35,6 +35,8 @@ class SliceResult:
     duplicates: int = 0  # playlists already present with identical content
     new_tracks: int = 0
     salvaged: bool = False
+    nulled: int = 0  # optional values given but unusable, stored as NULL
+    renumbered: int = 0  # playlists stored in list order (their positions were unusable)
 
 
 class KnownIds:
@@ -330,6 +332,8 @@ class MpdWrites(CatalogBase):
             cols.n_playlists - n_new_pl,
             new_tracks,
             cols.salvaged,
+            cols.nulled,
+            cols.renumbered,
         )
 
     def _refuse_conflicts(self, path: str) -> None:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import sys
+import threading
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 from rich.table import Table
@@ -11,6 +16,44 @@ from rich.table import Table
 from segue import config
 from segue.cli._console import err, fail, out
 from segue.errors import InputFileError, SegueError
+
+if TYPE_CHECKING:
+    from segue.ingest import IngestReport
+
+
+@contextlib.contextmanager
+def _stop_on_interrupt() -> Iterator[Callable[[], bool]]:
+    """While inside: the first Ctrl+C (SIGINT) only asks the work to stop at its next safe
+    point (the callable yielded turns True); a second one interrupts at once, as usual."""
+    asked: list[bool] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False  # signal handlers belong to the main thread
+        return
+
+    def ask(signum: int, frame: object) -> None:
+        asked.append(True)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = signal.signal(signal.SIGINT, ask)
+    try:
+        yield lambda: bool(asked)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _interrupted(report: IngestReport, *, at_once: bool) -> NoReturn:
+    """Say what an interrupted ingest kept and how to go on; exit 130 (as a shell does)."""
+    done = sum(r.status == "added" for r in report.results)
+    err.print(
+        f"interrupted: kept the {done:,} file(s) ingested so far ({report.playlists:,} "
+        "playlists), each whole"
+        + ("; the file being written was left out" if at_once else "")
+        + ". Run the same command again to add the rest (files already in the catalog are "
+        "skipped).",
+        markup=False,
+        highlight=False,
+    )
+    raise typer.Exit(130)
 
 
 def open_catalog(read_only: bool = False, bulk: bool = False):
@@ -31,24 +74,47 @@ def register(app: typer.Typer) -> None:
         salvage: bool = typer.Option(
             False, "--salvage", help="Keep the complete playlists of a truncated or damaged file."
         ),
+        max_file_mb: int = typer.Option(
+            256,
+            "--max-file-mb",
+            min=1,
+            help="Refuse a file larger than this, in MiB once decompressed (a slice is about 33 MB).",
+        ),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     ) -> None:
         """Add MPD-format playlists to the catalog (each file all or nothing; re-ingesting changes nothing).
 
         Files reach the catalog file at checkpoints (every few files and at the end): killed
-        outright, an ingest loses the files since the last one, and a rerun adds them.
+        outright, an ingest loses the files since the last one, and a rerun adds them. Ctrl+C
+        stops after the file being written, keeping every file before it.
         """
-        from segue.ingest import ingest_paths
+        from segue.ingest import IngestReport, ingest_paths
 
-        try:
-            # In bulk: files reach the catalog file at checkpoints, not one WAL write each.
-            with open_catalog(bulk=True) as catalog:
-                report = ingest_paths(
-                    catalog, paths, skip_bad=skip_bad, salvage=salvage, progress=not quiet
-                )
-                counts = catalog.counts()
-        except SegueError as exc:
-            raise fail(str(exc)) from None
+        report = IngestReport()
+        with _stop_on_interrupt() as stop:
+            try:
+                # In bulk: files reach the catalog file at checkpoints, not one WAL write each.
+                with open_catalog(bulk=True) as catalog:
+                    ingest_paths(
+                        catalog,
+                        paths,
+                        skip_bad=skip_bad,
+                        salvage=salvage,
+                        progress=not quiet,
+                        max_file_bytes=max_file_mb << 20,
+                        stop=stop,
+                        report=report,
+                    )
+                    counts = catalog.counts()
+            except SegueError as exc:
+                raise fail(str(exc)) from None
+            except Exception as exc:
+                # A second Ctrl+C reaches DuckDB as "Query interrupted" (or the like).
+                if not (stop() and "interrupt" in str(exc).lower()):
+                    raise
+                _interrupted(report, at_once=True)
+            except KeyboardInterrupt:
+                _interrupted(report, at_once=True)
         added = [r for r in report.results if r.status == "added"]
         salvaged = [r for r in added if r.salvaged]
         out.print(
@@ -63,17 +129,33 @@ def register(app: typer.Typer) -> None:
                 f"; salvaged {sum(r.playlists for r in salvaged)} complete playlist(s) from {len(salvaged)} damaged file(s)"
                 if salvaged
                 else ""
+            )
+            + (
+                f"; {report.nulled:,} value(s) stored as NULL (negative, not integers or too large)"
+                if report.nulled
+                else ""
+            )
+            + (
+                f"; {report.renumbered:,} playlist(s) stored in list order (positions missing, "
+                "negative, not integers or repeated)"
+                if report.renumbered
+                else ""
             ),
+            markup=False,
             highlight=False,
         )
         out.print(
             f"catalog: {counts['playlists']:,} playlists, {counts['tracks']:,} rows, {counts['unique_tracks']:,} tracks",
+            markup=False,
             highlight=False,
         )
         if report.skipped:
             err.print(f"skipped {len(report.skipped)} bad file(s):", highlight=False)
             for skipped in report.skipped:
-                err.print(f"  {skipped}", highlight=False, soft_wrap=True)
+                err.print(f"  {skipped}", markup=False, highlight=False, soft_wrap=True)
+        if report.stopped:
+            _interrupted(report, at_once=False)
+        if report.skipped:
             raise typer.Exit(1 if not added else 0)
 
     @app.command()
