@@ -43,7 +43,9 @@ from segue.models.popularity import PopularityRecommender, RandomRecommender
 from segue.snapshot import AUDIO_FEATURES, Snapshot
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_CSV = REPO.parent / "shared" / "data" / "features" / "tidytuesday_spotify_songs.csv.gz"
+#: The TidyTuesday table bundled with segue (the same rows as
+#: /work/shared/data/features/tidytuesday_spotify_songs.csv.gz); a CSV works too.
+DEFAULT_CSV = REPO / "src" / "segue" / "data" / "demo" / "tidytuesday_spotify_songs.parquet"
 SECTION = "## Content models on the TidyTuesday playlists"
 N_RECS = 500
 MIN_TRACKS = 20
@@ -63,7 +65,7 @@ class Table:
 
 
 def load_table(path: Path) -> Table:
-    df = pd.read_csv(path)
+    df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
     df["track_artist"] = df["track_artist"].fillna("(unknown artist)")
     first = df.drop_duplicates("track_id").reset_index(drop=True)
     artist_codes, artist_names = pd.factorize(first["track_artist"])
@@ -138,8 +140,11 @@ def make_queries(table: Table, playlists: np.ndarray, k: int, seed: int) -> list
     return out
 
 
-def build_snapshot(table: Table, train: np.ndarray, queries: list[Query]) -> Snapshot:
-    """Training playlists + one untitled seeds-only row per query; genres from training labels."""
+def build_snapshot(
+    table: Table, train: np.ndarray, queries: list[Query], *, genres_from_labels: bool = True
+) -> Snapshot:
+    """Training playlists + one untitled seeds-only row per query; genres from training labels
+    (none at all without ``genres_from_labels``)."""
     genres: dict[int, set[str]] = {}
     artist_of = table.tracks["artist_key"].to_numpy()
     p_idx: list[np.ndarray] = []
@@ -148,8 +153,9 @@ def build_snapshot(table: Table, train: np.ndarray, queries: list[Query]) -> Sna
     for row, p in enumerate(train):
         tracks = table.members[p]
         labels = table.playlists["labels"].iloc[p]
-        for a in np.unique(artist_of[tracks]).tolist():
-            genres.setdefault(a, set()).update(labels)
+        if genres_from_labels:
+            for a in np.unique(artist_of[tracks]).tolist():
+                genres.setdefault(a, set()).update(labels)
         p_idx.append(np.full(tracks.size, row))
         t_idx.append(tracks)
         names.append(table.playlists["name"].iloc[p])
