@@ -138,6 +138,11 @@ def register(app: typer.Typer) -> None:
         popularity_min: float | None = typer.Option(None, "--popularity-min", min=0, max=100),
         popularity_max: float | None = typer.Option(None, "--popularity-max", min=0, max=100),
         max_per_artist: int | None = typer.Option(None, "--max-per-artist", min=1),
+        allow_versions: bool = typer.Option(
+            False,
+            "--allow-versions",
+            help="Keep several versions of one song (same title and main artist).",
+        ),
     ) -> None:
         """Recommend tracks that continue the input."""
         from segue.service import Filters, Service
@@ -160,6 +165,7 @@ def register(app: typer.Typer) -> None:
             popularity_min=popularity_min,
             popularity_max=popularity_max,
             max_per_artist=max_per_artist,
+            allow_versions=allow_versions,
         )
         try:
             rec = service.recommend(
