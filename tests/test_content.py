@@ -475,3 +475,48 @@ def test_random_is_seeded(snapshot: Snapshot) -> None:
     assert not np.array_equal(a.recommend(seeds, 10)[0], a.recommend(np.array([5]), 10)[0])
     with pytest.raises(ValueError, match="random_state"):
         RandomRecommender(random_state=-1).fit(snapshot)
+
+
+def test_too_few_playlists_fall_back_to_the_plain_weighting_and_say_so(
+    snapshot: Snapshot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from segue.cli.recommend import _chosen_settings
+    from segue.models.content import MIN_TUNE_PLAYLISTS
+    from segue.models.registry import save_model
+
+    model = Model1(progress=False).fit(snapshot)
+    assert f"fewer than {MIN_TUNE_PLAYLISTS}" in model.chosen_["how"]
+    assert model.chosen_["era_width"] == 50 and model.chosen_["aggregate"] == "sum"
+    assert model.weights_["audio"] > 0
+    monkeypatch.setenv("SEGUE_HOME", str(tmp_path))
+    save_model(model, "model1")
+    printed = _chosen_settings("model1")
+    assert printed is not None and "eras of 50 years" in printed and "plain method" in printed
+    loaded = Model1.load(tmp_path / "artifacts" / "models" / "model1", snapshot)
+    assert loaded.chosen_["how"] == model.chosen_["how"]
+    seeds = np.array([0, 1])
+    assert loaded.recommend(seeds, 5)[0].tolist() == model.recommend(seeds, 5)[0].tolist()
+
+
+def test_plain_method_is_the_cosine_of_summed_plain_vectors(snapshot: Snapshot) -> None:
+    from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import MinMaxScaler
+
+    from segue.models.content import PlainMethod
+    from segue.snapshot import AUDIO_FEATURES
+
+    t = snapshot.tracks
+    cols = [c for c in AUDIO_FEATURES if t[c].notna().any()]
+    audio = SimpleImputer(strategy="median").fit_transform(
+        MinMaxScaler().fit_transform(t[cols].to_numpy(dtype=float))
+    )
+    pop = pd.get_dummies(np.clip(t["popularity"].fillna(0), 0, 100) // 5).to_numpy(float)
+    era = pd.get_dummies(t["release_year"] // 50).to_numpy(float)
+    x = np.hstack([audio, pop, era])
+    seeds = np.array([0, 3])
+    q = x[seeds].sum(axis=0)
+    cos = x @ q / (np.linalg.norm(x, axis=1) * np.linalg.norm(q))
+    cos[seeds] = -np.inf
+    expected = np.lexsort((np.arange(cos.size), -cos))[:5]
+    got, _ = PlainMethod().fit(snapshot).recommend(seeds, 5)
+    assert got.tolist() == expected.tolist()

@@ -109,6 +109,9 @@ def register(app: typer.Typer) -> None:
             out.print(
                 f"{m['name']:<11} {'(default) ' if m['default'] else ''}{state}", highlight=False
             )
+            chosen = _chosen_settings(m["name"]) if m["available"] else None
+            if chosen:
+                out.print(f"{'':<12}{chosen}", highlight=False, markup=False)
 
     @app.command()
     def recommend(
@@ -179,3 +182,27 @@ def register(app: typer.Typer) -> None:
 
 
 __all__ = ["config", "register", "render"]
+
+
+def _chosen_settings(name: str) -> str | None:
+    """The settings a model chose at fit, from its saved ``model.json`` (None if none)."""
+    import json
+
+    from segue.models.content import settings_line
+    from segue.models.registry import model_dir
+
+    try:
+        meta = json.loads((model_dir(name) / "model.json").read_text())
+    except (OSError, ValueError):
+        return None
+    chosen = meta.get("chosen") if isinstance(meta, dict) else None
+    if not isinstance(chosen, dict):
+        return None
+    if "summary" in chosen:
+        content = chosen.get("content")
+        extra = f"; content: {settings_line(content)}" if isinstance(content, dict) else ""
+        return f"chose {chosen['summary']}{extra}"
+    try:
+        return f"chose {settings_line(chosen)}"
+    except (KeyError, TypeError, ValueError):
+        return None
