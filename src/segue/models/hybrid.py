@@ -37,6 +37,18 @@ hidden track must not carry the title of the playlist it was hidden from). With 
 playlists to learn from (fewer than ``min_ranker_playlists``) a fixed blend of the normalised
 generator scores replaces the ranker.
 
+**Measured against its parts.** The content generator's settings are chosen first, on the
+whole catalog (:func:`segue.models.content.tune_content`). Then every fourth cut playlist is
+kept out of the ranker's first training; on those, the ranker, the fixed blend and each
+generator alone (content, item-kNN and ALS for queries with seeds; the title model for
+title-only ones), all fitted without the hidden tracks, recommend 500 tracks and are scored by
+NDCG. Each kind of query is answered by the best (``mode_``): the ranker unless another beats
+it by more than :data:`SELECT_MARGIN`; the ranker is then trained again on all cut playlists.
+Too few playlists for a ranker (under ``min_ranker_playlists``) and every cut playlist is
+measured, the blend against the generators. What was chosen, with the figures, is printed at
+fit (stderr), saved in ``model.json`` and returned by :meth:`HybridRecommender.describe_settings`.
+``select=False`` skips the measuring (the ranker, or the blend, as before).
+
 Serving: one query runs the candidate pipeline once; each thread keeps its last query's
 candidates, features and scores (keyed by its seeds and title), so ``explain_many`` right
 after ``recommend`` - what :class:`segue.service.Service` does - reuses them. Explanations
