@@ -168,7 +168,7 @@ def test_hybrid_measures_itself_against_its_generators(tmp_path: Path) -> None:
     seeds = np.array([40, 41, 42])
     ids, _ = model.recommend(seeds, 10)
     if seeded["chosen"] != "blend":
-        alone = {"content": model.content_, "knn": model.knn_, "als": model.als_}
+        alone = {"content": model.content_alone_, "knn": model.knn_, "als": model.als_}
         assert ids.tolist() == alone[seeded["chosen"]].recommend(seeds, 10)[0].tolist()
     batch, _ = model.recommend_batch(
         [seeds, np.array([], dtype=np.int64)], 10, titles=[None, "rap"]

@@ -244,6 +244,8 @@ class HybridRecommender(Recommender):
     name = "hybrid"
     #: Per thread, the last single query's answer (see :meth:`_ranked_one`).
     _kept: threading.local | None = None
+    #: The tuned content model answering queries with seeds alone, when chosen at fit.
+    content_alone_: Model1 | None = None
 
     def __init__(
         self,
@@ -351,27 +353,40 @@ class HybridRecommender(Recommender):
         )
 
     def _content_params(self) -> dict[str, Any]:
-        """The content generator's parameters: the settings tuned at the start of ``fit``."""
+        """The content generator's parameters (the ranker's content features and candidates):
+        the preset's settings, as given, so the ranker's features mean the same on every
+        catalog."""
+        return {**CONTENT_DEFAULTS, "tune": False, **(self.content or {})}
+
+    def _content_alone(self) -> Model1:
+        """The content model that may answer queries alone: the settings tuned at ``fit``."""
         params: dict[str, Any] = {**CONTENT_DEFAULTS, **(self.content or {})}
         chosen = getattr(self, "content_chosen_", None)
         if chosen is not None:
             params.update(
-                {k: chosen[k] for k in ("weights", "aggregate", "era_width", "popularity_width")}
+                {
+                    k: chosen[k]
+                    for k in ("weights", "aggregate", "era_width", "popularity_width", "crowd_tags")
+                }
             )
-            params["crowd_tags"] = chosen["crowd_tags"]
-            params["tune"] = False
-        return params
+        params["tune"] = False
+        return Model1(**params)
 
-    def _fit_generators(self, snapshot: Any) -> None:
+    def _fit_generators(self, snapshot: Any, *, alone: bool = False) -> None:
+        """Fit the generators on ``snapshot``; with ``alone`` also the tuned content model
+        that may answer queries alone (``content_alone_``)."""
         self._set_playlists(check_interactions(snapshot, self.name))
         self.knn_, self.als_, self.title_, self.content_ = self._generators()
         self.knn_.fit(snapshot)
         self.als_.fit(snapshot)
         self.title_.fit(snapshot)
         self.content_.fit(snapshot)
-        tuned = getattr(self, "content_chosen_", None)
-        if tuned is not None:
-            self.content_.chosen_["how"] = tuned["how"]
+        self.content_.chosen_["how"] = "the preset's settings: the ranker's content features"
+        if alone:
+            self.content_alone_ = self._content_alone().fit(snapshot)
+            tuned = getattr(self, "content_chosen_", None)
+            if tuned is not None:
+                self.content_alone_.chosen_["how"] = tuned["how"]
         self._content_matrix()
         self._kept = None
 
@@ -389,6 +404,7 @@ class HybridRecommender(Recommender):
         self.selection_ = {"how": "not measured"}
         # the content generator's settings, chosen once on the whole catalog's playlists
         self.content_chosen_: dict[str, Any] | None = None
+        self.content_alone_ = None
         self.ranker_: Any = None
         self.title_ranker_: Any = None
         tuner = Model1(**{**CONTENT_DEFAULTS, **(self.content or {})})
@@ -438,7 +454,7 @@ class HybridRecommender(Recommender):
             masked = copy.copy(snapshot)
             masked.interactions = matrix - hidden_fold
             masked.interactions.eliminate_zeros()
-            self._fit_generators(masked)
+            self._fit_generators(masked, alone=bool(measured[members].any()))
             part = self._batch([seeds[i] for i in members], [titles[i] for i in members])
             offset = len(batch.candidates)
             batch.candidates.extend(part.candidates)
@@ -465,10 +481,13 @@ class HybridRecommender(Recommender):
         else:
             self.ranker_ = None
             self.title_ranker_ = None
+        serve_alone = self.mode_["seeded"] == "content"
         if small or folds > 1:
-            self._fit_generators(snapshot)
+            self._fit_generators(snapshot, alone=serve_alone)
         else:
             self._set_playlists(matrix)  # what `load` will see
+        if not serve_alone:
+            self.content_alone_ = None  # not needed to serve: not kept, not saved
         return self
 
     def _fit_rankers(self, batch: _Batch, hidden: sp.csr_matrix, rng: np.random.Generator) -> None:
@@ -494,7 +513,11 @@ class HybridRecommender(Recommender):
         picked = [(offset + j, int(i)) for j, i in enumerate(members.tolist()) if measured[i]]
         seeded = [(b, i) for b, i in picked if seeds[i].size]
         seedless = [(b, i) for b, i in picked if not seeds[i].size]
-        gens = {"content": self.content_, "knn": self.knn_, "als": self.als_}
+        gens: dict[str, Recommender] = {
+            "content": self.content_alone_ or self.content_,
+            "knn": self.knn_,
+            "als": self.als_,
+        }
         for name, gen in gens.items():
             if seeded:
                 ids, _ = gen.recommend_batch([seeds[i] for _, i in seeded], SELECT_N)
@@ -1093,8 +1116,8 @@ class HybridRecommender(Recommender):
         """The generator that answers this kind of query alone (``mode_``), or None."""
         mode = getattr(self, "mode_", None) or {}
         name = mode.get("seeded" if seeds.size else "title", "ranker")
-        gens: dict[str, Recommender] = {
-            "content": self.content_,
+        gens: dict[str, Recommender | None] = {
+            "content": getattr(self, "content_alone_", None) or self.content_,
             "knn": self.knn_,
             "als": self.als_,
             "title": self.title_,
@@ -1325,11 +1348,17 @@ class HybridRecommender(Recommender):
         meta["chosen"] = {
             "mode": getattr(self, "mode_", {"seeded": "ranker", "title": "ranker"}),
             "selection": getattr(self, "selection_", {}),
-            "content": self.content_.chosen_,
+            "content": (
+                self.content_alone_.chosen_
+                if self.content_alone_ is not None
+                else self.content_chosen_ or self.content_.chosen_
+            ),
             "summary": self.describe_settings(),
         }
         meta_path.write_text(json.dumps(meta, indent=2))
         self.content_.save(Path(directory) / "content")
+        if self.content_alone_ is not None:
+            self.content_alone_.save(Path(directory) / "content_alone")
 
     @classmethod
     def load(cls, directory: Path, snapshot: Any) -> Self:
@@ -1351,6 +1380,10 @@ class HybridRecommender(Recommender):
                     "refit it with `segue fit --model hybrid`"
                 )
         model.content_ = Model1.load(content, snapshot)
+        alone = Path(directory) / "content_alone"
+        model.content_alone_ = (
+            Model1.load(alone, snapshot) if (alone / "model.json").exists() else None
+        )
         chosen = json.loads((Path(directory) / "model.json").read_text()).get("chosen") or {}
         model.mode_ = chosen.get("mode") or {"seeded": "ranker", "title": "ranker"}
         model.selection_ = chosen.get("selection") or {"how": "saved before measuring"}
