@@ -141,10 +141,16 @@ def make_queries(table: Table, playlists: np.ndarray, k: int, seed: int) -> list
 
 
 def build_snapshot(
-    table: Table, train: np.ndarray, queries: list[Query], *, genres_from_labels: bool = True
+    table: Table,
+    train: np.ndarray,
+    queries: list[Query],
+    *,
+    genres_from_labels: bool = True,
+    genre_playlists: np.ndarray | None = None,
 ) -> Snapshot:
     """Training playlists + one untitled seeds-only row per query; genres from training labels
-    (none at all without ``genres_from_labels``)."""
+    (none at all without ``genres_from_labels``; from the labels of ``genre_playlists``
+    instead when given: an outside source of genres)."""
     genres: dict[int, set[str]] = {}
     artist_of = table.tracks["artist_key"].to_numpy()
     p_idx: list[np.ndarray] = []
@@ -153,12 +159,17 @@ def build_snapshot(
     for row, p in enumerate(train):
         tracks = table.members[p]
         labels = table.playlists["labels"].iloc[p]
-        if genres_from_labels:
+        if genres_from_labels and genre_playlists is None:
             for a in np.unique(artist_of[tracks]).tolist():
                 genres.setdefault(a, set()).update(labels)
         p_idx.append(np.full(tracks.size, row))
         t_idx.append(tracks)
         names.append(table.playlists["name"].iloc[p])
+    if genres_from_labels and genre_playlists is not None:
+        for p in genre_playlists:
+            labels = table.playlists["labels"].iloc[p]
+            for a in np.unique(artist_of[table.members[p]]).tolist():
+                genres.setdefault(a, set()).update(labels)
     for q in queries:
         p_idx.append(np.full(q.seeds.size, len(names)))
         t_idx.append(q.seeds)

@@ -12,7 +12,10 @@ playlists, k = 5 and 10 seeds):
 * (a) no genres at all: audio features, popularity and release dates only (crowd tags from
   the training playlists' titles remain);
 * (b) artist genres from the training playlists' labels (eval_content.py's setting);
-* (c) few playlists: 50 training playlists (drawn with the seed) with genres from their labels.
+* (c) few playlists: 50 training playlists (drawn with the seed) with genres from their labels;
+* (c') the same 50 training playlists, with genres from the labels of the other non-test
+  playlists (an outside source: a training playlist's own labels never name its artists'
+  genres, which in (b) and (c) favour genres in any validation on training playlists).
 
 Regime (d), the MPD dev files, is scripts/eval_dev.py. Models run with their defaults: the
 content presets and the hybrid choose their settings at fit on the training playlists only.
@@ -42,6 +45,7 @@ REGIMES = {
     "a": "(a) no genres: audio, popularity, release dates",
     "b": "(b) genres from the training playlists' labels",
     "c": "(c) 50 training playlists, genres from their labels",
+    "c2": "(c') 50 training playlists, genres from the other non-test playlists' labels",
 }
 MODELS: dict[str, Any] = {
     "hybrid (default)": lambda: HybridRecommender(progress=False),
@@ -58,13 +62,18 @@ MODELS: dict[str, Any] = {
 def run_regime(table: ec.Table, regime: str, seed: int, ks: tuple[int, ...]) -> dict[str, Any]:
     splits = ec.make_splits(table, seed=seed, n_test=150, n_validation=100)
     train = np.sort(np.r_[splits["rest"], splits["validation"]])
-    if regime == "c":
-        train = np.sort(np.random.default_rng(seed).choice(train, 50, replace=False))
+    others = None
+    if regime in ("c", "c2"):
+        pool = train
+        train = np.sort(np.random.default_rng(seed).choice(pool, 50, replace=False))
+        others = np.setdiff1d(pool, train) if regime == "c2" else None
     results: dict[str, dict[int, dict[str, float]]] = {name: {} for name in MODELS}
     notes: dict[str, str] = {}
     for k in ks:
         queries = ec.make_queries(table, splits["test"], k, seed)
-        snap = ec.build_snapshot(table, train, queries, genres_from_labels=regime != "a")
+        snap = ec.build_snapshot(
+            table, train, queries, genres_from_labels=regime != "a", genre_playlists=others
+        )
         for name, make in MODELS.items():
             started = time.perf_counter()
             model = make().fit(snap)
