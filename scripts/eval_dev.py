@@ -37,7 +37,9 @@ from segue.evaluation import make_challenge
 from segue.evaluation.pipeline import evaluate
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = REPO.parent / "shared" / "data" / "mpd" / "mpd-followers10-dev.tar.gz"
+DEFAULT_DATA = Path("/work/shared/data/mpd/mpd-followers10-dev.tar.gz")
+if not DEFAULT_DATA.exists():  # a checkout beside ../shared
+    DEFAULT_DATA = REPO.parent / "shared" / "data" / "mpd" / "mpd-followers10-dev.tar.gz"
 SECTION = "## Collaborative and hybrid models on the MPD dev files"
 KEPT_PART = "### Tuning on the validation split"
 MODELS = ("popularity", "itemknn", "als", "title", "hybrid")

@@ -88,8 +88,8 @@ def snapshot() -> Snapshot:
     [
         Model1,
         Model2,
-        lambda: Model2(aggregate="mean"),
-        lambda: Model1(crowd_tags="none", n_genres=2),
+        lambda: Model2(tune=False, aggregate="mean"),
+        lambda: Model1(tune=False, crowd_tags="none", n_genres=2),
         OriginalScoring,
         lambda: OriginalScoring(mode="model2"),
     ],
@@ -105,7 +105,7 @@ def test_two_genre_clusters(make, audio: str) -> None:
 
 
 def test_one_song_and_one_artist_are_just_seeds(snapshot: Snapshot) -> None:
-    model = Model1().fit(snapshot)
+    model = Model1(tune=False).fit(snapshot)
     one_song, _ = model.recommend(np.array([7]), 5)
     artist = snapshot.artist_track_indices(5)
     by_artist, _ = model.recommend(artist, 5)
@@ -135,7 +135,7 @@ def brute_force(model: ContentRecommender, seeds: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("aggregate", ["sum", "mean"])
 @pytest.mark.parametrize("cls", [Model1, Model2])
 def test_scores_are_weighted_block_cosines(snapshot: Snapshot, cls: type, aggregate: str) -> None:
-    model = cls(aggregate=aggregate).fit(snapshot)
+    model = cls(tune=False, aggregate=aggregate).fit(snapshot)
     seeds = np.array([0, 3, 21, 22, 23])
     np.testing.assert_allclose(model.scores(seeds), brute_force(model, seeds), rtol=1e-5, atol=1e-6)
     assert sum(model.weights_.values()) == pytest.approx(1.0)
@@ -143,13 +143,13 @@ def test_scores_are_weighted_block_cosines(snapshot: Snapshot, cls: type, aggreg
 
 def test_sum_and_mean_differ_when_seeds_disagree(snapshot: Snapshot) -> None:
     seeds = np.array([0, 1, 2, 20])
-    a = Model2(aggregate="sum").fit(snapshot).scores(seeds)
-    b = Model2(aggregate="mean").fit(snapshot).scores(seeds)
+    a = Model2(tune=False, aggregate="sum").fit(snapshot).scores(seeds)
+    b = Model2(tune=False, aggregate="mean").fit(snapshot).scores(seeds)
     assert not np.allclose(a, b)
 
 
 def test_block_contributions_sum_to_the_score(snapshot: Snapshot) -> None:
-    model = Model2().fit(snapshot)
+    model = Model2(tune=False).fit(snapshot)
     seeds = np.array([0, 5, 10])
     parts = model.block_contributions(seeds, 13)
     assert set(parts) == {"genres", "audio", "popularity", "era"}
@@ -157,12 +157,12 @@ def test_block_contributions_sum_to_the_score(snapshot: Snapshot) -> None:
 
 
 def test_model1_puts_genres_first(snapshot: Snapshot) -> None:
-    w = Model1().fit(snapshot).weights_
+    w = Model1(tune=False).fit(snapshot).weights_
     assert (
         w["genres"] > 4 * (w["popularity"] + w["era"])
         and min(w["popularity"], w["era"]) > 4 * w["audio"]
     )
-    assert len(set(Model2().fit(snapshot).weights_.values())) == 1
+    assert len(set(Model2(tune=False).fit(snapshot).weights_.values())) == 1
 
 
 # -------------------------------------------------------------------------------------------
@@ -171,12 +171,12 @@ def test_model1_puts_genres_first(snapshot: Snapshot) -> None:
 
 
 def test_max_per_artist(snapshot: Snapshot) -> None:
-    capped = Model1(max_per_artist=1).fit(snapshot)
+    capped = Model1(tune=False, max_per_artist=1).fit(snapshot)
     ids, scores = capped.recommend(np.array([0]), 8)
     artists = snapshot.track_artist_keys()[ids]
     assert ids.size == 8 and np.bincount(artists).max() == 1
     assert np.all(np.diff(scores) <= 1e-7)
-    free, _ = Model1().fit(snapshot).recommend(np.array([0]), 8)
+    free, _ = Model1(tune=False).fit(snapshot).recommend(np.array([0]), 8)
     assert np.bincount(snapshot.track_artist_keys()[free]).max() > 1, (
         "the cap must change something"
     )
@@ -184,18 +184,18 @@ def test_max_per_artist(snapshot: Snapshot) -> None:
 
 def test_duplicates_collapse_and_seed_versions_are_left_out() -> None:
     snap = two_clusters(duplicates=True)
-    collapsed = Model1().fit(snap)
+    collapsed = Model1(tune=False).fit(snap)
     ids, _ = collapsed.recommend(np.array([0]), 39)
     assert 1 not in ids, "track 1 is another version of the seed"
     assert (20 in ids) != (21 in ids), "one version of a song"
     assert ids.size == 37
-    kept = Model1(collapse_duplicates=False).fit(snap)
+    kept = Model1(tune=False, collapse_duplicates=False).fit(snap)
     ids, _ = kept.recommend(np.array([0]), 39)
     assert ids.size == 39 and 1 in ids
 
 
 def test_exclude_and_empty_seeds(snapshot: Snapshot) -> None:
-    model = Model2().fit(snapshot)
+    model = Model2(tune=False).fit(snapshot)
     ids, _ = model.recommend(np.array([0]), 5, exclude=np.array([1, 2, 3]))
     assert not np.isin(ids, [0, 1, 2, 3]).any()
     empty_ids, empty_scores = model.recommend(np.array([], dtype=np.int64), 5)
@@ -207,7 +207,7 @@ def test_batch_equals_single_across_chunks(
     snapshot: Snapshot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(content, "BATCH_CELLS", 2 * N)  # two queries per chunk
-    model = Model1(max_per_artist=3).fit(snapshot)
+    model = Model1(tune=False, max_per_artist=3).fit(snapshot)
     seed_lists = [
         np.array([0, 1]),
         np.array([22]),
@@ -254,7 +254,7 @@ def test_audio_pruning_keeps_the_exact_ranking(
     monkeypatch: pytest.MonkeyPatch, cls: type, params: dict
 ) -> None:
     snap = random_catalog()
-    model = cls(**params).fit(snap)
+    model = cls(tune=False, **params).fit(snap)
     rng = np.random.default_rng(1)
     for _ in range(5):
         seeds = np.sort(rng.choice(snap.n_tracks, size=8, replace=False))
@@ -278,7 +278,7 @@ def test_audio_pruning_keeps_the_exact_ranking(
 
 
 def test_explain_names_shared_genres_and_era(snapshot: Snapshot) -> None:
-    model = Model1(crowd_tags="missing").fit(snapshot)
+    model = Model1(tune=False, crowd_tags="missing").fit(snapshot)
     text = model.explain(np.array([0, 1, 2]), 7)
     assert text.startswith("genres "), text
     assert "(shared: " in text and "dance pop" in text and "electropop" in text
@@ -286,14 +286,14 @@ def test_explain_names_shared_genres_and_era(snapshot: Snapshot) -> None:
     assert " · " in text
     assert "metal" not in model.explain(np.array([0, 1, 2]), 7)
     assert model.shared_terms(np.array([0]), 30) == []
-    with_tags = Model1().fit(snapshot).explain(np.array([0, 1, 2]), 7)
+    with_tags = Model1(tune=False).fit(snapshot).explain(np.array([0, 1, 2]), 7)
     assert with_tags.startswith("genres/tags ") and "party" in with_tags, with_tags
 
 
 def test_explain_says_tags_for_crowd_tagged_tracks() -> None:
     snap = two_clusters()
     set_genres(snap, 0, [])  # tracks 0-4 now rely on their playlist title words
-    model = Model2().fit(snap)
+    model = Model2(tune=False).fit(snap)
     text = model.explain(np.array([5, 6]), 1)
     assert "tags" in text
     text = model.explain(np.array([0, 2]), 1)
@@ -306,9 +306,9 @@ def test_explain_says_tags_for_crowd_tagged_tracks() -> None:
 
 
 def test_save_load_round_trip(snapshot: Snapshot, tmp_path: Path) -> None:
-    model = Model1(max_per_artist=3, aggregate="mean", n_genres=3, weights={"audio": 5.0}).fit(
-        snapshot
-    )
+    model = Model1(
+        tune=False, max_per_artist=3, aggregate="mean", n_genres=3, weights={"audio": 5.0}
+    ).fit(snapshot)
     model.save(tmp_path)
     back = Model1.load(tmp_path, snapshot)
     assert back.get_params() == model.get_params()
@@ -336,7 +336,7 @@ def test_save_load_round_trip(snapshot: Snapshot, tmp_path: Path) -> None:
 )
 def test_bad_parameters(snapshot: Snapshot, params: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        Model2(**params).fit(snapshot)
+        Model2(tune=False, **params).fit(snapshot)
 
 
 # -------------------------------------------------------------------------------------------
@@ -475,3 +475,48 @@ def test_random_is_seeded(snapshot: Snapshot) -> None:
     assert not np.array_equal(a.recommend(seeds, 10)[0], a.recommend(np.array([5]), 10)[0])
     with pytest.raises(ValueError, match="random_state"):
         RandomRecommender(random_state=-1).fit(snapshot)
+
+
+def test_too_few_playlists_fall_back_to_the_plain_weighting_and_say_so(
+    snapshot: Snapshot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from segue.cli.recommend import _chosen_settings
+    from segue.models.content import MIN_TUNE_PLAYLISTS
+    from segue.models.registry import save_model
+
+    model = Model1(progress=False).fit(snapshot)
+    assert f"fewer than {MIN_TUNE_PLAYLISTS}" in model.chosen_["how"]
+    assert model.chosen_["era_width"] == 50 and model.chosen_["aggregate"] == "sum"
+    assert model.weights_["audio"] > 0
+    monkeypatch.setenv("SEGUE_HOME", str(tmp_path))
+    save_model(model, "model1")
+    printed = _chosen_settings("model1")
+    assert printed is not None and "eras of 50 years" in printed and "plain method" in printed
+    loaded = Model1.load(tmp_path / "artifacts" / "models" / "model1", snapshot)
+    assert loaded.chosen_["how"] == model.chosen_["how"]
+    seeds = np.array([0, 1])
+    assert loaded.recommend(seeds, 5)[0].tolist() == model.recommend(seeds, 5)[0].tolist()
+
+
+def test_plain_method_is_the_cosine_of_summed_plain_vectors(snapshot: Snapshot) -> None:
+    from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import MinMaxScaler
+
+    from segue.models.content import PlainMethod
+    from segue.snapshot import AUDIO_FEATURES
+
+    t = snapshot.tracks
+    cols = [c for c in AUDIO_FEATURES if t[c].notna().any()]
+    audio = SimpleImputer(strategy="median").fit_transform(
+        MinMaxScaler().fit_transform(t[cols].to_numpy(dtype=float))
+    )
+    pop = pd.get_dummies(np.clip(t["popularity"].fillna(0), 0, 100) // 5).to_numpy(float)
+    era = pd.get_dummies(t["release_year"] // 50).to_numpy(float)
+    x = np.hstack([audio, pop, era])
+    seeds = np.array([0, 3])
+    q = x[seeds].sum(axis=0)
+    cos = x @ q / (np.linalg.norm(x, axis=1) * np.linalg.norm(q))
+    cos[seeds] = -np.inf
+    expected = np.lexsort((np.arange(cos.size), -cos))[:5]
+    got, _ = PlainMethod().fit(snapshot).recommend(seeds, 5)
+    assert got.tolist() == expected.tolist()

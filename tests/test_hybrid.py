@@ -77,6 +77,9 @@ def small_params() -> dict[str, object]:
         "num_threads": 1,
         "als": {"factors": 6, "iterations": 8},
         "knn": {"neighbors": 50},
+        # the ranker's mechanics: no measuring against the generators alone (its own test)
+        "select": False,
+        "progress": False,
     }
 
 
@@ -150,6 +153,36 @@ def test_tiny_catalog_falls_back_to_the_blend() -> None:
     ids, _ = model.recommend(np.array([40, 41, 42]), 10, title="chill vibes")
     assert np.all(ids // PER_CLUSTER == 1), ids
     assert "blended" in model.explain(np.array([40, 41, 42]), int(ids[0]))
+
+
+def test_hybrid_measures_itself_against_its_generators(tmp_path: Path) -> None:
+    """Without enough playlists for a ranker the hybrid compares the blend with each generator
+    alone on held-out playlists, answers with the best, says so, and keeps it when saved."""
+    snap = clustered_snapshot(n_playlists=24)
+    model = HybridRecommender(**{**small_params(), "select": True}).fit(snap)  # type: ignore[arg-type]
+    seeded = model.selection_["seeded"]
+    assert set(seeded["ndcg"]) == {"blend", "content", "knn", "als"}
+    best = max(seeded["ndcg"], key=lambda k: seeded["ndcg"][k])
+    assert model.mode_["seeded"] == seeded["chosen"]
+    assert seeded["ndcg"][seeded["chosen"]] == seeded["ndcg"][best]
+    seeds = np.array([40, 41, 42])
+    ids, _ = model.recommend(seeds, 10)
+    if seeded["chosen"] != "blend":
+        alone = {"content": model.content_alone_, "knn": model.knn_, "als": model.als_}
+        assert ids.tolist() == alone[seeded["chosen"]].recommend(seeds, 10)[0].tolist()
+    batch, _ = model.recommend_batch(
+        [seeds, np.array([], dtype=np.int64)], 10, titles=[None, "rap"]
+    )
+    assert batch[0].tolist() == ids.tolist()
+    assert (
+        batch[1].tolist()
+        == model.recommend(np.array([], dtype=np.int64), 10, title="rap")[0].tolist()
+    )
+    assert seeded["chosen"] in model.describe_settings()
+    model.save(tmp_path / "hybrid")
+    loaded = HybridRecommender.load(tmp_path / "hybrid", snap)
+    assert loaded.mode_ == model.mode_
+    assert loaded.recommend(seeds, 10)[0].tolist() == ids.tolist()
 
 
 def test_fit_is_deterministic(snapshot: Snapshot, model: HybridRecommender) -> None:

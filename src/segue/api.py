@@ -103,6 +103,9 @@ class RecommendRequest(BaseModel):
     popularity_min: float | None = Field(None, ge=0, le=100)
     popularity_max: float | None = Field(None, ge=0, le=100)
     max_per_artist: int | None = Field(None, ge=1, le=MAX_RESULTS)
+    allow_versions: bool = Field(
+        False, description="Keep several versions of one song (same title and main artist)."
+    )
     explain: bool = Field(True, description="Explain each track (slower on large catalogs).")
 
 
@@ -441,6 +444,7 @@ def create_app(
             popularity_min=body.popularity_min,
             popularity_max=body.popularity_max,
             max_per_artist=body.max_per_artist,
+            allow_versions=body.allow_versions,
         )
         title = body.title.strip() if body.title and body.title.strip() else None
         pool: ComputePool | None = request.app.state.compute

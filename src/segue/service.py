@@ -76,6 +76,8 @@ class Filters:
     popularity_min: float | None = None
     popularity_max: float | None = None
     max_per_artist: int | None = None
+    #: Keep several versions of one song (same normalised title and main artist); off: one.
+    allow_versions: bool = False
 
     def validate(self) -> None:
         if (
@@ -683,11 +685,17 @@ class Service:
         mask = self._filter_mask(filters)
         exclude = None if mask is None else np.flatnonzero(~mask)
         want = n if not filters.max_per_artist else n * 6 + 50
+        if not filters.allow_versions:
+            want = max(want, n * 2 + 20)  # room for the versions dropped below
         want = min(want, snap.n_tracks)
         idx, scores = recommender.recommend(seeds.indices, want, title=seeds.title, exclude=exclude)
         # Tracks a model found outside the snapshot (Spotify's own recommendations), read at once
         # on this thread: the model keeps each thread's last call apart.
         outside = list(getattr(recommender, "last_unknown_", None) or [])
+        if not filters.allow_versions:
+            from segue.models.versions import drop_versions
+
+            idx, scores = drop_versions(idx, scores, self._song_keys(snap), seeds.indices)
         if filters.max_per_artist:
             idx, scores = self._cap_per_artist(idx, scores, filters.max_per_artist)
         idx, scores = idx[:n], scores[:n]
@@ -736,6 +744,17 @@ class Service:
                 f"{later}), {len(report.unknown)} not ({report.message})"
             ]
         return [f"{head}: they are not in the catalog ({report.message})"]
+
+    def _song_keys(self, snap: Snapshot) -> np.ndarray:
+        """One key per song of ``snap`` (:func:`segue.models.versions.song_keys`), kept per
+        snapshot."""
+        kept = getattr(self, "_song_keys_kept", None)
+        if kept is None or kept[0] is not snap:
+            from segue.models.versions import song_keys
+
+            kept = (snap, song_keys(snap.tracks))
+            self._song_keys_kept = kept
+        return kept[1]
 
     def _filter_mask(self, f: Filters) -> np.ndarray | None:
         tracks = self.snapshot.tracks

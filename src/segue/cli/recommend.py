@@ -111,6 +111,9 @@ def register(app: typer.Typer) -> None:
             out.print(
                 f"{m['name']:<11} {'(default) ' if m['default'] else ''}{state}", highlight=False
             )
+            chosen = _chosen_settings(m["name"]) if m["available"] else None
+            if chosen:
+                out.print(f"{'':<12}{chosen}", highlight=False, markup=False)
 
     @app.command()
     def recommend(
@@ -140,6 +143,11 @@ def register(app: typer.Typer) -> None:
         popularity_min: float | None = typer.Option(None, "--popularity-min", min=0, max=100),
         popularity_max: float | None = typer.Option(None, "--popularity-max", min=0, max=100),
         max_per_artist: int | None = typer.Option(None, "--max-per-artist", min=1),
+        allow_versions: bool = typer.Option(
+            False,
+            "--allow-versions",
+            help="Keep several versions of one song (same title and main artist).",
+        ),
     ) -> None:
         """Recommend tracks that continue the input."""
         from segue.service import Filters, Service
@@ -162,6 +170,7 @@ def register(app: typer.Typer) -> None:
             popularity_min=popularity_min,
             popularity_max=popularity_max,
             max_per_artist=max_per_artist,
+            allow_versions=allow_versions,
         )
         try:
             rec = service.recommend(
@@ -175,3 +184,27 @@ def register(app: typer.Typer) -> None:
 
 
 __all__ = ["config", "register", "render"]
+
+
+def _chosen_settings(name: str) -> str | None:
+    """The settings a model chose at fit, from its saved ``model.json`` (None if none)."""
+    import json
+
+    from segue.models.content import settings_line
+    from segue.models.registry import model_dir
+
+    try:
+        meta = json.loads((model_dir(name) / "model.json").read_text())
+    except (OSError, ValueError):
+        return None
+    chosen = meta.get("chosen") if isinstance(meta, dict) else None
+    if not isinstance(chosen, dict):
+        return None
+    if "summary" in chosen:
+        content = chosen.get("content")
+        extra = f"; content: {settings_line(content)}" if isinstance(content, dict) else ""
+        return f"chose {chosen['summary']}{extra}"
+    try:
+        return f"chose {settings_line(chosen)}"
+    except (KeyError, TypeError, ValueError):
+        return None

@@ -29,14 +29,18 @@ Presets (see docs/content-model.md for how they map to the original project):
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import math
+import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from segue.errors import NotFittedError
 from segue.features import (
@@ -187,6 +191,8 @@ class ContentRecommender(Recommender):
 
     name: ClassVar[str] = "content"
     default_weights: ClassVar[dict[str, float]] = dict.fromkeys(BLOCKS, 1.0)
+    #: Whether tuning searches the block weights (Model 2 keeps its equal weights).
+    tunes_weights: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -200,6 +206,11 @@ class ContentRecommender(Recommender):
         tag_top_k: int = 10,
         max_per_artist: int | None = None,
         collapse_duplicates: bool = True,
+        tune: bool = True,
+        tune_seconds: float = 8.0,
+        tune_playlists: int = 150,
+        random_state: int = 0,
+        progress: bool = True,
     ) -> None:
         self.weights = dict(weights) if weights is not None else None
         self.aggregate = aggregate
@@ -210,6 +221,11 @@ class ContentRecommender(Recommender):
         self.tag_top_k = tag_top_k
         self.max_per_artist = max_per_artist
         self.collapse_duplicates = collapse_duplicates
+        self.tune = tune
+        self.tune_seconds = tune_seconds
+        self.tune_playlists = tune_playlists
+        self.random_state = random_state
+        self.progress = progress
 
     # fitting -------------------------------------------------------------------------------
     def _validate(self) -> None:
@@ -226,6 +242,7 @@ class ContentRecommender(Recommender):
             raise ValueError(
                 f"weights name unknown block(s) {sorted(unknown)}; expected among {list(BLOCKS)}"
             )
+        self.block_weights()  # raises for negative or all-zero weights
 
     def block_weights(self) -> dict[str, float]:
         """The weights in use, normalised to sum 1 (so a score is a weighted mean of cosines)."""
@@ -239,18 +256,39 @@ class ContentRecommender(Recommender):
         return {b: raw.get(b, 0.0) / total for b in BLOCKS}
 
     def fit(self, snapshot: Snapshot) -> Self:
-        """Build the content features of ``snapshot`` and the structures that score them."""
+        """Build the content features of ``snapshot`` and the structures that score them.
+
+        With ``tune`` the settings are first chosen on the catalog's own playlists
+        (:func:`tune_content`); ``chosen_`` records them and how they were chosen.
+        """
         self._validate()
-        features = build_content_features(
+        if self.tune:
+            self.chosen_ = tune_content(self, snapshot)
+        else:
+            self.chosen_ = {**self._given_settings(), "how": "as given (no tuning)"}
+        features = self._build(snapshot, self.chosen_)
+        return self.fit_features(features, snapshot.track_artist_keys())
+
+    def _given_settings(self) -> dict[str, Any]:
+        """The settings of the constructor's parameters, in the form of ``chosen_``."""
+        return {
+            "weights": {**self.default_weights, **(self.weights or {})},
+            "aggregate": self.aggregate,
+            "era_width": self.era_width,
+            "popularity_width": self.popularity_width,
+            "crowd_tags": self.crowd_tags,
+        }
+
+    def _build(self, snapshot: Snapshot, settings: Mapping[str, Any]) -> ContentFeatures:
+        return build_content_features(
             snapshot,
             n_genres=self.n_genres,
-            era_width=self.era_width,
-            popularity_width=self.popularity_width,
-            crowd_tag_mode=self.crowd_tags,
+            era_width=int(settings["era_width"]),
+            popularity_width=int(settings["popularity_width"]),
+            crowd_tag_mode=settings["crowd_tags"],
             tag_top_k=self.tag_top_k,
-            weights=self.block_weights(),
+            weights={b: float(settings["weights"].get(b, 0.0)) for b in BLOCKS},
         )
-        return self.fit_features(features, snapshot.track_artist_keys())
 
     def fit_features(self, features: ContentFeatures, artist_keys: np.ndarray) -> Self:
         """Use an already built feature matrix; ``artist_keys`` int64 (n_tracks,)."""
@@ -262,10 +300,23 @@ class ContentRecommender(Recommender):
             )
         self.features_ = features
         self.artist_keys_ = artist_keys
-        self.weights_ = self.block_weights()
+        chosen = getattr(self, "chosen_", None)
+        if chosen is None:
+            self.chosen_ = chosen = {**self._given_settings(), "how": "as given (no tuning)"}
+        self.aggregate_ = chosen["aggregate"]
+        self.weights_ = present_weights(chosen["weights"], features)
+        self.chosen_ = {
+            **chosen,
+            "weights_used": {b: round(v, 4) for b, v in self.weights_.items()},
+        }
         self._compile()
         self.fitted_ = True
         return self
+
+    def describe_settings(self) -> str:
+        """One line: the settings in use and how they were chosen."""
+        self._check_fitted()
+        return settings_line(self.chosen_)
 
     def _compile(self) -> None:
         """Split the matrix into the fastest form of each block.
@@ -327,7 +378,7 @@ class ContentRecommender(Recommender):
         out: dict[str, np.ndarray] = {}
         for block, cols_slice in self.features_.blocks.items():
             q = summed[:, cols_slice]
-            if self.aggregate == "sum":
+            if self.aggregate_ == "sum":
                 scale = np.linalg.norm(q, axis=1)
             else:
                 scale = lengths.astype(np.float32)
@@ -571,6 +622,10 @@ class ContentRecommender(Recommender):
         """``model.json`` (name, parameters) + ``state.npz`` (artist keys) + the feature matrix."""
         self._check_fitted()
         super().save(directory)
+        meta_path = Path(directory) / "model.json"
+        meta = json.loads(meta_path.read_text())
+        meta["chosen"] = self.chosen_
+        meta_path.write_text(json.dumps(meta, indent=2))
         self.features_.save(Path(directory))
 
     def _state_arrays(self) -> dict[str, np.ndarray]:
@@ -592,7 +647,318 @@ class ContentRecommender(Recommender):
             )
         with np.load(directory / "state.npz", allow_pickle=False) as z:
             artist_keys = z["artist_keys"]
+        if "chosen" in meta:
+            model.chosen_ = meta["chosen"]
         return model.fit_features(features, artist_keys)
+
+
+# ---------------------------------------------------------------------------------------------
+# settings chosen on the catalog's own playlists
+# ---------------------------------------------------------------------------------------------
+
+#: Fewer playlists of at least :data:`TUNE_MIN_TRACKS` tracks than this: no tuning, the plain
+#: method's weighting (:data:`PLAIN_WEIGHTS`).
+MIN_TUNE_PLAYLISTS = 20
+TUNE_MIN_TRACKS = 15
+#: Seeds kept per held-out playlist (one drawn per playlist among those that leave >= 10).
+TUNE_SEEDS = (1, 5, 10, 25)
+#: Recommendations scored per held-out playlist (the challenge's 500).
+TUNE_N = 500
+#: Values tried for a lesser block's weight, relative to the genres block's (Model 1).
+WEIGHT_STEPS = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0)
+ERA_WIDTHS = (10, 20, 50, 5)
+POPULARITY_WIDTHS = (5, 10, 20)
+CROWD_TAG_MODES: tuple[CrowdTagMode, ...] = ("all", "missing", "none")
+#: The plain method's weighting (:class:`PlainMethod`: audio features, popularity and
+#: 50-year eras in one vector, where the audio columns carry most of the mass).
+PLAIN_WEIGHTS = {"genres": 0.0, "audio": 2.0, "popularity": 1.0, "era": 1.0}
+
+
+def present_blocks(features: ContentFeatures) -> list[str]:
+    """Blocks that tell tracks apart: some track has a term other than ``missing``/``unknown``."""
+    out = []
+    for block, cols in features.blocks.items():
+        names = features.feature_names[cols.start : cols.stop]
+        known = [i for i, n in enumerate(names) if n.split(":", 1)[1] not in ("missing", "unknown")]
+        if not known:
+            continue
+        sub = features.block(block)
+        if block == "audio" or np.isin(sub.indices, known).any():
+            out.append(block)
+    return out
+
+
+def present_weights(weights: Mapping[str, float], features: ContentFeatures) -> dict[str, float]:
+    """``weights`` over the blocks the catalog has (absent ones 0), normalised to sum 1; equal
+    weights over the present blocks when none of them has a positive weight."""
+    present = present_blocks(features)
+    raw = {b: float(weights.get(b, 0.0)) if b in present else 0.0 for b in BLOCKS}
+    for block, value in raw.items():
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"weight of block {block!r} must be finite and >= 0, got {value}")
+    total = sum(raw.values())
+    if total <= 0:
+        raw = {b: 1.0 if (b in present or not present) else 0.0 for b in BLOCKS}
+        total = sum(raw.values())
+    return {b: raw[b] / total for b in BLOCKS}
+
+
+def settings_line(chosen: Mapping[str, Any]) -> str:
+    """``chosen_`` in one line, e.g. ``weights genres 0.83 audio 0.08 ... · mean · eras of 10
+    years · popularity buckets of 5 · crowd tags all (tuned on ...)``."""
+    w = chosen.get("weights_used") or chosen["weights"]
+    total = sum(float(v) for v in w.values()) or 1.0
+    weights = " ".join(f"{b} {float(w.get(b, 0.0)) / total:.2f}" for b in BLOCKS)
+    return (
+        f"weights {weights} · {chosen['aggregate']} of the seeds · eras of "
+        f"{chosen['era_width']} years · popularity buckets of {chosen['popularity_width']} · "
+        f"crowd tags {chosen['crowd_tags']} ({chosen.get('how', '')})"
+    )
+
+
+def holdout_playlists(
+    matrix: sp.csr_matrix, rng: np.random.Generator, max_playlists: int
+) -> tuple[list[np.ndarray], list[np.ndarray], sp.csr_matrix] | int:
+    """Cut up to ``max_playlists`` playlists of at least :data:`TUNE_MIN_TRACKS` tracks into
+    seeds and hidden tracks: ``(seeds, hidden, matrix without the hidden entries)``, or the
+    number of such playlists when there are fewer than :data:`MIN_TUNE_PLAYLISTS`."""
+    lengths = np.diff(matrix.indptr)
+    eligible = np.flatnonzero(lengths >= TUNE_MIN_TRACKS)
+    if eligible.size < MIN_TUNE_PLAYLISTS:
+        return int(eligible.size)
+    chosen = np.sort(rng.choice(eligible, min(max_playlists, eligible.size), replace=False))
+    seeds: list[np.ndarray] = []
+    hidden: list[np.ndarray] = []
+    rows: list[np.ndarray] = []
+    for row in chosen.tolist():
+        tracks = np.unique(matrix.indices[matrix.indptr[row] : matrix.indptr[row + 1]])
+        feasible = [k for k in TUNE_SEEDS if tracks.size - k >= max(10, k / 2)]
+        k = int(rng.choice(feasible))
+        perm = rng.permutation(tracks)
+        seeds.append(np.sort(perm[:k]).astype(np.int64))
+        hidden.append(np.sort(perm[k:]).astype(np.int64))
+        rows.append(np.full(tracks.size - k, row))
+    cols = np.concatenate(hidden)
+    hide = sp.csr_matrix(
+        (np.ones(cols.size, dtype=np.float32), (np.concatenate(rows), cols)), shape=matrix.shape
+    )
+    masked = sp.csr_matrix(matrix - matrix.multiply(hide))
+    masked.eliminate_zeros()
+    return seeds, hidden, masked
+
+
+def mean_ndcg(ids: np.ndarray, hidden: Sequence[np.ndarray]) -> float:
+    """Mean NDCG of ranked ``ids`` (int (queries, n), -1 padding) against ``hidden``."""
+    n = ids.shape[1]
+    discount = 1.0 / np.log2(np.arange(2, n + 2))
+    values = []
+    for row, held in enumerate(hidden):
+        got = ids[row]
+        hit = np.isin(got, held) & (got >= 0)
+        ideal = discount[: min(held.size, n)].sum()
+        values.append(float(discount[hit].sum() / ideal) if ideal > 0 else 0.0)
+    return float(np.mean(values)) if values else 0.0
+
+
+def _say(model: ContentRecommender, message: str) -> None:
+    if model.progress:
+        print(f"{model.name}: {message}", file=sys.stderr, flush=True)
+
+
+def tune_content(model: ContentRecommender, snapshot: Snapshot) -> dict[str, Any]:
+    """Choose ``model``'s settings by self-supervised validation on the catalog's playlists.
+
+    Up to ``tune_playlists`` playlists keep 1-25 of their tracks as seeds and hide the rest
+    (from the crowd tags too); each setting is scored by the NDCG of its top 500 against the
+    hidden tracks. A coordinate search from the preset's settings: the aggregate, each lesser
+    block's weight relative to genres (Model 1; Model 2 keeps equal weights), era width,
+    popularity width, crowd tags; again while something improves, until ``tune_seconds``.
+    Returns the settings with ``how`` (one line) and the validation figures.
+    """
+    started = time.perf_counter()
+    given = model._given_settings()
+    rng = np.random.default_rng(model.random_state)
+    matrix = sp.csr_matrix(snapshot.interactions)
+    cut = holdout_playlists(matrix, rng, model.tune_playlists)
+    if isinstance(cut, int):
+        weights = dict(PLAIN_WEIGHTS)
+        if model.tunes_weights:
+            weights["genres"] = max(PLAIN_WEIGHTS.values())
+        else:
+            weights = dict(model.default_weights)
+        how = (
+            f"{cut} playlists of >= {TUNE_MIN_TRACKS} tracks, fewer than {MIN_TUNE_PLAYLISTS} "
+            "to validate on: the plain method's weighting"
+        )
+        _say(model, how)
+        return {**given, "weights": weights, "aggregate": "sum", "era_width": 50, "how": how}
+    seeds, hidden, masked_matrix = cut
+    masked = copy.copy(snapshot)
+    masked.interactions = masked_matrix
+    keys = snapshot.track_artist_keys()
+    budget = float(model.tune_seconds)
+    _say(model, f"tuning on {len(seeds)} held-out playlists (at most {budget:g} s)")
+    scorers: dict[tuple[Any, ...], ContentRecommender] = {}
+    tried: dict[tuple[Any, ...], float] = {}
+
+    def feature_key(settings: Mapping[str, Any]) -> tuple[Any, ...]:
+        return (settings["era_width"], settings["popularity_width"], settings["crowd_tags"])
+
+    def score(settings: dict[str, Any], keep: tuple[Any, ...] | None) -> float:
+        fkey = feature_key(settings)
+        if fkey not in scorers:
+            for other in [k for k in scorers if k != keep]:
+                del scorers[other]  # bounds memory: at most two feature matrices at once
+            scorer = ContentRecommender(
+                tune=False, collapse_duplicates=model.collapse_duplicates, progress=False
+            )
+            scorer.chosen_ = {**settings, "how": "tuning"}
+            scorers[fkey] = scorer.fit_features(model._build(masked, settings), keys)
+        scorer = scorers[fkey]
+        used = present_weights(settings["weights"], scorer.features_)
+        key = (*fkey, settings["aggregate"], *(round(used[b], 6) for b in BLOCKS))
+        if key not in tried:
+            scorer.weights_ = used
+            scorer.aggregate_ = settings["aggregate"]
+            ids, _ = scorer.recommend_batch(seeds, TUNE_N)
+            tried[key] = mean_ndcg(ids, hidden)
+        return tried[key]
+
+    best = dict(given)
+    best_score = base_score = score(best, None)
+    out_of_time = False
+
+    def candidates() -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        out.append({**best, "aggregate": "mean" if best["aggregate"] == "sum" else "sum"})
+        if model.tunes_weights:
+            ref = float(best["weights"].get("genres", 0.0)) or 1.0
+            for block in ("audio", "popularity", "era"):
+                for step in WEIGHT_STEPS:
+                    out.append({**best, "weights": {**best["weights"], block: step * ref}})
+        out += [{**best, "era_width": w} for w in ERA_WIDTHS]
+        out += [{**best, "popularity_width": w} for w in POPULARITY_WIDTHS]
+        out += [{**best, "crowd_tags": m} for m in CROWD_TAG_MODES]
+        return out
+
+    for _round in range(3):
+        improved = False
+        for settings in candidates():
+            if time.perf_counter() - started > budget:
+                out_of_time = True
+                break
+            value = score(settings, feature_key(best))
+            if value > best_score + 1e-4:
+                best, best_score, improved = settings, value, True
+                _say(
+                    model, f"validation NDCG {best_score:.4f}: {settings_line({**best, 'how': ''})}"
+                )
+        if out_of_time or not improved:
+            break
+    seconds = time.perf_counter() - started
+    how = (
+        f"tuned on {len(seeds)} held-out playlists: NDCG {best_score:.4f} against "
+        f"{base_score:.4f} for the preset's settings, {len(tried)} settings in {seconds:.1f} s"
+        + (" (stopped at the time budget)" if out_of_time else "")
+    )
+    _say(model, how)
+    return {
+        **best,
+        "how": how,
+        "validation_ndcg": round(best_score, 6),
+        "preset_ndcg": round(base_score, 6),
+        "settings_tried": len(tried),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# the plain original method (the reference of the content targets)
+# ---------------------------------------------------------------------------------------------
+
+
+class PlainMethod(Recommender):
+    """The original method as a reader of its description would write it: min-max scaled audio
+    features, one-hot ``popularity // 5`` and one-hot ``release year // 50`` in one vector per
+    track, the playlist vector the sum of its tracks', cosine against every track, best first.
+
+    Gaps the description does not cover: unknown audio values take the column median, unknown
+    popularity the catalog popularity (playlist-count percentile), an unknown year no era
+    bucket. Ties by track index.
+    """
+
+    name: ClassVar[str] = "plain"
+
+    def __init__(self, *, popularity_width: int = 5, era_width: int = 50) -> None:
+        self.popularity_width = popularity_width
+        self.era_width = era_width
+
+    @property
+    def n_tracks(self) -> int:
+        return int(self.x_.shape[0])
+
+    def fit(self, snapshot: Snapshot) -> Self:
+        from sklearn.impute import SimpleImputer
+        from sklearn.preprocessing import MinMaxScaler
+
+        from segue.snapshot import AUDIO_FEATURES
+
+        tracks = snapshot.tracks
+        n = len(tracks)
+        present = [c for c in AUDIO_FEATURES if c in tracks and tracks[c].notna().any()]
+        parts: list[np.ndarray] = []
+        if present:
+            scaled = MinMaxScaler().fit_transform(tracks[present].to_numpy(dtype=np.float64))
+            parts.append(SimpleImputer(strategy="median").fit_transform(scaled))
+        pop = tracks["popularity"].to_numpy(dtype=np.float64)
+        pop = np.where(np.isnan(pop), catalog_popularity(tracks["playlist_count"].to_numpy()), pop)
+        pop_code = (np.clip(pop, 0, 100) // self.popularity_width).astype(np.int64)
+        parts.append(np.eye(int(100 // self.popularity_width) + 1)[pop_code])
+        year = tracks["release_year"].to_numpy(dtype=np.float64)
+        known = ~np.isnan(year)
+        if known.any():
+            era = np.where(known, year // self.era_width, 0).astype(np.int64)
+            lo = int(era[known].min())
+            onehot = np.zeros((n, int(era[known].max()) - lo + 1))
+            onehot[np.flatnonzero(known), era[known] - lo] = 1.0
+            parts.append(onehot)
+        x = np.hstack(parts).astype(np.float32)
+        norms = np.linalg.norm(x, axis=1)
+        self.x_ = np.ascontiguousarray(x / np.where(norms > 0, norms, 1.0)[:, None])
+        self.raw_ = np.ascontiguousarray(x)
+        self.fitted_ = True
+        return self
+
+    def scores(self, seeds: np.ndarray, *, title: str | None = None) -> np.ndarray:
+        self._check_fitted()
+        seed_arr = as_seed_array(seeds, self.n_tracks)
+        if seed_arr.size == 0:
+            return np.zeros(self.n_tracks, dtype=np.float32)
+        q = self.raw_[seed_arr].sum(axis=0)
+        norm = float(np.linalg.norm(q))
+        if norm == 0:
+            return np.zeros(self.n_tracks, dtype=np.float32)
+        with _single_thread_blas():
+            return np.asarray(self.x_ @ (q / norm), dtype=np.float32)
+
+    def recommend(
+        self,
+        seeds: Any,
+        n: int = 10,
+        *,
+        title: str | None = None,
+        exclude: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        self._check_fitted()
+        seed_arr = as_seed_array(seeds, self.n_tracks)
+        if seed_arr.size == 0 or n <= 0:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+        scores = self.scores(seed_arr)
+        scores[dropped(seed_arr, exclude)] = -np.inf
+        picked = fast_top_n(scores, n)
+        return picked, scores[picked]
+
+    def explain(self, seeds: np.ndarray, track: int, *, title: str | None = None) -> str:
+        return f"cosine {float(self.scores(seeds)[int(track)]):.2f} (audio, popularity, era)"
 
 
 class Model1(ContentRecommender):
@@ -619,6 +985,7 @@ class Model2(ContentRecommender):
 
     name: ClassVar[str] = "model2"
     default_weights: ClassVar[dict[str, float]] = dict.fromkeys(BLOCKS, 1.0)
+    tunes_weights: ClassVar[bool] = False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -891,4 +1258,13 @@ class OriginalScoring(Recommender):
         self.fitted_ = True
 
 
-__all__ = ["ContentRecommender", "Model1", "Model2", "OriginalScoring", "cap_per_key", "fast_top_n"]
+__all__ = [
+    "ContentRecommender",
+    "Model1",
+    "Model2",
+    "OriginalScoring",
+    "PlainMethod",
+    "cap_per_key",
+    "fast_top_n",
+    "tune_content",
+]

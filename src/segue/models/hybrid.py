@@ -37,6 +37,18 @@ hidden track must not carry the title of the playlist it was hidden from). With 
 playlists to learn from (fewer than ``min_ranker_playlists``) a fixed blend of the normalised
 generator scores replaces the ranker.
 
+**Measured against its parts.** The content generator's settings are chosen first, on the
+whole catalog (:func:`segue.models.content.tune_content`). Then every fourth cut playlist is
+kept out of the ranker's first training; on those, the ranker, the fixed blend and each
+generator alone (content, item-kNN and ALS for queries with seeds; the title model for
+title-only ones), all fitted without the hidden tracks, recommend 500 tracks and are scored by
+NDCG. Each kind of query is answered by the best (``mode_``): the ranker unless another beats
+it by more than :data:`SELECT_MARGIN`; the ranker is then trained again on all cut playlists.
+Too few playlists for a ranker (under ``min_ranker_playlists``) and every cut playlist is
+measured, the blend against the generators. What was chosen, with the figures, is printed at
+fit (stderr), saved in ``model.json`` and returned by :meth:`HybridRecommender.describe_settings`.
+``select=False`` skips the measuring (the ranker, or the blend, as before).
+
 Serving: one query runs the candidate pipeline once; each thread keeps its last query's
 candidates, features and scores (keyed by its seeds and title), so ``explain_many`` right
 after ``recommend`` - what :class:`segue.service.Service` does - reuses them. Explanations
@@ -49,6 +61,7 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -61,7 +74,7 @@ import scipy.sparse as sp
 from segue.errors import NotFittedError
 from segue.models.als import ALSRecommender
 from segue.models.base import Recommender, as_seed_array, dropped
-from segue.models.content import Model1, _single_thread_blas, fast_top_n
+from segue.models.content import Model1, _single_thread_blas, fast_top_n, mean_ndcg
 from segue.models.itemknn import (
     ItemKNNRecommender,
     TrackNames,
@@ -131,6 +144,17 @@ ALS_DEFAULTS: dict[str, Any] = {"iterations": 10}
 CONTENT_DEFAULTS: dict[str, Any] = {"max_per_artist": None}
 #: Seed counts of the challenge categories; training queries are cut the same ways.
 SEED_COUNTS = (0, 1, 5, 10, 25, 100)
+#: Fewer cut playlists than this: no validation at fit (the blend, generators on all data).
+MIN_SELECT_PLAYLISTS = 20
+#: Recommendations per held-out query when the hybrid measures itself against its parts.
+SELECT_N = 500
+#: What a kind of query (with seeds / a title only) may be answered by: the learned ranker,
+#: the fixed blend, or one generator alone.
+SEEDED_CHOICES = ("ranker", "blend", "content", "knn", "als")
+TITLE_CHOICES = ("ranker", "blend", "title")
+#: A generator alone or the blend replaces the ranker only when better by more than this
+#: (validation NDCG; the ranker's wins elsewhere are worth a tie).
+SELECT_MARGIN = 0.002
 
 
 @dataclass
@@ -220,6 +244,8 @@ class HybridRecommender(Recommender):
     name = "hybrid"
     #: Per thread, the last single query's answer (see :meth:`_ranked_one`).
     _kept: threading.local | None = None
+    #: The tuned content model answering queries with seeds alone, when chosen at fit.
+    content_alone_: Model1 | None = None
 
     def __init__(
         self,
@@ -247,6 +273,8 @@ class HybridRecommender(Recommender):
         content: dict[str, Any] | None = None,
         random_state: int = 0,
         num_threads: int = 0,
+        select: bool = True,
+        progress: bool = True,
     ) -> None:
         self.candidates = candidates
         self.content_candidates = content_candidates
@@ -271,6 +299,8 @@ class HybridRecommender(Recommender):
         self.content = content
         self.random_state = random_state
         self.num_threads = num_threads
+        self.select = select
+        self.progress = progress
 
     # fitting -------------------------------------------------------------------------------
     def _validate(self) -> None:
@@ -319,18 +349,50 @@ class HybridRecommender(Recommender):
                 **{"random_state": self.random_state, **threads, **ALS_DEFAULTS, **(self.als or {})}
             ),
             TitleRecommender(**(self.title or {})),
-            Model1(**{**CONTENT_DEFAULTS, **(self.content or {})}),
+            Model1(**self._content_params()),
         )
 
-    def _fit_generators(self, snapshot: Any) -> None:
+    def _content_params(self) -> dict[str, Any]:
+        """The content generator's parameters (the ranker's content features and candidates):
+        the preset's settings, as given, so the ranker's features mean the same on every
+        catalog."""
+        return {**CONTENT_DEFAULTS, "tune": False, **(self.content or {})}
+
+    def _content_alone(self) -> Model1:
+        """The content model that may answer queries alone: the settings tuned at ``fit``."""
+        params: dict[str, Any] = {**CONTENT_DEFAULTS, **(self.content or {})}
+        chosen = getattr(self, "content_chosen_", None)
+        if chosen is not None:
+            params.update(
+                {
+                    k: chosen[k]
+                    for k in ("weights", "aggregate", "era_width", "popularity_width", "crowd_tags")
+                }
+            )
+        params["tune"] = False
+        return Model1(**params)
+
+    def _fit_generators(self, snapshot: Any, *, alone: bool = False) -> None:
+        """Fit the generators on ``snapshot``; with ``alone`` also the tuned content model
+        that may answer queries alone (``content_alone_``)."""
         self._set_playlists(check_interactions(snapshot, self.name))
         self.knn_, self.als_, self.title_, self.content_ = self._generators()
         self.knn_.fit(snapshot)
         self.als_.fit(snapshot)
         self.title_.fit(snapshot)
         self.content_.fit(snapshot)
+        self.content_.chosen_["how"] = "the preset's settings: the ranker's content features"
+        if alone:
+            self.content_alone_ = self._content_alone().fit(snapshot)
+            tuned = getattr(self, "content_chosen_", None)
+            if tuned is not None:
+                self.content_alone_.chosen_["how"] = tuned["how"]
         self._content_matrix()
         self._kept = None
+
+    def _say(self, message: str) -> None:
+        if self.progress:
+            print(f"hybrid: {message}", file=sys.stderr, flush=True)
 
     def fit(self, snapshot: Any) -> Self:
         self._validate()
@@ -338,18 +400,49 @@ class HybridRecommender(Recommender):
         self._fit_content(snapshot, matrix)
         self.fitted_ = True  # the candidate machinery below checks this
         self._kept = None
+        self.mode_ = {"seeded": "ranker", "title": "ranker"}
+        self.selection_ = {"how": "not measured"}
+        # the content generator's settings, chosen once on the whole catalog's playlists
+        self.content_chosen_: dict[str, Any] | None = None
+        self.content_alone_ = None
+        self.ranker_: Any = None
+        self.title_ranker_: Any = None
+        tuner = Model1(**{**CONTENT_DEFAULTS, **(self.content or {})})
+        if tuner.tune:
+            tuner.progress = self.progress
+            tuner.random_state = self.random_state
+            from segue.models.content import tune_content
+
+            self.content_chosen_ = tune_content(tuner, snapshot)
         rng = np.random.default_rng(self.random_state)
         queries = self._training_queries(snapshot, matrix, rng)
         self.ranker_ = None
         self.title_ranker_ = None
         if queries is None:
             self._fit_generators(snapshot)
+            self.mode_ = {"seeded": "blend", "title": "blend"}
+            self.selection_ = {
+                "how": f"fewer than {MIN_SELECT_PLAYLISTS} playlists of 11+ tracks to "
+                "validate on: the fixed blend"
+            }
+            self._say(self.selection_["how"])
             return self
         seeds, titles, hidden = queries
         small = matrix.nnz <= self.refit_max_rows
         folds = self.folds or (3 if small else 1)
         fold_of = np.arange(len(seeds)) % folds
+        can_rank = len(seeds) >= max(self.min_ranker_playlists, 1)
+        # Queries measured against the generators alone: every fourth one when a ranker is
+        # trained (it learns on the others first), all of them when only the blend can be.
+        if not self.select:
+            measured = np.zeros(len(seeds), dtype=bool)
+        elif can_rank:
+            measured = np.arange(len(seeds)) % 4 == 3
+        else:
+            measured = np.ones(len(seeds), dtype=bool)
+        alone: dict[str, dict[int, np.ndarray]] = {}
         batch = _Batch([], [])
+        positions: list[int] = []
         for fold in range(folds):
             members = np.flatnonzero(fold_of == fold)
             # Hide only this fold's held-out tracks: the generators keep the rest of the
@@ -361,11 +454,43 @@ class HybridRecommender(Recommender):
             masked = copy.copy(snapshot)
             masked.interactions = matrix - hidden_fold
             masked.interactions.eliminate_zeros()
-            self._fit_generators(masked)
+            self._fit_generators(masked, alone=bool(measured[members].any()))
             part = self._batch([seeds[i] for i in members], [titles[i] for i in members])
+            offset = len(batch.candidates)
             batch.candidates.extend(part.candidates)
             batch.features.extend(part.features)
             batch.rows.extend(self.train_rows_[members].tolist())
+            positions.extend(members.tolist())
+            self._alone(offset, members, measured, seeds, titles, alone)
+        # from here on queries are numbered in batch order (fold by fold)
+        pos = np.asarray(positions, dtype=np.int64)
+        measured = measured[pos]
+        seeds = [seeds[i] for i in pos]
+        final_rng = copy.deepcopy(rng)
+        if measured.any():
+            if can_rank and not measured.all():
+                train = _Batch(
+                    [c for c, m in zip(batch.candidates, measured, strict=True) if not m],
+                    [x for x, m in zip(batch.features, measured, strict=True) if not m],
+                    [r for r, m in zip(batch.rows, measured, strict=True) if not m],
+                )
+                self._fit_rankers(train, hidden, copy.deepcopy(rng))
+            self._choose(batch, measured, seeds, hidden, alone)
+        if can_rank and "ranker" in self.mode_.values():
+            self._fit_rankers(batch, hidden, final_rng)
+        else:
+            self.ranker_ = None
+            self.title_ranker_ = None
+        serve_alone = self.mode_["seeded"] == "content"
+        if small or folds > 1:
+            self._fit_generators(snapshot, alone=serve_alone)
+        else:
+            self._set_playlists(matrix)  # what `load` will see
+        if not serve_alone:
+            self.content_alone_ = None  # not needed to serve: not kept, not saved
+        return self
+
+    def _fit_rankers(self, batch: _Batch, hidden: sp.csr_matrix, rng: np.random.Generator) -> None:
         self.ranker_ = self._train_ranker(
             batch, hidden, rng, seeded=True, min_groups=self.min_ranker_playlists // 2
         )
@@ -373,11 +498,110 @@ class HybridRecommender(Recommender):
         self.title_ranker_ = self._train_ranker(
             batch, hidden, rng, seeded=False, min_groups=max(self.min_ranker_playlists // 4, 10)
         )
-        if small or folds > 1:
-            self._fit_generators(snapshot)
-        else:
-            self._set_playlists(matrix)  # what `load` will see
-        return self
+
+    def _alone(
+        self,
+        offset: int,
+        members: np.ndarray,
+        measured: np.ndarray,
+        seeds: list[np.ndarray],
+        titles: list[str | None],
+        out: dict[str, dict[int, np.ndarray]],
+    ) -> None:
+        """Each generator's own top :data:`SELECT_N` for the measured queries among ``members``
+        (query numbers), keyed by batch position (``offset`` + position in ``members``)."""
+        picked = [(offset + j, int(i)) for j, i in enumerate(members.tolist()) if measured[i]]
+        seeded = [(b, i) for b, i in picked if seeds[i].size]
+        seedless = [(b, i) for b, i in picked if not seeds[i].size]
+        gens: dict[str, Recommender] = {
+            "content": self.content_alone_ or self.content_,
+            "knn": self.knn_,
+            "als": self.als_,
+        }
+        for name, gen in gens.items():
+            if seeded:
+                ids, _ = gen.recommend_batch([seeds[i] for _, i in seeded], SELECT_N)
+                out.setdefault(name, {}).update(zip([b for b, _ in seeded], ids, strict=True))
+        if seedless:
+            ids, _ = self.title_.recommend_batch(
+                [seeds[i] for _, i in seedless],
+                SELECT_N,
+                titles=[titles[i] for _, i in seedless],
+            )
+            out.setdefault("title", {}).update(zip([b for b, _ in seedless], ids, strict=True))
+
+    def _choose(
+        self,
+        batch: _Batch,
+        measured: np.ndarray,
+        seeds: list[np.ndarray],
+        hidden: sp.csr_matrix,
+        alone: dict[str, dict[int, np.ndarray]],
+    ) -> None:
+        """Measure the ranker, the blend and each generator alone on the measured queries; set
+        ``mode_`` per kind of query to the best (the ranker unless beaten by SELECT_MARGIN)."""
+        report: dict[str, Any] = {}
+        for kind, choices in (("seeded", SEEDED_CHOICES), ("title", TITLE_CHOICES)):
+            members = [
+                i
+                for i in np.flatnonzero(measured).tolist()
+                if (seeds[i].size > 0) == (kind == "seeded")
+            ]
+            if not members:
+                continue
+            held = [
+                hidden.indices[hidden.indptr[batch.rows[i]] : hidden.indptr[batch.rows[i] + 1]]
+                for i in members
+            ]
+            ndcg: dict[str, float] = {}
+            for choice in choices:
+                if choice in ("ranker", "blend"):
+                    no_ranker = self.ranker_ is None and (
+                        kind == "seeded" or self.title_ranker_ is None
+                    )
+                    if choice == "ranker" and no_ranker:
+                        continue
+                    self.mode_[kind] = choice
+                    sub = _Batch(
+                        [batch.candidates[i] for i in members], [batch.features[i] for i in members]
+                    )
+                    values = self._score_batch(sub)
+                    ids = np.full((len(members), SELECT_N), -1, dtype=np.int64)
+                    for r, i in enumerate(members):
+                        got, _ = merge_top_n(
+                            sub.candidates[r],
+                            values[r],
+                            self.prior_,
+                            self.order_,
+                            SELECT_N,
+                            np.unique(seeds[i]),
+                        )
+                        ids[r, : got.size] = got
+                else:
+                    rows = alone.get(choice, {})
+                    if not all(i in rows for i in members):
+                        continue
+                    ids = np.vstack([rows[i] for i in members])
+                ndcg[choice] = mean_ndcg(ids, held)
+            ranker_score = ndcg.get("ranker", -1.0)
+            best = max(ndcg, key=lambda c: ndcg[c])
+            if "ranker" in ndcg and ndcg[best] <= ranker_score + SELECT_MARGIN:
+                best = "ranker"
+            self.mode_[kind] = best
+            report[kind] = {
+                "queries": len(members),
+                "ndcg": {k: round(v, 4) for k, v in ndcg.items()},
+                "chosen": best,
+            }
+        parts = []
+        for kind, r in report.items():
+            figures = ", ".join(f"{k} {v:.4f}" for k, v in r["ndcg"].items())
+            parts.append(f"{kind} queries ({r['queries']}): {r['chosen']} [{figures}]")
+        self.selection_ = {
+            "how": "measured on held-out training playlists: " + "; ".join(parts),
+            **report,
+        }
+        self._say(self.selection_["how"])
 
     def _fit_content(self, snapshot: Any, matrix: sp.csr_matrix) -> None:
         n_tracks = matrix.shape[1]
@@ -419,7 +643,7 @@ class HybridRecommender(Recommender):
         lengths = np.diff(matrix.indptr)
         names = snapshot.playlists["name"].tolist() if len(snapshot.playlists) else []
         eligible = np.flatnonzero(lengths >= 11)
-        if eligible.size < max(self.min_ranker_playlists, 1):
+        if eligible.size < min(max(self.min_ranker_playlists, 1), MIN_SELECT_PLAYLISTS):
             return None
         chosen = np.sort(
             rng.choice(eligible, size=min(self.ranker_playlists, eligible.size), replace=False)
@@ -449,7 +673,7 @@ class HybridRecommender(Recommender):
             hide_rows.append(np.full(tracks.size - k, row))
             hide_cols.append(perm[k:])
             query_rows.append(int(row))
-        if len(seeds) < max(self.min_ranker_playlists, 1):
+        if len(seeds) < min(max(self.min_ranker_playlists, 1), MIN_SELECT_PLAYLISTS):
             return None
         rows = np.concatenate(hide_rows)
         cols = np.concatenate(hide_cols)
@@ -543,7 +767,7 @@ class HybridRecommender(Recommender):
             part = summed[cols]
             scale = (
                 float(np.linalg.norm(part))
-                if self.content_.aggregate == "sum"
+                if self.content_.aggregate_ == "sum"
                 else float(seeds.size)
             )
             if scale > 0:
@@ -835,7 +1059,11 @@ class HybridRecommender(Recommender):
 
     def _ranker_for(self, x: np.ndarray) -> Any:
         """The booster for a query's feature matrix (None: the blend)."""
-        if x.shape[0] and x[0, COLUMN["n_seeds"]] == 0 and self.title_ranker_ is not None:
+        seedless = bool(x.shape[0]) and x[0, COLUMN["n_seeds"]] == 0
+        mode = getattr(self, "mode_", None) or {}
+        if mode.get("title" if seedless else "seeded", "ranker") == "blend":
+            return None
+        if seedless and self.title_ranker_ is not None:
             return self.title_ranker_
         return self.ranker_
 
@@ -884,7 +1112,31 @@ class HybridRecommender(Recommender):
         kept.last = (key, answer)
         return answer
 
+    def _generator_for(self, seeds: np.ndarray) -> Recommender | None:
+        """The generator that answers this kind of query alone (``mode_``), or None."""
+        mode = getattr(self, "mode_", None) or {}
+        name = mode.get("seeded" if seeds.size else "title", "ranker")
+        gens: dict[str, Recommender | None] = {
+            "content": getattr(self, "content_alone_", None) or self.content_,
+            "knn": self.knn_,
+            "als": self.als_,
+            "title": self.title_,
+        }
+        return gens.get(name)
+
+    def describe_settings(self) -> str:
+        """One line: how each kind of query is answered and why (chosen at fit)."""
+        self._check_fitted()
+        mode = getattr(self, "mode_", None) or {"seeded": "ranker", "title": "ranker"}
+        how = (getattr(self, "selection_", None) or {}).get("how", "")
+        return f"queries with seeds: {mode['seeded']}, title only: {mode['title']} ({how})"
+
     def scores(self, seeds: np.ndarray, *, title: str | None = None) -> np.ndarray:
+        self._check_fitted()
+        seed_arr = as_seed_array(seeds, self.n_tracks)
+        alone = self._generator_for(seed_arr)
+        if alone is not None:
+            return alone.scores(seed_arr, title=title)
         _, cands, _, values = self._ranked_one(seeds, title)
         out = self.prior_.copy()
         out[cands] = values
@@ -900,6 +1152,9 @@ class HybridRecommender(Recommender):
     ) -> tuple[np.ndarray, np.ndarray]:
         self._check_fitted()
         n = check_n(n)
+        alone = self._generator_for(as_seed_array(seeds, self.n_tracks))
+        if alone is not None:
+            return alone.recommend(seeds, n, title=title, exclude=exclude)
         seed_arr, cands, _, values = self._ranked_one(seeds, title)
         if exclude is not None and len(exclude) and cands.size:
             keep = ~np.isin(cands, np.asarray(exclude, dtype=np.int64))
@@ -918,11 +1173,39 @@ class HybridRecommender(Recommender):
         n: int = 10,
         *,
         titles: list[str | None] | None = None,
+        _routed: bool = False,
     ) -> tuple[np.ndarray, np.ndarray]:
         self._check_fitted()
         n = check_n(n)
         ids = np.full((len(seed_lists), n), -1, dtype=np.int64)
         vals = np.full((len(seed_lists), n), -np.inf, dtype=np.float32)
+        arrays = [as_seed_array(s, self.n_tracks) for s in seed_lists]
+        routed: dict[int, list[int]] = {}
+        for row, arr in enumerate(arrays):
+            gen = None if _routed else self._generator_for(arr)
+            if gen is not None:
+                routed.setdefault(id(gen), []).append(row)
+        if routed:
+            # the kinds of query a generator answers alone go to it as one batch
+            for rows in routed.values():
+                gen = self._generator_for(arrays[rows[0]])
+                assert gen is not None
+                got_i, got_v = gen.recommend_batch(
+                    [arrays[r] for r in rows],
+                    n,
+                    titles=None if titles is None else [titles[r] for r in rows],
+                )
+                ids[rows], vals[rows] = got_i, got_v
+            rest = [r for r in range(len(arrays)) if all(r not in v for v in routed.values())]
+            if rest:
+                got_i, got_v = self.recommend_batch(
+                    [arrays[r] for r in rest],
+                    n,
+                    titles=None if titles is None else [titles[r] for r in rest],
+                    _routed=True,
+                )
+                ids[rest], vals[rest] = got_i, got_v
+            return ids, vals
         step = 256  # bounds the candidate feature matrices held at once
         for lo in range(0, len(seed_lists), step):
             chunk = seed_lists[lo : lo + step]
@@ -953,6 +1236,10 @@ class HybridRecommender(Recommender):
         bad = wanted[(wanted < 0) | (wanted >= self.n_tracks)]
         if bad.size:
             raise IndexError(f"track index {int(bad[0])} out of range [0, {self.n_tracks})")
+        alone = self._generator_for(as_seed_array(seeds, self.n_tracks))
+        if alone is not None:
+            why = f"{alone.name} alone (it beat the ranker on held-out playlists at fit)"
+            return [f"{text} ({why})" for text in alone.explain_many(seeds, wanted, title=title)]
         seed_arr, cands, x, _ = self._ranked_one(seeds, title)
         real = np.unique(seed_arr)
         how = "ranked by the learned ranker" if self._ranker_for(x) is not None else "blended"
@@ -1056,7 +1343,22 @@ class HybridRecommender(Recommender):
         """``model.json`` + ``state.npz`` (generators, boosters) + ``content/`` (content model)."""
         self._check_fitted()
         super().save(directory)
+        meta_path = Path(directory) / "model.json"
+        meta = json.loads(meta_path.read_text())
+        meta["chosen"] = {
+            "mode": getattr(self, "mode_", {"seeded": "ranker", "title": "ranker"}),
+            "selection": getattr(self, "selection_", {}),
+            "content": (
+                self.content_alone_.chosen_
+                if self.content_alone_ is not None
+                else self.content_chosen_ or self.content_.chosen_
+            ),
+            "summary": self.describe_settings(),
+        }
+        meta_path.write_text(json.dumps(meta, indent=2))
         self.content_.save(Path(directory) / "content")
+        if self.content_alone_ is not None:
+            self.content_alone_.save(Path(directory) / "content_alone")
 
     @classmethod
     def load(cls, directory: Path, snapshot: Any) -> Self:
@@ -1078,6 +1380,13 @@ class HybridRecommender(Recommender):
                     "refit it with `segue fit --model hybrid`"
                 )
         model.content_ = Model1.load(content, snapshot)
+        alone = Path(directory) / "content_alone"
+        model.content_alone_ = (
+            Model1.load(alone, snapshot) if (alone / "model.json").exists() else None
+        )
+        chosen = json.loads((Path(directory) / "model.json").read_text()).get("chosen") or {}
+        model.mode_ = chosen.get("mode") or {"seeded": "ranker", "title": "ranker"}
+        model.selection_ = chosen.get("selection") or {"how": "saved before measuring"}
         model._content_matrix()
         model._kept = None
         return model
