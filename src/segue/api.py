@@ -218,12 +218,14 @@ def create_app(service: Service | None = None, *, compute: ComputePool | None = 
         svc = service if service is not None else Service()
         app.state.service = svc
         app.state.compute = compute
+        app.state.not_ready = None
         try:
             # Load the snapshot and default model now, so the first request is not the slow one.
             svc.snapshot  # noqa: B018
             if compute is None:
                 svc.model(DEFAULT_MODEL)
         except Exception as exc:  # not built yet: requests say so; /health reports it
+            app.state.not_ready = public_message(exc)
             log.warning("segue API starting without a ready default model: %s", public_message(exc))
         if compute is not None:
             await compute.attach()
@@ -360,11 +362,13 @@ def create_app(service: Service | None = None, *, compute: ComputePool | None = 
         """Cheap liveness and readiness check (never loads anything)."""
         s: Service = request.app.state.service
         snap = s.snapshot if s.loaded else None
+        # why loading failed at start (a damaged or missing artifact, named), if it did
+        why = getattr(request.app.state, "not_ready", None)
         if snap is None:
             return Health(
                 status="not ready",
                 version=__version__,
-                detail="no snapshot loaded: run `segue fit`",
+                detail=why or "no snapshot loaded: run `segue fit`",
             )
         pool: ComputePool | None = request.app.state.compute
         if pool is not None and not pool.ready:
@@ -380,6 +384,7 @@ def create_app(service: Service | None = None, *, compute: ComputePool | None = 
             tracks=snap.n_tracks,
             playlists=snap.n_playlists,
             workers=None if pool is None else pool.running,
+            detail=why,
         )
 
     return app

@@ -17,7 +17,9 @@ Saved without pickle as Parquet + ``.npz`` + ``manifest.json``; models never tou
 
 from __future__ import annotations
 
-import json
+import hashlib
+import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -194,48 +196,108 @@ class Snapshot:
             tracks=tracks, artists=artists, playlists=playlists, interactions=matrix, manifest=man
         )
 
+    # identity ---------------------------------------------------------------------------
+    @property
+    def snapshot_id(self) -> str:
+        """A hash of the snapshot's content (tracks, artists, playlists, rows): equal for two
+        snapshots read from the same catalog, so a model fitted on one fits the other. Kept
+        in the manifest, computed once."""
+        got = self.manifest.get("snapshot_id")
+        if isinstance(got, str) and got:
+            return got
+        sid = content_id(self)
+        self.manifest["snapshot_id"] = sid
+        return sid
+
     # persistence ------------------------------------------------------------------------
     def save(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        tmp = directory / ".writing"
-        tmp.mkdir(exist_ok=True)
-        self.tracks.to_parquet(tmp / "tracks.parquet", index=False)
-        artists = self.artists.reset_index()
-        artists.to_parquet(tmp / "artists.parquet", index=False)
-        self.playlists.to_parquet(tmp / "playlists.parquet", index=False)
-        m = self.interactions
-        np.savez(
-            tmp / "interactions.npz",
-            data=m.data,
-            indices=m.indices,
-            indptr=m.indptr,
-            shape=np.asarray(m.shape),
-        )
-        (tmp / "manifest.json").write_text(json.dumps(self.manifest, indent=2, default=str))
-        for f in tmp.iterdir():
-            f.replace(directory / f.name)
-        tmp.rmdir()
+        """Write the snapshot into ``directory`` whole or not at all: files go to a temporary
+        folder beside it, are synced to disk and listed (size, SHA-256) in ``manifest.json``,
+        and the folder takes the place of ``directory`` by rename."""
+        from segue.artifacts import sync_and_describe, write_json
+
+        directory = Path(directory)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = directory.with_name(f".{directory.name}.writing-{os.getpid()}")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+        try:
+            self.tracks.to_parquet(tmp / "tracks.parquet", index=False)
+            artists = self.artists.reset_index()
+            artists.to_parquet(tmp / "artists.parquet", index=False)
+            self.playlists.to_parquet(tmp / "playlists.parquet", index=False)
+            m = self.interactions
+            np.savez(
+                tmp / "interactions.npz",
+                data=m.data,
+                indices=m.indices,
+                indptr=m.indptr,
+                shape=np.asarray(m.shape),
+            )
+            self.snapshot_id  # noqa: B018 - into the manifest
+            files = sync_and_describe(tmp)
+            write_json(tmp / MANIFEST_NAME, {**self.manifest, "files": files})
+            if directory.exists():  # a folder saved before: set aside, then removed
+                old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
+                directory.rename(old)
+                tmp.rename(directory)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                tmp.rename(directory)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
 
     @classmethod
     def load(cls, directory: Path) -> Snapshot:
-        manifest_path = directory / "manifest.json"
+        """Read a saved snapshot. A missing, cut or unreadable file is a
+        :class:`~segue.artifacts.ArtifactError` naming it and the command that rebuilds it."""
+        from segue.artifacts import ArtifactError, file_problem, fit_command, home_of, read_json
+        from segue.artifacts import shown as _shown
+
+        directory = Path(directory)
+        home = home_of(directory)
+        rebuild = fit_command(home)
+        manifest_path = directory / MANIFEST_NAME
         if not manifest_path.exists():
             raise NotFittedError(
-                f"no snapshot in {directory}: run `segue fit` (or `segue demo`) first"
+                f"no snapshot in {directory}: run `{rebuild}` (or `segue demo`) first"
             )
-        manifest = json.loads(manifest_path.read_text())
+        manifest = read_json(manifest_path, "the snapshot", rebuild, home)
         if manifest.get("format_version") != FORMAT_VERSION:
             raise NotFittedError(
                 f"snapshot in {directory} has format {manifest.get('format_version')}, this segue reads "
-                f"{FORMAT_VERSION}: rebuild it with `segue fit`"
+                f"{FORMAT_VERSION}: rebuild it with `{rebuild}`"
             )
-        tracks = pd.read_parquet(directory / "tracks.parquet")
-        artists = pd.read_parquet(directory / "artists.parquet").set_index("artist_key")
-        artists["genres"] = [list(g) if g is not None else [] for g in artists["genres"]]
-        playlists = pd.read_parquet(directory / "playlists.parquet")
-        with np.load(directory / "interactions.npz", allow_pickle=False) as z:
-            shape = tuple(int(x) for x in z["shape"])
-            matrix = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=shape)
+        files = manifest.pop("files", None)
+        if files is not None:
+            problem = file_problem(directory, files)
+            if problem:
+                raise ArtifactError(
+                    f"the snapshot is damaged: {_shown(directory, home)}/{problem}: "
+                    f"rebuild it with `{rebuild}`"
+                )
+        reading = "tracks.parquet"
+        try:
+            tracks = pd.read_parquet(directory / reading)
+            reading = "artists.parquet"
+            artists = pd.read_parquet(directory / reading).set_index("artist_key")
+            artists["genres"] = [list(g) if g is not None else [] for g in artists["genres"]]
+            reading = "playlists.parquet"
+            playlists = pd.read_parquet(directory / reading)
+            reading = "interactions.npz"
+            with np.load(directory / reading, allow_pickle=False) as z:
+                shape = tuple(int(x) for x in z["shape"])
+                matrix = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=shape)
+        except MemoryError:
+            raise
+        except Exception as exc:  # any failure to read a file of the set: the file is bad
+            raise ArtifactError(
+                f"the snapshot is damaged: {_shown(directory / reading, home)} cannot be read "
+                f"({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}): "
+                f"rebuild it with `{rebuild}`"
+            ) from None
         return cls(
             tracks=tracks,
             artists=artists,
@@ -243,3 +305,47 @@ class Snapshot:
             interactions=matrix,
             manifest=manifest,
         )
+
+
+MANIFEST_NAME = "manifest.json"
+
+
+def content_id(snapshot: Snapshot) -> str:
+    """A 32-hex-digit BLAKE2b hash of what a model learns from: every column of tracks,
+    artists and playlists (values and dtypes) and the playlist x track matrix.
+
+    Hashed column by column and in slices of the matrix, so it never copies a large array.
+    """
+    digest = hashlib.blake2b(digest_size=16)
+
+    def frame(name: str, df: pd.DataFrame, with_index: bool) -> None:
+        digest.update(f"{name}:{len(df)}".encode())
+        if with_index:
+            digest.update(
+                pd.util.hash_pandas_object(df.index.to_series(), index=False).to_numpy().tobytes()
+            )
+        for col in df.columns:
+            values = df[col]
+            if values.dtype == object and any(
+                isinstance(v, list | np.ndarray) for v in values.head(100)
+            ):
+                values = values.map(
+                    lambda v: "\x1f".join(map(str, v)) if isinstance(v, list | np.ndarray) else v
+                )
+            digest.update(f"{col}:{values.dtype}".encode())
+            try:
+                hashed = pd.util.hash_pandas_object(values, index=False)
+            except TypeError:  # values pandas cannot hash (e.g. dicts): by their text
+                hashed = pd.util.hash_pandas_object(values.astype(str), index=False)
+            digest.update(hashed.to_numpy().tobytes())
+
+    frame("tracks", snapshot.tracks, False)
+    frame("artists", snapshot.artists, True)
+    frame("playlists", snapshot.playlists, False)
+    m = snapshot.interactions
+    digest.update(f"rows:{m.shape}:{m.nnz}".encode())
+    step = 1 << 22
+    for arr, dtype in ((m.indptr, np.int64), (m.indices, np.int64), (m.data, np.float32)):
+        for start in range(0, arr.shape[0], step):
+            digest.update(np.ascontiguousarray(arr[start : start + step], dtype=dtype).tobytes())
+    return digest.hexdigest()

@@ -85,8 +85,17 @@ def register(app: typer.Typer) -> None:
         model: list[str] = typer.Option(
             None, "--model", "-m", help="Model(s) to build; default: the set the service uses."
         ),
+        only: bool = typer.Option(
+            False,
+            "--only",
+            help="Fit just the models named, even when the catalog changed: other built models "
+            "are then left out (reported stale by `segue models`) instead of fitted again.",
+        ),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     ) -> None:
-        """Rebuild the snapshot from the catalog and fit models."""
+        """Rebuild the snapshot from the catalog and fit models, switching to them in one step
+        (killed or interrupted, the models in use stay as they were)."""
+        from segue import artifacts
         from segue.build import DEFAULT_BUILD, build
 
         names = model or list(DEFAULT_BUILD)
@@ -94,21 +103,59 @@ def register(app: typer.Typer) -> None:
         for name in names:
             if name not in known:
                 raise fail(f"unknown model {name!r}; expected one of: {', '.join(known)}", 2)
+        home = config.home()
         try:
-            build(names)
-        except SegueError as exc:
+            build(
+                names,
+                home=home,
+                only=only,
+                log=lambda m: err.print(m, markup=False, highlight=False),
+                console=None if quiet else err,
+            )
+        except KeyboardInterrupt:
+            kept = artifacts.current_or_none(home)
+            if kept is not None and (kept.built_models() or kept.snapshot_dir.exists()):
+                what = f"the models in use are kept: {kept.describe()}"
+            else:
+                what = "no models were built here before, so none are in use"
+            err.print(
+                f"fit interrupted: nothing was switched; {what}. Run "
+                f"`{artifacts.fit_command(home, model or [])}` to build again.",
+                markup=False,
+                highlight=False,
+            )
+            raise typer.Exit(130) from None
+        except (SegueError, ValueError) as exc:
             raise fail(str(exc)) from None
 
     @app.command()
-    def models() -> None:
-        """List the models, whether each is built here, and why one is unavailable."""
+    def models(
+        verify: bool = typer.Option(
+            False,
+            "--verify",
+            help="Also check every file's checksum and load each model (slower); by default "
+            "manifests, files and sizes are checked.",
+        ),
+    ) -> None:
+        """List the models, whether each is built here and usable, and why one is not."""
         from segue.service import Service
 
-        for m in Service().models():
+        service = Service()
+        failed = False
+        for m in service.models(deep=verify):
+            if verify and m["available"] and m["built"]:
+                problem = service.load_problem(m["name"])
+                if problem:
+                    m = {**m, "available": False, "reason": problem}
             state = "ready" if m["available"] else f"unavailable: {m['reason']}"
+            failed = failed or (m["built"] and not m["available"])
             out.print(
-                f"{m['name']:<11} {'(default) ' if m['default'] else ''}{state}", highlight=False
+                f"{m['name']:<11} {'(default) ' if m['default'] else ''}{state}",
+                highlight=False,
+                markup=False,
             )
+        if verify and failed:
+            raise typer.Exit(1)
 
     @app.command()
     def recommend(

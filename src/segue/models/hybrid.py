@@ -60,7 +60,7 @@ import scipy.sparse as sp
 
 from segue.errors import NotFittedError
 from segue.models.als import ALSRecommender
-from segue.models.base import Recommender, as_seed_array, dropped
+from segue.models.base import Recommender, as_seed_array, dropped, fit_phase
 from segue.models.content import Model1, _single_thread_blas, fast_top_n
 from segue.models.itemknn import (
     ItemKNNRecommender,
@@ -322,12 +322,16 @@ class HybridRecommender(Recommender):
             Model1(**{**CONTENT_DEFAULTS, **(self.content or {})}),
         )
 
-    def _fit_generators(self, snapshot: Any) -> None:
+    def _fit_generators(self, snapshot: Any, stage: str = "generators") -> None:
         self._set_playlists(check_interactions(snapshot, self.name))
         self.knn_, self.als_, self.title_, self.content_ = self._generators()
+        fit_phase(f"{stage}: item-item")
         self.knn_.fit(snapshot)
+        fit_phase(f"{stage}: ALS")
         self.als_.fit(snapshot)
+        fit_phase(f"{stage}: title")
         self.title_.fit(snapshot)
+        fit_phase(f"{stage}: content")
         self.content_.fit(snapshot)
         self._content_matrix()
         self._kept = None
@@ -335,6 +339,7 @@ class HybridRecommender(Recommender):
     def fit(self, snapshot: Any) -> Self:
         self._validate()
         matrix = check_interactions(snapshot, self.name)
+        fit_phase("popularity and names")
         self._fit_content(snapshot, matrix)
         self.fitted_ = True  # the candidate machinery below checks this
         self._kept = None
@@ -361,11 +366,13 @@ class HybridRecommender(Recommender):
             masked = copy.copy(snapshot)
             masked.interactions = matrix - hidden_fold
             masked.interactions.eliminate_zeros()
-            self._fit_generators(masked)
+            self._fit_generators(masked, f"fold {fold + 1}/{folds} generators")
+            fit_phase(f"fold {fold + 1}/{folds}: candidates and features")
             part = self._batch([seeds[i] for i in members], [titles[i] for i in members])
             batch.candidates.extend(part.candidates)
             batch.features.extend(part.features)
             batch.rows.extend(self.train_rows_[members].tolist())
+        fit_phase("ranker")
         self.ranker_ = self._train_ranker(
             batch, hidden, rng, seeded=True, min_groups=self.min_ranker_playlists // 2
         )
@@ -374,7 +381,7 @@ class HybridRecommender(Recommender):
             batch, hidden, rng, seeded=False, min_groups=max(self.min_ranker_playlists // 4, 10)
         )
         if small or folds > 1:
-            self._fit_generators(snapshot)
+            self._fit_generators(snapshot, "final generators")
         else:
             self._set_playlists(matrix)  # what `load` will see
         return self
