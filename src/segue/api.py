@@ -355,7 +355,10 @@ def create_app(service: Service | None = None, *, compute: ComputePool | None = 
     @app.get("/models", response_model=list[ModelOut], tags=["models"])
     def models(request: Request) -> list[ModelOut]:
         """Every model, whether it is built here and usable, and why not."""
-        return [ModelOut(**m) for m in svc(request).models()]
+        # reasons name the rebuild command, whose --home is a server path
+        return [
+            ModelOut(**{**m, "reason": public_text(m["reason"])}) for m in svc(request).models()
+        ]
 
     @app.get("/health", response_model=Health, tags=["health"])
     async def health(request: Request) -> Health:

@@ -5,8 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import signal
 import sys
+import threading
 from enum import StrEnum
+from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -79,6 +83,25 @@ def render(rec, fmt: OutputFormat) -> str:
     return buf.getvalue()
 
 
+def _interrupted(home: Path, in_use: Any, models: list[str]) -> str:
+    """What an interrupted fit kept and how to continue, in one line."""
+    from segue import artifacts
+
+    kept = artifacts.current_or_none(home)
+    again = artifacts.fit_command(home, models)
+    if kept is not None and in_use is not None and kept.id != in_use.id:
+        return f"fit interrupted after the switch: the new models are in use, {kept.describe()}"
+    if kept is not None and (kept.built_models() or (kept.snapshot_dir / "manifest.json").exists()):
+        return (
+            "fit interrupted: nothing was switched; the models in use are kept: "
+            f"{kept.describe()}. Run `{again}` to build again."
+        )
+    return (
+        "fit interrupted: nothing was switched and no models were built here before. "
+        f"Run `{again}` to build them."
+    )
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def fit(
@@ -95,16 +118,43 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Rebuild the snapshot from the catalog and fit models, switching to them in one step
         (killed or interrupted, the models in use stay as they were)."""
-        from segue import artifacts
-        from segue.build import DEFAULT_BUILD, build
+        # Ctrl+C is held back while the modules load (a KeyboardInterrupt raised inside an
+        # import that runs code from a string makes Python kill itself with SIGINT at exit,
+        # whatever the exit code asked), then raised. Inside a library's native code
+        # (DuckDB reading the catalog) it can come back as that library's own error: the
+        # flag tells an interrupt from a failure.
+        interrupted = threading.Event()
 
-        names = model or list(DEFAULT_BUILD)
-        known = _model_names()
-        for name in names:
-            if name not in known:
-                raise fail(f"unknown model {name!r}; expected one of: {', '.join(known)}", 2)
+        def hold(signum: int, frame: Any) -> None:
+            interrupted.set()
+
+        def on_sigint(signum: int, frame: Any) -> None:
+            interrupted.set()
+            raise KeyboardInterrupt
+
+        main = threading.current_thread() is threading.main_thread()
+        previous_handler = signal.signal(signal.SIGINT, hold) if main else None
         home = config.home()
+        in_use = None
         try:
+            from segue import artifacts
+            from segue.build import DEFAULT_BUILD, build
+            from segue.models.registry import model_class
+
+            names = model or list(DEFAULT_BUILD)
+            known = _model_names()
+            for name in names:
+                if name not in known:
+                    raise fail(f"unknown model {name!r}; expected one of: {', '.join(known)}", 2)
+                model_class(name)  # its module loaded now
+            import segue.catalog
+            import segue.snapshot_build  # noqa: F401
+
+            if main:
+                signal.signal(signal.SIGINT, on_sigint)
+            if interrupted.is_set():
+                raise KeyboardInterrupt
+            in_use = artifacts.current_or_none(home)
             build(
                 names,
                 home=home,
@@ -112,21 +162,16 @@ def register(app: typer.Typer) -> None:
                 log=lambda m: err.print(m, markup=False, highlight=False),
                 console=None if quiet else err,
             )
-        except KeyboardInterrupt:
-            kept = artifacts.current_or_none(home)
-            if kept is not None and (kept.built_models() or kept.snapshot_dir.exists()):
-                what = f"the models in use are kept: {kept.describe()}"
-            else:
-                what = "no models were built here before, so none are in use"
-            err.print(
-                f"fit interrupted: nothing was switched; {what}. Run "
-                f"`{artifacts.fit_command(home, model or [])}` to build again.",
-                markup=False,
-                highlight=False,
-            )
+        except (KeyboardInterrupt, Exception) as exc:
+            if not (isinstance(exc, KeyboardInterrupt) or interrupted.is_set()):
+                if isinstance(exc, SegueError | ValueError):
+                    raise fail(str(exc)) from None
+                raise
+            err.print(_interrupted(home, in_use, model or []), markup=False, highlight=False)
             raise typer.Exit(130) from None
-        except (SegueError, ValueError) as exc:
-            raise fail(str(exc)) from None
+        finally:
+            if main:
+                signal.signal(signal.SIGINT, previous_handler)
 
     @app.command()
     def models(
