@@ -21,6 +21,7 @@ import hashlib
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -312,32 +313,20 @@ MANIFEST_NAME = "manifest.json"
 
 def content_id(snapshot: Snapshot) -> str:
     """A 32-hex-digit BLAKE2b hash of what a model learns from: every column of tracks,
-    artists and playlists (values and dtypes) and the playlist x track matrix.
+    artists and playlists (names, dtypes, values) and the playlist x track matrix.
 
-    Hashed column by column and in slices of the matrix, so it never copies a large array.
+    Hashed column by column from the columns' own buffers where they have them (numbers,
+    Arrow strings) and in slices of the matrix, so it never copies a large array.
     """
     digest = hashlib.blake2b(digest_size=16)
 
     def frame(name: str, df: pd.DataFrame, with_index: bool) -> None:
         digest.update(f"{name}:{len(df)}".encode())
-        if with_index:
-            digest.update(
-                pd.util.hash_pandas_object(df.index.to_series(), index=False).to_numpy().tobytes()
-            )
-        for col in df.columns:
-            values = df[col]
-            if values.dtype == object and any(
-                isinstance(v, list | np.ndarray) for v in values.head(100)
-            ):
-                values = values.map(
-                    lambda v: "\x1f".join(map(str, v)) if isinstance(v, list | np.ndarray) else v
-                )
+        columns = [("index", df.index.to_series())] if with_index else []
+        for col, values in [*columns, *df.items()]:
             digest.update(f"{col}:{values.dtype}".encode())
-            try:
-                hashed = pd.util.hash_pandas_object(values, index=False)
-            except TypeError:  # values pandas cannot hash (e.g. dicts): by their text
-                hashed = pd.util.hash_pandas_object(values.astype(str), index=False)
-            digest.update(hashed.to_numpy().tobytes())
+            for chunk in _column_bytes(values):
+                digest.update(chunk)
 
     frame("tracks", snapshot.tracks, False)
     frame("artists", snapshot.artists, True)
@@ -349,3 +338,39 @@ def content_id(snapshot: Snapshot) -> str:
         for start in range(0, arr.shape[0], step):
             digest.update(np.ascontiguousarray(arr[start : start + step], dtype=dtype).tobytes())
     return digest.hexdigest()
+
+
+def _column_bytes(values: pd.Series) -> Iterator[bytes | memoryview]:
+    """The bytes that stand for a column's values: raw numbers; for strings the validity,
+    offsets and characters of their Arrow form; else one text per value."""
+    import pyarrow as pa
+
+    if isinstance(values.dtype, np.dtype) and values.dtype.kind in "biufcmM":
+        yield np.ascontiguousarray(values.to_numpy()).data
+        return
+    try:
+        arr: Any = pa.array(values, from_pandas=True)
+    except (pa.ArrowException, TypeError, ValueError):
+        arr = None
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if arr is not None and (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        width = 8 if pa.types.is_large_string(arr.type) else 4
+        _, offsets_buf, data_buf = arr.buffers()
+        offsets = np.frombuffer(
+            offsets_buf, dtype=f"<i{width}", count=len(arr) + 1, offset=arr.offset * width
+        ).astype(np.int64)
+        yield np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=np.bool_).data
+        yield (offsets - offsets[0]).data
+        if data_buf is not None:
+            yield memoryview(data_buf)[int(offsets[0]) : int(offsets[-1])]
+        return
+    texts = []
+    for v in values.tolist():
+        if v is None or (isinstance(v, float) and v != v):
+            texts.append("\x01")
+        elif isinstance(v, list | tuple | np.ndarray):
+            texts.append("\x1f".join(map(str, v)))
+        else:
+            texts.append(str(v))
+    yield "\x1e".join(texts).encode("utf-8", "surrogatepass")
