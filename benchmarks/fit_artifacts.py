@@ -6,7 +6,7 @@ time measured in the same run (the reference).
     python benchmarks/fit_artifacts.py --playlists 100000 --models popularity itemknn
 
 Data: the synthetic MPD-shaped snapshot of ``benchmarks/train.py``. Per model: its fit time
-(reference), the time to save it as ``segue fit`` does (files, fsync, SHA-256 listing), and the
+(reference), the time to save it as ``segue fit`` does (files, fsync, CRC-32 listing), and the
 cheap check (manifests, sizes) and deep check (checksums) of ``segue models`` /
 ``segue models --verify``.
 """
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         snap.save(gen.snapshot_dir)
         print(
-            f"snapshot save (fsync, sha256) {time.perf_counter() - t0:7.2f} s   "
+            f"snapshot save (fsync, crc32) {time.perf_counter() - t0:7.2f} s   "
             f"{_du(gen.snapshot_dir) / 2**20:,.0f} MB"
         )
         for name in args.models:

@@ -19,7 +19,7 @@ are removed by the next fit.
 A home without ``current.json`` (made by an older segue, or written directly by tools and
 tests) keeps its set in ``artifacts/snapshot`` and ``artifacts/models``: it is read as it is.
 
-Each file written is listed in its folder's ``manifest.json`` with its size and SHA-256, so a
+Each file written is listed in its folder's ``manifest.json`` with its size and CRC-32, so a
 damaged set is found cheaply (sizes: a truncated or missing file) or thoroughly (checksums),
 and every problem is reported as one line naming the file and the command that rebuilds it.
 """
@@ -27,12 +27,12 @@ and every problem is reported as one line naming the file and the command that r
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import secrets
 import shutil
 import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,9 +123,18 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _crc32(fh: Any) -> str:
+    # CRC-32 finds damage (cut, changed or zeroed bytes) at about three times the speed of
+    # SHA-256 here; nothing in a home needs a hash that resists forgery.
+    value = 0
+    for chunk in iter(lambda: fh.read(1 << 22), b""):
+        value = zlib.crc32(chunk, value)
+    return f"{value:08x}"
+
+
 def sync_and_describe(directory: Path, *, skip: tuple[str, ...] = (MANIFEST,)) -> dict[str, Any]:
     """Flush every file under ``directory`` to disk and return ``{relative path: {"size",
-    "sha256"}}`` (the file is read once for both). Folders are synced too."""
+    "crc32"}}`` (the file is read once for the checksum). Folders are synced too."""
     directory = Path(directory)
     files: dict[str, Any] = {}
     for root, dirs, names in os.walk(directory):
@@ -135,13 +144,11 @@ def sync_and_describe(directory: Path, *, skip: tuple[str, ...] = (MANIFEST,)) -
             rel = path.relative_to(directory).as_posix()
             if rel in skip:
                 continue
-            digest = hashlib.sha256()
             with open(path, "rb+") as fh:
                 os.fsync(fh.fileno())
-                for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):  # type: ignore[misc]
-                    digest.update(chunk)
+                crc = _crc32(fh)
                 size = fh.tell()
-            files[rel] = {"size": size, "sha256": digest.hexdigest()}
+            files[rel] = {"size": size, "crc32": crc}
         _fsync_dir(Path(root))
     return files
 
@@ -207,11 +214,9 @@ def file_problem(directory: Path, files: dict[str, Any], *, deep: bool = False) 
             return f"{rel} is {cut} ({size:,} bytes, {expected:,} written)"
     if deep:
         for rel, want in files.items():
-            digest = hashlib.sha256()
             with open(Path(directory) / rel, "rb") as fh:
-                for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):  # type: ignore[misc]
-                    digest.update(chunk)
-            if digest.hexdigest() != want.get("sha256"):
+                crc = _crc32(fh)
+            if crc != want.get("crc32"):
                 return f"{rel} does not match its checksum (changed after it was written)"
     return None
 

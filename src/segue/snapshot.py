@@ -213,7 +213,7 @@ class Snapshot:
     # persistence ------------------------------------------------------------------------
     def save(self, directory: Path) -> None:
         """Write the snapshot into ``directory`` whole or not at all: files go to a temporary
-        folder beside it, are synced to disk and listed (size, SHA-256) in ``manifest.json``,
+        folder beside it, are synced to disk and listed (size, CRC-32) in ``manifest.json``,
         and the folder takes the place of ``directory`` by rename."""
         from segue.artifacts import sync_and_describe, write_json
 

@@ -63,7 +63,7 @@ def save_model(
 ) -> Path:
     """Save a fitted ``model`` as model ``name`` under ``root``, whole or not at all.
 
-    Written into a temporary folder beside the target, synced to disk, listed (size, SHA-256,
+    Written into a temporary folder beside the target, synced to disk, listed (size, CRC-32,
     ``snapshot_id``: the snapshot it was fitted on) in its ``manifest.json``, then renamed into
     place; an earlier save of ``name`` is replaced.
     """
