@@ -489,3 +489,26 @@ def test_fit_shows_each_step_on_a_terminal(base: dict[str, Any], home: Path) -> 
     assert "snapshot: reading the catalog" in shown or "fitting itemknn" in shown
     assert said[0].startswith("snapshot: ") and said[-1].startswith("fitted itemknn")
     assert np.isfinite(len(said))
+
+
+def test_a_server_keeps_serving_the_set_it_loaded_while_fits_switch(
+    base: dict[str, Any], home: Path
+) -> None:
+    service = Service(home, grow=False)
+    before = [t.uri for t in service.recommend(base["seeds"], n=8, model="popularity").tracks]
+    assert before == base["answers"]["popularity"]
+    build(MODELS, home=home, **QUIET)  # the catalog changed: a new set with more tracks
+    # the loaded set still answers, and a model not loaded yet comes from the same set
+    assert [
+        t.uri for t in service.recommend(base["seeds"], n=8, model="popularity").tracks
+    ] == before
+    assert [t.uri for t in service.recommend(base["seeds"], n=8, model="itemknn").tracks] == base[
+        "answers"
+    ]["itemknn"]
+    build(MODELS, home=home, **QUIET)
+    build(["random"], home=home, **QUIET)  # the set it loaded is removed now
+    info = {m["name"]: m for m in service.models()}
+    assert info["itemknn"]["available"] and info["popularity"]["available"]
+    assert "restart the server" in info["random"]["reason"]
+    with pytest.raises(Exception, match="restart the server"):
+        service.model("random")

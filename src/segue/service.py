@@ -202,13 +202,22 @@ class Service:
             broken = ""
         except NotFittedError as exc:  # the pointer to the set in use is damaged
             generation, broken = None, str(exc)
+        if generation is not None and not generation.exists:  # replaced since it was loaded
+            generation, broken = (
+                None,
+                (
+                    "the set of models this server loaded was rebuilt since: restart the server "
+                    "to serve the new set"
+                ),
+            )
         out = []
         for name in MODELS:
-            status = (
-                artifacts.model_status(generation, name, deep=deep)
-                if generation is not None
-                else artifacts.Status(True, False, broken)
-            )
+            if name in self._models:  # loaded: served from memory whatever is on disk now
+                status = artifacts.Status(True, True)
+            elif generation is not None:
+                status = artifacts.model_status(generation, name, deep=deep)
+            else:
+                status = artifacts.Status(True, False, broken)
             built = status.built
             available, reason = status.ok, status.reason
             if name == "spotify":
