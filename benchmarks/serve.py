@@ -111,7 +111,9 @@ def free_port() -> int:
 def prepare_home(home: Path | None) -> Path:
     """The home to serve: ``home`` as given, else the demo home (built when missing)."""
     if home is not None:
-        if not (home / "artifacts" / "snapshot" / "manifest.json").exists():
+        from segue.artifacts import current
+
+        if not (current(home).snapshot_dir / "manifest.json").exists():
             sys.exit(f"error: no built snapshot under {home}: run `segue --home {home} fit` first")
         return home
     from segue.demo_setup import ensure_demo_ready
@@ -121,9 +123,10 @@ def prepare_home(home: Path | None) -> Path:
 
 def playlists(home: Path, count: int, length: int, seed: int) -> list[list[str]]:
     """``count`` seed lists of ``length`` track URIs, each from one catalog playlist."""
+    from segue.artifacts import current
     from segue.snapshot import Snapshot
 
-    snap = Snapshot.load(home / "artifacts" / "snapshot")
+    snap = Snapshot.load(current(home).snapshot_dir)
     rng = np.random.default_rng(seed)
     m = snap.interactions
     sizes = np.diff(m.indptr)

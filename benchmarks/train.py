@@ -144,7 +144,9 @@ def worker_fit(
     }
     if home is not None:  # saved as `segue fit` saves it, after the timings
         started = time.perf_counter()
-        save_model(model, model_name, root=home / "artifacts" / "models")
+        save_model(
+            model, model_name, root=home / "artifacts" / "models", snapshot_id=snap.snapshot_id
+        )
         result["save_seconds"] = time.perf_counter() - started
     return result
 

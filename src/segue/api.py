@@ -364,6 +364,7 @@ def create_app(
             raise ValueError("the API must not read files named in requests (allow_files=False)")
         app.state.service = svc
         app.state.compute = compute
+        app.state.not_ready = None
         try:
             # Load the snapshot and default model now, so the first request is not the slow one.
             svc.snapshot  # noqa: B018
@@ -371,6 +372,7 @@ def create_app(
                 svc.model(DEFAULT_MODEL)
                 svc.warm()
         except Exception as exc:  # not built yet: requests say so; /health reports it
+            app.state.not_ready = public_message(exc)
             log.warning("segue API starting without a ready default model: %s", public_message(exc))
         if compute is not None:
             await compute.attach()
@@ -516,18 +518,23 @@ def create_app(
     @app.get("/models", response_model=list[ModelOut], tags=["models"])
     def models(request: Request) -> list[ModelOut]:
         """Every model, whether it is built here and usable, and why not."""
-        return [ModelOut(**m) for m in svc(request).models()]
+        # reasons name the rebuild command, whose --home is a server path
+        return [
+            ModelOut(**{**m, "reason": public_text(m["reason"])}) for m in svc(request).models()
+        ]
 
     @app.get("/health", response_model=Health, tags=["health"])
     async def health(request: Request) -> Health:
         """Cheap liveness and readiness check (never loads anything)."""
         s: Service = request.app.state.service
         snap = s.snapshot if s.loaded else None
+        # why loading failed at start (a damaged or missing artifact, named), if it did
+        why = getattr(request.app.state, "not_ready", None)
         if snap is None:
             return Health(
                 status="not ready",
                 version=__version__,
-                detail="no snapshot loaded: run `segue fit`",
+                detail=why or "no snapshot loaded: run `segue fit`",
             )
         pool: ComputePool | None = request.app.state.compute
         if pool is not None and not pool.ready:
@@ -543,6 +550,7 @@ def create_app(
             tracks=snap.n_tracks,
             playlists=snap.n_playlists,
             workers=None if pool is None else pool.running,
+            detail=why,
         )
 
     return app

@@ -67,13 +67,17 @@ def artifacts_dir() -> Path:
 
 
 def snapshot_dir() -> Path:
-    return artifacts_dir() / "snapshot"
+    """The snapshot of the set of artifacts in use (see :mod:`segue.artifacts`)."""
+    from segue.artifacts import current
+
+    return current(home()).snapshot_dir
 
 
 def models_dir() -> Path:
-    path = artifacts_dir() / "models"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    """The models of the set of artifacts in use (see :mod:`segue.artifacts`)."""
+    from segue.artifacts import current
+
+    return current(home()).models_dir
 
 
 def logs_dir() -> Path:

@@ -12,19 +12,25 @@ def demo_ready(home: Path) -> bool:
     """True when the demo's catalog has this segue's schema and its snapshot and default model
     are built and load with this segue (what an older segue wrote is rebuilt rather than
     failing at the first request)."""
+    from segue.artifacts import current
     from segue.catalog.core import SCHEMA_VERSION, schema_version_of
     from segue.demo import CATALOG_NAME
     from segue.errors import SegueError
     from segue.models.registry import DEFAULT_MODEL, load_model
     from segue.snapshot import Snapshot
 
-    artifacts = home / "artifacts"
-    if not (artifacts / "models" / DEFAULT_MODEL / "model.json").exists():
+    try:
+        generation = current(home)
+    except SegueError:
+        return False
+    if not (generation.model_dir(DEFAULT_MODEL) / "model.json").exists():
         return False
     if schema_version_of(home / CATALOG_NAME) != SCHEMA_VERSION:
         return False
     try:
-        load_model(DEFAULT_MODEL, Snapshot.load(artifacts / "snapshot"), root=artifacts / "models")
+        load_model(
+            DEFAULT_MODEL, Snapshot.load(generation.snapshot_dir), root=generation.models_dir
+        )
     except (SegueError, ValueError, KeyError, OSError):
         return False
     return True

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from segue import config, ids
+from segue import artifacts, config, ids
 from segue.errors import NotFittedError, SegueError
 from segue.models.registry import DEFAULT_MODEL, MODELS, load_model
 from segue.snapshot import AUDIO_FEATURES, Snapshot
@@ -238,11 +238,19 @@ class Service:
         self._snapshot: Snapshot | None = None
         self._models: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._generation: artifacts.Generation | None = None
 
     # artifacts ----------------------------------------------------------------------------
-    def _dir(self, sub: str) -> Path:
+    def generation(self) -> artifacts.Generation:
+        """The set of artifacts this service serves: the one in use when it loaded its
+        snapshot (models are then loaded from that same set), else the one in use now."""
+        if self._generation is not None:
+            return self._generation
         root = self.home if self.home is not None else config.home()
-        return root / "artifacts" / sub
+        return artifacts.current(root)
+
+    def _dir(self, sub: str) -> Path:
+        return self.generation().root / sub
 
     @property
     def loaded(self) -> bool:
@@ -256,7 +264,9 @@ class Service:
             return snap
         with self._lock:
             if self._snapshot is None:
-                self._snapshot = Snapshot.load(self._dir("snapshot"))
+                generation = self.generation()
+                self._snapshot = Snapshot.load(generation.snapshot_dir)
+                self._generation = generation
             return self._snapshot
 
     def model(self, name: str) -> Any:
@@ -265,7 +275,13 @@ class Service:
         snap = self.snapshot
         with self._lock:
             if name not in self._models:
-                self._models[name] = load_model(name, snap, root=self._dir("models"))
+                generation = self.generation()
+                if not generation.exists:
+                    raise NotFittedError(
+                        f"model {name!r} is not loaded and the set of models this server "
+                        "started with was rebuilt since: restart the server to serve the new set"
+                    )
+                self._models[name] = load_model(name, snap, root=generation.models_dir)
             return self._models[name]
 
     def warm(self) -> None:
@@ -274,12 +290,41 @@ class Service:
 
         NameIndex.of(self.snapshot)
 
-    def models(self) -> list[dict[str, Any]]:
-        """Every model with whether it is built here and usable, and why not."""
+    def load_problem(self, name: str) -> str | None:
+        """Why model ``name`` does not load here (one line), or ``None`` when it loads."""
+        try:
+            self.model(name)
+        except (SegueError, ValueError, OSError) as exc:
+            return str(exc)
+        return None
+
+    def models(self, *, deep: bool = False) -> list[dict[str, Any]]:
+        """Every model with whether it is built here and usable, and why not: manifests, files
+        and their sizes are checked (``deep``: checksums too), and that each model was fitted
+        on the snapshot beside it."""
+        try:
+            generation: artifacts.Generation | None = self.generation()
+            broken = ""
+        except NotFittedError as exc:  # the pointer to the set in use is damaged
+            generation, broken = None, str(exc)
+        if generation is not None and not generation.exists:  # replaced since it was loaded
+            generation, broken = (
+                None,
+                (
+                    "the set of models this server loaded was rebuilt since: restart the server "
+                    "to serve the new set"
+                ),
+            )
         out = []
         for name in MODELS:
-            built = (self._dir("models") / name / "model.json").exists()
-            available, reason = True, ""
+            if name in self._models:  # loaded: served from memory whatever is on disk now
+                status = artifacts.Status(True, True)
+            elif generation is not None:
+                status = artifacts.model_status(generation, name, deep=deep)
+            else:
+                status = artifacts.Status(True, False, broken)
+            built = status.built
+            available, reason = status.ok, status.reason
             if name == "spotify":
                 try:
                     from segue.models.spotify import SpotifyRecommender
@@ -287,7 +332,7 @@ class Service:
                     available, reason = SpotifyRecommender.available()
                 except ImportError:
                     available, reason = False, "the Spotify model is not installed"
-            elif not built:
+            elif not built and not reason:
                 available, reason = False, f"not built yet: run `segue fit --model {name}`"
             out.append(
                 {

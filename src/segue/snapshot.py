@@ -17,8 +17,11 @@ Saved without pickle as Parquet + ``.npz`` + ``manifest.json``; models never tou
 
 from __future__ import annotations
 
-import json
+import hashlib
+import os
+import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -194,48 +197,108 @@ class Snapshot:
             tracks=tracks, artists=artists, playlists=playlists, interactions=matrix, manifest=man
         )
 
+    # identity ---------------------------------------------------------------------------
+    @property
+    def snapshot_id(self) -> str:
+        """A hash of the snapshot's content (tracks, artists, playlists, rows): equal for two
+        snapshots read from the same catalog, so a model fitted on one fits the other. Kept
+        in the manifest, computed once."""
+        got = self.manifest.get("snapshot_id")
+        if isinstance(got, str) and got:
+            return got
+        sid = content_id(self)
+        self.manifest["snapshot_id"] = sid
+        return sid
+
     # persistence ------------------------------------------------------------------------
     def save(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        tmp = directory / ".writing"
-        tmp.mkdir(exist_ok=True)
-        self.tracks.to_parquet(tmp / "tracks.parquet", index=False)
-        artists = self.artists.reset_index()
-        artists.to_parquet(tmp / "artists.parquet", index=False)
-        self.playlists.to_parquet(tmp / "playlists.parquet", index=False)
-        m = self.interactions
-        np.savez(
-            tmp / "interactions.npz",
-            data=m.data,
-            indices=m.indices,
-            indptr=m.indptr,
-            shape=np.asarray(m.shape),
-        )
-        (tmp / "manifest.json").write_text(json.dumps(self.manifest, indent=2, default=str))
-        for f in tmp.iterdir():
-            f.replace(directory / f.name)
-        tmp.rmdir()
+        """Write the snapshot into ``directory`` whole or not at all: files go to a temporary
+        folder beside it, are synced to disk and listed (size, CRC-32) in ``manifest.json``,
+        and the folder takes the place of ``directory`` by rename."""
+        from segue.artifacts import sync_and_describe, write_json
+
+        directory = Path(directory)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = directory.with_name(f".{directory.name}.writing-{os.getpid()}")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+        try:
+            self.tracks.to_parquet(tmp / "tracks.parquet", index=False)
+            artists = self.artists.reset_index()
+            artists.to_parquet(tmp / "artists.parquet", index=False)
+            self.playlists.to_parquet(tmp / "playlists.parquet", index=False)
+            m = self.interactions
+            np.savez(
+                tmp / "interactions.npz",
+                data=m.data,
+                indices=m.indices,
+                indptr=m.indptr,
+                shape=np.asarray(m.shape),
+            )
+            self.snapshot_id  # noqa: B018 - into the manifest
+            files = sync_and_describe(tmp)
+            write_json(tmp / MANIFEST_NAME, {**self.manifest, "files": files})
+            if directory.exists():  # a folder saved before: set aside, then removed
+                old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
+                directory.rename(old)
+                tmp.rename(directory)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                tmp.rename(directory)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
 
     @classmethod
     def load(cls, directory: Path) -> Snapshot:
-        manifest_path = directory / "manifest.json"
+        """Read a saved snapshot. A missing, cut or unreadable file is a
+        :class:`~segue.artifacts.ArtifactError` naming it and the command that rebuilds it."""
+        from segue.artifacts import ArtifactError, file_problem, fit_command, home_of, read_json
+        from segue.artifacts import shown as _shown
+
+        directory = Path(directory)
+        home = home_of(directory)
+        rebuild = fit_command(home)
+        manifest_path = directory / MANIFEST_NAME
         if not manifest_path.exists():
             raise NotFittedError(
                 f"no snapshot in {directory}: run `segue fit` (or `segue demo`) first"
             )
-        manifest = json.loads(manifest_path.read_text())
+        manifest = read_json(manifest_path, "the snapshot", rebuild, home)
         if manifest.get("format_version") != FORMAT_VERSION:
             raise NotFittedError(
                 f"snapshot in {directory} has format {manifest.get('format_version')}, this segue reads "
-                f"{FORMAT_VERSION}: rebuild it with `segue fit`"
+                f"{FORMAT_VERSION}: rebuild it with `{rebuild}`"
             )
-        tracks = pd.read_parquet(directory / "tracks.parquet")
-        artists = pd.read_parquet(directory / "artists.parquet").set_index("artist_key")
-        artists["genres"] = [list(g) if g is not None else [] for g in artists["genres"]]
-        playlists = pd.read_parquet(directory / "playlists.parquet")
-        with np.load(directory / "interactions.npz", allow_pickle=False) as z:
-            shape = tuple(int(x) for x in z["shape"])
-            matrix = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=shape)
+        files = manifest.pop("files", None)
+        if files is not None:
+            problem = file_problem(directory, files)
+            if problem:
+                raise ArtifactError(
+                    f"the snapshot is damaged: {_shown(directory, home)}/{problem}: "
+                    f"rebuild it with `{rebuild}`"
+                )
+        reading = "tracks.parquet"
+        try:
+            tracks = pd.read_parquet(directory / reading)
+            reading = "artists.parquet"
+            artists = pd.read_parquet(directory / reading).set_index("artist_key")
+            artists["genres"] = [list(g) if g is not None else [] for g in artists["genres"]]
+            reading = "playlists.parquet"
+            playlists = pd.read_parquet(directory / reading)
+            reading = "interactions.npz"
+            with np.load(directory / reading, allow_pickle=False) as z:
+                shape = tuple(int(x) for x in z["shape"])
+                matrix = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=shape)
+        except MemoryError:
+            raise
+        except Exception as exc:  # any failure to read a file of the set: the file is bad
+            raise ArtifactError(
+                f"the snapshot is damaged: {_shown(directory / reading, home)} cannot be read "
+                f"({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}): "
+                f"rebuild it with `{rebuild}`"
+            ) from None
         return cls(
             tracks=tracks,
             artists=artists,
@@ -243,3 +306,71 @@ class Snapshot:
             interactions=matrix,
             manifest=manifest,
         )
+
+
+MANIFEST_NAME = "manifest.json"
+
+
+def content_id(snapshot: Snapshot) -> str:
+    """A 32-hex-digit BLAKE2b hash of what a model learns from: every column of tracks,
+    artists and playlists (names, dtypes, values) and the playlist x track matrix.
+
+    Hashed column by column from the columns' own buffers where they have them (numbers,
+    Arrow strings) and in slices of the matrix, so it never copies a large array.
+    """
+    digest = hashlib.blake2b(digest_size=16)
+
+    def frame(name: str, df: pd.DataFrame, with_index: bool) -> None:
+        digest.update(f"{name}:{len(df)}".encode())
+        columns = [("index", df.index.to_series())] if with_index else []
+        for col, values in [*columns, *df.items()]:
+            digest.update(f"{col}:{values.dtype}".encode())
+            for chunk in _column_bytes(values):
+                digest.update(chunk)
+
+    frame("tracks", snapshot.tracks, False)
+    frame("artists", snapshot.artists, True)
+    frame("playlists", snapshot.playlists, False)
+    m = snapshot.interactions
+    digest.update(f"rows:{m.shape}:{m.nnz}".encode())
+    step = 1 << 22
+    for arr, dtype in ((m.indptr, np.int64), (m.indices, np.int64), (m.data, np.float32)):
+        for start in range(0, arr.shape[0], step):
+            digest.update(np.ascontiguousarray(arr[start : start + step], dtype=dtype).tobytes())
+    return digest.hexdigest()
+
+
+def _column_bytes(values: pd.Series) -> Iterator[bytes | memoryview]:
+    """The bytes that stand for a column's values: raw numbers; for strings the validity,
+    offsets and characters of their Arrow form; else one text per value."""
+    import pyarrow as pa
+
+    if isinstance(values.dtype, np.dtype) and values.dtype.kind in "biufcmM":
+        yield np.ascontiguousarray(values.to_numpy()).data
+        return
+    try:
+        arr: Any = pa.array(values, from_pandas=True)
+    except (pa.ArrowException, TypeError, ValueError):
+        arr = None
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if arr is not None and (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        width = 8 if pa.types.is_large_string(arr.type) else 4
+        _, offsets_buf, data_buf = arr.buffers()
+        offsets = np.frombuffer(
+            offsets_buf, dtype=f"<i{width}", count=len(arr) + 1, offset=arr.offset * width
+        ).astype(np.int64)
+        yield np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=np.bool_).data
+        yield (offsets - offsets[0]).data
+        if data_buf is not None:
+            yield memoryview(data_buf)[int(offsets[0]) : int(offsets[-1])]
+        return
+    texts = []
+    for v in values.tolist():
+        if v is None or (isinstance(v, float) and v != v):
+            texts.append("\x01")
+        elif isinstance(v, list | tuple | np.ndarray):
+            texts.append("\x1f".join(map(str, v)))
+        else:
+            texts.append(str(v))
+    yield "\x1e".join(texts).encode("utf-8", "surrogatepass")

@@ -5,8 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import signal
 import sys
+import threading
 from enum import StrEnum
+from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -81,39 +85,127 @@ def render(rec, fmt: OutputFormat) -> str:
     return buf.getvalue()
 
 
+def _interrupted(home: Path, in_use: Any, models: list[str]) -> str:
+    """What an interrupted fit kept and how to continue, in one line."""
+    from segue import artifacts
+
+    kept = artifacts.current_or_none(home)
+    again = artifacts.fit_command(home, models)
+    if kept is not None and in_use is not None and kept.id != in_use.id:
+        return f"fit interrupted after the switch: the new models are in use, {kept.describe()}"
+    if kept is not None and (kept.built_models() or (kept.snapshot_dir / "manifest.json").exists()):
+        return (
+            "fit interrupted: nothing was switched; the models in use are kept: "
+            f"{kept.describe()}. Run `{again}` to build again."
+        )
+    return (
+        "fit interrupted: nothing was switched and no models were built here before. "
+        f"Run `{again}` to build them."
+    )
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def fit(
         model: list[str] = typer.Option(
             None, "--model", "-m", help="Model(s) to build; default: the set the service uses."
         ),
+        only: bool = typer.Option(
+            False,
+            "--only",
+            help="Fit just the models named, even when the catalog changed: other built models "
+            "are then left out (reported stale by `segue models`) instead of fitted again.",
+        ),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     ) -> None:
-        """Rebuild the snapshot from the catalog and fit models."""
-        from segue.build import DEFAULT_BUILD, build
+        """Rebuild the snapshot from the catalog and fit models, switching to them in one step
+        (killed or interrupted, the models in use stay as they were)."""
+        # Ctrl+C is held back while the modules load (a KeyboardInterrupt raised inside an
+        # import that runs code from a string makes Python kill itself with SIGINT at exit,
+        # whatever the exit code asked), then raised. Inside a library's native code
+        # (DuckDB reading the catalog) it can come back as that library's own error: the
+        # flag tells an interrupt from a failure.
+        interrupted = threading.Event()
 
-        names = model or list(DEFAULT_BUILD)
-        known = _model_names()
-        for name in names:
-            if name not in known:
-                raise fail(f"unknown model {name!r}; expected one of: {', '.join(known)}", 2)
+        def hold(signum: int, frame: Any) -> None:
+            interrupted.set()
+
+        def on_sigint(signum: int, frame: Any) -> None:
+            interrupted.set()
+            raise KeyboardInterrupt
+
+        main = threading.current_thread() is threading.main_thread()
+        previous_handler = signal.signal(signal.SIGINT, hold) if main else None
+        home = config.home()
+        in_use = None
         try:
-            build(names)
-        except SegueError as exc:
-            raise fail(str(exc)) from None
+            from segue import artifacts
+            from segue.build import DEFAULT_BUILD, build
+            from segue.models.registry import model_class
+
+            names = model or list(DEFAULT_BUILD)
+            known = _model_names()
+            for name in names:
+                if name not in known:
+                    raise fail(f"unknown model {name!r}; expected one of: {', '.join(known)}", 2)
+                model_class(name)  # its module loaded now
+            import segue.catalog
+            import segue.snapshot_build  # noqa: F401
+
+            if main:
+                signal.signal(signal.SIGINT, on_sigint)
+            if interrupted.is_set():
+                raise KeyboardInterrupt
+            in_use = artifacts.current_or_none(home)
+            build(
+                names,
+                home=home,
+                only=only,
+                log=lambda m: err.print(m, markup=False, highlight=False),
+                console=None if quiet else err,
+            )
+        except (KeyboardInterrupt, Exception) as exc:
+            if not (isinstance(exc, KeyboardInterrupt) or interrupted.is_set()):
+                if isinstance(exc, SegueError | ValueError):
+                    raise fail(str(exc)) from None
+                raise
+            err.print(_interrupted(home, in_use, model or []), markup=False, highlight=False)
+            raise typer.Exit(130) from None
+        finally:
+            if main:
+                signal.signal(signal.SIGINT, previous_handler)
 
     @app.command()
-    def models() -> None:
-        """List the models, whether each is built here, and why one is unavailable."""
+    def models(
+        verify: bool = typer.Option(
+            False,
+            "--verify",
+            help="Also check every file's checksum and load each model (slower); by default "
+            "manifests, files and sizes are checked.",
+        ),
+    ) -> None:
+        """List the models, whether each is built here and usable, and why one is not."""
         from segue.service import Service
 
-        for m in Service().models():
+        service = Service()
+        failed = False
+        for m in service.models(deep=verify):
+            if verify and m["available"] and m["built"]:
+                problem = service.load_problem(m["name"])
+                if problem:
+                    m = {**m, "available": False, "reason": problem}
             state = "ready" if m["available"] else f"unavailable: {m['reason']}"
+            failed = failed or (m["built"] and not m["available"])
             out.print(
-                f"{m['name']:<11} {'(default) ' if m['default'] else ''}{state}", highlight=False
+                f"{m['name']:<11} {'(default) ' if m['default'] else ''}{state}",
+                highlight=False,
+                markup=False,
             )
             chosen = _chosen_settings(m["name"]) if m["available"] else None
             if chosen:
                 out.print(f"{'':<12}{chosen}", highlight=False, markup=False)
+        if verify and failed:
+            raise typer.Exit(1)
 
     @app.command()
     def recommend(
@@ -190,11 +282,14 @@ def _chosen_settings(name: str) -> str | None:
     """The settings a model chose at fit, from its saved ``model.json`` (None if none)."""
     import json
 
+    from segue import artifacts
     from segue.models.content import settings_line
-    from segue.models.registry import model_dir
 
+    generation = artifacts.current_or_none(config.home())
+    if generation is None or not generation.exists:
+        return None
     try:
-        meta = json.loads((model_dir(name) / "model.json").read_text())
+        meta = json.loads((generation.model_dir(name) / "model.json").read_text())
     except (OSError, ValueError):
         return None
     chosen = meta.get("chosen") if isinstance(meta, dict) else None

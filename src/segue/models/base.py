@@ -17,14 +17,37 @@ indices of a :class:`segue.snapshot.Snapshot`; raw ids become indices in the sna
 
 from __future__ import annotations
 
+import contextlib
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import numpy as np
 
 from segue.errors import NotFittedError
+
+_phase_hook: ContextVar[Callable[[str], None] | None] = ContextVar("segue_fit_phase", default=None)
+
+
+def fit_phase(text: str) -> None:
+    """Say which phase of a long ``fit`` is running (``segue fit`` shows it in its progress
+    display); does nothing when no one listens."""
+    hook = _phase_hook.get()
+    if hook is not None:
+        hook(text)
+
+
+@contextlib.contextmanager
+def reporting_phases(hook: Callable[[str], None]) -> Iterator[None]:
+    """Send the :func:`fit_phase` calls made in this block (this thread) to ``hook``."""
+    token = _phase_hook.set(hook)
+    try:
+        yield
+    finally:
+        _phase_hook.reset(token)
 
 
 def top_n(

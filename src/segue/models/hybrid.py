@@ -73,7 +73,7 @@ import scipy.sparse as sp
 
 from segue.errors import NotFittedError
 from segue.models.als import ALSRecommender
-from segue.models.base import Recommender, as_seed_array, dropped
+from segue.models.base import Recommender, as_seed_array, dropped, fit_phase
 from segue.models.content import Model1, _single_thread_blas, fast_top_n, mean_ndcg
 from segue.models.itemknn import (
     ItemKNNRecommender,
@@ -372,14 +372,20 @@ class HybridRecommender(Recommender):
         params["tune"] = False
         return Model1(**params)
 
-    def _fit_generators(self, snapshot: Any, *, alone: bool = False) -> None:
+    def _fit_generators(
+        self, snapshot: Any, *, alone: bool = False, stage: str = "generators"
+    ) -> None:
         """Fit the generators on ``snapshot``; with ``alone`` also the tuned content model
         that may answer queries alone (``content_alone_``)."""
         self._set_playlists(check_interactions(snapshot, self.name))
         self.knn_, self.als_, self.title_, self.content_ = self._generators()
+        fit_phase(f"{stage}: item-item")
         self.knn_.fit(snapshot)
+        fit_phase(f"{stage}: ALS")
         self.als_.fit(snapshot)
+        fit_phase(f"{stage}: title")
         self.title_.fit(snapshot)
+        fit_phase(f"{stage}: content")
         self.content_.fit(snapshot)
         self.content_.chosen_["how"] = "the preset's settings: the ranker's content features"
         if alone:
@@ -397,6 +403,7 @@ class HybridRecommender(Recommender):
     def fit(self, snapshot: Any) -> Self:
         self._validate()
         matrix = check_interactions(snapshot, self.name)
+        fit_phase("popularity and names")
         self._fit_content(snapshot, matrix)
         self.fitted_ = True  # the candidate machinery below checks this
         self._kept = None
@@ -454,7 +461,12 @@ class HybridRecommender(Recommender):
             masked = copy.copy(snapshot)
             masked.interactions = matrix - hidden_fold
             masked.interactions.eliminate_zeros()
-            self._fit_generators(masked, alone=bool(measured[members].any()))
+            self._fit_generators(
+                masked,
+                alone=bool(measured[members].any()),
+                stage=f"fold {fold + 1}/{folds} generators",
+            )
+            fit_phase(f"fold {fold + 1}/{folds}: candidates and features")
             part = self._batch([seeds[i] for i in members], [titles[i] for i in members])
             offset = len(batch.candidates)
             batch.candidates.extend(part.candidates)
@@ -483,7 +495,7 @@ class HybridRecommender(Recommender):
             self.title_ranker_ = None
         serve_alone = self.mode_["seeded"] == "content"
         if small or folds > 1:
-            self._fit_generators(snapshot, alone=serve_alone)
+            self._fit_generators(snapshot, alone=serve_alone, stage="final generators")
         else:
             self._set_playlists(matrix)  # what `load` will see
         if not serve_alone:
@@ -491,6 +503,7 @@ class HybridRecommender(Recommender):
         return self
 
     def _fit_rankers(self, batch: _Batch, hidden: sp.csr_matrix, rng: np.random.Generator) -> None:
+        fit_phase("ranker")
         self.ranker_ = self._train_ranker(
             batch, hidden, rng, seeded=True, min_groups=self.min_ranker_playlists // 2
         )

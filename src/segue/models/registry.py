@@ -7,12 +7,14 @@ Classes are imported lazily so ``segue --help`` stays fast. Each entry maps a na
 from __future__ import annotations
 
 import importlib
+import os
 import shutil
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from segue import config
-from segue.errors import NotFittedError
+from segue.errors import NotFittedError, SegueError
 
 if TYPE_CHECKING:
     from segue.models.base import Recommender
@@ -52,20 +54,67 @@ def fit_model(
 ) -> Recommender:
     model = model_class(name)(**params).fit(snapshot)
     if save:
-        save_model(model, name, root=root)
+        save_model(model, name, root=root, snapshot_id=snapshot.snapshot_id)
     return model
 
 
-def save_model(model: Recommender, name: str, *, root: Path | None = None) -> Path:
-    """Save a fitted ``model`` as model ``name`` under ``root`` (replacing an earlier save)."""
+def save_model(
+    model: Recommender, name: str, *, root: Path | None = None, snapshot_id: str | None = None
+) -> Path:
+    """Save a fitted ``model`` as model ``name`` under ``root``, whole or not at all.
+
+    Written into a temporary folder beside the target, synced to disk, listed (size, CRC-32,
+    ``snapshot_id``: the snapshot it was fitted on) in its ``manifest.json``, then renamed into
+    place; an earlier save of ``name`` is replaced.
+    """
+    from segue.artifacts import MANIFEST, sync_and_describe, write_json
+
     target = model_dir(name, root)
-    if target.exists():
-        shutil.rmtree(target)
-    model.save(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{name}.writing-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    try:
+        model.save(tmp)
+        files = sync_and_describe(tmp)
+        write_json(
+            tmp / MANIFEST,
+            {
+                "model": name,
+                "snapshot_id": snapshot_id,
+                "saved_at": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+                "files": files,
+            },
+        )
+        if target.exists():
+            old = target.with_name(f".{name}.old-{os.getpid()}")
+            target.rename(old)
+            tmp.rename(target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return target
 
 
 def load_model(name: str, snapshot: Snapshot, *, root: Path | None = None) -> Recommender:
+    """Load model ``name`` saved under ``root`` for ``snapshot``.
+
+    Checks first that its files are all there at the sizes written and that it was fitted on
+    this snapshot; any failure to read it is an :class:`~segue.artifacts.ArtifactError`
+    naming the file and the command that rebuilds it (never a traceback from a reader).
+    """
+    from segue.artifacts import (
+        ArtifactError,
+        check_model_files,
+        damaged_file,
+        fit_command,
+        home_of,
+        shown,
+    )
+
     cls = model_class(name)
     target = model_dir(name, root)
     if not (target / "model.json").exists():
@@ -77,4 +126,17 @@ def load_model(name: str, snapshot: Snapshot, *, root: Path | None = None) -> Re
             if not ok:
                 raise NotFittedError(f"model {name!r} cannot be used here: {why}")
         raise NotFittedError(f"model {name!r} is not built yet: run `segue fit --model {name}`")
-    return cls.load(target, snapshot)
+    check_model_files(target, name, snapshot.manifest.get("snapshot_id"))
+    try:
+        return cls.load(target, snapshot)
+    except (SegueError, MemoryError):
+        raise
+    except Exception as exc:  # any reader's failure on a file of the model: the model is bad
+        home = home_of(target)
+        problem = damaged_file(target)
+        where = f"{shown(target, home)}/{problem}" if problem else shown(target, home)
+        detail = str(exc).splitlines()[0][:160] if str(exc) else ""
+        raise ArtifactError(
+            f"model {name!r} cannot be loaded from {where} ({type(exc).__name__}: {detail}): "
+            f"rebuild it with `{fit_command(home, [name])}`"
+        ) from None
