@@ -438,13 +438,16 @@ def test_the_app_command_runs_streamlit_on_loopback_by_default() -> None:
     from segue.cli import _registry, app
     from segue.cli.serve import streamlit_command
 
-    command = streamlit_command(host="127.0.0.1", port=8601, headless=True)
+    command = streamlit_command(host="127.0.0.1", port=8601)
     assert command[1:5] == ["-m", "streamlit", "run", str(APP_SCRIPT)]
     options = dict(zip(command[5::2], command[6::2], strict=True))
     assert options["--server.address"] == "127.0.0.1" and options["--server.port"] == "8601"
+    # Streamlit's prompts and notices are off whatever its config files say.
     assert (
         options["--server.headless"] == "true" and options["--browser.gatherUsageStats"] == "false"
     )
+    assert options["--server.showEmailPrompt"] == "false"
+    assert options["--logger.hideWelcomeMessage"] == "true"
     _registry.register_all(app)
     for name in ("app", "demo"):
         result = CliRunner().invoke(app, [name, "--help"])
