@@ -38,7 +38,17 @@ def render(rec, fmt: OutputFormat) -> str:
         buf = io.StringIO()
         writer = csv.writer(buf)
         writer.writerow(
-            ["rank", "uri", "name", "artists", "album", "year", "popularity", "score", "explanation"]
+            [
+                "rank",
+                "uri",
+                "name",
+                "artists",
+                "album",
+                "year",
+                "popularity",
+                "score",
+                "explanation",
+            ]
         )
         for i, t in enumerate(rec.tracks, 1):
             writer.writerow(
