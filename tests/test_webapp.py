@@ -407,13 +407,13 @@ def test_app_offers_n_genres_for_content_models_only(app_home: Path, content_mod
     at.text_area(key="text").input("Chill Artist 1")
     at.button(key="go").click()
     at.run()
-    assert "(model1)" in texts(at.caption) and FakeContent.fits == []  # the built model
+    assert "Model: Model 1: content\n" in texts(at.caption) + "\n" and FakeContent.fits == []
     slider = next(s for s in at.sidebar.slider if s.label == "Number of genres")
     slider.set_value(2)
     at.button(key="go").click()
     at.run()
     assert not at.error, texts(at.error)
-    assert "model1@n_genres=2" in texts(at.caption)
+    assert "Model: Model 1: content (n_genres=2)" in texts(at.caption)
     assert FakeContent.fits == [2]
 
 
@@ -588,3 +588,23 @@ def test_app_hints_name_the_home_in_use(app_home: Path) -> None:
     at.selectbox(key="model").set_value("hybrid").run()
     warning = texts(at.sidebar.warning)
     assert f"`segue --home {app_home} fit --model hybrid`" in warning, warning
+
+
+def test_serve_and_app_on_an_empty_home_say_what_to_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from segue.cli.serve import _nothing_built_hint
+
+    monkeypatch.delenv("SEGUE_HOME", raising=False)
+    with config.temporary_home(tmp_path / "empty"):
+        hint = _nothing_built_hint("segue serve")
+    assert hint is not None
+    assert f"`segue --home {tmp_path / 'empty'} ingest <MPD slices>`" in hint
+    assert "`segue serve --demo`" in hint
+    monkeypatch.setenv("SEGUE_HOME", str(tmp_path / "empty"))  # the shell already says where
+    config.set_home(None)
+    assert "`segue ingest <MPD slices>`" in (_nothing_built_hint("segue app") or "")
+    with config.temporary_home(app_home_path := tmp_path / "built"):
+        (app_home_path / "artifacts" / "snapshot").mkdir(parents=True)
+        assert _nothing_built_hint("segue serve") is None
+    config.set_home(None)

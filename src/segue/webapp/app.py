@@ -225,8 +225,7 @@ def show_results(service: logic.AppService, rec: Any, reachable: bool | None) ->
     started = logic.seed_summary(rec)
     if started:
         st.success(started)
-    label = logic.MODEL_LABELS.get(rec.model.partition("@")[0], rec.model)
-    st.caption(f"Model: {label} ({rec.model})")
+    st.caption(logic.model_caption(rec.model))
 
     cols = st.columns(3)
     for col, export in zip(cols, logic.exports(rec), strict=True):

@@ -559,9 +559,14 @@ def listener_reasons(service: Service, rec: Recommendation, *, limit: int = 2) -
     for j, track in enumerate(recs.tolist()):
         reasons: list[str] = []
         shared = together[:, j]
-        partners = seeds[np.lexsort((seeds, -shared))][: int(min((shared > 0).sum(), 2))]
-        if partners.size:
-            named = _quoted([str(names[p]) for p in partners])
+        partner_names: list[str] = []  # distinct names: a remix can share its original's
+        for p in seeds[np.lexsort((seeds, -shared))][: int((shared > 0).sum())].tolist():
+            if str(names[p]) not in partner_names:
+                partner_names.append(str(names[p]))
+            if len(partner_names) == 2:
+                break
+        if partner_names:
+            named = _quoted(partner_names)
             if one_artist:
                 where = f" by {artist_names[seeds[0]]}"
             elif seeds.size > 1:
@@ -578,7 +583,10 @@ def listener_reasons(service: Service, rec: Recommendation, *, limit: int = 2) -
             )
         if playlist_names is not None:
             rows = columns[:, seeds.size + j].indices
-            if any(w in n for n in playlist_names[rows][:200] for w in title_words):
+            need = max(1, -(-2 * len(title_words) // 3))  # two thirds of the title's words
+            if any(
+                sum(w in n.split() for w in title_words) >= need for n in playlist_names[rows][:200]
+            ):
                 reasons.append(f"in playlists named like “{rec.title}”")
         genres = [g for g in genre_of.get(int(artist_keys[track])) or [] if g in seed_genres]
         if genres and len(reasons) < limit:
@@ -594,6 +602,13 @@ def listener_reasons(service: Service, rec: Recommendation, *, limit: int = 2) -
         sentence = "; ".join(reasons[:limit])
         out.append(sentence[0].upper() + sentence[1:] + ".")
     return out
+
+
+def model_caption(model: str) -> str:
+    """“Model: Hybrid”, or “Model: Model 1: content (n_genres=20)” for a variant."""
+    base, _, spec = model.partition("@")
+    label = MODEL_LABELS.get(base, base).removesuffix(" (default)")
+    return f"Model: {label}" + (f" ({spec})" if spec else "")
 
 
 def seed_summary(rec: Recommendation, limit: int = 3) -> str:
