@@ -363,6 +363,8 @@ def test_app_search_and_pick(app_home: Path, built: tuple[Path, Snapshot]) -> No
     at.run()
     assert not at.error, texts(at.error)
     assert "**1. Country Song" in texts(at.markdown)
+    # The pick is confirmed by name.
+    assert "Started from 1 track: “Country Song 33” by Country Artist 1." in texts(at.success)
 
 
 @pytest.mark.parametrize(
