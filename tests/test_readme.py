@@ -362,7 +362,8 @@ def _start_server(line: str, env: dict[str, str], cwd: Path) -> None:
     proc.stdout.close()  # type: ignore[union-attr]
     proc.stderr.close()  # type: ignore[union-attr]
     out = "".join(printed)
-    assert proc.returncode == 0, f"`{line}` stopped with {proc.returncode}: {err}"
+    # Stopped by Ctrl+C: a clean exit (0, or 130 = 128 + SIGINT, the shell's convention).
+    assert proc.returncode in (0, 130), f"`{line}` stopped with {proc.returncode}: {err}"
     assert "Traceback" not in out + err, err
     if command != "serve":
         assert out.count(url) == 1, out  # the web app's URL, printed once

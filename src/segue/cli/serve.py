@@ -156,6 +156,14 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
         pass
 
 
+def _stderr_fd() -> int | None:
+    """This process's stderr as a file descriptor for the server's output (None: inherit)."""
+    try:
+        return sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # replaced by a stream without one
+        return None
+
+
 def run_app(*, host: str, port: int, open_browser: bool, command: str) -> int:
     """Run the web app in a Streamlit server on the current home until stopped.
 
@@ -186,7 +194,7 @@ def run_app(*, host: str, port: int, open_browser: bool, command: str) -> int:
         env=env,
         cwd=home,
         stdin=subprocess.DEVNULL,
-        stdout=sys.stderr.fileno(),
+        stdout=_stderr_fd(),
         **popen,
     )
     stop = {"signal": 0}
