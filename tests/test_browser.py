@@ -33,6 +33,8 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    # No name resolves but the app's own address: the page cannot reach Spotify, as offline.
+    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
 ]
 
 pytestmark = [
@@ -65,7 +67,7 @@ def app_url(tmp_path: Path) -> Iterator[str]:
             "--home",
             str(home),
             "app",
-            "--headless",
+            "--no-browser",
             "--port",
             str(port),
         ],
@@ -125,7 +127,34 @@ def test_a_playlist_gets_recommendations_in_a_real_browser(app_url: str) -> None
             assert ranks[0][1] in ("Rock", "Chill"), (
                 body
             )  # the best continuation is in the seeds' clusters
-            page.wait_for_timeout(1500)  # let the chart and the (offline) players settle
+            # Reasons in words; the models' detail only behind its toggle.
+            assert "Often played with “" in body and "from your playlist" in body, body
+            assert "rank" not in body and "from your seeds" not in body, body
+            assert re.search(r"Started from \d+ tracks: “\w+ Song \d+” by ", body), body
+            # The page cannot reach Spotify: no grey players, and it says why.
+            off = page.get_by_text("Spotify players are off: this page cannot reach", exact=False)
+            off.wait_for(timeout=30_000)
+            assert page.locator("iframe[src*='open.spotify.com']").count() == 0
+            # The model's name fits its box; no note about a genre control that is not shown.
+            sidebar = page.locator("[data-testid='stSidebar']").first
+            # The select box shows its value in an input: the text's drawn width must fit it.
+            clipped = sidebar.locator("[data-testid='stSelectbox'] input").first.evaluate(
+                """el => {
+                    const style = getComputedStyle(el);
+                    const ctx = document.createElement('canvas').getContext('2d');
+                    ctx.font = style.font;
+                    const room = el.clientWidth - parseFloat(style.paddingLeft)
+                        - parseFloat(style.paddingRight);
+                    return ctx.measureText(el.value).width > room ? [el.value] : [];
+                }"""
+            )
+            assert clipped == [], clipped
+            assert "Number of genres" not in sidebar.inner_text()
+            page.get_by_text("Show the models' technical detail").click()
+            expect(page.get_by_text("from your seeds", exact=False).first).to_be_visible(
+                timeout=30_000
+            )
+            page.wait_for_timeout(1500)  # let the chart settle
             ARTIFACTS.mkdir(exist_ok=True)
             shot = ARTIFACTS / "webapp-recommend.png"
             page.screenshot(path=str(shot), full_page=True)
@@ -137,5 +166,9 @@ def test_a_playlist_gets_recommendations_in_a_real_browser(app_url: str) -> None
             error = page.get_by_text("not a Spotify reference", exact=False)
             error.wait_for(timeout=30_000)
             assert "Traceback" not in page.locator("[data-testid='stMain']").first.inner_text()
+
+            page.get_by_text("Log", exact=True).click()
+            page.get_by_role("heading", name="Fetches").wait_for(timeout=30_000)
+            page.screenshot(path=str(ARTIFACTS / "webapp-log.png"), full_page=True)
         finally:
             browser.close()

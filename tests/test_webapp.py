@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -243,7 +245,11 @@ def test_model_options_order_and_availability(service: logic.AppService) -> None
         by_name[MODEL].available and not by_name["spotify"].available and by_name["spotify"].reason
     )
     assert options[logic.default_model_index(options)].name == MODEL  # hybrid is not built here
-    assert logic.option_label(by_name["spotify"]).endswith("(unavailable)")
+    assert logic.option_label(by_name["spotify"]).endswith("(off)")
+    # Short enough for the sidebar's select box, which cuts longer text off.
+    assert max(len(logic.option_label(o)) for o in options) <= 22
+    # A hint names the home in use: this one is not the default home.
+    assert f"`segue --home {service.home} fit --model hybrid`" in by_name["hybrid"].reason
 
 
 def test_n_genres_variants_are_fitted_once_and_cached(
@@ -358,6 +364,8 @@ def test_app_search_and_pick(app_home: Path, built: tuple[Path, Snapshot]) -> No
     at.run()
     assert not at.error, texts(at.error)
     assert "**1. Country Song" in texts(at.markdown)
+    # The pick is confirmed by name.
+    assert "Started from 1 track: “Country Song 33” by Country Artist 1." in texts(at.success)
 
 
 @pytest.mark.parametrize(
@@ -383,7 +391,7 @@ def test_app_shows_the_spotify_model_disabled_with_its_reason(
 ) -> None:
     at = run_app()
     reason = next(m["reason"] for m in Service(built[0]).models() if m["name"] == "spotify")
-    assert "(unavailable)" in at.selectbox(key="model").format_func("spotify")
+    assert "(off)" in at.selectbox(key="model").format_func("spotify")
     at.selectbox(key="model").set_value("spotify").run()
     assert not at.exception
     assert any(reason in w.value for w in at.sidebar.warning)
@@ -394,7 +402,7 @@ def test_app_offers_n_genres_for_content_models_only(app_home: Path, content_mod
     at = run_app()
     at.selectbox(key="model").set_value(MODEL).run()
     assert not [s for s in at.sidebar.slider if s.label == "Number of genres"]
-    assert "applies to the content models" in texts(at.sidebar.caption)
+    assert "genres" not in texts(at.sidebar.caption).lower()  # no caption for a hidden control
     at.selectbox(key="model").set_value("model1").run()
     slider = next(s for s in at.sidebar.slider if s.label == "Number of genres")
     assert (slider.value, slider.max) == (3, 4)
@@ -402,13 +410,13 @@ def test_app_offers_n_genres_for_content_models_only(app_home: Path, content_mod
     at.text_area(key="text").input("Chill Artist 1")
     at.button(key="go").click()
     at.run()
-    assert "Model: model1" in texts(at.caption) and FakeContent.fits == []  # the built model
+    assert "Model: Model 1: content\n" in texts(at.caption) + "\n" and FakeContent.fits == []
     slider = next(s for s in at.sidebar.slider if s.label == "Number of genres")
     slider.set_value(2)
     at.button(key="go").click()
     at.run()
     assert not at.error, texts(at.error)
-    assert "model1@n_genres=2" in texts(at.caption)
+    assert "Model: Model 1: content (n_genres=2)" in texts(at.caption)
     assert FakeContent.fits == [2]
 
 
@@ -429,7 +437,8 @@ def test_app_without_a_built_catalog_says_what_to_do(
     monkeypatch.setenv("SEGUE_HOME", str(tmp_path / "nothing"))
     config.set_home(None)
     at = run_app()
-    assert len(at.error) == 1 and "segue fit" in at.error[0].value
+    assert len(at.error) == 1
+    assert f"`segue --home {tmp_path / 'nothing'} fit`" in at.error[0].value  # the home shown
     assert "segue demo" in texts(at.info)
 
 
@@ -439,14 +448,166 @@ def test_the_app_command_runs_streamlit_on_loopback_by_default() -> None:
     from segue.cli import _registry, app
     from segue.cli.serve import streamlit_command
 
-    command = streamlit_command(host="127.0.0.1", port=8601, headless=True)
+    command = streamlit_command(host="127.0.0.1", port=8601)
     assert command[1:5] == ["-m", "streamlit", "run", str(APP_SCRIPT)]
     options = dict(zip(command[5::2], command[6::2], strict=True))
     assert options["--server.address"] == "127.0.0.1" and options["--server.port"] == "8601"
+    # Streamlit's prompts and notices are off whatever its config files say.
     assert (
         options["--server.headless"] == "true" and options["--browser.gatherUsageStats"] == "false"
     )
+    assert options["--server.showEmailPrompt"] == "false"
+    assert options["--logger.hideWelcomeMessage"] == "true"
     _registry.register_all(app)
     for name in ("app", "demo"):
         result = CliRunner().invoke(app, [name, "--help"])
         assert result.exit_code == 0 and "--port" in result.output
+
+
+# the app's words ------------------------------------------------------------------------------
+def test_reasons_are_sentences_for_a_listener(service: logic.AppService) -> None:
+    rec = logic.recommend(service, logic.AppRequest(text="Rap Artist 0", model=MODEL, n=4))
+    reasons = logic.listener_reasons(service, rec)
+    assert len(reasons) == 4
+    # An artist seed: the other artist of its cluster, played with the seed artist's songs.
+    top = reasons[0]
+    assert re.fullmatch(
+        r"Often played with “Rap Song \d+” and “Rap Song \d+” by Rap Artist 0; "
+        r"same genre as your tracks: rap\.",
+        top,
+    ), top
+    # The model's own detail is kept for the command line and the API.
+    assert rec.tracks[0].explanation and "from your seeds" in rec.tracks[0].explanation
+    snap = service.snapshot
+    by = snap.tracks.groupby("artist_name")["track_id"].apply(list)
+    picked = [*by["Rock Artist 0"][:4], by["Rock Artist 1"][0]]
+    rec = logic.recommend(
+        service,
+        logic.AppRequest(text="\n".join(f"spotify:track:{t}" for t in picked), model=MODEL, n=6),
+    )
+    reasons = logic.listener_reasons(service, rec)
+    same_artist = [
+        r for t, r in zip(rec.tracks, reasons, strict=True) if t.artists == ["Rock Artist 0"]
+    ]
+    assert same_artist and all("same artist as 4 of your tracks" in r for r in same_artist)
+    assert all(" from your playlist" in r for r in reasons if r.startswith("Often played"))
+    assert logic.seed_summary(rec).startswith("Started from 5 tracks: “Rock Song")
+    assert logic.seed_summary(rec).endswith(" and 2 more.")
+    frame = logic.results_frame(rec, reasons)
+    assert frame["reason"].tolist() == reasons and frame["why"].str.len().gt(0).all()
+
+
+def test_csv_download_has_the_popularity_json_has(service: logic.AppService) -> None:
+    rec = logic.recommend(service, logic.AppRequest(text="Chill Artist 0", model=MODEL, n=3))
+    files = {e.label: e for e in logic.exports(rec)}
+    rows = list(csv.DictReader(io.StringIO(files["CSV"].data)))
+    from_json = [d["popularity"] for d in json.loads(files["JSON"].data)]
+    assert [float(r["popularity"]) for r in rows] == from_json and None not in from_json
+
+
+def test_one_bad_line_of_an_uploaded_list_is_reported_and_the_rest_kept(
+    service: logic.AppService, built: tuple[Path, Snapshot]
+) -> None:
+    good = [f"https://open.spotify.com/track/{t}" for t in built[1].tracks["track_id"].iloc[20:24]]
+    text = "\n".join([good[0], "https://open.spotify.com/track/broken", *good[1:]])
+    req = logic.AppRequest(upload=logic.Upload("my list.txt", text.encode()), model=MODEL, n=3)
+    rec = logic.recommend(service, req)
+    assert len(rec.seeds) == 4 and len(rec.tracks) == 3
+    said = "\n".join(rec.messages)
+    assert "my list.txt, line 2: left out (not a Spotify reference" in said
+    assert "my list.txt: 4 tracks, 4 known" in said
+    assert "/tmp" not in said and "_.txt" not in said
+
+
+def test_an_uploaded_csv_keeps_no_file_name_as_title_and_errors_name_no_server_path(
+    service: logic.AppService, built: tuple[Path, Snapshot], tmp_path: Path
+) -> None:
+    ids = built[1].tracks["track_id"].iloc[0:3].tolist()
+    body = "Track URI,Track Name\n" + "".join(f"spotify:track:{t},x\n" for t in ids)
+    req = logic.AppRequest(upload=logic.Upload("Summer Mix.csv", body.encode()), model=MODEL, n=3)
+    rec = logic.recommend(service, req, workdir=tmp_path)
+    assert rec.title is None
+    assert any(m.startswith("Summer Mix.csv: 3 tracks") for m in rec.messages), rec.messages
+    titled = logic.recommend(service, dataclasses.replace(req, title="road trip"), workdir=tmp_path)
+    assert titled.title == "road trip"
+    for data in (b"[not json", b"\xff\xfe", b"", b"Track URI,Name\nspotify:track:x,y\n" * 60):
+        bad = logic.AppRequest(upload=logic.Upload("list.json", data), model=MODEL)
+        with pytest.raises(ValueError) as caught:
+            logic.recommend(service, bad, workdir=tmp_path)
+        message = str(caught.value)
+        assert message.startswith("list.json"), message
+        assert str(tmp_path) not in message and "/tmp" not in message and "<input>" not in message
+
+
+def test_the_log_names_where_the_demo_tracks_come_from(tmp_path: Path) -> None:
+    from segue.demo import ensure_demo_catalog
+
+    ensure_demo_catalog(tmp_path)
+    entry = logic.catalog_log(tmp_path)
+    assert "TidyTuesday Spotify songs table" in entry.message
+    assert "28,352 tracks" in entry.message and "Nothing was fetched from the web" in entry.message
+    assert entry.added.empty  # the bundled tracks are not additions
+
+
+def test_app_explains_in_sentences_and_confirms_the_seed(
+    app_home: Path, built: tuple[Path, Snapshot]
+) -> None:
+    wanted = built[1].tracks["track_id"].iloc[12]
+    at = run_app()
+    at.text_area(key="text").input(f"https://open.spotify.com/track/{wanted}")
+    at.slider(key="n").set_value(3)
+    at.button(key="go").click()
+    at.run()
+    assert not at.exception and not at.error, texts(at.error)
+    name = built[1].tracks["name"].iloc[12]
+    assert f"Started from 1 track: “{name}” by Rock Artist 0." in texts(at.success)
+    captions = texts(at.caption)
+    assert captions.count("Often played with “Rock Song") == 3, captions
+    assert "from your seeds" not in captions and "rank" not in captions  # detail stays hidden
+    # The players stay off until the page says it reaches Spotify (AppTest has no browser).
+    assert "Spotify players are off" in captions and not at.get("iframe")
+    at.toggle(key="detail").set_value(True).run()
+    assert "from your seeds" in texts(at.caption)
+
+
+def test_search_does_not_say_no_match_once_its_matches_are_picked(
+    app_home: Path, built: tuple[Path, Snapshot]
+) -> None:
+    tracks = built[1].tracks
+    wanted = tracks.loc[tracks["name"] == "Country Song 33", "track_id"].iloc[0]
+    at = run_app()
+    at.text_input(key="query").input("country song 33").run()
+    at.multiselect[0].select(wanted)
+    at.run()
+    assert "No track or artist matches" not in texts(at.caption)
+    assert "Every match for 'country song 33' is picked." in texts(at.caption)
+    at.text_input(key="query").input("zzz nothing").run()
+    assert "No track or artist matches 'zzz nothing'." in texts(at.caption)
+    assert at.multiselect[0].value == [wanted]
+
+
+def test_app_hints_name_the_home_in_use(app_home: Path) -> None:
+    at = run_app()
+    at.selectbox(key="model").set_value("hybrid").run()
+    warning = texts(at.sidebar.warning)
+    assert f"`segue --home {app_home} fit --model hybrid`" in warning, warning
+
+
+def test_serve_and_app_on_an_empty_home_say_what_to_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from segue.cli.serve import _nothing_built_hint
+
+    monkeypatch.delenv("SEGUE_HOME", raising=False)
+    with config.temporary_home(tmp_path / "empty"):
+        hint = _nothing_built_hint("segue serve")
+    assert hint is not None
+    assert f"`segue --home {tmp_path / 'empty'} ingest <MPD slices>`" in hint
+    assert "`segue serve --demo`" in hint
+    monkeypatch.setenv("SEGUE_HOME", str(tmp_path / "empty"))  # the shell already says where
+    config.set_home(None)
+    assert "`segue ingest <MPD slices>`" in (_nothing_built_hint("segue app") or "")
+    with config.temporary_home(app_home_path := tmp_path / "built"):
+        (app_home_path / "artifacts" / "snapshot").mkdir(parents=True)
+        assert _nothing_built_hint("segue serve") is None
+    config.set_home(None)

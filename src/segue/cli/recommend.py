@@ -41,7 +41,19 @@ def render(rec, fmt: OutputFormat) -> str:
     if fmt is OutputFormat.csv:
         buf = io.StringIO()
         writer = csv.writer(buf)
-        writer.writerow(["rank", "uri", "name", "artists", "album", "year", "score", "explanation"])
+        writer.writerow(
+            [
+                "rank",
+                "uri",
+                "name",
+                "artists",
+                "album",
+                "year",
+                "popularity",
+                "score",
+                "explanation",
+            ]
+        )
         for i, t in enumerate(rec.tracks, 1):
             writer.writerow(
                 [
@@ -51,6 +63,7 @@ def render(rec, fmt: OutputFormat) -> str:
                     "; ".join(t.artists),
                     t.album or "",
                     t.year or "",
+                    "" if t.popularity is None else f"{t.popularity:g}",
                     f"{t.score:.6f}",
                     t.explanation or "",
                 ]

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import shlex
+import signal
+import socket
 import subprocess
 import sys
+import time
+from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -12,6 +19,9 @@ from segue import config, serving
 from segue.cli._console import err, error
 from segue.errors import SegueError
 from segue.pool import PoolUnavailable
+
+#: How long the web app may take to answer its health check before segue gives up on it.
+APP_START_TIMEOUT = 180.0
 
 
 def _demo_home() -> None:
@@ -25,8 +35,14 @@ def _demo_home() -> None:
         raise typer.Exit(1) from None
 
 
-def streamlit_command(*, host: str, port: int, headless: bool) -> list[str]:
-    """The command line that runs the web app's script with Streamlit."""
+def streamlit_command(*, host: str, port: int) -> list[str]:
+    """The command line that runs the web app's script with Streamlit.
+
+    Every prompt and notice of Streamlit is off whatever its config files say (flags override
+    them): no first-run email prompt (it blocks with a terminal and exits 255 without one), no
+    telemetry notice, no welcome banner or advertisement, no browser opened by Streamlit
+    (segue prints the URL and opens the browser itself, once the server answers).
+    """
     from segue.webapp import APP_SCRIPT
 
     return [
@@ -40,10 +56,18 @@ def streamlit_command(*, host: str, port: int, headless: bool) -> list[str]:
         "--server.port",
         str(port),
         "--server.headless",
-        "true" if headless else "false",
+        "true",
+        "--server.showEmailPrompt",
+        "false",
+        "--browser.gatherUsageStats",
+        "false",
+        "--logger.hideWelcomeMessage",
+        "true",
+        "--logger.level",
+        "warning",
         "--server.fileWatcherType",
         "none",
-        "--browser.gatherUsageStats",
+        "--server.runOnSave",
         "false",
         "--client.showErrorDetails",
         "none",
@@ -54,32 +78,200 @@ def streamlit_command(*, host: str, port: int, headless: bool) -> list[str]:
     ]
 
 
-def run_app(*, host: str, port: int, headless: bool) -> int:
-    """Run the web app in a Streamlit server on the current home until interrupted.
+def listen_problem(host: str, port: int) -> str | None:
+    """Why a server could not listen on ``host:port`` right now, or None when it can.
 
-    On POSIX this process becomes the Streamlit server (``exec``), so signals such as
-    SIGTERM reach the server itself and no orphan is left behind.
+    Binds the way Streamlit's server does (``SO_REUSEADDR``: a port left in TIME_WAIT is free).
     """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return "in use"
+            return exc.strerror or str(exc)
+    return None
+
+
+def _port_message(host: str, port: int, command: str, problem: str) -> str:
+    if problem == "in use":
+        return (
+            f"port {port} on {host} is already in use (another program, or another segue app, "
+            f"listens there): choose a free one with --port, e.g. `{command} --port {port + 1}`"
+        )
+    return f"cannot listen on {host}:{port}: {problem}; choose another --port or --host"
+
+
+def can_open_browser() -> bool:
+    """A graphical browser can be opened here: a display (on Linux and the BSDs), a person
+    at a terminal, and a browser that runs in the background (never a text browser that would
+    take over the terminal)."""
+    import webbrowser
+
+    if not (sys.stdin.isatty() or sys.stdout.isatty()):
+        return False
+    if (
+        sys.platform not in ("darwin", "win32")
+        and not os.environ.get("DISPLAY")
+        and not os.environ.get("WAYLAND_DISPLAY")
+    ):
+        return False
+    try:
+        browser = webbrowser.get()
+    except webbrowser.Error:
+        return False
+    return not (
+        isinstance(browser, webbrowser.GenericBrowser)
+        and not isinstance(browser, webbrowser.BackgroundBrowser)
+    )
+
+
+def _open_browser(url: str) -> None:
+    import webbrowser
+
+    try:
+        webbrowser.open(url, new=2)
+    except (webbrowser.Error, OSError) as exc:
+        err.print(f"could not open a browser ({exc}): open {url} yourself", highlight=False)
+
+
+def _answers(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(f"{url}/_stcore/health", timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Linux: the server gets SIGTERM if segue dies without stopping it (``kill -9``)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _stderr_fd() -> int | None:
+    """This process's stderr as a file descriptor for the server's output (None: inherit)."""
+    try:
+        return sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # replaced by a stream without one
+        return None
+
+
+def run_app(*, host: str, port: int, open_browser: bool, command: str) -> int:
+    """Run the web app in a Streamlit server on the current home until stopped.
+
+    The server runs in a child process. Its URL is printed once, on stdout, when the server
+    answers; the browser is opened then if ``open_browser`` and a browser can be opened here.
+    Ctrl+C or SIGTERM stops the server. ``command`` is how the person started it, for hints.
+    """
+    url_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    url_host = f"[{url_host}]" if ":" in url_host else url_host
+    url = f"http://{url_host}:{port}"
+    problem = listen_problem(host, port)
+    if problem is not None:
+        err.print(
+            f"[red]error:[/red] {_port_message(host, port, command, problem)}", highlight=False
+        )
+        return 1
+    home = config.home().resolve()
     env = dict(os.environ)
     # The script runs in Streamlit's own process: hand it this process's home folder.
-    env["SEGUE_HOME"] = str(config.home())
-    url_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    err.print(f"segue web app: http://{url_host}:{port}  (Ctrl+C stops it)", highlight=False)
-    command = streamlit_command(host=host, port=port, headless=headless)
-    if os.name == "posix":
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.execve(command[0], command, env)
-    proc = subprocess.Popen(command, env=env)
+    env["SEGUE_HOME"] = str(home)
+    popen: dict[str, Any] = {}
+    if sys.platform.startswith("linux"):
+        popen["preexec_fn"] = _die_with_parent
+    # Its working folder is the home: a .streamlit/config.toml in the person's current folder
+    # is not the app's. Its own output goes to stderr; stdout carries only the URL.
+    proc = subprocess.Popen(
+        streamlit_command(host=host, port=port),
+        env=env,
+        cwd=home,
+        stdin=subprocess.DEVNULL,
+        stdout=_stderr_fd(),
+        **popen,
+    )
+    stop = {"signal": 0}
+
+    def on_term(signum: int, frame: Any) -> None:
+        stop["signal"] = signum
+        proc.terminate()
+
+    previous = signal.signal(signal.SIGTERM, on_term)
     try:
-        return proc.wait()
+        deadline = time.monotonic() + APP_START_TIMEOUT
+        while proc.poll() is None and not _answers(url):
+            if time.monotonic() > deadline:
+                err.print(
+                    f"[red]error:[/red] the web app did not answer at {url} within "
+                    f"{APP_START_TIMEOUT:.0f} s; stopping it",
+                    highlight=False,
+                )
+                proc.terminate()
+                break
+            time.sleep(0.2)
+        else:
+            if proc.poll() is None:
+                typer.echo(f"segue web app: {url}  (Ctrl+C stops it)")
+                sys.stdout.flush()
+                if open_browser and can_open_browser():
+                    _open_browser(url)
+        code = proc.wait()
+        if stop["signal"]:
+            return 0
+        problem = listen_problem(host, port) if code != 0 else None
+        if problem is not None:
+            # Another program took the port between segue's check and the server's start.
+            err.print(
+                f"[red]error:[/red] {_port_message(host, port, command, problem)}", highlight=False
+            )
+        elif code != 0:
+            err.print(
+                f"[red]error:[/red] the web app stopped (exit status {code})", highlight=False
+            )
+        return 0 if code == 0 else 1
     except KeyboardInterrupt:
         proc.terminate()
         try:
-            return proc.wait(timeout=10)
+            proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
-            return proc.wait()
+            proc.wait()
+        err.print("web app stopped", highlight=False)
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _nothing_built_hint(command: str) -> str | None:
+    """What to run when this home has no snapshot yet (None when it has one)."""
+    from segue import artifacts
+
+    generation = artifacts.current_or_none(config.home())
+    if generation is not None and generation.exists and generation.snapshot_dir.exists():
+        return None
+    where = _home_flag()
+    return (
+        f"nothing is built in {config.home()} yet: run `segue{where} ingest <MPD slices>` and "
+        f"`segue{where} fit`, or try the bundled demo catalog with `{command} --demo`"
+    )
+
+
+def _home_flag() -> str:
+    """`` --home <home>`` when a bare ``segue`` in this shell would use another home, else ``""``."""
+    home = config.home().resolve()
+    env = os.environ.get("SEGUE_HOME")
+    bare = Path(env).expanduser() if env else config.default_home()
+    return "" if home == bare.resolve() else f" --home {shlex.quote(str(home))}"
 
 
 def register(app: typer.Typer) -> None:
@@ -110,12 +302,9 @@ def register(app: typer.Typer) -> None:
         if demo:
             _demo_home()
         say = lambda m: err.print(m, highlight=False)  # noqa: E731
-        if not (config.home() / "artifacts" / "snapshot" / "manifest.json").exists():
-            say(
-                "note: nothing is built in this home yet, so requests will get 503: run "
-                "`segue ingest` and `segue fit`, or try `segue serve --demo` for the bundled "
-                "demo catalog"
-            )
+        hint = None if demo else _nothing_built_hint("segue serve")
+        if hint:
+            say(hint)
         say(f"segue API: http://{host}:{port}  (docs at /docs, Ctrl+C stops it)")
         try:
             serving.serve(host, port, workers=workers, allow_growth=allow_growth, say=say)
@@ -130,20 +319,43 @@ def register(app: typer.Typer) -> None:
         demo: bool = typer.Option(
             False, "--demo", help="Use the bundled demo catalog (built on first use)."
         ),
-        headless: bool = typer.Option(False, "--headless", help="Do not open a browser."),
+        no_browser: bool = typer.Option(
+            False,
+            "--no-browser",
+            "--headless",
+            help="Do not open a browser (none is opened without a display and a terminal).",
+        ),
     ) -> None:
-        """Run the web app (Streamlit)."""
+        """Run the web app (Streamlit); its URL is printed when it answers."""
         if demo:
             _demo_home()
-        raise typer.Exit(run_app(host=host, port=port, headless=headless))
+        else:
+            hint = _nothing_built_hint("segue app")
+            if hint:
+                err.print(hint, highlight=False)
+        raise typer.Exit(
+            run_app(host=host, port=port, open_browser=not no_browser, command="segue app")
+        )
 
     @app.command()
     def demo(
         port: int = typer.Option(8501, "--port", min=1, max=65535, help="Port to listen on."),
-        no_browser: bool = typer.Option(False, "--no-browser", help="Do not open a browser."),
+        no_browser: bool = typer.Option(
+            False,
+            "--no-browser",
+            help="Do not open a browser (none is opened without a display and a terminal).",
+        ),
     ) -> None:
         """Set up the bundled demo catalog (first run only) and open the web app on it."""
+        host = "127.0.0.1"
+        problem = listen_problem(host, port)
+        if problem is not None:  # before the first run's build, not after it
+            err.print(
+                f"[red]error:[/red] {_port_message(host, port, 'segue demo', problem)}",
+                highlight=False,
+            )
+            raise typer.Exit(1)
         _demo_home()
-        out_host = "127.0.0.1"
-        typer.echo(f"http://{out_host}:{port}")
-        raise typer.Exit(run_app(host=out_host, port=port, headless=no_browser))
+        raise typer.Exit(
+            run_app(host=host, port=port, open_browser=not no_browser, command="segue demo")
+        )

@@ -35,10 +35,8 @@ def home() -> Path:
 
 def show_failure(exc: BaseException) -> None:
     """A plain message for the person; the details go to the server's log only."""
-    if isinstance(exc, NotFittedError):
-        st.error(f"{exc}")
-    elif isinstance(exc, ValueError | SegueError):
-        st.error(str(exc))
+    if isinstance(exc, NotFittedError | ValueError | SegueError):
+        st.error(logic.command_for_home(str(exc), home()))
     elif isinstance(exc, ImportError):
         st.error("This part of segue is not installed here; try another input or model.")
         log.warning("import failed in the web app: %s", exc)
@@ -63,8 +61,11 @@ def sidebar_settings(service: logic.AppService) -> dict[str, Any]:
     )
     chosen = by_name[name]
     usable = chosen.available
+    description = logic.MODEL_DESCRIPTIONS.get(chosen.name)
+    if description:
+        st.sidebar.caption(description)
     if not usable:
-        st.sidebar.warning(f"{chosen.label} is unavailable: {chosen.reason}")
+        st.sidebar.warning(f"{chosen.label} is off here: {chosen.reason}")
 
     st.sidebar.header("Results")
     n = st.sidebar.slider("Number of results", 1, 100, 10, key="n")
@@ -95,13 +96,9 @@ def sidebar_settings(service: logic.AppService) -> dict[str, Any]:
             n_genres = None  # the built model
         built = "all" if setting.current is None else str(setting.current)
         st.sidebar.caption(
-            f"Applies to Model 1 and Model 2 only. The built model uses {built} of the "
-            f"{setting.vocabulary} genres; another number refits the content model once (a few "
-            "seconds on a large catalog) and keeps it for the next requests."
-        )
-    else:
-        st.sidebar.caption(
-            "Number of genres applies to the content models (Model 1, Model 2) only."
+            f"The built model uses {built} of the {setting.vocabulary} genres; another number "
+            "refits the content model once (a few seconds on a large catalog) and keeps it for "
+            "the next requests."
         )
 
     bounds = logic.catalog_bounds(service)
@@ -159,12 +156,13 @@ def input_form(service: logic.AppService) -> tuple[str, str, list[str], logic.Up
         query = st.text_input("Search the catalog by track or artist", key="query")
         picked_before: list[str] = st.session_state.get("picked_ids", [])
         labels: dict[str, str] = dict(st.session_state.get("picked_labels", {}))
+        found: dict[str, str] = {}
         try:
-            labels.update(logic.search_options(service, query))
+            found = logic.search_options(service, query)
         except ValueError as exc:
             st.error(str(exc))
-        if query.strip() and len(labels) == len(picked_before):
-            st.caption(f"No track or artist matches {query.strip()!r}.")
+        labels.update(found)
+        said = st.empty()  # above the picks, filled once they are known
         picked: list[str] = st.multiselect(
             "Pick tracks from the search",
             options=list(labels),
@@ -172,13 +170,46 @@ def input_form(service: logic.AppService) -> tuple[str, str, list[str], logic.Up
             format_func=lambda tid: labels.get(tid, tid),
             key=f"picked_{hash(tuple(sorted(labels)))}",
         )
+        if query.strip() and not found:
+            said.caption(f"No track or artist matches {query.strip()!r}.")
+        elif found and set(found) <= set(picked):
+            said.caption(f"Every match for {query.strip()!r} is picked.")
         st.session_state["picked_ids"] = picked
         st.session_state["picked_labels"] = {tid: labels[tid] for tid in picked}
     upload = logic.Upload(uploaded.name, uploaded.getvalue()) if uploaded is not None else None
     return text, title, picked, upload
 
 
-def show_results(service: logic.AppService, rec: Any) -> None:
+#: Asks the browser whether it can reach Spotify (an opaque request: any answer means yes).
+#: The players are Spotify's pages in frames: without Spotify they are grey boxes.
+_SPOTIFY_REACH_JS = """
+export default function(component) {
+  const { setStateValue } = component;
+  const stop = new AbortController();
+  const timer = setTimeout(() => stop.abort(), 5000);
+  fetch("https://open.spotify.com/favicon.ico",
+        { mode: "no-cors", cache: "no-store", signal: stop.signal })
+    .then(() => setStateValue("reachable", true))
+    .catch(() => setStateValue("reachable", false))
+    .finally(() => clearTimeout(timer));
+}
+"""
+
+
+def spotify_reachable() -> bool | None:
+    """True when the page reached Spotify, False when it could not, None while unknown."""
+    try:
+        probe = st.components.v2.component("segue_spotify_reach", js=_SPOTIFY_REACH_JS)
+        with st.sidebar:
+            result = probe(key="spotify_reach", on_reachable_change=lambda: None, height=0)
+    except Exception:  # an older Streamlit or a test runner without a browser: keep them off
+        log.debug("the Spotify reachability probe is unavailable", exc_info=True)
+        return None
+    value = result.get("reachable") if result is not None else None
+    return value if isinstance(value, bool) else None
+
+
+def show_results(service: logic.AppService, rec: Any, reachable: bool | None) -> None:
     if rec.messages:
         st.info("\n".join(f"- {m}" for m in rec.messages))
     if rec.unknown:
@@ -191,7 +222,10 @@ def show_results(service: logic.AppService, rec: Any) -> None:
     if rec.title:
         heading += f" for “{rec.title}”"
     st.subheader(heading)
-    st.caption(f"Model: {rec.model}")
+    started = logic.seed_summary(rec)
+    if started:
+        st.success(started)
+    st.caption(logic.model_caption(rec.model))
 
     cols = st.columns(3)
     for col, export in zip(cols, logic.exports(rec), strict=True):
@@ -203,29 +237,50 @@ def show_results(service: logic.AppService, rec: Any) -> None:
             key=f"download_{export.label}",
         )
 
-    tab_list, tab_table, tab_chart = st.tabs(["Players", "Table", "Feature profile"])
+    reasons = logic.listener_reasons(service, rec)
+    tab_list, tab_table, tab_chart = st.tabs(["Tracks", "Table", "Feature profile"])
     with tab_list:
-        embeds = st.toggle("Show Spotify players (needs the internet)", value=True, key="embeds")
+        left, right = st.columns(2)
+        detail = left.toggle(
+            "Show the models' technical detail",
+            value=False,
+            key="detail",
+            help="The scores and ranks behind each track, as the command line and the API give them.",
+        )
+        if reachable:
+            embeds = right.toggle("Show Spotify players", value=True, key="embeds")
+        else:
+            embeds = False
+            right.caption(
+                "Spotify players are off: checking whether this page can reach Spotify…"
+                if reachable is None
+                else "Spotify players are off: this page cannot reach open.spotify.com. "
+                "The Table tab links each track."
+            )
         for i, t in enumerate(rec.tracks, 1):
             text_col, player_col = st.columns([3, 2])
             with text_col:
                 year = f" ({t.year})" if t.year else ""
-                score = f" · score {t.score:.3f}" if t.score is not None else ""
-                st.markdown(
-                    f"**{i}. {t.name}** — {', '.join(t.artists) or 'unknown artist'}{year}{score}"
-                )
-                if t.explanation:
-                    st.caption(t.explanation)
+                st.markdown(f"**{i}. {t.name}** — {', '.join(t.artists) or 'unknown artist'}{year}")
+                if i <= len(reasons):
+                    st.caption(reasons[i - 1])
+                if detail:
+                    score = f"score {t.score:.3f}" if t.score is not None else ""
+                    why = " · ".join(p for p in (score, t.explanation or "") if p)
+                    if why:
+                        st.caption(f"`{rec.model}`: {why}")
             if embeds and i <= logic.MAX_EMBEDS:
                 with player_col:
                     st.iframe(logic.embed_url(t.id), height=80)
     with tab_table:
+        frame = logic.results_frame(rec, reasons)
         st.dataframe(
-            logic.results_frame(rec),
+            frame,
             hide_index=True,
             column_config={
                 "link": st.column_config.LinkColumn("link", display_text="open"),
                 "score": st.column_config.NumberColumn(format="%.3f"),
+                "why": st.column_config.TextColumn("technical detail"),
             },
         )
     with tab_chart:
@@ -239,7 +294,7 @@ def show_results(service: logic.AppService, rec: Any) -> None:
             st.caption("Mean features of the input and the recommendations, each scaled to 0–1.")
 
 
-def recommend_page(service: logic.AppService) -> None:
+def recommend_page(service: logic.AppService, reachable: bool | None) -> None:
     st.title("segue")
     st.write("Continue a playlist with tracks that fit. Give a playlist, a few songs or an artist.")
     settings = sidebar_settings(service)
@@ -269,14 +324,17 @@ def recommend_page(service: logic.AppService) -> None:
     result = st.session_state.get("result")
     if result is not None:
         try:
-            show_results(service, result)
+            show_results(service, result, reachable)
         except Exception as exc:
             show_failure(exc)
 
 
 def log_page() -> None:
     st.title("Log")
-    st.write("What segue fetched from the web to grow the catalog, and the tracks it added.")
+    st.write(
+        "Tracks that reached the catalog after it was built (from playlists people brought, "
+        "or fetched from the web), and each fetch segue made."
+    )
     entry = logic.catalog_log(home())
     if entry.message:
         st.info(entry.message)
@@ -341,12 +399,15 @@ def main() -> None:
     except Exception as exc:
         st.title("segue")
         show_failure(exc)
-        st.info("Build a catalog first: `segue demo` sets up the bundled demo catalog.")
+        st.info(
+            "Nothing is built here yet: `segue demo` sets up the bundled demo catalog, or "
+            + logic.command_for_home("`segue ingest` your MPD slices and `segue fit`.", home())
+        )
         return
     if page == "About":
         about_page(service)
     else:
-        recommend_page(service)
+        recommend_page(service, spotify_reachable())
 
 
 main()

@@ -8,6 +8,7 @@ chart's data and export files, and the catalog's log into tables.
 from __future__ import annotations
 
 import re
+import shlex
 import tempfile
 import threading
 from collections import OrderedDict
@@ -20,21 +21,36 @@ import numpy as np
 import pandas as pd
 
 from segue import ids
+from segue.errors import SegueError
 from segue.models.registry import DEFAULT_MODEL, MODELS, model_class
 from segue.service import MAX_RESULTS, MAX_SEEDS, Filters, Recommendation, Service
 
-#: Labels in the order the app lists models; models not named here follow under their own name.
+#: Short labels, in the order the app lists models (a long label is cut off in the sidebar);
+#: models not named here follow under their own name.
 MODEL_LABELS: dict[str, str] = {
-    "hybrid": "Hybrid (default): collaborative + content + title",
-    "model1": "Model 1: content, genre-weighted",
-    "model2": "Model 2: content, equal weights",
-    "itemknn": "Collaborative: item-item co-occurrence",
-    "als": "Collaborative: ALS matrix factorisation",
-    "title": "Title: from the playlist's name",
-    "popularity": "Most popular tracks (baseline)",
-    "spotify": "Spotify's own recommendations",
-    "original": "The original project's content scoring (reference)",
-    "random": "Random tracks (baseline)",
+    "hybrid": "Hybrid (default)",
+    "model1": "Model 1: content",
+    "model2": "Model 2: content",
+    "itemknn": "Co-occurrence",
+    "als": "ALS",
+    "title": "Title",
+    "popularity": "Most popular",
+    "spotify": "Spotify",
+    "original": "Original scoring",
+    "random": "Random",
+}
+#: What each model does, shown under the model choice.
+MODEL_DESCRIPTIONS: dict[str, str] = {
+    "hybrid": "Collaborative, content and title models, re-ranked together.",
+    "model1": "Tracks whose genres, sound, era and popularity resemble yours; genres weigh most.",
+    "model2": "Tracks whose genres, sound, era and popularity resemble yours, weighed equally.",
+    "itemknn": "Tracks that share playlists with yours (item-item co-occurrence).",
+    "als": "Tracks close to yours in a learned taste space (ALS matrix factorisation).",
+    "title": "Tracks from playlists named like your title.",
+    "popularity": "The catalog's most-played tracks (a baseline).",
+    "spotify": "Spotify's own recommendations (needs credentials with access).",
+    "original": "The original project's content scoring (for reference).",
+    "random": "Random tracks (a baseline).",
 }
 #: Models that take ``n_genres`` (the size of the genre vocabulary of the content features).
 CONTENT_MODELS = ("model1", "model2")
@@ -67,11 +83,17 @@ def model_options(service: Service) -> list[ModelOption]:
             name=n,
             label=MODEL_LABELS.get(n) or n,
             available=bool(info[n]["available"]),
-            reason=str(info[n]["reason"] or ""),
+            reason=command_for_home(str(info[n]["reason"] or ""), _home_of(service)),
             default=bool(info[n]["default"]),
         )
         for n in order
     ]
+
+
+def _home_of(service: Service) -> Path:
+    from segue import config
+
+    return service.home if service.home is not None else config.home()
 
 
 def default_model_index(options: Sequence[ModelOption]) -> int:
@@ -86,7 +108,23 @@ def default_model_index(options: Sequence[ModelOption]) -> int:
 
 
 def option_label(option: ModelOption) -> str:
-    return option.label if option.available else f"{option.label} (unavailable)"
+    return option.label if option.available else f"{option.label} (off)"
+
+
+def command_for_home(text: str, home: Path) -> str:
+    """``text`` with each `segue …` command it suggests aimed at ``home`` (`segue --home …`)
+    when ``home`` is not the default one: the app's hints must act on the home it shows, and
+    the person's shell knows nothing of the ``SEGUE_HOME`` the app was started with."""
+    from segue import config
+
+    try:
+        default = config.default_home().resolve()
+        if Path(home).resolve() == default:
+            return text
+    except OSError:
+        pass
+    flag = f"--home {shlex.quote(str(home))}"
+    return re.sub(r"`segue (?!--home)(?!demo\b)", f"`segue {flag} ", text)
 
 
 def variant_name(model: str, n_genres: int | None) -> str:
@@ -307,15 +345,85 @@ def recommend(service: Service, req: AppRequest, *, workdir: Path | None = None)
         raise ValueError(
             f"{req.upload.name!r} is too large: at most {MAX_UPLOAD_BYTES // (1024 * 1024)} MB"
         )
-    name = safe_upload_name(req.upload.name)
-    # The service reads playlist files by path (and grows the catalog from their facts),
-    # so the upload is written to a private temporary folder under its own name.
+    shown = safe_upload_name(req.upload.name)
+    clean = clean_upload(req.upload.data, shown)
+    # The service reads playlist files by path (and grows the catalog from their facts), so
+    # the upload is written to a private temporary folder. A CSV or a list of links carries no
+    # playlist name, and the service would take the file's name as the title: the file is
+    # named "_" + suffix, whose stem gives no name (an MPD JSON playlist keeps its own).
+    stored = "_" + Path(shown).suffix
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
-        path = Path(tmp) / name
-        path.write_bytes(req.upload.data)
-        return service.recommend(
-            inputs, n=req.n, model=model, title=title, filters=filters, files=[path]
-        )
+        path = Path(tmp) / stored
+
+        def plain(text: str) -> str:
+            """A message about the stored file, naming the upload instead (no server path)."""
+            text = text.replace(str(path), shown).replace(tmp, "")
+            return re.sub(rf"(?<![\w.]){re.escape(stored)}(?![\w])", shown, text)
+
+        path.write_bytes(clean.data)
+        try:
+            rec = service.recommend(
+                inputs, n=req.n, model=model, title=title, filters=filters, files=[path]
+            )
+        except (ValueError, SegueError) as exc:
+            message = str(exc)
+            if tmp in message or stored in message:
+                raise ValueError(plain(message)) from None
+            raise
+    rec.messages = [plain(m) for m in rec.messages] + [
+        f"{shown}, {line}: left out ({problem}); the rest of the file is used"
+        for line, problem in clean.dropped
+    ]
+    return rec
+
+
+@dataclass
+class CleanUpload:
+    """An uploaded playlist file with its unreadable lines blanked, and what they were."""
+
+    data: bytes
+    dropped: list[tuple[str, str]]  # ("line 3", problem)
+
+
+#: Bad lines an upload may have before it is refused whole (it is probably not a playlist).
+MAX_BAD_LINES = 50
+
+
+def clean_upload(data: bytes, shown: str) -> CleanUpload:
+    """``data`` with each line the playlist readers refuse (a bad link, a malformed id in a CSV
+    row) blanked, so one bad line does not reject the whole list.
+
+    Blanking (not deleting) keeps the other lines' numbers, and both readers skip blank lines.
+    Raises ``ValueError`` naming the upload ``shown`` (never a server path) for a file that
+    cannot be read at all, or that has more than :data:`MAX_BAD_LINES` bad lines.
+    """
+    from segue.errors import InputFileError
+    from segue.inputs import read_playlist_file
+
+    dropped: list[tuple[str, str]] = []
+    while True:
+        try:
+            read_playlist_file(data)
+            return CleanUpload(data, dropped)
+        except InputFileError as exc:
+            where = f" at {exc.position}" if exc.position else ""
+            refused = ValueError(f"{shown}{where}: {exc.problem}")
+            line = re.match(r"line (\d+)\b", exc.position or "")
+            if line is None or len(dropped) >= MAX_BAD_LINES:
+                raise refused from None
+            number = int(line.group(1))
+            try:
+                lines = data.decode("utf-8-sig").splitlines(keepends=True)
+            except UnicodeDecodeError:
+                raise refused from None
+            if not 1 <= number <= len(lines) or not lines[number - 1].strip():
+                raise refused from None
+            is_header = number == 1 and not dropped and "," in lines[0]
+            if is_header:
+                raise refused from None
+            lines[number - 1] = "\n"
+            dropped.append((f"line {number}", exc.problem))
+            data = "".join(lines).encode("utf-8")
 
 
 # the catalog --------------------------------------------------------------------------------
@@ -357,8 +465,9 @@ def track_label(name: str, artists: Sequence[str], year: int | None) -> str:
 
 
 # results ------------------------------------------------------------------------------------
-def results_frame(rec: Recommendation) -> pd.DataFrame:
-    """One row per recommended track: rank, track, artists, album, year, popularity, score, why."""
+def results_frame(rec: Recommendation, reasons: Sequence[str] | None = None) -> pd.DataFrame:
+    """One row per recommended track: rank, track, artists, album, year, popularity, score,
+    the reason in words (when ``reasons`` are given), the models' own detail and a link."""
     rows = [
         {
             "#": i,
@@ -368,13 +477,149 @@ def results_frame(rec: Recommendation) -> pd.DataFrame:
             "year": t.year,
             "popularity": t.popularity,
             "score": t.score,
+            "reason": reasons[i - 1] if reasons is not None and i <= len(reasons) else "",
             "why": t.explanation or "",
             "link": t.url,
         }
         for i, t in enumerate(rec.tracks, 1)
     ]
-    columns = ["#", "track", "artists", "album", "year", "popularity", "score", "why", "link"]
+    columns = ["#", "track", "artists", "album", "year", "popularity", "score"]
+    columns += ["reason"] if reasons is not None else []
+    columns += ["why", "link"]
     return pd.DataFrame(rows, columns=columns)
+
+
+# why each track: sentences for a listener --------------------------------------------------
+#: Interaction matrices up to this many rows keep a column-major copy for the explanations
+#: (at full MPD scale the copy would cost half a gigabyte: columns are sliced per request).
+_CSC_CACHE_MAX_NNZ = 5_000_000
+
+
+def _playlist_columns(service: Service, columns: np.ndarray) -> Any:
+    """The playlists x ``columns`` part of the catalog's playlist matrix, as 0/1 CSC."""
+    import scipy.sparse as sp
+
+    snap = service.snapshot
+    matrix = snap.interactions
+    if matrix.nnz <= _CSC_CACHE_MAX_NNZ:
+        csc = getattr(snap, "_app_csc", None)
+        if csc is None:
+            csc = sp.csc_matrix(matrix)
+            snap._app_csc = csc  # type: ignore[attr-defined]
+        part = csc[:, columns]
+    else:
+        part = sp.csc_matrix(matrix[:, columns])
+    part = part.astype(np.float32)
+    part.data[:] = 1.0
+    return part
+
+
+def _quoted(names: Sequence[str]) -> str:
+    items = [f"“{n}”" for n in names]
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _of_yours(count: int, total: int) -> str:
+    if total == 1:
+        return "your track"
+    return "one of your tracks" if count == 1 else f"{count} of your tracks"
+
+
+def listener_reasons(service: Service, rec: Recommendation, *, limit: int = 2) -> list[str]:
+    """Why each recommended track fits, as one sentence a listener understands.
+
+    Made from the catalog (not the model's scores, which the technical detail keeps): the seed
+    tracks it is most often played with, an artist it shares with them, the genres it shares,
+    playlists named like the title. The two strongest reasons are kept.
+    """
+    snap = service.snapshot
+    seeds = np.asarray([snap.track_index(t.id) for t in rec.seeds], dtype=np.int64)
+    recs = np.asarray([snap.track_index(t.id) for t in rec.tracks], dtype=np.int64)
+    if recs.size == 0:
+        return []
+    columns = _playlist_columns(service, np.concatenate([seeds, recs]))
+    together = (columns[:, : seeds.size].T @ columns[:, seeds.size :]).toarray()  # seeds x recs
+    artist_keys = snap.track_artist_keys()
+    seed_artists = artist_keys[seeds]
+    names = snap.tracks["name"].to_numpy()
+    artist_names = snap.tracks["artist_name"].to_numpy()
+    one_artist = seeds.size > 1 and np.unique(seed_artists).size == 1
+    genre_of = dict(zip(snap.artists.index.tolist(), snap.artists["genres"].tolist(), strict=True))
+    seed_genres: dict[str, int] = {}
+    for key in seed_artists.tolist():
+        for g in genre_of.get(key) or []:
+            seed_genres[g] = seed_genres.get(g, 0) + 1
+    title_words = [w for w in re.findall(r"\w+", (rec.title or "").casefold()) if len(w) > 2]
+    playlist_names = (
+        snap.playlists["name"].fillna("").str.casefold().to_numpy() if title_words else None
+    )
+    out = []
+    for j, track in enumerate(recs.tolist()):
+        reasons: list[str] = []
+        shared = together[:, j]
+        partner_names: list[str] = []  # distinct names: a remix can share its original's
+        for p in seeds[np.lexsort((seeds, -shared))][: int((shared > 0).sum())].tolist():
+            if str(names[p]) not in partner_names:
+                partner_names.append(str(names[p]))
+            if len(partner_names) == 2:
+                break
+        if partner_names:
+            named = _quoted(partner_names)
+            if one_artist:
+                where = f" by {artist_names[seeds[0]]}"
+            elif seeds.size > 1:
+                where = " from your playlist"
+            else:
+                where = ""
+            reasons.append(f"often played with {named}{where}")
+        same = int((seed_artists == artist_keys[track]).sum())
+        if same:
+            reasons.append(
+                f"another song by {artist_names[track]}"
+                if one_artist
+                else f"same artist as {_of_yours(same, seeds.size)}"
+            )
+        if playlist_names is not None:
+            rows = columns[:, seeds.size + j].indices
+            need = max(1, -(-2 * len(title_words) // 3))  # two thirds of the title's words
+            if any(
+                sum(w in n.split() for w in title_words) >= need for n in playlist_names[rows][:200]
+            ):
+                reasons.append(f"in playlists named like “{rec.title}”")
+        genres = [g for g in genre_of.get(int(artist_keys[track])) or [] if g in seed_genres]
+        if genres and len(reasons) < limit:
+            genres.sort(key=lambda g: -seed_genres[g])
+            noun = "genre" if len(genres) == 1 else "genres"
+            reasons.append(f"same {noun} as your tracks: {' and '.join(genres[:2])}")
+        if not reasons:
+            reasons.append(
+                "a close match for your tracks' sound and era"
+                if seeds.size
+                else "popular in this catalog's playlists"
+            )
+        sentence = "; ".join(reasons[:limit])
+        out.append(sentence[0].upper() + sentence[1:] + ".")
+    return out
+
+
+def model_caption(model: str) -> str:
+    """“Model: Hybrid”, or “Model: Model 1: content (n_genres=20)” for a variant."""
+    base, _, spec = model.partition("@")
+    label = MODEL_LABELS.get(base, base).removesuffix(" (default)")
+    return f"Model: {label}" + (f" ({spec})" if spec else "")
+
+
+def seed_summary(rec: Recommendation, limit: int = 3) -> str:
+    """Which tracks the recommendations started from, e.g. “Started from 1 track: “Yellow” by
+    Coldplay.”, so a link or a search pick is confirmed by name."""
+    if not rec.seeds:
+        return f"Started from the title “{rec.title}” only." if rec.title else ""
+    shown = [f"“{t.name}” by {', '.join(t.artists) or 'unknown artist'}" for t in rec.seeds]
+    more = len(rec.seeds) - limit
+    listed = ", ".join(shown[:limit]) + (f" and {more} more" if more > 0 else "")
+    count = f"{len(rec.seeds)}{'+' if len(rec.seeds) >= 50 else ''}"
+    noun = "track" if len(rec.seeds) == 1 else "tracks"
+    return f"Started from {count} {noun}: {listed}."
 
 
 def embed_url(track_id: str) -> str:
@@ -529,7 +774,45 @@ def catalog_log(home: Path, limit: int = 200) -> CatalogLog:
         done = fetches["kind"].isin(["tracks", "track_facts"]) & (fetches["status"] == "ok")
         added = fetches[done].reset_index(drop=True)
     message = "" if reader is not None else "this version of the catalog keeps no fetch log"
+    origin = demo_origin(path)
+    if origin is not None:
+        # The demo's own tracks came with segue, not from the web: only later additions count.
+        if not added.empty and "source" in added.columns:
+            added = added[added["source"] != origin.source].reset_index(drop=True)
+        message = " ".join(m for m in (origin.text, message) if m)
     return CatalogLog(fetches, added, message)
+
+
+@dataclass(frozen=True)
+class DemoOrigin:
+    source: str
+    text: str
+
+
+def demo_origin(catalog_path: Path) -> DemoOrigin | None:
+    """Where the demo catalog's tracks come from, or None for a catalog that is not the demo."""
+    from segue.demo import DEMO_SOURCE, demo_info
+    from segue.errors import SegueError
+
+    try:
+        info = demo_info(catalog_path)
+    except (SegueError, OSError):
+        return None
+    if info is None:
+        return None
+    tracks = info.get("tracks")
+    playlists = info.get("playlists")
+    counted = (
+        f"{tracks:,} tracks and {playlists:,} playlists"
+        if isinstance(tracks, int) and isinstance(playlists, int)
+        else "tracks and playlists"
+    )
+    return DemoOrigin(
+        DEMO_SOURCE,
+        f"This is the demo catalog: its {counted} come from the TidyTuesday Spotify songs "
+        "table (2020-01-21, made with the spotifyr package from Spotify's Web API), bundled "
+        "with segue. Nothing was fetched from the web to build it.",
+    )
 
 
 def _frame(rows: Any) -> pd.DataFrame:
