@@ -20,6 +20,7 @@ provider, kind, reason, ids) and to the catalog's fetch log; the run ends with a
 from __future__ import annotations
 
 import contextlib
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from segue.catalog import Catalog
+    from segue.providers.open_sources import OpenSourceProvider
     from segue.providers.spotify import SpotifyProvider
 
 ERROR_LOG_NAME = "fetch-errors.log"
@@ -57,7 +59,10 @@ ATTEMPT_KIND: dict[FactKind, str] = {
 #: Failed batches in a row after which a provider is given up for this run (the source is down).
 MAX_CONSECUTIVE_FAILURES = 3
 
-PROVIDER_CHOICES = ("spotify", "audio-service", "all")
+#: ``segue fetch --provider`` values; "all" asks every configured source in this order.
+PROVIDER_CHOICES = ("spotify", "musicbrainz", "lastfm", "deezer", "audio-service", "all")
+#: Sources that match catalog tracks by name (no Spotify ids): MusicBrainz, Last.fm, Deezer.
+OPEN_SOURCES = ("musicbrainz", "lastfm", "deezer")
 
 
 # -- catalog access ----------------------------------------------------------------------------
@@ -109,6 +114,8 @@ class FetchReport:
     notices: list[str] = field(default_factory=list)
     stopped: list[str] = field(default_factory=list)  # why a provider stopped early
     waited: float = 0.0  # seconds spent waiting on rate limits and backoff
+    #: {provider: {how: count}}: how the ids asked of a name-matching source were matched.
+    matched: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def tally(self, provider: str, kind: str) -> Tally:
         return self.tallies.setdefault((provider, kind), Tally())
@@ -138,6 +145,10 @@ class FetchReport:
                 if n:
                     parts.append(f"{n:,} {label}")
             lines.append(f"{provider} {kind}: " + ", ".join(parts))
+        for provider, methods in self.matched.items():
+            parts = [f"{n:,} by {how}" for how, n in sorted(methods.items()) if how != "unmatched"]
+            parts.append(f"{methods.get('unmatched', 0):,} unmatched")
+            lines.append(f"{provider} matching: " + ", ".join(parts))
         if self.failed_batches:
             lines.append(
                 f"{self.failed_batches} failed batch(es), {self.failed_ids:,} id(s): see {self.log_path}"
@@ -156,12 +167,16 @@ class FetchReport:
 def build_providers(
     which: str = "all", *, credentials_path: str | None = None
 ) -> tuple[list[FactsProvider], list[str]]:
-    """Providers for ``which`` ("spotify", "audio-service" or "all") and why others are left out.
+    """Providers for ``which`` (one of :data:`PROVIDER_CHOICES`) and why others are left out.
 
-    Raises :class:`CredentialsError` / :class:`ProviderUnavailable` when the one asked for cannot
-    be used, or when ``"all"`` leaves none.
+    "all" is the default order, each source used when it is configured: Spotify (credentials),
+    MusicBrainz and Deezer (no key: when named in ``SEGUE_OPEN_SOURCES`` or their base URL is
+    set), Last.fm (an API key), the audio-feature service (``SEGUE_AUDIO_FEATURES_BASE``).
+    Raises :class:`CredentialsError` / :class:`ProviderUnavailable` when the one asked for
+    cannot be used, or when ``"all"`` leaves none.
     """
     from segue.providers.audio_service import AudioFeatureService
+    from segue.providers.open_sources import enabled_open_sources
     from segue.providers.spotify import SpotifyProvider
 
     if which not in PROVIDER_CHOICES:
@@ -179,6 +194,24 @@ def build_providers(
                 raise
             errors.append(exc)
             left_out.append(f"spotify left out: {exc}")
+    enabled = enabled_open_sources()
+    for name in OPEN_SOURCES:
+        if which not in (name, "all"):
+            continue
+        cls = _open_source_class(name)
+        if (
+            which == "all"
+            and name != "lastfm"
+            and not (name in enabled or os.environ.get(cls.base_env, "").strip())
+        ):
+            continue  # keyless sources join the default order only when asked for
+        try:
+            providers.append(cls())
+        except ProviderUnavailable as exc:
+            if which == name:
+                raise
+            if name in enabled:
+                left_out.append(f"{name} left out: {exc}")
     if which in ("audio-service", "all"):
         try:
             providers.append(AudioFeatureService.from_env())
@@ -189,6 +222,20 @@ def build_providers(
     if not providers:
         raise errors[0] if errors else ProviderUnavailable("no provider can be used")
     return providers, left_out
+
+
+def _open_source_class(name: str) -> type[OpenSourceProvider]:
+    if name == "musicbrainz":
+        from segue.providers.musicbrainz import MusicBrainzProvider
+
+        return MusicBrainzProvider
+    if name == "lastfm":
+        from segue.providers.lastfm import LastfmProvider
+
+        return LastfmProvider
+    from segue.providers.deezer import DeezerProvider
+
+    return DeezerProvider
 
 
 # -- the fetch run -----------------------------------------------------------------------------
@@ -278,6 +325,10 @@ def _write_batch(
             catalog.log_fetch(run_id, provider, kind, result.not_found, "not_found", None)
         for ids, reason in result.errors:
             catalog.log_fetch(run_id, provider, kind, ids, "error", reason)
+        if result.matches:
+            from segue.matching import store_matches
+
+            store_matches(catalog, result.matches)
     return len(with_fact), len(without)
 
 
@@ -364,6 +415,9 @@ def _run_provider(
     limit: int | None,
 ) -> None:
     run_id = report.run_id
+    bind = getattr(provider, "bind_catalog", None)
+    if bind is not None:  # sources that match by name read the names from the catalog
+        bind(access)
     for kind in FACT_KINDS:
         if kind not in kinds or kind not in provider.kinds:
             continue
@@ -409,6 +463,9 @@ def _run_provider(
             tally.skipped += len(result.skipped)
             tally.failed += sum(len(ids_) for ids_, _ in result.errors)
             report.failed_batches += len(result.errors)
+            for match in result.matches:
+                how = report.matched.setdefault(provider.name, {})
+                how[match.method] = how.get(match.method, 0) + 1
             bar.advance(task, len(batch))
             if result.stop is not None:
                 reason = f"{provider.name}: {result.stop}"
@@ -619,6 +676,7 @@ def import_playlist(
 
 __all__ = [
     "ERROR_LOG_NAME",
+    "OPEN_SOURCES",
     "PROVIDER_CHOICES",
     "FetchReport",
     "GrowReport",

@@ -30,11 +30,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import ClassVar, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
 from segue.config import NetworkSettings
 from segue.errors import SegueError
 from segue.facts import ArtistFacts, AudioFeatures, TrackFacts
+
+if TYPE_CHECKING:
+    from segue.providers.ratelimit import RateLimiter
 
 T = TypeVar("T")
 R = TypeVar("R", TrackFacts, ArtistFacts, AudioFeatures)
@@ -181,7 +184,8 @@ class RetryPolicy:
 class Retrier:
     """Runs requests under a :class:`RetryPolicy`; keeps count of what it waited.
 
-    ``sleep`` is injectable so tests can record waits instead of sleeping.
+    ``sleep`` is injectable so tests can record waits instead of sleeping. ``limiter``, when
+    given, spaces every try (retries included) to the provider's published rate limit.
     """
 
     policy: RetryPolicy
@@ -190,6 +194,7 @@ class Retrier:
     waited: float = 0.0
     retries: int = 0
     longest_wait: float = 0.0
+    limiter: RateLimiter | None = None
 
     def _wait(self, seconds: float) -> None:
         seconds = max(0.0, seconds)
@@ -206,7 +211,10 @@ class Retrier:
         refreshed = False
         while True:
             try:
-                return request()
+                if self.limiter is None:
+                    return request()
+                with self.limiter.slot():
+                    return request()
             except CredentialsRejected:
                 raise
             except ProviderError as exc:
@@ -272,7 +280,9 @@ class BatchResult(Generic[R]):
     because the endpoint is gone for this app (asked again on a later run). ``errors``: groups of
     ids whose request failed, with the reason. ``stop``: set when this provider must not be
     asked again in this run (a rate limit past the cap, or credentials refused); everything in
-    the result is still valid and should be kept.
+    the result is still valid and should be kept. ``matches``: how ids were matched at a
+    source that does not know Spotify ids (:class:`segue.matching.MatchRecord`), stored with
+    the facts.
     """
 
     kind: FactKind
@@ -282,6 +292,7 @@ class BatchResult(Generic[R]):
     skipped: list[str] = field(default_factory=list)
     errors: list[tuple[list[str], str]] = field(default_factory=list)
     stop: ProviderError | None = None
+    matches: list[Any] = field(default_factory=list)
 
     @property
     def found_ids(self) -> list[str]:
