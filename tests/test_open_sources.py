@@ -381,3 +381,17 @@ def test_lastfm_key_from_the_settings_file(tmp_path, monkeypatch):
     provider = LastfmProvider(base_url="http://127.0.0.1:9/", limiter=FAST)
     assert LASTFM_KEY not in repr(provider)
     provider.close()
+
+
+def test_stats_json_counts_artists_with_genres_by_source(fake, catalog_path):
+    import json
+
+    _fetch(catalog_path, _providers(fake, "musicbrainz"), kinds=("artist_facts",))
+    _fetch(catalog_path, _providers(fake, "lastfm"))
+    result = CliRunner().invoke(_cli(), ["stats", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["artists_with_genres_by_source"] == {"musicbrainz": 7}
+    assert data["matches_by_source"]["musicbrainz"]["unmatched"] == 1
+    text = CliRunner().invoke(_cli(), ["stats"]).stdout
+    assert "  from musicbrainz 7" in text.splitlines()
