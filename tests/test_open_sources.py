@@ -395,3 +395,26 @@ def test_stats_json_counts_artists_with_genres_by_source(fake, catalog_path):
     assert data["matches_by_source"]["musicbrainz"]["unmatched"] == 1
     text = CliRunner().invoke(_cli(), ["stats"]).stdout
     assert "  from musicbrainz 7" in text.splitlines()
+
+
+def test_artists_known_by_name_only_are_matched_too(fake, catalog_path):
+    # Feature tables and the demo know artists by name only (no Spotify id).
+    with Catalog.open(catalog_path) as catalog:
+        catalog.con.execute("UPDATE artists SET artist_id = NULL WHERE name IN ('Robyn', 'MØ')")
+    report, _ = _fetch(catalog_path, _providers(fake, "lastfm"))
+    assert report.complete, report.summary_lines()
+    genres = _genres(catalog_path)
+    assert genres["Robyn"] == (["electropop", "swedish", "dance"], "lastfm")
+    assert genres["MØ"] == (["electronic", "danish"], "lastfm")
+    with Catalog.open(catalog_path) as catalog:
+        keys = {
+            r[0]
+            for r in catalog.con.execute(
+                "SELECT id FROM fetch_attempts WHERE provider = 'lastfm'"
+            ).fetchall()
+        }
+        assert {"name:robyn", "name:mø"} <= keys
+        assert catalog.scalar("SELECT count(*) FROM artists") == 8  # none created twice
+    n = len(fake.requests)
+    report, _ = _fetch(catalog_path, _providers(fake, "lastfm"))
+    assert len(fake.requests) == n  # the unknown band was answered 'not found': not asked again

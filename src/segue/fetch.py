@@ -266,7 +266,9 @@ def _has_fact(kind: FactKind, record: Any) -> bool:
 
 
 def _record_key(record: TrackFacts | ArtistFacts | AudioFeatures) -> str | None:
-    return record.artist_id if isinstance(record, ArtistFacts) else record.track_id
+    from segue.providers.base import _record_key as key
+
+    return key(record)
 
 
 class _ErrorLog:
@@ -425,16 +427,26 @@ def _run_provider(
         tally = report.tally(provider.name, kind)
         if not provider.can_answer(kind):
             continue
+        by_name = getattr(provider, "matches_by_name", False) and kind == "artist_facts"
         with access.use() as catalog:
-            wanted = _missing(catalog, kind, limit, provider.name)
-            malformed = [i for i in wanted if not is_spotify_id(i)]
+            if by_name:  # artists known by name only can be matched too
+                from segue.matching import NAME_KEY, artists_missing_genres
+
+                wanted = artists_missing_genres(catalog, limit, provider.name)
+            else:
+                wanted = _missing(catalog, kind, limit, provider.name)
+            malformed = [
+                i
+                for i in wanted
+                if not is_spotify_id(i) and not (by_name and i.startswith(NAME_KEY))
+            ]
             if malformed:
                 # Never sent: a malformed id can only be a damaged catalog row.
                 catalog.record_attempts(provider.name, ATTEMPT_KIND[kind], malformed, "not_found")
                 catalog.log_fetch(
                     run_id, provider.name, kind, malformed, "not_found", "malformed id, not asked"
                 )
-        ids = [i for i in wanted if is_spotify_id(i)]
+        ids = [i for i in wanted if i not in set(malformed)]
         tally.missing = len(wanted)
         tally.not_found += len(malformed)
         if not ids:

@@ -278,20 +278,72 @@ class ArtistKey:
     """An artist to match: its name and its most-played catalog tracks (to pick the right one
     among namesakes, and for sources that know genres only through tracks or albums)."""
 
-    artist_id: str
+    artist_id: str  # the key asked about: a Spotify id or ``name:<normalised name>``
     name: str
     tracks: tuple[TrackKey, ...] = ()
+
+    @property
+    def spotify_id(self) -> str | None:
+        return None if self.artist_id.startswith(NAME_KEY) else self.artist_id
+
+
+#: Prefix of the key of an artist known by name only (no Spotify id): ``name:<normalised name>``.
+NAME_KEY = "name:"
+
+
+def name_key(norm_name: str) -> str:
+    return NAME_KEY + norm_name
+
+
+def artist_ref(key: str) -> tuple[str | None, str | None]:
+    """``(spotify_id, None)`` or ``(None, normalised_name)`` for an artist key."""
+    if key.startswith(NAME_KEY):
+        return None, key[len(NAME_KEY) :]
+    return key, None
+
+
+def artists_missing_genres(
+    catalog: Catalog, limit: int | None = None, provider: str | None = None
+) -> list[str]:
+    """Keys of artists without genres, most-played first: their Spotify id, or
+    ``name:<normalised name>`` for artists known by name only (feature tables, the demo), so
+    sources that match by name can fill those too. With ``provider``, keys it already answered
+    'not_found' or 'unavailable' for are left out."""
+    if limit is not None and (not isinstance(limit, int) or limit < 0):
+        raise ValueError(f"limit must be a non-negative int or None, got {limit!r}")
+    rows = catalog.con.execute(
+        f"""
+        WITH k AS (
+            SELECT a.artist_key, coalesce(a.artist_id, '{NAME_KEY}' || a.norm_name) AS key
+            FROM artists a WHERE a.genres IS NULL AND (a.artist_id IS NOT NULL OR a.norm_name <> '')
+        )
+        SELECT k.key FROM k
+        LEFT JOIN (SELECT t.artist_key, count(*) AS n FROM playlist_tracks r
+                   JOIN tracks t USING (track_id) GROUP BY t.artist_key) c USING (artist_key)
+        WHERE NOT EXISTS (SELECT 1 FROM fetch_attempts fa WHERE fa.provider = ?
+                          AND fa.kind IN ('artist_genres', 'artist_facts', 'artists')
+                          AND fa.id = k.key AND fa.status IN ('not_found', 'unavailable'))
+        ORDER BY coalesce(c.n, 0) DESC, k.key {"" if limit is None else f"LIMIT {limit}"}
+        """,
+        [provider or ""],
+    ).fetchall()
+    return [r[0] for r in rows]
 
 
 def artist_keys(
     catalog: Catalog, artist_ids: Sequence[str], tracks_each: int = 2
 ) -> dict[str, ArtistKey]:
-    """Match keys of the catalog's ``artist_ids`` with up to ``tracks_each`` tracks each."""
+    """Match keys of the catalog's artists (Spotify ids or ``name:`` keys) with up to
+    ``tracks_each`` tracks each."""
     if not artist_ids:
         return {}
+    by_id = [k for k in artist_ids if not k.startswith(NAME_KEY)]
+    by_name = [k[len(NAME_KEY) :] for k in artist_ids if k.startswith(NAME_KEY)]
     rows = catalog.con.execute(
-        """
-        WITH a AS (SELECT artist_key, artist_id, name FROM artists WHERE list_contains(?, artist_id)),
+        f"""
+        WITH a AS (SELECT artist_key, coalesce(artist_id, '{NAME_KEY}' || norm_name) AS artist_id, name
+                   FROM artists WHERE list_contains(?, artist_id)
+                      OR (artist_id IS NULL AND list_contains(?, norm_name))),
         t AS (
             SELECT a.artist_id, t.track_id,
                    row_number() OVER (PARTITION BY a.artist_id
@@ -303,7 +355,7 @@ def artist_keys(
         SELECT a.artist_id, a.name, list(t.track_id ORDER BY t.rk) FILTER (WHERE t.rk <= ?)
         FROM a LEFT JOIN t USING (artist_id) GROUP BY a.artist_id, a.name
         """,
-        [list(artist_ids), tracks_each],
+        [by_id, by_name, tracks_each],
     ).fetchall()
     wanted = [tid for r in rows for tid in (r[2] or [])]
     keys = track_keys(catalog, wanted)

@@ -298,10 +298,23 @@ class BatchResult(Generic[R]):
     def found_ids(self) -> list[str]:
         out: list[str] = []
         for record in self.found:
-            key = record.artist_id if isinstance(record, ArtistFacts) else record.track_id
+            key = _record_key(record)
             if key is not None:
                 out.append(key)
         return out
+
+
+def _record_key(record: TrackFacts | ArtistFacts | AudioFeatures) -> str | None:
+    """The id a record answers: a track id, an artist's Spotify id, or ``name:<normalised
+    name>`` for an artist known by name only (see :func:`segue.matching.artists_missing_genres`)."""
+    if not isinstance(record, ArtistFacts):
+        return record.track_id
+    if record.artist_id is not None:
+        return record.artist_id
+    from segue.catalog.core import normalise_name
+
+    norm = normalise_name(record.name)
+    return f"name:{norm}" if norm else None
 
 
 Notify = Callable[[str], None]

@@ -163,7 +163,7 @@ class DeezerProvider(OpenSourceProvider):
             ]
             genres = list(dict.fromkeys(names))[:MAX_GENRES]
             artist = match.candidate.payload.get("artist") or {}
-            record = ArtistFacts(key.artist_id, key.name, genres=genres or None, source=PROVIDER)
+            record = ArtistFacts(key.spotify_id, key.name, genres=genres or None, source=PROVIDER)
             return record, MatchRecord(
                 PROVIDER,
                 "artist",

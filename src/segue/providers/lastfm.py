@@ -182,7 +182,7 @@ class LastfmProvider(OpenSourceProvider):
                     raise
         if not known:
             return None, self.unmatched("artist", key.artist_id)
-        record = ArtistFacts(key.artist_id, key.name, genres=tags or None, source=PROVIDER)
+        record = ArtistFacts(key.spotify_id, key.name, genres=tags or None, source=PROVIDER)
         return record, MatchRecord(
             PROVIDER, "artist", key.artist_id, about or key.name, method, round(confidence, 4)
         )

@@ -167,7 +167,7 @@ class MusicBrainzProvider(OpenSourceProvider):
         self.expect(isinstance(info, dict), ARTIST_LOOKUP, "an artist object")
         genres = _names_by_count(info.get("genres")) or _names_by_count(info.get("tags"))
         record = ArtistFacts(
-            key.artist_id, key.name, genres=genres[:MAX_GENRES] or None, source=PROVIDER
+            key.spotify_id, key.name, genres=genres[:MAX_GENRES] or None, source=PROVIDER
         )
         return record, MatchRecord(
             PROVIDER, "artist", key.artist_id, mbid, match.method, match.confidence

@@ -33,7 +33,7 @@ import yaml
 
 from segue import __version__
 from segue.facts import ArtistFacts, TrackFacts
-from segue.matching import ArtistKey, MatchRecord, TrackKey, artist_keys, track_keys
+from segue.matching import NAME_KEY, ArtistKey, MatchRecord, TrackKey, artist_keys, track_keys
 from segue.providers.base import (
     BatchResult,
     CredentialsRejected,
@@ -143,6 +143,8 @@ class OpenSourceProvider(FactsProvider):
     (each returns the record, or None when nothing matched, and the match record).
     """
 
+    #: Artists are matched by name: those known by name only are asked about too.
+    matches_by_name: ClassVar[bool] = True
     base_env: ClassVar[str] = ""
     default_base: ClassVar[str] = ""
     rate_env: ClassVar[str] = ""
@@ -260,7 +262,7 @@ class OpenSourceProvider(FactsProvider):
             raise ValueError(f"at most {limit} ids per batch, got {len(ids)}")
         from segue.providers.spotify import check_ids
 
-        check_ids(ids)
+        check_ids([i for i in ids if not i.startswith(NAME_KEY)])
         result: BatchResult[Any] = BatchResult(kind, list(ids))
         if not ids:
             return result
