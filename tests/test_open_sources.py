@@ -418,3 +418,49 @@ def test_artists_known_by_name_only_are_matched_too(fake, catalog_path):
     n = len(fake.requests)
     report, _ = _fetch(catalog_path, _providers(fake, "lastfm"))
     assert len(fake.requests) == n  # the unknown band was answered 'not found': not asked again
+
+
+def test_kill_9_mid_run_loses_nothing_and_asks_at_most_the_batch_in_flight_again(
+    fake, catalog_path, tmp_path
+):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    fake.fail("mb", mode="slow", delay=0.8, path="/recording")  # each track takes a while
+    env = {**os.environ, **fake.env(), "SEGUE_HOME": str(catalog_path.parent)}
+    cmd = [sys.executable, "-m", "segue", "fetch", "-q", "--provider", "musicbrainz"]
+    err_file = tmp_path / "first-run.err"
+    with err_file.open("wb") as err:
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        deadline = time.monotonic() + 60
+        while len([r for r in fake.seen("mb") if r.path == "/recording"]) < 7:
+            assert proc.poll() is None, err_file.read_text()
+            assert time.monotonic() < deadline, "the fetch made no progress"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    first = [r.query["query"][0] for r in fake.seen("mb") if r.path == "/recording"]
+    with Catalog.open(catalog_path) as catalog:
+        written = catalog.scalar("SELECT count(*) FROM tracks WHERE release_date IS NOT NULL")
+    assert written == 5  # the first batch of 5 was written; the second was in flight
+    n = len(fake.requests)
+    fake.rules.clear()
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    again = [r.query["query"][0] for r in fake.requests[n:] if r.path == "/recording"]
+    assert len(again) == 3 and not set(again) & set(first[:5])  # only the batch in flight
+    assert len(_dates(catalog_path)) == 8
+    with Catalog.open(catalog_path) as catalog:
+        assert catalog.scalar("SELECT count(*) FROM tracks") == 8
+        assert catalog.scalar("SELECT count(*) FROM artists") == 8
+        assert catalog.scalar("SELECT count(*) FROM artists WHERE len(genres) > 0") == 7
+        assert (
+            catalog.scalar(
+                "SELECT count(*) FROM (SELECT id FROM source_matches GROUP BY provider, kind, id "
+                "HAVING count(*) > 1)"
+            )
+            == 0
+        )
