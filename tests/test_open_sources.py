@@ -362,6 +362,17 @@ def test_cli_fetch_provider_choice_and_default_order(fake, catalog_path, monkeyp
     assert any(line.startswith("spotify left out") for line in left_out)
     for p in providers:
         p.close()
+    # Without base URLs, the keyless sources join the default order only when named.
+    monkeypatch.delenv("SEGUE_MUSICBRAINZ_BASE")
+    monkeypatch.delenv("SEGUE_DEEZER_BASE")
+    providers, _ = build_providers("all")
+    assert [p.name for p in providers] == ["lastfm"]
+    monkeypatch.setenv("SEGUE_OPEN_SOURCES", "deezer, musicbrainz")
+    providers, _ = build_providers("all")
+    assert [p.name for p in providers] == ["musicbrainz", "lastfm", "deezer"]
+    assert providers[0].base_url == "https://musicbrainz.org/ws/2"
+    for p in providers:
+        p.close()
     result = CliRunner().invoke(_cli(), ["fetch", "-q", "--provider", "lastfm"])
     assert result.exit_code == 0, result.output
     assert "lastfm artist_facts: 8 of 8 asked, 7 found, 1 not found" in result.stdout

@@ -200,3 +200,30 @@ def test_cli_save_playlist_step(fake, monkeypatch, capsys):
     recommend._save("Mix", _ids(3))
     assert "saved 3 track(s) to Spotify playlist 'Mix'" in capsys.readouterr().err
     assert [p["name"] for p in fake.playlists.values()] == ["Mix"]
+
+
+def test_a_saved_login_without_the_playlist_scopes_asks_to_log_in_again(fake):
+    import json
+
+    _login(fake)
+    path = token_path()
+    token = json.loads(path.read_text())
+    token["scope"] = "user-read-email"
+    path.write_text(json.dumps(token))
+    n = len(fake.requests)
+    with pytest.raises(NeedsLogin, match="does not allow creating playlists"):
+        save_playlist("x", _ids(2), policy=fast_policy())
+    assert len(fake.requests) == n  # never blocked on an interactive login, nothing sent
+
+
+def test_an_expired_saved_token_is_refreshed_before_use(fake):
+    import json
+
+    _login(fake)
+    path = token_path()
+    token = json.loads(path.read_text())
+    token["expires_at"] = 0
+    path.write_text(json.dumps(token))
+    saved = save_playlist("Later", _ids(2), policy=fast_policy())
+    assert saved.added == 2 and fake.token_bodies[-1]["grant_type"] == "refresh_token"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600  # the refreshed token too

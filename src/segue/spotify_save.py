@@ -245,8 +245,16 @@ class _UserClient:
         self._token = self._valid_token()
 
     def _valid_token(self) -> str:
+        # validate_token (not get_access_token, which would fall back to an interactive login
+        # that blocks a web app): refreshes an expired token, None when the scopes are missing.
         try:
-            return str(self.auth.get_access_token(check_cache=True))
+            info = self.auth.validate_token(self.auth.cache_handler.get_cached_token())
+            if info is None:
+                raise NeedsLogin(
+                    "the saved Spotify login does not allow creating playlists (scopes "
+                    f"{SCOPES}); run `segue login` again"
+                )
+            return str(info["access_token"])
         except SpotifyOauthError as exc:
             raise NeedsLogin(
                 f"the saved Spotify login no longer works ({exc.error}: it may have been revoked); "
