@@ -24,6 +24,7 @@ provider, kind, reason, ids) and to the catalog's fetch log; the run ends with a
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 import uuid
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from segue.catalog import Catalog
+    from segue.providers.open_sources import OpenSourceProvider
     from segue.providers.spotify import SpotifyProvider
 
 ERROR_LOG_NAME = "fetch-errors.log"
@@ -65,7 +67,10 @@ ATTEMPT_KIND: dict[FactKind, str] = {
 #: Failed batches in a row after which a provider is given up for this run (the source is down).
 MAX_CONSECUTIVE_FAILURES = 3
 
-PROVIDER_CHOICES = ("spotify", "audio-service", "all")
+#: ``segue fetch --provider`` values; "all" asks every configured source in this order.
+PROVIDER_CHOICES = ("spotify", "musicbrainz", "lastfm", "deezer", "audio-service", "all")
+#: Sources that match catalog tracks by name (no Spotify ids): MusicBrainz, Last.fm, Deezer.
+OPEN_SOURCES = ("musicbrainz", "lastfm", "deezer")
 
 
 # -- catalog access ----------------------------------------------------------------------------
@@ -118,6 +123,8 @@ class FetchReport:
     stopped: list[str] = field(default_factory=list)  # why a provider stopped early
     waited: float = 0.0  # seconds spent waiting on rate limits and backoff
     interrupted: bool = False  # stopped by Ctrl+C; everything answered before it is kept
+    #: {provider: {how: count}}: how the ids asked of a name-matching source were matched.
+    matched: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def tally(self, provider: str, kind: str) -> Tally:
         return self.tallies.setdefault((provider, kind), Tally())
@@ -152,6 +159,10 @@ class FetchReport:
                 if n:
                     parts.append(f"{n:,} {label}")
             lines.append(f"{provider} {kind}: " + ", ".join(parts))
+        for provider, methods in self.matched.items():
+            parts = [f"{n:,} by {how}" for how, n in sorted(methods.items()) if how != "unmatched"]
+            parts.append(f"{methods.get('unmatched', 0):,} unmatched")
+            lines.append(f"{provider} matching: " + ", ".join(parts))
         if self.failed_batches:
             lines.append(
                 f"{self.failed_batches} failed batch(es), {self.failed_ids:,} id(s): see {self.log_path}"
@@ -174,12 +185,16 @@ class FetchReport:
 def build_providers(
     which: str = "all", *, credentials_path: str | None = None
 ) -> tuple[list[FactsProvider], list[str]]:
-    """Providers for ``which`` ("spotify", "audio-service" or "all") and why others are left out.
+    """Providers for ``which`` (one of :data:`PROVIDER_CHOICES`) and why others are left out.
 
-    Raises :class:`CredentialsError` / :class:`ProviderUnavailable` when the one asked for cannot
-    be used, or when ``"all"`` leaves none.
+    "all" is the default order, each source used when it is configured: Spotify (credentials),
+    MusicBrainz and Deezer (no key: when named in ``SEGUE_OPEN_SOURCES`` or their base URL is
+    set), Last.fm (an API key), the audio-feature service (``SEGUE_AUDIO_FEATURES_BASE``).
+    Raises :class:`CredentialsError` / :class:`ProviderUnavailable` when the one asked for
+    cannot be used, or when ``"all"`` leaves none.
     """
     from segue.providers.audio_service import AudioFeatureService
+    from segue.providers.open_sources import enabled_open_sources
     from segue.providers.spotify import SpotifyProvider
 
     if which not in PROVIDER_CHOICES:
@@ -197,6 +212,24 @@ def build_providers(
                 raise
             errors.append(exc)
             left_out.append(f"spotify left out: {exc}")
+    enabled = enabled_open_sources()
+    for name in OPEN_SOURCES:
+        if which not in (name, "all"):
+            continue
+        cls = _open_source_class(name)
+        if (
+            which == "all"
+            and name != "lastfm"
+            and not (name in enabled or os.environ.get(cls.base_env, "").strip())
+        ):
+            continue  # keyless sources join the default order only when asked for
+        try:
+            providers.append(cls())
+        except ProviderUnavailable as exc:
+            if which == name:
+                raise
+            if name in enabled:
+                left_out.append(f"{name} left out: {exc}")
     if which in ("audio-service", "all"):
         try:
             providers.append(AudioFeatureService.from_env())
@@ -207,6 +240,20 @@ def build_providers(
     if not providers:
         raise errors[0] if errors else ProviderUnavailable("no provider can be used")
     return providers, left_out
+
+
+def _open_source_class(name: str) -> type[OpenSourceProvider]:
+    if name == "musicbrainz":
+        from segue.providers.musicbrainz import MusicBrainzProvider
+
+        return MusicBrainzProvider
+    if name == "lastfm":
+        from segue.providers.lastfm import LastfmProvider
+
+        return LastfmProvider
+    from segue.providers.deezer import DeezerProvider
+
+    return DeezerProvider
 
 
 # -- the fetch run -----------------------------------------------------------------------------
@@ -237,7 +284,9 @@ def _has_fact(kind: FactKind, record: Any) -> bool:
 
 
 def _record_key(record: TrackFacts | ArtistFacts | AudioFeatures) -> str | None:
-    return record.artist_id if isinstance(record, ArtistFacts) else record.track_id
+    from segue.providers.base import _record_key as key
+
+    return key(record)
 
 
 class _ErrorLog:
@@ -297,6 +346,10 @@ def _write_batch(
             catalog.log_fetch(run_id, provider, kind, result.not_found, "not_found", None)
         for ids, reason in result.errors:
             catalog.log_fetch(run_id, provider, kind, ids, "error", redact(reason))
+        if result.matches:
+            from segue.matching import store_matches
+
+            store_matches(catalog, result.matches)
     return len(with_fact), len(without)
 
 
@@ -457,6 +510,9 @@ def _run_provider(
     interrupts: _Interrupts,
 ) -> None:
     run_id = report.run_id
+    bind = getattr(provider, "bind_catalog", None)
+    if bind is not None:  # sources that match by name read the names from the catalog
+        bind(access)
     for kind in FACT_KINDS:
         if kind not in kinds or kind not in provider.kinds:
             continue
@@ -464,16 +520,26 @@ def _run_provider(
         tally = report.tally(provider.name, kind)
         if not provider.can_answer(kind):
             continue
+        by_name = getattr(provider, "matches_by_name", False) and kind == "artist_facts"
         with access.use() as catalog:
-            wanted = _missing(catalog, kind, limit, provider.name)
-            malformed = [i for i in wanted if not is_spotify_id(i)]
+            if by_name:  # artists known by name only can be matched too
+                from segue.matching import NAME_KEY, artists_missing_genres
+
+                wanted = artists_missing_genres(catalog, limit, provider.name)
+            else:
+                wanted = _missing(catalog, kind, limit, provider.name)
+            malformed = [
+                i
+                for i in wanted
+                if not is_spotify_id(i) and not (by_name and i.startswith(NAME_KEY))
+            ]
             if malformed:
                 # Never sent: a malformed id can only be a damaged catalog row.
                 catalog.record_attempts(provider.name, ATTEMPT_KIND[kind], malformed, "not_found")
                 catalog.log_fetch(
                     run_id, provider.name, kind, malformed, "not_found", "malformed id, not asked"
                 )
-        ids = [i for i in wanted if is_spotify_id(i)]
+        ids = [i for i in wanted if i not in set(malformed)]
         tally.missing = len(wanted)
         tally.not_found += len(malformed)
         if not ids:
@@ -506,6 +572,9 @@ def _run_provider(
                 tally.skipped += len(result.skipped)
                 tally.failed += sum(len(ids_) for ids_, _ in result.errors)
                 report.failed_batches += len(result.errors)
+            for match in result.matches:
+                how = report.matched.setdefault(provider.name, {})
+                how[match.method] = how.get(match.method, 0) + 1
             bar.advance(task, len(batch))
             if stopped_by_user:
                 raise KeyboardInterrupt
@@ -722,6 +791,7 @@ def import_playlist(
 
 __all__ = [
     "ERROR_LOG_NAME",
+    "OPEN_SOURCES",
     "PROVIDER_CHOICES",
     "FetchInterrupted",
     "FetchReport",

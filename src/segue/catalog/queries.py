@@ -115,6 +115,12 @@ class Queries(CatalogBase):
             ).fetchall()
         ]
         out.update(self.fact_counts())
+        from segue.matching import genres_by_source, match_counts
+
+        # Which source gave the artists their genres (spotify, musicbrainz, lastfm, deezer,
+        # table, ...), and how the name-matching sources matched the catalog.
+        out["artists_with_genres_by_source"] = genres_by_source(self)  # type: ignore[arg-type]
+        out["matches_by_source"] = match_counts(self)  # type: ignore[arg-type]
         return out
 
     def fact_counts(self) -> dict[str, int]:

@@ -5,8 +5,18 @@ import typer
 
 def register_all(app: typer.Typer) -> None:
     """Add every area's commands to ``app`` (each area keeps its commands in its own module)."""
-    from segue.cli import catalog, core, evaluation, facts, fetch, recommend, serve, synth
+    from segue.cli import (
+        account,
+        catalog,
+        core,
+        evaluation,
+        facts,
+        fetch,
+        recommend,
+        serve,
+        synth,
+    )
 
     core.register(app)
-    for area in (catalog, facts, fetch, recommend, evaluation, serve, synth):
+    for area in (catalog, facts, fetch, account, recommend, evaluation, serve, synth):
         area.register(app)

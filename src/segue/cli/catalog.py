@@ -207,6 +207,10 @@ def register(app: typer.Typer) -> None:
             f"tracks with audio features {data['tracks_with_audio_features']}",
             f"tracks with release date {data['tracks_with_release_date']}",
             f"artists with genres {data['artists_with_genres']}",
+            *(
+                f"  from {source} {n}"
+                for source, n in data.get("artists_with_genres_by_source", {}).items()
+            ),
             "",
             "top playlist titles",
             *(f"{d['count']:7d} {d['title']}" for d in data["top_titles"]),

@@ -17,6 +17,9 @@ EXIT_NEEDS_SETUP = 2
 
 class ProviderChoice(StrEnum):
     spotify = "spotify"
+    musicbrainz = "musicbrainz"
+    lastfm = "lastfm"
+    deezer = "deezer"
     audio_service = "audio-service"
     all = "all"
 
@@ -28,7 +31,9 @@ def register(app: typer.Typer) -> None:
             ProviderChoice.all,
             "--provider",
             "-p",
-            help="Which source to ask (all: every one configured).",
+            help="Which source to ask (all: every one configured, in the order spotify, "
+            "musicbrainz, lastfm, deezer, audio-service; MusicBrainz and Deezer join it when "
+            "named in SEGUE_OPEN_SOURCES).",
         ),
         limit: int | None = typer.Option(
             None,

@@ -253,6 +253,12 @@ def register(app: typer.Typer) -> None:
             "--allow-versions",
             help="Keep several versions of one song (same title and main artist).",
         ),
+        save_playlist: str | None = typer.Option(
+            None,
+            "--save-playlist",
+            help="Also create a private playlist NAME with the tracks in your Spotify account "
+            "(asks you to log in once; see `segue login`).",
+        ),
     ) -> None:
         """Recommend tracks that continue the input."""
         from segue.service import Filters, Service
@@ -286,6 +292,28 @@ def register(app: typer.Typer) -> None:
         for message in rec.messages:
             err.print(message, highlight=False)
         sys.stdout.write(render(rec, fmt))
+        if save_playlist is not None:
+            _save(save_playlist, [t.id for t in rec.tracks])
+
+
+def _save(name: str, track_ids: list[str]) -> None:
+    """Save the recommended tracks as a Spotify playlist; log in first on a terminal."""
+    from segue.cli.account import EXIT_NEEDS_SETUP, interactive_login
+    from segue.providers.credentials import CredentialsError
+    from segue.spotify_save import NeedsLogin, logged_in, save_playlist
+
+    try:
+        if not logged_in() and sys.stdin.isatty():
+            interactive_login(None, open_browser=True)
+        saved = save_playlist(name, track_ids)
+    except (CredentialsError, NeedsLogin) as exc:
+        raise fail(str(exc), EXIT_NEEDS_SETUP) from None
+    except (SegueError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    err.print(
+        f"saved {saved.added} track(s) to Spotify playlist {saved.name!r}: {saved.url}",
+        markup=False,
+    )
 
 
 __all__ = ["config", "register", "render"]

@@ -30,7 +30,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import ClassVar, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
 from segue.config import NetworkSettings
 from segue.errors import SegueError
@@ -38,6 +38,9 @@ from segue.facts import ArtistFacts, AudioFeatures, TrackFacts
 from segue.providers.redact import MASK as MASK
 from segue.providers.redact import redact as redact
 from segue.providers.redact import register_secret as register_secret
+
+if TYPE_CHECKING:
+    from segue.providers.ratelimit import RateLimiter
 
 T = TypeVar("T")
 R = TypeVar("R", TrackFacts, ArtistFacts, AudioFeatures)
@@ -189,7 +192,8 @@ class RetryPolicy:
 class Retrier:
     """Runs requests under a :class:`RetryPolicy`; keeps count of what it waited.
 
-    ``sleep`` is injectable so tests can record waits instead of sleeping.
+    ``sleep`` is injectable so tests can record waits instead of sleeping. ``limiter``, when
+    given, spaces every try (retries included) to the provider's published rate limit.
     """
 
     policy: RetryPolicy
@@ -198,6 +202,7 @@ class Retrier:
     waited: float = 0.0
     retries: int = 0
     longest_wait: float = 0.0
+    limiter: RateLimiter | None = None
 
     def _wait(self, seconds: float) -> None:
         seconds = max(0.0, seconds)
@@ -214,7 +219,10 @@ class Retrier:
         refreshed = False
         while True:
             try:
-                return request()
+                if self.limiter is None:
+                    return request()
+                with self.limiter.slot():
+                    return request()
             except CredentialsRejected:
                 raise
             except ProviderError as exc:
@@ -291,7 +299,9 @@ class BatchResult(Generic[R]):
     because the endpoint is gone for this app (asked again on a later run). ``errors``: groups of
     ids whose request failed, with the reason. ``stop``: set when this provider must not be
     asked again in this run (a rate limit past the cap, or credentials refused); everything in
-    the result is still valid and should be kept.
+    the result is still valid and should be kept. ``matches``: how ids were matched at a
+    source that does not know Spotify ids (:class:`segue.matching.MatchRecord`), stored with
+    the facts.
     """
 
     kind: FactKind
@@ -301,12 +311,13 @@ class BatchResult(Generic[R]):
     skipped: list[str] = field(default_factory=list)
     errors: list[tuple[list[str], str]] = field(default_factory=list)
     stop: ProviderError | None = None
+    matches: list[Any] = field(default_factory=list)
 
     @property
     def found_ids(self) -> list[str]:
         out: list[str] = []
         for record in self.found:
-            key = record.artist_id if isinstance(record, ArtistFacts) else record.track_id
+            key = _record_key(record)
             if key is not None:
                 out.append(key)
         return out
@@ -320,6 +331,19 @@ class BatchInterrupted(KeyboardInterrupt):
     def __init__(self, result: BatchResult) -> None:  # type: ignore[type-arg]
         super().__init__()
         self.result = result
+
+
+def _record_key(record: TrackFacts | ArtistFacts | AudioFeatures) -> str | None:
+    """The id a record answers: a track id, an artist's Spotify id, or ``name:<normalised
+    name>`` for an artist known by name only (see :func:`segue.matching.artists_missing_genres`)."""
+    if not isinstance(record, ArtistFacts):
+        return record.track_id
+    if record.artist_id is not None:
+        return record.artist_id
+    from segue.catalog.core import normalise_name
+
+    norm = normalise_name(record.name)
+    return f"name:{norm}" if norm else None
 
 
 Notify = Callable[[str], None]

@@ -237,6 +237,15 @@ def show_results(service: logic.AppService, rec: Any, reachable: bool | None) ->
             key=f"download_{export.label}",
         )
 
+    with st.expander("Save to Spotify"):
+        st.caption("Creates a private playlist in your account (run `segue login` once first).")
+        name = st.text_input("Playlist name", value=rec.title or "segue mix", key="save_name")
+        if st.button("Save to Spotify", key="save_spotify"):
+            try:
+                st.success(logic.save_to_spotify(rec, name))
+            except Exception as exc:
+                show_failure(exc)
+
     reasons = logic.listener_reasons(service, rec)
     tab_list, tab_table, tab_chart = st.tabs(["Tracks", "Table", "Feature profile"])
     with tab_list:
@@ -383,6 +392,14 @@ from the TidyTuesday Spotify songs table (2020-01-21), licensed for reuse.
         return
     st.subheader("This catalog")
     st.table(pd.DataFrame({"value": [str(v) for v in facts.values()]}, index=list(facts)))
+    sources = logic.catalog_sources(home())
+    if sources:
+        st.subheader("Sources that filled it")
+        st.table(pd.DataFrame({"value": list(sources.values())}, index=list(sources)))
+        st.caption(
+            "Genres may come from Spotify, feature tables, MusicBrainz (CC0 / CC BY-NC-SA), "
+            "Last.fm tags (non-commercial use, with attribution) or Deezer album genres."
+        )
 
 
 def main() -> None:

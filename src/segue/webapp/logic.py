@@ -844,3 +844,44 @@ def about_facts(service: Service) -> dict[str, Any]:
             n for n in MODELS if n in {o.name for o in model_options(service) if o.available}
         ),
     }
+
+
+def save_to_spotify(rec: Recommendation, name: str) -> str:
+    """Create Spotify playlist ``name`` with the recommended tracks in the user's account.
+
+    Needs a ``segue login`` done beforehand (the web app cannot take the pasted redirect).
+    Returns a one-line result; raises :class:`~segue.errors.SegueError` / :class:`ValueError`
+    whose message says what to do (log in, be added to the app's allow-list, …).
+    """
+    from segue.spotify_save import save_playlist
+
+    saved = save_playlist(name, [t.id for t in rec.tracks])
+    return f"Saved {saved.added} tracks to “{saved.name}”: {saved.url}"
+
+
+def catalog_sources(home: Path) -> dict[str, str]:
+    """Which sources filled the catalog: tracks by source, artists with genres by source.
+    Empty when the catalog is missing or busy (the About page then leaves the section out)."""
+    from segue.catalog import Catalog
+    from segue.errors import SegueError
+    from segue.matching import genres_by_source
+
+    path = home / "catalog.duckdb"
+    if not path.exists():
+        return {}
+    try:
+        with Catalog.open(path, read_only=True, wait=2.0) as catalog:
+            tracks = catalog.con.execute(
+                "SELECT coalesce(source, 'unknown'), count(*) FROM tracks GROUP BY ALL ORDER BY 2 DESC"
+            ).fetchall()
+            genres = genres_by_source(catalog)
+    except SegueError:
+        return {}
+
+    def join(pairs: Any) -> str:
+        return ", ".join(f"{k} {int(v):,}" for k, v in pairs) or "none"
+
+    return {
+        "tracks from": join(tracks),
+        "artist genres from": join(sorted(genres.items(), key=lambda kv: -kv[1])),
+    }
