@@ -365,8 +365,8 @@ def create_app(
             # Load the snapshot and default model now, so the first request is not the slow one.
             svc.snapshot  # noqa: B018
             if compute is None:
-                svc.model(DEFAULT_MODEL)
                 svc.warm()
+                svc.model(DEFAULT_MODEL)
         except Exception as exc:  # not built yet: requests say so; /health reports it
             log.warning("segue API starting without a ready default model: %s", public_message(exc))
         if compute is not None:

@@ -127,8 +127,8 @@ def worker_main(fd: int, home: str, allow_growth: bool = False) -> None:
     service = service_for_api(Path(home), allow_growth=allow_growth)
     try:  # load now, so the first request is not the slow one
         service.snapshot  # noqa: B018
-        service.model(DEFAULT_MODEL)
         service.warm()
+        service.model(DEFAULT_MODEL)
     except Exception:  # not built yet: requests say so, as in process
         pass
     # Loaded: from now on the API process stops this worker by closing its socket, once the
@@ -208,6 +208,9 @@ class ComputePool:
         self._watcher: asyncio.Task[None] | None = None
         self._attached = False
         self._closing = False
+        #: workers that died, until :meth:`close` (their stop task may be cancelled before it
+        #: runs, and a process must not outlive the pool)
+        self._dead: list[_Worker] = []
 
     @property
     def running(self) -> int:
@@ -387,13 +390,14 @@ class ComputePool:
         reads), and another worker starts in its place."""
         if worker in self._workers:
             self._workers.remove(worker)
+        self._dead.append(worker)
         if worker.pending:
             _, computing = worker.pending.popleft()
             if not computing.done():
                 computing.set_result(_timed_out() if worker.timed_out else _LOST)
             self._queue.extendleft(reversed(worker.pending))
             worker.pending.clear()
-        self._background(self._stop(worker))
+        self._background(self._stop_dead(worker))
         if self._closing:
             return
         log.error("a compute worker stopped (exit code %s): starting another", worker.proc.poll())
@@ -444,7 +448,13 @@ class ComputePool:
         if failure is not None:
             log.error("%s", failure)
             return None
-        await self._connect(worker)
+        try:
+            await self._connect(worker)
+        except asyncio.CancelledError:  # closing while connecting: this worker stops too
+            worker.proc.kill()
+            await asyncio.to_thread(worker.proc.wait)
+            worker.sock.close()
+            raise
         return worker
 
     def _fail_queued(self) -> None:
@@ -455,6 +465,11 @@ class ComputePool:
                 answer.set_exception(
                     PoolUnavailable("no compute worker is running: see the server's log")
                 )
+
+    async def _stop_dead(self, worker: _Worker) -> None:
+        await self._stop(worker)
+        if worker in self._dead:
+            self._dead.remove(worker)
 
     @staticmethod
     async def _stop(worker: _Worker, timeout: float = 10.0) -> None:
@@ -489,6 +504,14 @@ class ComputePool:
         for task in background:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
+        for worker in self._dead:  # a stop task cancelled before it ran left these
+            if worker.writer is not None:
+                worker.writer.close()
+            worker.sock.close()
+            if worker.proc.poll() is None:
+                worker.proc.kill()
+            await asyncio.to_thread(worker.proc.wait)
+        self._dead.clear()
         self._fail_queued()
 
 
