@@ -466,7 +466,7 @@ def create_app(
                     # at most all workers but one look names up at once: one stays free
                     # for requests of references
                     async with pool_names_gate(request, pool):
-                        status, answer = await pool.recommend(ask)
+                        status, answer = await pool.recommend(ask, heavy=True)
                 else:
                     status, answer = await pool.recommend(ask)
             except PoolUnavailable as exc:

@@ -203,6 +203,8 @@ class ComputePool:
         self.size = size
         self._workers: list[_Worker] = []
         self._queue: deque[tuple[bytes, Answer]] = deque()
+        #: answers of the heavy requests not answered yet
+        self._heavy: set[Answer] = set()
         self._starting = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._watcher: asyncio.Task[None] | None = None
@@ -334,14 +336,20 @@ class ComputePool:
         worker.reader, worker.writer = await asyncio.open_unix_connection(sock=worker.sock)
         worker.listener = asyncio.get_running_loop().create_task(self._listen(worker))
 
-    async def recommend(self, request: dict[str, Any]) -> tuple[int, bytes]:
+    async def recommend(self, request: dict[str, Any], *, heavy: bool = False) -> tuple[int, bytes]:
         """Status and JSON body for one recommend request (``Service.recommend``'s arguments,
-        filters as a dict)."""
+        filters as a dict). A ``heavy`` request (one that looks names up) computes alone on
+        its worker: no other request is sent to that worker until it is answered, so none
+        waits behind it while another worker could take it (the caller keeps heavy requests
+        to fewer than the workers)."""
         if not self._attached or self._closing:
             raise PoolUnavailable("the compute workers are not running")
         if not self.ready:
             raise PoolUnavailable("no compute worker is running: see the server's log")
         entry = (orjson.dumps(request), asyncio.get_running_loop().create_future())
+        if heavy:
+            self._heavy.add(entry[1])
+            entry[1].add_done_callback(self._heavy.discard)
         self._queue.append(entry)
         self._dispatch()
         try:
@@ -354,15 +362,30 @@ class ComputePool:
             raise
 
     def _dispatch(self) -> None:
-        """Send queued requests, oldest first, while a worker has room."""
-        while self._queue:
-            live = [w for w in self._workers if len(w.pending) < DEPTH]
-            if not live:
-                return
-            worker = min(live, key=lambda w: len(w.pending))
-            payload, answer = self._queue.popleft()
+        """Send queued requests, oldest first, while a worker has room. A heavy request goes
+        only to an idle worker and nothing follows it there until it is answered; requests
+        behind a heavy one that cannot be sent yet go ahead of it."""
+        index = 0
+        while index < len(self._queue):
+            payload, answer = self._queue[index]
             if answer.done():  # cancelled while queued
+                del self._queue[index]
                 continue
+            heavy = answer in self._heavy
+            live = [
+                w
+                for w in self._workers
+                if len(w.pending) < DEPTH
+                and not any(a in self._heavy for _, a in w.pending)
+                and not (heavy and w.pending)
+            ]
+            if not live:
+                if not any(len(w.pending) < DEPTH for w in self._workers):
+                    return  # every worker is full
+                index += 1  # this one waits for an idle worker; a later one may fit
+                continue
+            worker = min(live, key=lambda w: len(w.pending))
+            del self._queue[index]
             assert worker.writer is not None
             if not worker.pending:
                 worker.busy_since = time.monotonic()
