@@ -572,6 +572,50 @@ def _want(client: TestClient, seeds: list[str], n: int) -> tuple[int, object]:
     return r.status_code, r.json()
 
 
+def test_a_request_looking_names_up_computes_alone_on_its_worker(
+    built: tuple[Path, Snapshot], client: TestClient
+) -> None:
+    """A heavy request goes to an idle worker and nothing is queued behind it there: the
+    requests after it go to the other worker (or wait), each still answered its own."""
+    if not pool.supported():
+        pytest.skip("compute workers inherit their socket on POSIX")
+    heavy_ask = (["Rock Artist 0", "Rock Artst 1"], 2)
+    asks = [(["Chill Artist 0"], n) for n in range(1, 4)]
+
+    async def scenario() -> tuple[list[int], int, list[tuple[int, object]]]:
+        compute = pool.ComputePool(built[0], 2)
+        await compute.attach()
+        try:
+            heavy = asyncio.ensure_future(compute.recommend(_pool_request(*heavy_ask), heavy=True))
+            normal = [
+                asyncio.ensure_future(compute.recommend(_pool_request(s, n))) for s, n in asks
+            ]
+            await asyncio.sleep(0)  # each request queued and dispatched
+            holding = [
+                len(w.pending)
+                for w in compute._workers
+                if any(a in compute._heavy for _, a in w.pending)
+            ]
+            others = [
+                len(w.pending)
+                for w in compute._workers
+                if not any(a in compute._heavy for _, a in w.pending)
+            ]
+            answers = await asyncio.gather(heavy, *normal)
+            return (
+                holding + others,
+                len(compute._queue),
+                [(status, json.loads(body)) for status, body in answers],
+            )
+        finally:
+            await compute.close()
+
+    pending, queued_after, answers = asyncio.run(scenario())
+    assert pending == [1, pool.DEPTH]  # the heavy one alone; the other worker full
+    assert queued_after == 0
+    assert answers == [_want(client, *heavy_ask)] + [_want(client, s, n) for s, n in asks]
+
+
 def test_the_pool_answers_in_arrival_order_each_request_its_own(
     built: tuple[Path, Snapshot], client: TestClient
 ) -> None:

@@ -369,8 +369,8 @@ def create_app(
             # Load the snapshot and default model now, so the first request is not the slow one.
             svc.snapshot  # noqa: B018
             if compute is None:
-                svc.model(DEFAULT_MODEL)
                 svc.warm()
+                svc.model(DEFAULT_MODEL)
         except Exception as exc:  # not built yet: requests say so; /health reports it
             app.state.not_ready = public_message(exc)
             log.warning("segue API starting without a ready default model: %s", public_message(exc))
@@ -430,6 +430,13 @@ def create_app(
             setattr(request.app.state, key, limiter)
         return limiter  # type: ignore[no-any-return]
 
+    def pool_names_gate(request: Request, pool: ComputePool) -> anyio.CapacityLimiter:
+        gate = getattr(request.app.state, "pool_names_gate", None)
+        if gate is None:  # created on first use, inside the server's event loop
+            gate = anyio.CapacityLimiter(max(1, pool.size - 1))
+            request.app.state.pool_names_gate = gate
+        return gate  # type: ignore[no-any-return]
+
     def svc(request: Request) -> Service:
         return request.app.state.service  # type: ignore[no-any-return]
 
@@ -450,18 +457,24 @@ def create_app(
         )
         title = body.title.strip() if body.title and body.title.strip() else None
         pool: ComputePool | None = request.app.state.compute
+        lane = "names" if plan.distinct_names else "compute"
         if pool is not None:
+            ask = {
+                "seeds": list(body.seeds),
+                "n": body.n,
+                "model": body.model,
+                "title": title,
+                "filters": dataclasses.asdict(filters),
+                "explain": body.explain,
+            }
             try:
-                status, answer = await pool.recommend(
-                    {
-                        "seeds": list(body.seeds),
-                        "n": body.n,
-                        "model": body.model,
-                        "title": title,
-                        "filters": dataclasses.asdict(filters),
-                        "explain": body.explain,
-                    }
-                )
+                if lane == "names":
+                    # at most all workers but one look names up at once: one stays free
+                    # for requests of references
+                    async with pool_names_gate(request, pool):
+                        status, answer = await pool.recommend(ask, heavy=True)
+                else:
+                    status, answer = await pool.recommend(ask)
             except PoolUnavailable as exc:
                 status, answer = 503, orjson.dumps({"detail": str(exc)})
             return Response(answer, status_code=status, media_type="application/json")
@@ -478,7 +491,6 @@ def create_app(
         # threadpool's forty: the work is CPU-bound under the GIL, and forty threads taking
         # turns cost half as much CPU again as the work itself, while waiting requests queue
         # in arrival order here.
-        lane = "names" if plan.distinct_names else "compute"
         rec = await anyio.to_thread.run_sync(call, limiter=compute_limiter(request, lane))
         # Serialised here with orjson: the records are typed by the service, and validating
         # them again through the response model costs more than the rest of the request

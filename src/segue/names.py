@@ -37,6 +37,8 @@ SUGGEST_SCORE = 80.0
 SUGGESTIONS = 3
 #: Word-search hits (most played first) scored per name.
 CANDIDATES = 200
+#: Most played track titles near names are suggested from (besides every artist).
+SUGGEST_TRACKS = 200_000
 
 _lock = threading.Lock()
 _PUNCT = re.compile(r"[\W_]+")
@@ -86,21 +88,24 @@ class NameIndex:
         self.track_artist = tracks["artist_name"].fillna("").astype(str).to_numpy()
         self.track_names = _normalized(tracks["name"])
         artist_names = _normalized(tracks["artist_name"])
-        # padded with spaces, so " word " finds whole words only
-        self.track_text = " " + self.track_names + " " + artist_names + " "
-        # searched with Arrow's kernels: several times faster than pandas on object strings,
-        # and they let other threads run meanwhile
-        self.track_text_arrow = pa.array(self.track_text.to_numpy(), type=pa.large_string())
+        # padded with spaces, so " word " finds whole words only; kept as Arrow only: its
+        # kernels search several times faster than pandas on object strings, let other
+        # threads run meanwhile, and it holds the text in one buffer, not a Python string each
+        self.track_text = pa.array(
+            (" " + self.track_names + " " + artist_names + " ").to_numpy(), type=pa.large_string()
+        )
         self.counts = tracks["playlist_count"].to_numpy()
         self.artist_keys = tracks["artist_key"].to_numpy()
         self.artists = _normalized(snap.artists["name"])
         self.artist_display = snap.artists["name"].fillna("").astype(str)
         self.playlists = _normalized(snap.playlists["name"])
+        # near names come from every artist and the most played track titles
+        top = np.argsort(-self.counts, kind="stable")[:SUGGEST_TRACKS]
         self.suggest_choices = pd.unique(
             np.concatenate(
                 [
                     snap.artists["name"].dropna().astype(str).to_numpy(),
-                    tracks["name"].dropna().astype(str).to_numpy(),
+                    tracks["name"].iloc[top].dropna().astype(str).to_numpy(),
                 ]
             )
         )
@@ -170,7 +175,7 @@ class NameIndex:
         mask = np.ones(len(self.track_text), dtype=bool)
         for w in name.split():
             if w not in words:
-                found = pc.match_substring(self.track_text_arrow, f" {w} ")
+                found = pc.match_substring(self.track_text, f" {w} ")
                 words[w] = found.to_numpy(zero_copy_only=False)
             mask &= words[w]
         hits = np.flatnonzero(mask)
@@ -178,7 +183,7 @@ class NameIndex:
             return None
         hits = hits[np.lexsort((hits, -self.counts[hits]))][:CANDIDATES]
         titles = self.track_names.to_numpy()[hits]
-        texts = self.track_text.to_numpy()[hits]
+        texts = self.track_text.take(pa.array(hits)).to_pylist()
         scores = [
             max(fuzz.WRatio(name, t), fuzz.WRatio(name, x.strip()))
             for t, x in zip(titles, texts, strict=True)

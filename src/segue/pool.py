@@ -127,8 +127,8 @@ def worker_main(fd: int, home: str, allow_growth: bool = False) -> None:
     service = service_for_api(Path(home), allow_growth=allow_growth)
     try:  # load now, so the first request is not the slow one
         service.snapshot  # noqa: B018
-        service.model(DEFAULT_MODEL)
         service.warm()
+        service.model(DEFAULT_MODEL)
     except Exception:  # not built yet: requests say so, as in process
         pass
     # Loaded: from now on the API process stops this worker by closing its socket, once the
@@ -203,11 +203,16 @@ class ComputePool:
         self.size = size
         self._workers: list[_Worker] = []
         self._queue: deque[tuple[bytes, Answer]] = deque()
+        #: answers of the heavy requests not answered yet
+        self._heavy: set[Answer] = set()
         self._starting = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._watcher: asyncio.Task[None] | None = None
         self._attached = False
         self._closing = False
+        #: workers that died, until :meth:`close` (their stop task may be cancelled before it
+        #: runs, and a process must not outlive the pool)
+        self._dead: list[_Worker] = []
 
     @property
     def running(self) -> int:
@@ -331,14 +336,20 @@ class ComputePool:
         worker.reader, worker.writer = await asyncio.open_unix_connection(sock=worker.sock)
         worker.listener = asyncio.get_running_loop().create_task(self._listen(worker))
 
-    async def recommend(self, request: dict[str, Any]) -> tuple[int, bytes]:
+    async def recommend(self, request: dict[str, Any], *, heavy: bool = False) -> tuple[int, bytes]:
         """Status and JSON body for one recommend request (``Service.recommend``'s arguments,
-        filters as a dict)."""
+        filters as a dict). A ``heavy`` request (one that looks names up) computes alone on
+        its worker: no other request is sent to that worker until it is answered, so none
+        waits behind it while another worker could take it (the caller keeps heavy requests
+        to fewer than the workers)."""
         if not self._attached or self._closing:
             raise PoolUnavailable("the compute workers are not running")
         if not self.ready:
             raise PoolUnavailable("no compute worker is running: see the server's log")
         entry = (orjson.dumps(request), asyncio.get_running_loop().create_future())
+        if heavy:
+            self._heavy.add(entry[1])
+            entry[1].add_done_callback(self._heavy.discard)
         self._queue.append(entry)
         self._dispatch()
         try:
@@ -351,15 +362,30 @@ class ComputePool:
             raise
 
     def _dispatch(self) -> None:
-        """Send queued requests, oldest first, while a worker has room."""
-        while self._queue:
-            live = [w for w in self._workers if len(w.pending) < DEPTH]
-            if not live:
-                return
-            worker = min(live, key=lambda w: len(w.pending))
-            payload, answer = self._queue.popleft()
+        """Send queued requests, oldest first, while a worker has room. A heavy request goes
+        only to an idle worker and nothing follows it there until it is answered; requests
+        behind a heavy one that cannot be sent yet go ahead of it."""
+        index = 0
+        while index < len(self._queue):
+            payload, answer = self._queue[index]
             if answer.done():  # cancelled while queued
+                del self._queue[index]
                 continue
+            heavy = answer in self._heavy
+            live = [
+                w
+                for w in self._workers
+                if len(w.pending) < DEPTH
+                and not any(a in self._heavy for _, a in w.pending)
+                and not (heavy and w.pending)
+            ]
+            if not live:
+                if not any(len(w.pending) < DEPTH for w in self._workers):
+                    return  # every worker is full
+                index += 1  # this one waits for an idle worker; a later one may fit
+                continue
+            worker = min(live, key=lambda w: len(w.pending))
+            del self._queue[index]
             assert worker.writer is not None
             if not worker.pending:
                 worker.busy_since = time.monotonic()
@@ -387,13 +413,14 @@ class ComputePool:
         reads), and another worker starts in its place."""
         if worker in self._workers:
             self._workers.remove(worker)
+        self._dead.append(worker)
         if worker.pending:
             _, computing = worker.pending.popleft()
             if not computing.done():
                 computing.set_result(_timed_out() if worker.timed_out else _LOST)
             self._queue.extendleft(reversed(worker.pending))
             worker.pending.clear()
-        self._background(self._stop(worker))
+        self._background(self._stop_dead(worker))
         if self._closing:
             return
         log.error("a compute worker stopped (exit code %s): starting another", worker.proc.poll())
@@ -444,7 +471,13 @@ class ComputePool:
         if failure is not None:
             log.error("%s", failure)
             return None
-        await self._connect(worker)
+        try:
+            await self._connect(worker)
+        except asyncio.CancelledError:  # closing while connecting: this worker stops too
+            worker.proc.kill()
+            await asyncio.to_thread(worker.proc.wait)
+            worker.sock.close()
+            raise
         return worker
 
     def _fail_queued(self) -> None:
@@ -455,6 +488,11 @@ class ComputePool:
                 answer.set_exception(
                     PoolUnavailable("no compute worker is running: see the server's log")
                 )
+
+    async def _stop_dead(self, worker: _Worker) -> None:
+        await self._stop(worker)
+        if worker in self._dead:
+            self._dead.remove(worker)
 
     @staticmethod
     async def _stop(worker: _Worker, timeout: float = 10.0) -> None:
@@ -489,6 +527,14 @@ class ComputePool:
         for task in background:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
+        for worker in self._dead:  # a stop task cancelled before it ran left these
+            if worker.writer is not None:
+                worker.writer.close()
+            worker.sock.close()
+            if worker.proc.poll() is None:
+                worker.proc.kill()
+            await asyncio.to_thread(worker.proc.wait)
+        self._dead.clear()
         self._fail_queued()
 
 

@@ -552,6 +552,8 @@ class Service:
             result, rows, name, new, facts = self._resolve_file(text, path)
             results[text] = result
             seeds[text] = rows
+            if result.reason is not None:
+                unknown.append(text)
             title = title or name
             grow_ids.extend(new)
             grow_facts.extend(facts)
