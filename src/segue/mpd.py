@@ -429,8 +429,9 @@ def one_shallow_object(data: Bytes, max_depth: int = FAST_MAX_DEPTH) -> bool:
     document or recursing. Per piece of the file: quotes escaped by an odd run of backslashes
     (a few in a real slice) are blanked, everything but quotes and brackets is deleted
     (``bytes.translate``, a tenth of the bytes remain), and on what remains numpy counts the
-    quotes before each bracket, ignores brackets inside strings and sums the others. About 5%
-    of what the fast reader takes. On invalid JSON the count may go wrong past the first
+    quotes before each bracket, ignores brackets inside strings and sums the others (parsing a
+    slice takes a few percent longer with it: docs/ingest-robustness.md). On invalid JSON the
+    count may go wrong past the first
     error, but the reader stops there too; up to that point it is exact, so it never
     understates what the reader meets.
     """
