@@ -207,9 +207,13 @@ def test_salvage_of_a_cut_file_with_a_deep_playlist_does_not_crash(tmp_path: Pat
     text += json.dumps(_playlist(3)) + "]}"
     cut = text[: len(text) - 40]  # inside the last playlist
     cols = read_slice_data("cut", cut.encode(), salvage=True)
-    # The first playlist is whole; the deep one is past what the standard library's decoder
-    # nests, so salvage stops there rather than crash.
-    assert cols.salvaged and cols.playlists["pid"].to_pylist()[0] == 1
+    # The playlists before the cut, the one nested 1,000 deep included; no RecursionError.
+    assert cols.salvaged and cols.playlists["pid"].to_pylist() == [1, 2]
+    deeper = deep.replace(_nested(1_000), _nested(1_300))
+    text = '{"playlists": [' + json.dumps(_playlist(1)) + ", " + deeper + ", " + '{"pid": 3'
+    # Past the nesting salvage takes (a little over the exact reader's), it stops before.
+    cols = read_slice_data("cut", text.encode(), salvage=True)
+    assert cols.playlists["pid"].to_pylist() == [1]
 
 
 def test_unusable_optional_values_become_null_with_a_count(

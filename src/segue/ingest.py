@@ -109,12 +109,12 @@ def _said(exc: BaseException) -> str:
 
 
 def _open_archive(path: Path) -> tarfile.TarFile:
-    """A tar read forwards, gzip-compressed by its name (``.tar.gz``, ``.tgz``) or not."""
+    """A tar read forwards: gzip-compressed for ``.tar.gz`` and ``.tgz``, any way for ``.tar``."""
     plain = path.name.endswith(".tar")
     try:
-        return tarfile.open(path, "r|" if plain else "r|gz")
+        return tarfile.open(path, "r|*" if plain else "r|gz")  # a .tar may be compressed too
     except tarfile.ReadError as exc:
-        kind = "an uncompressed tar archive" if plain else "a gzip-compressed tar archive"
+        kind = "a tar archive" if plain else "a gzip-compressed tar archive"
         empty = path.exists() and path.stat().st_size == 0
         raise InputFileError(
             str(path), None, f"not {kind}: {'the file is empty' if empty else _said(exc)}"

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 import threading
 import zlib
 from collections.abc import Iterator
@@ -429,8 +430,9 @@ def one_shallow_object(data: Bytes, max_depth: int = FAST_MAX_DEPTH) -> bool:
     document or recursing. Per piece of the file: quotes escaped by an odd run of backslashes
     (a few in a real slice) are blanked, everything but quotes and brackets is deleted
     (``bytes.translate``, a tenth of the bytes remain), and on what remains numpy counts the
-    quotes before each bracket, ignores brackets inside strings and sums the others. About 5%
-    of what the fast reader takes. On invalid JSON the count may go wrong past the first
+    quotes before each bracket, ignores brackets inside strings and sums the others (parsing a
+    slice takes a few percent longer with it: docs/ingest-robustness.md). On invalid JSON the
+    count may go wrong past the first
     error, but the reader stops there too; up to that point it is exact, so it never
     understates what the reader meets.
     """
@@ -587,12 +589,18 @@ def parse_json(path: str, data: Bytes) -> Any:
         raise InputFileError(path, f"line {line}, column {col} (byte {pos})", problem) from None
 
 
+#: Salvages change the interpreter's recursion limit: one at a time.
+_SALVAGE = threading.Lock()
+
+
 def salvage_playlists(path: str, data: Bytes) -> list[dict[str, Any]]:
     """The complete playlists before a truncation or corruption, in file order.
 
     Walks the ``"playlists": [`` array one object at a time with the standard library's
     ``raw_decode`` (orjson has no incremental mode) and stops at the first object that does
-    not parse.
+    not parse. The standard library's decoder recurses once per level of nesting, within the
+    interpreter's recursion limit: that limit is raised, while salvaging, to take the nesting
+    the exact reader takes (:data:`JSON_MAX_DEPTH`); deeper, the walk stops there.
     """
     text = bytes(data).decode("utf-8", errors="replace")
     key = text.find('"playlists"')
@@ -605,18 +613,24 @@ def salvage_playlists(path: str, data: Bytes) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     pos = start + 1
     n = len(text)
-    while True:
-        while pos < n and text[pos] in " \t\r\n,":
-            pos += 1
-        if pos >= n or text[pos] == "]":
-            break
+    with _SALVAGE:
+        limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(max(limit, JSON_MAX_DEPTH + 200))
         try:
-            obj, pos = decoder.raw_decode(text, pos)
-        except (json.JSONDecodeError, RecursionError):  # damaged, or nested past Python's limit
-            break
-        if not isinstance(obj, dict):
-            break
-        out.append(obj)
+            while True:
+                while pos < n and text[pos] in " \t\r\n,":
+                    pos += 1
+                if pos >= n or text[pos] == "]":
+                    break
+                try:
+                    obj, pos = decoder.raw_decode(text, pos)
+                except (json.JSONDecodeError, RecursionError):  # damaged, or nested too deep
+                    break
+                if not isinstance(obj, dict):
+                    break
+                out.append(obj)
+        finally:
+            sys.setrecursionlimit(limit)
     return out
 
 
