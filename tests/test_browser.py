@@ -7,11 +7,15 @@ drives it and never downloads a browser of its own. A screenshot is saved under
 
 from __future__ import annotations
 
+import http.server
 import os
 import re
+import shutil
 import socket
+import ssl
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -170,5 +174,85 @@ def test_a_playlist_gets_recommendations_in_a_real_browser(app_url: str) -> None
             page.get_by_text("Log", exact=True).click()
             page.get_by_role("heading", name="Fetches").wait_for(timeout=30_000)
             page.screenshot(path=str(ARTIFACTS / "webapp-log.png"), full_page=True)
+        finally:
+            browser.close()
+
+
+class _SpotifyStandIn(http.server.BaseHTTPRequestHandler):
+    """Answers every request like a reachable open.spotify.com: a page for the players."""
+
+    def do_GET(self) -> None:
+        body = b"<!doctype html><title>player</title><p>player</p>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def spotify_stand_in(tmp_path: Path) -> Iterator[int]:
+    """An HTTPS server on 127.0.0.1 the browser reaches as open.spotify.com (self-signed)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is absent: no certificate for the Spotify stand-in")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-subj",
+            "/CN=open.spotify.com",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _SpotifyStandIn)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield int(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_players_show_when_the_page_reaches_spotify(app_url: str, spotify_stand_in: int) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    args = [a for a in CHROMIUM_ARGS if not a.startswith("--host-resolver-rules")] + [
+        f"--host-resolver-rules=MAP open.spotify.com 127.0.0.1:{spotify_stand_in}, "
+        "MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+        "--ignore-certificate-errors",
+    ]
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=args)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1600})
+            page.goto(app_url)
+            box = page.get_by_label("Playlist, tracks or artists")
+            box.wait_for(timeout=30_000)
+            box.fill("Rock Artist 0")
+            box.press("Control+Enter")
+            page.get_by_role("button", name="Recommend").click()
+            page.get_by_text("Show Spotify players", exact=True).wait_for(timeout=30_000)
+            players = page.locator("iframe[src^='https://open.spotify.com/embed/track/']")
+            sync_api.expect(players).to_have_count(10, timeout=30_000)
+            assert page.get_by_text("Spotify players are off", exact=False).count() == 0
         finally:
             browser.close()

@@ -179,6 +179,9 @@ def test_the_first_command_serves_the_app_on_a_fresh_machine(tmp_path: Path) -> 
     assert args == ["segue", "demo"]
     port = _free_port()
     env = _fresh_user_env(tmp_path)
+    # A desktop's display variable: Streamlit assumes headless only without one, and would then
+    # prompt for an email. No display server answers it, so nothing can open a window either.
+    env["DISPLAY"] = ":97"
     proc = subprocess.Popen(
         [_segue_executable(), *args[1:], "--port", str(port)],
         stdin=subprocess.DEVNULL,

@@ -187,12 +187,11 @@ def run_app(*, host: str, port: int, open_browser: bool, command: str) -> int:
     popen: dict[str, Any] = {}
     if sys.platform.startswith("linux"):
         popen["preexec_fn"] = _die_with_parent
-    # Its working folder is the home: a .streamlit/config.toml in the person's current folder
-    # is not the app's. Its own output goes to stderr; stdout carries only the URL.
+    # It works in the person's current folder (a Spotify.yaml there is found, as by the CLI).
+    # Its own output goes to stderr; stdout carries only the URL.
     proc = subprocess.Popen(
         streamlit_command(host=host, port=port),
         env=env,
-        cwd=home,
         stdin=subprocess.DEVNULL,
         stdout=_stderr_fd(),
         **popen,

@@ -246,7 +246,11 @@ def show_results(service: logic.AppService, rec: Any, reachable: bool | None) ->
             except Exception as exc:
                 show_failure(exc)
 
-    reasons = logic.listener_reasons(service, rec)
+    try:
+        reasons = logic.listener_reasons(service, rec)
+    except Exception:  # the results stand without their reasons; the detail is still there
+        log.exception("the reasons of the results could not be made")
+        reasons = []
     tab_list, tab_table, tab_chart = st.tabs(["Tracks", "Table", "Feature profile"])
     with tab_list:
         left, right = st.columns(2)
