@@ -260,7 +260,8 @@ def _check_after_kill(base: dict[str, Any], home: Path, before: str) -> bool:
         _answers(home, base["seeds"])
     build(MODELS, home=home, **QUIET)
     left = [n for n in os.listdir(home / "artifacts" / "generations") if n.startswith(".")]
-    assert left == [] and len(_sets(home)) <= 2
+    # kept: the set in use and the one before it; a set never switched to is gone
+    assert left == [] and _sets(home) == sorted({now, _pointer(home)})
     assert not list((home / "artifacts").glob(".*.tmp"))
     return now == before
 
