@@ -544,9 +544,16 @@ class GenerationBuilder:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if not self.committed:
-            shutil.rmtree(self.root, ignore_errors=True)
-            shutil.rmtree(self.final, ignore_errors=True)
+        if self.committed:
+            return
+        shutil.rmtree(self.root, ignore_errors=True)
+        # interrupted between the rename and the end of the switch: gone only if the
+        # pointer does not name it yet
+        with contextlib.suppress(OSError, ValueError):
+            named = json.loads((artifacts_root(self.home) / POINTER).read_text(encoding="utf-8"))
+            if isinstance(named, dict) and named.get("generation") == self.id:
+                return
+        shutil.rmtree(self.final, ignore_errors=True)
 
     def carry(self, source: Path, name: str) -> None:
         """Put model ``name`` of an earlier set (fitted on the same snapshot) into this one:
