@@ -6,7 +6,8 @@ time measured in the same run (the reference).
     python benchmarks/fit_artifacts.py --playlists 100000 --models popularity itemknn
 
 Data: the synthetic MPD-shaped snapshot of ``benchmarks/train.py``. Per model: its fit time
-(reference), the time to save it as ``segue fit`` does (files, fsync, CRC-32 listing), and the
+(reference), the time to write its files alone (``model.save``, the reference for the next)
+and to save it as ``segue fit`` does (files, fsync, CRC-32 listing), and the
 cheap check (manifests, sizes) and deep check (checksums) of ``segue models`` /
 ``segue models --verify``.
 """
@@ -63,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
             model = model_class(name)().fit(snap)
             fit_s = time.perf_counter() - t0
             t0 = time.perf_counter()
+            model.save(home / "plain" / name)  # the model's own files only: the reference
+            plain_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
             save_model(model, name, root=gen.models_dir, snapshot_id=snap.snapshot_id)
             save_s = time.perf_counter() - t0
             t0 = time.perf_counter()
@@ -73,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
             deep_s = time.perf_counter() - t0
             assert cheap.ok and deep.ok, (cheap, deep)
             print(
-                f"{name:12s} fit {fit_s:7.2f} s (reference)  save {save_s:6.2f} s  "
+                f"{name:12s} fit {fit_s:7.2f} s (reference)  plain save {plain_s:6.2f} s  "
+                f"save {save_s:6.2f} s  "
                 f"check {cheap_s * 1000:6.1f} ms  verify {deep_s:6.2f} s  "
                 f"{_du(gen.model_dir(name)) / 2**20:,.0f} MB"
             )

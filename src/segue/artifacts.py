@@ -47,9 +47,9 @@ BUILDING = ".building-"
 MANIFEST = "manifest.json"
 GENERATION_MANIFEST = "generation.json"
 LOCK = "fit.lock"
-#: Generations kept besides the one in use: a server started before the last fit keeps its
-#: snapshot in memory and can still load a model of its set it has not loaded yet.
-KEEP_PREVIOUS = 1
+#: Keep the set in use before the last switch (the pointer names it): a server started before
+#: the last fit keeps its snapshot in memory and can still load a model of its set.
+KEEP_PREVIOUS = True
 
 
 class ArtifactError(NotFittedError):
@@ -208,15 +208,20 @@ def file_problem(directory: Path, files: dict[str, Any], *, deep: bool = False) 
             return f"{rel} is missing"
         except OSError as exc:
             return f"{rel} cannot be read ({_short(exc)})"
-        expected = int(want.get("size", -1)) if isinstance(want, dict) else -1
+        try:
+            expected = int(want["size"])
+        except (KeyError, TypeError, ValueError):
+            return f"{MANIFEST} lists {rel} without its size"
         if size != expected:
             cut = "cut short" if 0 <= size < expected else "of another size"
             return f"{rel} is {cut} ({size:,} bytes, {expected:,} written)"
     if deep:
         for rel, want in files.items():
+            if "crc32" not in want:  # listed without a checksum this segue knows: size only
+                continue
             with open(Path(directory) / rel, "rb") as fh:
                 crc = _crc32(fh)
-            if crc != want.get("crc32"):
+            if crc != want["crc32"]:
                 return f"{rel} does not match its checksum (changed after it was written)"
     return None
 
@@ -474,30 +479,39 @@ def remove_leftovers(home: Path) -> list[str]:
     return removed
 
 
-def remove_old_generations(home: Path, keep_previous: int = KEEP_PREVIOUS) -> list[str]:
-    """Remove sets the pointer does not name, keeping the ``keep_previous`` newest others.
-    Without a pointer nothing is removed (the home's set is in ``artifacts/``)."""
+def remove_old_generations(home: Path, keep_previous: bool = KEEP_PREVIOUS) -> list[str]:
+    """Remove every set but the one the pointer names and (``keep_previous``) the one in use
+    before it, which the pointer names too: a set built by a fit killed before its switch was
+    never in use and goes. Without a pointer nothing is removed (the home's set is in
+    ``artifacts/``)."""
     root = artifacts_root(home)
     gens = root / GENERATIONS
     in_use = current_or_none(home)
     if in_use is None or in_use.id is None or not gens.is_dir():
         return []
-    others = sorted(
-        (p for p in gens.iterdir() if p.is_dir() and not p.name.startswith(".")),
-        key=lambda p: p.name,
-        reverse=True,
-    )
-    others = [p for p in others if p.name != in_use.id]
+    keep = {in_use.id}
+    previous = _pointer_previous(home)
+    if keep_previous and previous:
+        keep.add(previous)
     removed = []
-    for path in others[keep_previous:]:
-        _remove_tree(path)
-        removed.append(path.name)
+    for path in sorted(gens.iterdir()):
+        if path.is_dir() and not path.name.startswith(".") and path.name not in keep:
+            _remove_tree(path)
+            removed.append(path.name)
     # the layout of a home built before generations: no longer read once a pointer exists
     for legacy in (root / "snapshot", root / "models"):
         if legacy.is_dir():
             _remove_tree(legacy)
             removed.append(legacy.name)
     return removed
+
+
+def _pointer_previous(home: Path) -> str | None:
+    with contextlib.suppress(OSError, ValueError):
+        data = json.loads((artifacts_root(home) / POINTER).read_text(encoding="utf-8"))
+        got = data.get("previous") if isinstance(data, dict) else None
+        return got if isinstance(got, str) and got and "/" not in got else None
+    return None
 
 
 def _remove_tree(path: Path) -> None:
@@ -535,9 +549,16 @@ class GenerationBuilder:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if not self.committed:
-            shutil.rmtree(self.root, ignore_errors=True)
-            shutil.rmtree(self.final, ignore_errors=True)
+        if self.committed:
+            return
+        shutil.rmtree(self.root, ignore_errors=True)
+        # interrupted between the rename and the end of the switch: gone only if the
+        # pointer does not name it yet
+        with contextlib.suppress(OSError, ValueError):
+            named = json.loads((artifacts_root(self.home) / POINTER).read_text(encoding="utf-8"))
+            if isinstance(named, dict) and named.get("generation") == self.id:
+                return
+        shutil.rmtree(self.final, ignore_errors=True)
 
     def carry(self, source: Path, name: str) -> None:
         """Put model ``name`` of an earlier set (fitted on the same snapshot) into this one:
@@ -565,14 +586,19 @@ class GenerationBuilder:
         _fsync_dir(self.models_dir)
         os.rename(self.root, self.final)
         _fsync_dir(self.final.parent)
-        switch(self.home, self.id)
+        in_use = current_or_none(self.home)
+        switch(self.home, self.id, previous=in_use.id if in_use is not None else None)
         self.committed = True
         return Generation(home=self.home, root=self.final, id=self.id, info=info)
 
 
-def switch(home: Path, generation_id: str) -> None:
-    """Point ``home`` at generation ``generation_id`` (one atomic replace of the pointer)."""
-    write_json(artifacts_root(home) / POINTER, {"generation": generation_id})
+def switch(home: Path, generation_id: str, *, previous: str | None = None) -> None:
+    """Point ``home`` at generation ``generation_id`` (one atomic replace of the pointer),
+    naming the set in use before it (kept until the next switch)."""
+    data: dict[str, Any] = {"generation": generation_id}
+    if previous:
+        data["previous"] = previous
+    write_json(artifacts_root(home) / POINTER, data)
 
 
 __all__ = [
