@@ -408,7 +408,7 @@ def test_serve_on_an_empty_home_hints_at_demo(tmp_path: Path) -> None:
         proc.wait(timeout=15)
         if proc.stderr is not None:
             proc.stderr.close()
-    assert "segue serve --demo" in line and "segue fit" in line
+    assert "segue serve --demo" in line and " fit`" in line
 
 
 def test_the_command_line_says_which_name_it_used_and_reads_files(tmp_path: Path) -> None:

@@ -527,7 +527,7 @@ def test_an_uploaded_csv_keeps_no_file_name_as_title_and_errors_name_no_server_p
     req = logic.AppRequest(upload=logic.Upload("Summer Mix.csv", body.encode()), model=MODEL, n=3)
     rec = logic.recommend(service, req, workdir=tmp_path)
     assert rec.title is None
-    assert any(m.startswith("Summer Mix.csv: 3 tracks") for m in rec.messages), rec.messages
+    assert any("Summer Mix.csv: 3 tracks, 3 known" in m for m in rec.messages), rec.messages
     titled = logic.recommend(service, dataclasses.replace(req, title="road trip"), workdir=tmp_path)
     assert titled.title == "road trip"
     for data in (b"[not json", b"\xff\xfe", b"", b"Track URI,Name\nspotify:track:x,y\n" * 60):
@@ -563,11 +563,11 @@ def test_app_explains_in_sentences_and_confirms_the_seed(
     assert f"Started from 1 track: “{name}” by Rock Artist 0." in texts(at.success)
     captions = texts(at.caption)
     assert captions.count("Often played with “Rock Song") == 3, captions
-    assert "from your seeds" not in captions and "rank" not in captions  # detail stays hidden
+    assert "`model1`: score" not in captions and "rank" not in captions  # detail stays hidden
     # The players stay off until the page says it reaches Spotify (AppTest has no browser).
     assert "Spotify players are off" in captions and not at.get("iframe")
     at.toggle(key="detail").set_value(True).run()
-    assert "from your seeds" in texts(at.caption)
+    assert texts(at.caption).count("`model1`: score") == 3
 
 
 def test_search_does_not_say_no_match_once_its_matches_are_picked(

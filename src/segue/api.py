@@ -153,6 +153,9 @@ class InputOut(BaseModel):
     tracks: int = Field(description="Seed tracks it gave.")
     reason: str | None = Field(description="Why it gave no seed track.")
     suggestions: list[str] = Field(description="Near names in the catalog, for a name not found.")
+    total: int | None = Field(
+        default=None, description="Tracks a playlist input holds, known to the catalog or not."
+    )
 
 
 class RecommendResponse(BaseModel):

@@ -130,6 +130,7 @@ class SeedInput:
     tracks: int = 0
     reason: str | None = None
     suggestions: list[str] = field(default_factory=list)
+    total: int | None = None  # tracks a playlist holds, known to the catalog or not
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -145,6 +146,8 @@ class SeedInput:
 
     def message(self) -> str:
         """One line for a person."""
+        if self.reason is None and self.total is not None:
+            return f"{self.input!r}: using {self.found}: {self.total} tracks, {self.tracks} known"
         if self.reason is None:
             return f"{self.input!r}: using {self.found} ({self.tracks} track(s))"
         return f"{self.input!r}: {self.why()}"
@@ -625,7 +628,8 @@ class Service:
                 return SeedInput(text, reason=reason), [], None, None
             got, _ = snap.known_indices([f.track_id for f in facts])
             label = f"the Spotify playlist {name or ref.uri!r}"
-            return SeedInput(text, label, int(got.size)), got.tolist(), name, facts
+            found = SeedInput(text, label, int(got.size), total=len(facts))
+            return found, got.tolist(), name, facts
         return (
             SeedInput(text, reason="albums are not accepted as seeds; give its tracks"),
             [],
@@ -642,9 +646,9 @@ class Service:
 
         playlist = read_playlist_file(path)
         got, unknown = self.snapshot.known_indices(playlist.track_ids)
-        label = f"the playlist file {path.name} ({len(playlist.track_ids)} tracks)"
+        label = f"the playlist file {path.name}"
         facts = list(getattr(playlist, "tracks", None) or [])
-        result = SeedInput(text, label, int(got.size))
+        result = SeedInput(text, label, int(got.size), total=len(playlist.track_ids))
         if got.size == 0:
             result.reason = (
                 f"none of the {len(playlist.track_ids)} tracks of {path.name} is in the catalog"

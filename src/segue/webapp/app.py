@@ -238,7 +238,12 @@ def show_results(service: logic.AppService, rec: Any, reachable: bool | None) ->
         )
 
     with st.expander("Save to Spotify"):
-        st.caption("Creates a private playlist in your account (run `segue login` once first).")
+        st.caption(
+            logic.command_for_home(
+                "Creates a private playlist in your account (run `segue login` once first).",
+                home(),
+            )
+        )
         name = st.text_input("Playlist name", value=rec.title or "segue mix", key="save_name")
         if st.button("Save to Spotify", key="save_spotify"):
             try:
