@@ -7,6 +7,7 @@ import io
 import json
 import sys
 from enum import StrEnum
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -184,15 +185,16 @@ def register(app: typer.Typer) -> None:
 __all__ = ["config", "register", "render"]
 
 
-def _chosen_settings(name: str) -> str | None:
-    """The settings a model chose at fit, from its saved ``model.json`` (None if none)."""
+def _chosen_settings(name: str, root: Path | None = None) -> str | None:
+    """The settings a model chose at fit, from its saved ``model.json`` under ``root`` (the
+    home's models folder by default); None if none."""
     import json
 
     from segue.models.content import settings_line
     from segue.models.registry import model_dir
 
     try:
-        meta = json.loads((model_dir(name) / "model.json").read_text())
+        meta = json.loads((model_dir(name, root) / "model.json").read_text())
     except (OSError, ValueError):
         return None
     chosen = meta.get("chosen") if isinstance(meta, dict) else None

@@ -325,6 +325,11 @@ from the TidyTuesday Spotify songs table (2020-01-21), licensed for reuse.
         return
     st.subheader("This catalog")
     st.table(pd.DataFrame({"value": [str(v) for v in facts.values()]}, index=list(facts)))
+    chosen = logic.chosen_settings(service)
+    if chosen:
+        st.subheader("Settings the models chose when they were built")
+        for name, text in chosen.items():
+            st.markdown(f"- **{name}**: {text}")
 
 
 def main() -> None:
