@@ -1,4 +1,4 @@
-"""Every model and the plain original method on the TidyTuesday playlists, in three regimes.
+"""Every model and the plain original method on the TidyTuesday playlists, in four regimes.
 
 Usage::
 
@@ -40,7 +40,7 @@ from segue.models.hybrid import HybridRecommender
 from segue.models.itemknn import ItemKNNRecommender
 from segue.models.popularity import PopularityRecommender
 
-SECTION = "## Every model in three regimes of the TidyTuesday playlists"
+SECTION = "## Every model in the regimes of the TidyTuesday playlists"
 REGIMES = {
     "a": "(a) no genres: audio, popularity, release dates",
     "b": "(b) genres from the training playlists' labels",

@@ -252,6 +252,30 @@ class Service:
         root = self.home if self.home is not None else config.home()
         return artifacts.current(root)
 
+    def chosen_settings(self, name: str) -> str | None:
+        """What model ``name`` chose at fit (its saved ``model.json``), as one line; None
+        when it chose nothing or is not built."""
+        import json
+
+        from segue.models.content import settings_line
+
+        try:
+            generation = self.generation()
+            meta = json.loads((generation.model_dir(name) / "model.json").read_text())
+        except (OSError, ValueError, SegueError):
+            return None
+        chosen = meta.get("chosen") if isinstance(meta, dict) else None
+        if not isinstance(chosen, dict):
+            return None
+        if "summary" in chosen:
+            content = chosen.get("content")
+            extra = f"; content: {settings_line(content)}" if isinstance(content, dict) else ""
+            return f"chose {chosen['summary']}{extra}"
+        try:
+            return f"chose {settings_line(chosen)}"
+        except (KeyError, TypeError, ValueError):
+            return None
+
     def _dir(self, sub: str) -> Path:
         return self.generation().root / sub
 

@@ -214,7 +214,7 @@ def register(app: typer.Typer) -> None:
                 highlight=False,
                 markup=False,
             )
-            chosen = _chosen_settings(m["name"]) if m["available"] else None
+            chosen = service.chosen_settings(m["name"]) if m["available"] else None
             if chosen:
                 out.print(f"{'':<12}{chosen}", highlight=False, markup=False)
         if verify and failed:
@@ -317,30 +317,3 @@ def _save(name: str, track_ids: list[str]) -> None:
 
 
 __all__ = ["config", "register", "render"]
-
-
-def _chosen_settings(name: str) -> str | None:
-    """The settings a model chose at fit, from its saved ``model.json`` (None if none)."""
-    import json
-
-    from segue import artifacts
-    from segue.models.content import settings_line
-
-    generation = artifacts.current_or_none(config.home())
-    if generation is None or not generation.exists:
-        return None
-    try:
-        meta = json.loads((generation.model_dir(name) / "model.json").read_text())
-    except (OSError, ValueError):
-        return None
-    chosen = meta.get("chosen") if isinstance(meta, dict) else None
-    if not isinstance(chosen, dict):
-        return None
-    if "summary" in chosen:
-        content = chosen.get("content")
-        extra = f"; content: {settings_line(content)}" if isinstance(content, dict) else ""
-        return f"chose {chosen['summary']}{extra}"
-    try:
-        return f"chose {settings_line(chosen)}"
-    except (KeyError, TypeError, ValueError):
-        return None

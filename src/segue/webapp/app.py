@@ -409,6 +409,11 @@ from the TidyTuesday Spotify songs table (2020-01-21), licensed for reuse.
             "Genres may come from Spotify, feature tables, MusicBrainz (CC0 / CC BY-NC-SA), "
             "Last.fm tags (non-commercial use, with attribution) or Deezer album genres."
         )
+    chosen = logic.chosen_settings(service)
+    if chosen:
+        st.subheader("Settings the models chose when they were built")
+        for name, text in chosen.items():
+            st.markdown(f"- **{name}**: {text}")
 
 
 def main() -> None:

@@ -212,6 +212,11 @@ class AppService(Service):
                 self._variants.move_to_end((base, n_genres))
                 return cached
             params = {**built.get_params(), "n_genres": n_genres}
+            chosen = getattr(built, "chosen_", None)
+            if isinstance(chosen, dict) and params.get("tune"):
+                # the settings the built model chose at fit, not a new search
+                keys = ("weights", "aggregate", "era_width", "popularity_width", "crowd_tags")
+                params.update({k: chosen[k] for k in keys if k in chosen}, tune=False)
             fitted = model_class(base)(**params).fit(self.snapshot)
             self._variants[(base, n_genres)] = fitted
             while len(self._variants) > self.max_variants:
@@ -885,3 +890,13 @@ def catalog_sources(home: Path) -> dict[str, str]:
         "tracks from": join(tracks),
         "artist genres from": join(sorted(genres.items(), key=lambda kv: -kv[1])),
     }
+
+
+def chosen_settings(service: AppService) -> dict[str, str]:
+    """What each built model chose at fit (from its saved ``model.json``), by model name."""
+    out: dict[str, str] = {}
+    for name in ("hybrid", "model1", "model2"):
+        text = service.chosen_settings(name)
+        if text:
+            out[name] = text
+    return out
