@@ -480,9 +480,9 @@ def test_random_is_seeded(snapshot: Snapshot) -> None:
 def test_too_few_playlists_fall_back_to_the_plain_weighting_and_say_so(
     snapshot: Snapshot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from segue.cli.recommend import _chosen_settings
     from segue.models.content import MIN_TUNE_PLAYLISTS
     from segue.models.registry import save_model
+    from segue.service import Service
 
     model = Model1(progress=False).fit(snapshot)
     assert f"fewer than {MIN_TUNE_PLAYLISTS}" in model.chosen_["how"]
@@ -490,7 +490,7 @@ def test_too_few_playlists_fall_back_to_the_plain_weighting_and_say_so(
     assert model.weights_["audio"] > 0
     monkeypatch.setenv("SEGUE_HOME", str(tmp_path))
     save_model(model, "model1")
-    printed = _chosen_settings("model1")
+    printed = Service(tmp_path).chosen_settings("model1")
     assert printed is not None and "eras of 50 years" in printed and "plain method" in printed
     loaded = Model1.load(tmp_path / "artifacts" / "models" / "model1", snapshot)
     assert loaded.chosen_["how"] == model.chosen_["how"]
