@@ -85,10 +85,29 @@ def register(app: typer.Typer) -> None:
         model: list[str] = typer.Option(
             None, "--model", "-m", help="Model(s) to build; default: the set the service uses."
         ),
+        engine: str = typer.Option(
+            "local", "--engine", help="local, or spark (als and popularity on Apache Spark)."
+        ),
+        spark_master: str = typer.Option(
+            "local[*]",
+            "--spark-master",
+            help="Spark master: local[*], spark://host:7077, yarn, k8s://...",
+        ),
+        spark_conf: list[str] = typer.Option(
+            None, "--spark-conf", help="Spark setting key=value (repeatable)."
+        ),
+        lake: str | None = typer.Option(
+            None, "--lake", help="Where Spark reads the playlist rows (default: HOME/lake)."
+        ),
     ) -> None:
         """Rebuild the snapshot from the catalog and fit models."""
         from segue.build import DEFAULT_BUILD, build
 
+        if engine not in ("local", "spark"):
+            raise fail(f"--engine {engine!r}: expected 'local' or 'spark'", 2)
+        if engine == "spark":
+            _fit_spark(model or ["als", "popularity"], spark_master, spark_conf or [], lake)
+            return
         names = model or list(DEFAULT_BUILD)
         known = _model_names()
         for name in names:
@@ -98,6 +117,32 @@ def register(app: typer.Typer) -> None:
             build(names)
         except SegueError as exc:
             raise fail(str(exc)) from None
+
+    def _fit_spark(names: list[str], master: str, conf: list[str], lake: str | None) -> None:
+        from segue.spark import require_pyspark, spark_failure
+
+        try:
+            require_pyspark()
+            from segue.spark.session import parse_conf, start
+            from segue.spark.train import fit_on_spark
+
+            session = start(master, parse_conf(conf), app="segue fit")
+            home = config.home()
+            fit_on_spark(
+                session,
+                names,
+                home=home,
+                lake=lake or str(home / "lake"),
+                log=lambda m: err.print(m, highlight=False),
+            )
+        except SegueError as exc:
+            raise fail(str(exc)) from None
+        except Exception as exc:
+            said = spark_failure(exc)
+            if said is None:
+                raise
+            raise fail(f"{said}; the previous snapshot and models are unchanged") from None
+        out.print(f"fitted on Spark: {', '.join(names)}", highlight=False)
 
     @app.command()
     def models() -> None:
