@@ -6,6 +6,7 @@ import json
 import sys
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from segue import config
@@ -127,12 +128,12 @@ def register(app: typer.Typer) -> None:
                 )
                 counts = catalog.counts()
         except SegueError as exc:
-            raise fail(str(exc)) from None
+            raise fail(escape(str(exc))) from None
         except Exception as exc:
             said = spark_failure(exc)
             if said is None:
                 raise
-            raise fail(f"{said}; the catalog is unchanged") from None
+            raise fail(escape(f"{said}; the catalog is unchanged")) from None
         added = [r for r in report.results if r.status == "added"]
         unchanged = sum(r.status == "unchanged" for r in report.results)
         out.print(

@@ -10,6 +10,7 @@ from enum import StrEnum
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from segue import config
@@ -136,12 +137,12 @@ def register(app: typer.Typer) -> None:
                 log=lambda m: err.print(m, highlight=False),
             )
         except SegueError as exc:
-            raise fail(str(exc)) from None
+            raise fail(escape(str(exc))) from None
         except Exception as exc:
             said = spark_failure(exc)
             if said is None:
                 raise
-            raise fail(f"{said}; the previous snapshot and models are unchanged") from None
+            raise fail(escape(f"{said}; the previous snapshot and models are unchanged")) from None
         out.print(f"fitted on Spark: {', '.join(names)}", highlight=False)
 
     @app.command()
