@@ -107,7 +107,7 @@ def dev(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     from segue.spark.train import ALSParams, fit_on_spark
 
     ch = work / "challenge"
-    make_challenge([DEV], ch, per_category=100, seed=0, progress=False)
+    make_challenge([args.data], ch, per_category=100, seed=0, progress=False)
     seeds = work / "seeds" / "mpd.slice.challenge-seeds.json"
     write_seed_slice(ch / "challenge_set.json", seeds)
     home = work / "dev-home"
@@ -262,6 +262,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dev", action="store_true", help="Spark ALS vs implicit ALS on the dev split")
     ap.add_argument("--playlists", type=int, default=0, help="generated playlists for ingest + ALS")
+    ap.add_argument("--data", type=Path, default=DEV, help="the dev files (.tar.gz)")
     ap.add_argument("--no-reference", dest="reference", action="store_false")
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--factors", type=int, default=64)
