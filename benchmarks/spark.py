@@ -133,7 +133,7 @@ def dev(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         sub = work / f"{name}.csv.gz"
         run_challenge(ch / "challenge_set.json", sub, recommend, fallback=fallback, progress=False)
         got = score_submission(sub, ch / "truth.json")
-        return {k: float(got[k]) for k in ("r_precision", "ndcg")}
+        return {k: float(got["overall"][k]) for k in ("r_precision", "ndcg")}
 
     began = time.perf_counter()
     implicit = ALSRecommender(
