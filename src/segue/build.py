@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +21,8 @@ from segue.snapshot import Snapshot
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+    from segue.models.base import Recommender
 
 #: What ``segue fit`` builds by default, and what the demo builds.
 DEFAULT_BUILD = ("hybrid", "model1", "model2", "itemknn", "als", "title", "popularity")
@@ -174,12 +176,15 @@ def build(
     log: Callable[[str], None] | None = None,
     only: bool = False,
     console: Console | None = None,
+    fitters: Mapping[str, Callable[[Snapshot], Recommender]] | None = None,
 ) -> dict[str, float]:
     """Read the catalog into a new snapshot, fit ``models`` on it and switch to the new set.
 
     Models built in the set in use and not named are carried over when the snapshot is
     unchanged, else fitted again (``only``: left out and reported stale). Returns seconds per
-    step. ``console``: where the progress display goes (none without it). Raises
+    step. ``console``: where the progress display goes (none without it). ``fitters``: how to
+    make some of ``models`` from the new snapshot instead of fitting them here (a model trained
+    elsewhere, e.g. on Spark); they are saved and switched in like the others. Raises
     :class:`NoDataError` for a home with nothing to fit, :class:`FitError` when a model
     cannot be fitted, :class:`~segue.artifacts.FitBusyError` when another fit runs; in every
     failure, and when interrupted, the set in use is left as it was.
@@ -223,7 +228,8 @@ def build(
                 t0 = time.perf_counter()
                 with steps.step(f"fitting {name}"):
                     try:
-                        model = model_class(name)().fit(snapshot)
+                        make = (fitters or {}).get(name)
+                        model = make(snapshot) if make else model_class(name)().fit(snapshot)
                     except (ValueError, SegueError, ImportError) as exc:
                         raise FitError(
                             f"fitting {name} failed: {exc}; nothing was switched, the models "

@@ -81,6 +81,22 @@ def register(app: typer.Typer) -> None:
             help="Refuse a file larger than this, in MiB once decompressed (a slice is about 33 MB).",
         ),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+        engine: str = typer.Option(
+            "local", "--engine", help="local (this machine) or spark (Apache Spark: segue[spark])."
+        ),
+        spark_master: str = typer.Option(
+            "local[*]",
+            "--spark-master",
+            help="Spark master: local[*], spark://host:7077, yarn, k8s://...",
+        ),
+        spark_conf: list[str] = typer.Option(
+            None, "--spark-conf", help="Spark setting key=value (repeatable)."
+        ),
+        lake: str | None = typer.Option(
+            None,
+            "--lake",
+            help="Where Spark writes the tables as Parquet (default: HOME/lake; any URI Spark writes).",
+        ),
     ) -> None:
         """Add MPD-format playlists to the catalog (each file all or nothing; re-ingesting changes nothing).
 
@@ -90,6 +106,11 @@ def register(app: typer.Typer) -> None:
         """
         from segue.ingest import IngestReport, ingest_paths
 
+        if engine not in ("local", "spark"):
+            raise fail(f"--engine {engine!r}: expected 'local' or 'spark'", 2)
+        if engine == "spark":
+            _ingest_spark(paths, skip_bad, salvage, quiet, spark_master, spark_conf or [], lake)
+            return
         report = IngestReport()
         with _stop_on_interrupt() as stop:
             try:
@@ -156,6 +177,61 @@ def register(app: typer.Typer) -> None:
         if report.stopped:
             _interrupted(report, at_once=False)
         if report.skipped:
+            raise typer.Exit(1 if not added else 0)
+
+    def _ingest_spark(
+        paths: list[str],
+        skip_bad: bool,
+        salvage: bool,
+        quiet: bool,
+        master: str,
+        conf: list[str],
+        lake: str | None,
+    ) -> None:
+        from segue.spark import require_pyspark, spark_failure
+
+        try:
+            require_pyspark()
+            from segue.spark.ingest import ingest_spark
+            from segue.spark.session import parse_conf, start
+
+            session = start(master, parse_conf(conf), app="segue ingest")
+            where = lake or str(config.home() / "lake")
+            with open_catalog() as catalog:
+                report = ingest_spark(
+                    catalog,
+                    paths,
+                    session,
+                    lake=where,
+                    skip_bad=skip_bad,
+                    salvage=salvage,
+                    log=None if quiet else (lambda m: err.print(m, highlight=False)),
+                )
+                counts = catalog.counts()
+        except SegueError as exc:
+            raise fail(str(exc)) from None
+        except Exception as exc:
+            said = spark_failure(exc)
+            if said is None:
+                raise
+            raise fail(f"{said}; the catalog is unchanged") from None
+        added = [r for r in report.results if r.status == "added"]
+        unchanged = sum(r.status == "unchanged" for r in report.results)
+        out.print(
+            f"ingested {len(added)} file(s) on Spark: {report.playlists:,} playlists, "
+            f"{report.rows:,} track rows"
+            + (f"; {unchanged} repeated file(s) unchanged" if unchanged else "")
+            + f"; tables in {report.lake}",
+            highlight=False,
+        )
+        out.print(
+            f"catalog: {counts['playlists']:,} playlists, {counts['tracks']:,} rows, {counts['unique_tracks']:,} tracks",
+            highlight=False,
+        )
+        if report.skipped:
+            err.print(f"skipped {len(report.skipped)} bad file(s):", highlight=False)
+            for skipped in report.skipped:
+                err.print(f"  {skipped}", highlight=False, soft_wrap=True)
             raise typer.Exit(1 if not added else 0)
 
     @app.command()

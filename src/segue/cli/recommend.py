@@ -130,6 +130,20 @@ def register(app: typer.Typer) -> None:
             "are then left out (reported stale by `segue models`) instead of fitted again.",
         ),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+        engine: str = typer.Option(
+            "local", "--engine", help="local, or spark (als and popularity on Apache Spark)."
+        ),
+        spark_master: str = typer.Option(
+            "local[*]",
+            "--spark-master",
+            help="Spark master: local[*], spark://host:7077, yarn, k8s://...",
+        ),
+        spark_conf: list[str] = typer.Option(
+            None, "--spark-conf", help="Spark setting key=value (repeatable)."
+        ),
+        lake: str | None = typer.Option(
+            None, "--lake", help="Where Spark reads the playlist rows (default: HOME/lake)."
+        ),
     ) -> None:
         """Rebuild the snapshot from the catalog and fit models, switching to them in one step
         (killed or interrupted, the models in use stay as they were)."""
@@ -138,6 +152,11 @@ def register(app: typer.Typer) -> None:
         # whatever the exit code asked), then raised. Inside a library's native code
         # (DuckDB reading the catalog) it can come back as that library's own error: the
         # flag tells an interrupt from a failure.
+        if engine not in ("local", "spark"):
+            raise fail(f"--engine {engine!r}: expected 'local' or 'spark'", 2)
+        if engine == "spark":
+            _fit_spark(model or ["als", "popularity"], spark_master, spark_conf or [], lake)
+            return
         interrupted = threading.Event()
 
         def hold(signum: int, frame: Any) -> None:
@@ -187,6 +206,32 @@ def register(app: typer.Typer) -> None:
         finally:
             if main:
                 signal.signal(signal.SIGINT, previous_handler)
+
+    def _fit_spark(names: list[str], master: str, conf: list[str], lake: str | None) -> None:
+        from segue.spark import require_pyspark, spark_failure
+
+        try:
+            require_pyspark()
+            from segue.spark.session import parse_conf, start
+            from segue.spark.train import fit_on_spark
+
+            session = start(master, parse_conf(conf), app="segue fit")
+            home = config.home()
+            fit_on_spark(
+                session,
+                names,
+                home=home,
+                lake=lake or str(home / "lake"),
+                log=lambda m: err.print(m, highlight=False),
+            )
+        except SegueError as exc:
+            raise fail(str(exc)) from None
+        except Exception as exc:
+            said = spark_failure(exc)
+            if said is None:
+                raise
+            raise fail(f"{said}; the previous snapshot and models are unchanged") from None
+        out.print(f"fitted on Spark: {', '.join(names)}", highlight=False)
 
     @app.command()
     def models(
