@@ -31,14 +31,10 @@ from segue.spark import SparkUnavailable, require_pyspark, spark_failure
 from segue.spark.ingest import ingest_spark
 from segue.spark.session import start
 from segue.spark.train import ALSParams, fit_on_spark
+from tests.conftest import SHARED_DATA
 
-#: The real dev files (../shared beside the checkout, as CI lays them; SEGUE_DEV_TARBALL elsewhere).
-DEV = Path(
-    os.environ.get(
-        "SEGUE_DEV_TARBALL",
-        Path(__file__).resolve().parents[2] / "shared/data/mpd/mpd-followers10-dev.tar.gz",
-    )
-)
+#: The real dev files (../shared beside the checkout, as CI lays them; SEGUE_TEST_DATA elsewhere).
+DEV = SHARED_DATA / "mpd" / "mpd-followers10-dev.tar.gz"
 PARAMS = ALSParams(factors=8, regularization=0.05, iterations=5, alpha=10.0)
 
 
