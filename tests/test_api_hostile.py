@@ -442,4 +442,4 @@ def test_the_command_line_says_which_name_it_used_and_reads_files(tmp_path: Path
     assert result.returncode == 0, result.stderr
     assert "'rock song 12': using the track 'Rock Song 12' by Rock Artist 0" in result.stderr
     assert "did you mean 'Rock Artist 0'" in result.stderr
-    assert "using the playlist file mine.txt (1 tracks)" in result.stderr
+    assert "using the playlist file mine.txt: 1 tracks, 1 known" in result.stderr
