@@ -411,6 +411,29 @@ def test_serve_on_an_empty_home_hints_at_demo(tmp_path: Path) -> None:
     assert "segue serve --demo" in line and " fit`" in line
 
 
+def test_serve_on_a_taken_port_says_to_choose_another_and_prints_no_url(tmp_path: Path) -> None:
+    import shlex
+    import socket
+
+    home = tmp_path / "empty"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "segue", "--home", str(home), "serve", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            env=_clean_env(tmp_path),
+            stdin=subprocess.DEVNULL,
+            timeout=120,
+        )
+    assert result.returncode == 1
+    assert "http://" not in result.stderr and "Traceback" not in result.stderr
+    assert f"port {port} on 127.0.0.1 is already in use" in result.stderr
+    assert f"`segue --home {shlex.quote(str(home))} serve --port {port + 1}`" in result.stderr
+
+
 def test_the_command_line_says_which_name_it_used_and_reads_files(tmp_path: Path) -> None:
     """The command line reports what each name was taken as, like the API's ``inputs``, and
     is the one shell that reads a file named as a seed."""
