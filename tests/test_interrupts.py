@@ -187,6 +187,25 @@ def test_unexpected_error_is_one_line_and_debug_shows_the_traceback(tmp_path):
         )
 
 
+@pytest.mark.parametrize("command", [["stats"], ["fit"], ["recommend", "x"], ["models"]])
+def test_a_file_as_home_is_one_line_naming_it(tmp_path, command):
+    home = tmp_path / "a-file"
+    home.write_text("not a folder")
+    proc = subprocess.run(
+        [sys.executable, "-m", "segue", "--home", str(home), *command],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        f"error: cannot use {home} as segue's home: it is not a folder; give a folder with "
+        "--home or SEGUE_HOME"
+    ]
+    assert home.read_text() == "not a folder"
+
+
 def test_version():
     from importlib.metadata import version
 
