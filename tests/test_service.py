@@ -157,6 +157,8 @@ def test_files_are_read_only_where_allowed(service: Service, tmp_path: Path) -> 
         assert service.resolve([listing.as_uri()]).indices.tolist() == [4]
         with pytest.raises(ValueError, match="no such file"):
             service.resolve([str(tmp_path / "absent.csv")])
+        with pytest.raises(ValueError, match="not a regular file"):
+            service.resolve([str(tmp_path)])  # a folder
     finally:
         service.allow_files = False
 

@@ -513,7 +513,8 @@ class Service:
         distinct = plan.distinct_names
         for _, path in paths:
             if not path.is_file():
-                raise ValueError(f"{str(path)!r}: no such file")
+                what = "not a regular file" if path.exists() else "no such file"
+                raise ValueError(f"{str(path)!r}: {what}")
 
         snap = self.snapshot
         results: dict[str, SeedInput] = {}
