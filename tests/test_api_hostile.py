@@ -252,6 +252,9 @@ def test_broken_bodies_get_documented_errors(server: tuple[str, Path, Path]) -> 
     r = httpx.post(f"{base}/recommend", content=b'{"seeds": ["\xff\xfe"]}', headers=json_type)
     assert r.status_code == 400 and "UTF-8" in r.json()["detail"]
     assert "400" in documented
+    deep = b'{"seeds": ' + b"[" * 5000 + b"]" * 5000 + b"}"  # valid UTF-8, too deep to parse
+    r = httpx.post(f"{base}/recommend", content=deep, headers=json_type)
+    assert r.status_code == 400 and "nested hundreds of levels deep" in r.json()["detail"]
     r = httpx.post(f"{base}/recommend", content=b'{"seeds": [', headers=json_type)
     assert r.status_code == 422
     errors = r.json()["errors"]

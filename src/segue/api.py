@@ -409,7 +409,12 @@ def create_app(
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         detail = str(exc.detail)
         if exc.status_code == 400 and "parsing the body" in detail:
-            detail = "the request body cannot be read: send JSON encoded as UTF-8"
+            # FastAPI says this of a body that is not UTF-8 and of JSON nested too deep for
+            # Python's parser (RecursionError); a malformed body is a 422 instead.
+            detail = (
+                "the request body cannot be read: send JSON encoded as UTF-8, "
+                "not nested hundreds of levels deep"
+            )
         return JSONResponse(
             status_code=exc.status_code, content={"detail": detail}, headers=exc.headers
         )
