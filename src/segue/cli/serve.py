@@ -312,6 +312,9 @@ def register(app: typer.Typer) -> None:
         say(f"segue API: http://{host}:{port}  (docs at /docs, Ctrl+C stops it)")
         try:
             serving.serve(host, port, workers=workers, allow_growth=allow_growth, say=say)
+        except KeyboardInterrupt:  # Ctrl+C is how a server is stopped: nothing to run again
+            say("segue API stopped (Ctrl+C)")
+            raise typer.Exit(130) from None
         except (OSError, PoolUnavailable) as exc:
             error(str(exc))
             raise typer.Exit(1) from None
