@@ -833,7 +833,8 @@ def test_serve_says_when_the_port_is_taken(built: tuple[Path, Snapshot]) -> None
                 timeout=120,
             )
             assert done.returncode == 1
-            assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+            assert f"port {port} on 127.0.0.1 is already in use" in done.stderr
+            assert "--port" in done.stderr
             assert "Traceback" not in done.stderr
 
 
