@@ -241,7 +241,7 @@ def test_no_snapshot_gets_503_and_health_says_not_ready(tmp_path: Path) -> None:
             c.get("/tracks/search", params={"q": "x"}),
         ):
             assert r.status_code == 503
-            assert "segue fit" in r.json()["detail"]
+            assert "`segue --home <path> fit`" in r.json()["detail"]
             assert_clean(r, home)
 
 
@@ -277,6 +277,16 @@ def test_public_message_hides_paths_but_keeps_links() -> None:
     assert "/srv" not in msg and "x.py" not in msg
     assert "https://open.spotify.com/track/abc" in msg
     assert public_message(ValueError("C:\\Users\\me\\file.csv is bad")) == "<path> is bad"
+
+
+def test_public_text_keeps_a_seeds_own_brackets_and_the_colon_after_a_path() -> None:
+    from segue.api import public_text
+
+    assert public_text("unknown: [/]: no name") == "unknown: [/]: no name"
+    assert public_text("unknown: [bold red]x[/]: no name") == "unknown: [bold red]x[/]: no name"
+    assert public_text("no snapshot in /srv/h/artifacts: run `segue fit`") == (
+        "no snapshot in <path>: run `segue fit`"
+    )
 
 
 # tracks -------------------------------------------------------------------------------------------
@@ -823,7 +833,8 @@ def test_serve_says_when_the_port_is_taken(built: tuple[Path, Snapshot]) -> None
                 timeout=120,
             )
             assert done.returncode == 1
-            assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+            assert f"port {port} on 127.0.0.1 is already in use" in done.stderr
+            assert "--port" in done.stderr
             assert "Traceback" not in done.stderr
 
 

@@ -252,6 +252,9 @@ def test_broken_bodies_get_documented_errors(server: tuple[str, Path, Path]) -> 
     r = httpx.post(f"{base}/recommend", content=b'{"seeds": ["\xff\xfe"]}', headers=json_type)
     assert r.status_code == 400 and "UTF-8" in r.json()["detail"]
     assert "400" in documented
+    deep = b'{"seeds": ' + b"[" * 5000 + b"]" * 5000 + b"}"  # valid UTF-8, too deep to parse
+    r = httpx.post(f"{base}/recommend", content=deep, headers=json_type)
+    assert r.status_code == 400 and "nested hundreds of levels deep" in r.json()["detail"]
     r = httpx.post(f"{base}/recommend", content=b'{"seeds": [', headers=json_type)
     assert r.status_code == 422
     errors = r.json()["errors"]
@@ -409,6 +412,29 @@ def test_serve_on_an_empty_home_hints_at_demo(tmp_path: Path) -> None:
         if proc.stderr is not None:
             proc.stderr.close()
     assert "segue serve --demo" in line and " fit`" in line
+
+
+def test_serve_on_a_taken_port_says_to_choose_another_and_prints_no_url(tmp_path: Path) -> None:
+    import shlex
+    import socket
+
+    home = tmp_path / "empty"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "segue", "--home", str(home), "serve", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            env=_clean_env(tmp_path),
+            stdin=subprocess.DEVNULL,
+            timeout=120,
+        )
+    assert result.returncode == 1
+    assert "http://" not in result.stderr and "Traceback" not in result.stderr
+    assert f"port {port} on 127.0.0.1 is already in use" in result.stderr
+    assert f"`segue --home {shlex.quote(str(home))} serve --port {port + 1}`" in result.stderr
 
 
 def test_the_command_line_says_which_name_it_used_and_reads_files(tmp_path: Path) -> None:

@@ -124,7 +124,7 @@ def test_serve_host_with_markup_is_named_literally(home):
     )
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr and "MarkupError" not in proc.stderr
-    assert "http://[/]:8123" in proc.stderr
+    assert "cannot listen on [/]:8123" in proc.stderr
     assert "error: " in proc.stderr and "[/]" in proc.stderr.splitlines()[-1]
 
 

@@ -513,3 +513,19 @@ def test_under_a_memory_limit_a_large_file_is_refused_for_memory_not_as_invalid_
     assert said[0] == "1"  # the small file went in
     assert said[1].startswith(f"{large}: not enough memory to read this file (")
     assert "invalid JSON" not in said[1]
+
+
+@pytest.mark.parametrize("name", ["cut.tar.gz", "cut.tar"])
+def test_an_archive_whose_gzip_header_is_cut_short_gets_one_line(
+    tmp_path: Path, catalog: Catalog, name: str
+) -> None:
+    """A gzip header cut after its flags (FEXTRA set, no length) is a bad file like any other,
+    and --skip-bad carries on to the next one."""
+    cut = tmp_path / name
+    cut.write_bytes(b"\x1f\x8b\x08garbage")
+    good = write_slice(tmp_path / "mpd.slice.0-999.json", make_playlists(2))
+    report = ingest_paths(catalog, [cut, good], skip_bad=True, progress=False)
+    assert [r.path for r in report.results] == [str(good)]
+    assert [str(e) for e in report.skipped] == [
+        f"{cut}: cannot open archive: the gzip header is cut short"
+    ]

@@ -187,6 +187,70 @@ def test_unexpected_error_is_one_line_and_debug_shows_the_traceback(tmp_path):
         )
 
 
+@pytest.mark.parametrize("command", [["stats"], ["fit"], ["recommend", "x"], ["models"]])
+def test_a_file_as_home_is_one_line_naming_it(tmp_path, command):
+    home = tmp_path / "a-file"
+    home.write_text("not a folder")
+    proc = subprocess.run(
+        [sys.executable, "-m", "segue", "--home", str(home), *command],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        f"error: cannot use {home} as segue's home: it is not a folder; give a folder with "
+        "--home or SEGUE_HOME"
+    ]
+    assert home.read_text() == "not a folder"
+
+
+def test_ctrl_c_stops_serve_with_one_line_saying_so(tmp_path):
+    import socket
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "segue",
+            "--home",
+            str(tmp_path / "h"),
+            "serve",
+            "--port",
+            str(port),
+        ],
+        env=_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_sigint_as_usual,
+    )
+
+    def answers() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+                return True
+        except OSError:
+            return False
+
+    try:
+        _wait_for(answers, "the API")
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    assert stderr.strip().splitlines()[-1] == "segue API stopped (Ctrl+C)"
+    assert "run the command again" not in stderr and "Traceback" not in stderr
+
+
 def test_version():
     from importlib.metadata import version
 

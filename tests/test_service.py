@@ -157,6 +157,8 @@ def test_files_are_read_only_where_allowed(service: Service, tmp_path: Path) -> 
         assert service.resolve([listing.as_uri()]).indices.tolist() == [4]
         with pytest.raises(ValueError, match="no such file"):
             service.resolve([str(tmp_path / "absent.csv")])
+        with pytest.raises(ValueError, match="not a regular file"):
+            service.resolve([str(tmp_path)])  # a folder
     finally:
         service.allow_files = False
 
@@ -228,3 +230,14 @@ def test_growth_is_rate_limited() -> None:
     growing = service_for_api(None, allow_growth=True)
     assert growing.grow and growing.outbound and not growing.allow_files
     assert growing.growth is not None and growing.growth.per_minute == GROWTH_PER_MINUTE
+
+
+def test_a_name_longer_than_any_name_is_refused_without_a_look_up(service: Service) -> None:
+    from segue.service import MAX_NAME_CHARS
+
+    long = "song 17 " + "x" * MAX_NAME_CHARS
+    seeds = service.resolve(["song 17", long])
+    assert seeds.unknown == [long]
+    (why,) = [i for i in seeds.inputs if i.input == long]
+    assert why.reason == f"too long for a name (at most {MAX_NAME_CHARS} characters)"
+    assert seeds.indices.size > 0  # the short name is still looked up

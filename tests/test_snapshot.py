@@ -60,3 +60,16 @@ def test_reference_artifact_still_loads() -> None:
 def test_missing_snapshot_says_what_to_run(tmp_path: Path) -> None:
     with pytest.raises(NotFittedError, match="run `segue fit`"):
         Snapshot.load(tmp_path)
+
+
+def test_missing_snapshot_names_the_home_in_use(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shlex
+
+    monkeypatch.delenv("SEGUE_HOME", raising=False)
+    home = tmp_path / "my home"
+    with pytest.raises(NotFittedError) as info:
+        Snapshot.load(home / "artifacts" / "snapshot")
+    assert f"`segue --home {shlex.quote(str(home))} fit`" in str(info.value)
+    assert "--demo" in str(info.value)

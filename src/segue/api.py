@@ -56,8 +56,10 @@ COMPUTE_THREADS = 2
 #: here and leaves the compute threads to requests of references.
 NAME_THREADS = 1
 # An absolute path or a home-relative one, not part of a URL ("https://host/x" has ':' or
-# '/' before its slashes): such text in a message would show the server's layout.
-_PATH = re.compile(r"(?<![\w:/.\-])(?:~|[A-Za-z]:)?[/\\](?:[^\s'\"`,;)]+)")
+# '/' before its slashes): such text in a message would show the server's layout. A path
+# starts with a name character after its first slash (so a seed's own "[/]" stays as given)
+# and leaves out a colon at its end ("no snapshot in /srv/x: run ...").
+_PATH = re.compile(r"(?<![\w:/.\-])(?:~|[A-Za-z]:)?[/\\](?=[\w.~\-])[^\s'\"`,;)]*[^\s'\"`,;):]")
 
 Reference = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 ArtistName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
@@ -407,7 +409,12 @@ def create_app(
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         detail = str(exc.detail)
         if exc.status_code == 400 and "parsing the body" in detail:
-            detail = "the request body cannot be read: send JSON encoded as UTF-8"
+            # FastAPI says this of a body that is not UTF-8 and of JSON nested too deep for
+            # Python's parser (RecursionError); a malformed body is a 422 instead.
+            detail = (
+                "the request body cannot be read: send JSON encoded as UTF-8, "
+                "not nested hundreds of levels deep"
+            )
         return JSONResponse(
             status_code=exc.status_code, content={"detail": detail}, headers=exc.headers
         )

@@ -52,7 +52,15 @@ def home() -> Path:
         path = Path(os.environ["SEGUE_HOME"]).expanduser()
     else:
         path = default_home()
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file given as home (--home /dev/null), or no permission
+        from segue.errors import HomeError
+
+        why = "it is not a folder" if path.exists() else (exc.strerror or str(exc))
+        raise HomeError(
+            f"cannot use {path} as segue's home: {why}; give a folder with --home or SEGUE_HOME"
+        ) from None
     return path
 
 

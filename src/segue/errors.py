@@ -22,6 +22,10 @@ class InputFileError(SegueError, ValueError):
         super().__init__(f"{path}{where}: {problem}")
 
 
+class HomeError(SegueError):
+    """segue's home folder cannot be made or used (a file, or not writable)."""
+
+
 class CatalogError(SegueError):
     """The catalog cannot be opened or used as asked."""
 

@@ -121,6 +121,12 @@ def _open_archive(path: Path) -> tarfile.TarFile:
         ) from exc
     except _DAMAGED as exc:
         raise InputFileError(str(path), None, f"cannot open archive: {_said(exc)}") from exc
+    except TypeError as exc:
+        # tarfile's stream reader calls ord() on a byte it did not get when a gzip header
+        # is cut short after its flags (CPython 3.11 raises TypeError, not ReadError).
+        raise InputFileError(
+            str(path), None, "cannot open archive: the gzip header is cut short"
+        ) from exc
 
 
 def _read_member(

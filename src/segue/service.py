@@ -32,6 +32,9 @@ MAX_SEEDS = 1000
 MAX_RESULTS = 500
 #: Distinct free-text names looked up per request (each may search the whole catalog).
 MAX_NAME_LOOKUPS = 20
+#: Longest text looked up as a name (a search query's length too): a longer one is refused
+#: without a look-up, whose cost grows with the words in it.
+MAX_NAME_CHARS = 300
 #: Spotify playlist links read per request (each may take a hundred calls to Spotify).
 MAX_PLAYLIST_LINKS = 5
 #: Seconds one request may spend looking names up; names left then are reported unknown.
@@ -537,7 +540,8 @@ class Service:
         distinct = plan.distinct_names
         for _, path in paths:
             if not path.is_file():
-                raise ValueError(f"{str(path)!r}: no such file")
+                what = "not a regular file" if path.exists() else "no such file"
+                raise ValueError(f"{str(path)!r}: {what}")
 
         snap = self.snapshot
         results: dict[str, SeedInput] = {}
@@ -588,10 +592,13 @@ class Service:
         # names: all at once
         if names:
             deadline = time.monotonic() + self.name_budget if self.name_budget is not None else None
-            found = NameIndex.of(snap).lookup(distinct, deadline=deadline)
+            short = [d for d in distinct if len(d) <= MAX_NAME_CHARS]
+            found = NameIndex.of(snap).lookup(short, deadline=deadline) if short else {}
             for text in names:
                 match = found.get(normalize(text)) or NoMatch(
                     "nothing to look up: a name needs letters or digits"
+                    if len(text.strip()) <= MAX_NAME_CHARS
+                    else f"too long for a name (at most {MAX_NAME_CHARS} characters)"
                 )
                 if isinstance(match, NameMatch):
                     seeds[text] = match.indices.tolist()

@@ -263,7 +263,8 @@ class Snapshot:
         manifest_path = directory / MANIFEST_NAME
         if not manifest_path.exists():
             raise NotFittedError(
-                f"no snapshot in {directory}: run `segue fit` (or `segue demo`) first"
+                f"no snapshot in {directory}: run `{rebuild}` first (or use the bundled demo "
+                "catalog with `--demo`)"
             )
         manifest = read_json(manifest_path, "the snapshot", rebuild, home)
         if manifest.get("format_version") != FORMAT_VERSION:

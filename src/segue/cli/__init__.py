@@ -106,7 +106,16 @@ class SafeGroup(TyperGroup):
             # A library turned Ctrl+C into its own error on the way (DuckDB does).
             _say_interrupted()
             raise typer.Exit(EXIT_INTERRUPTED) from None
-        _unexpected(exc)
+        from segue.errors import SegueError
+
+        if isinstance(exc, SegueError):  # its message is meant for the person: no "unexpected"
+            from segue.cli._console import error
+
+            if debugging():
+                traceback.print_exception(exc, file=sys.stderr)
+            error(str(exc))
+        else:
+            _unexpected(exc)
         raise typer.Exit(1) from None
 
 

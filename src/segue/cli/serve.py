@@ -300,6 +300,11 @@ def register(app: typer.Typer) -> None:
         """Run the HTTP API (OpenAPI docs at /docs)."""
         if demo:
             _demo_home()
+        problem = listen_problem(host, port)
+        if problem is not None:  # before any hint or URL: the one thing to change is the port
+            command = "segue serve --demo" if demo else f"segue{_home_flag()} serve"
+            error(_port_message(host, port, command, problem))
+            raise typer.Exit(1)
         say = lambda m: err.print(m, highlight=False)  # noqa: E731
         hint = None if demo else _nothing_built_hint("segue serve")
         if hint:
@@ -307,6 +312,9 @@ def register(app: typer.Typer) -> None:
         say(f"segue API: http://{host}:{port}  (docs at /docs, Ctrl+C stops it)")
         try:
             serving.serve(host, port, workers=workers, allow_growth=allow_growth, say=say)
+        except KeyboardInterrupt:  # Ctrl+C is how a server is stopped: nothing to run again
+            say("segue API stopped (Ctrl+C)")
+            raise typer.Exit(130) from None
         except (OSError, PoolUnavailable) as exc:
             error(str(exc))
             raise typer.Exit(1) from None
