@@ -20,6 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -379,6 +380,9 @@ def ingest_paths(
                     began = time.perf_counter()
                     try:
                         result = catalog.add_slice(cols, run)
+                    except (MemoryError, duckdb.OutOfMemoryException):
+                        # The file's transaction is rolled back: nothing of it was stored.
+                        raise out_of_memory(cols.path, None) from None
                     finally:
                         report.write_seconds += time.perf_counter() - began
                         # Written (or refused): its columns go before the writer waits for
