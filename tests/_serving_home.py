@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import random
 import string
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pandas as pd
 
@@ -84,3 +87,18 @@ def build_home(home: Path, models: tuple[str, ...] = (MODEL,)) -> Snapshot:
         params: dict[str, Any] = {"neighbors": 20, "num_threads": 1} if name == "itemknn" else {}
         fit_model(name, snap, root=home / "artifacts" / "models", **params)
     return snap
+
+
+def wait_healthy(proc: subprocess.Popen[bytes], base: str) -> None:
+    """Wait (90 s at most) until the server ``proc`` at ``base`` answers ``/health`` with 200;
+    fails with its stderr if it exits first."""
+    deadline = time.monotonic() + 90
+    while True:
+        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+        assert time.monotonic() < deadline, "the server did not start"
+        try:
+            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)

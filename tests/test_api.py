@@ -23,7 +23,7 @@ from segue.api import RecommendResponse, TrackOut, create_app, public_message
 from segue.errors import CatalogError
 from segue.service import Service
 from segue.snapshot import Snapshot
-from tests._serving_home import MODEL, build_home
+from tests._serving_home import MODEL, build_home, wait_healthy
 
 with warnings.catch_warnings():
     # Starlette asks for the httpx2 package in its TestClient; httpx works the same here.
@@ -420,19 +420,6 @@ def _start_server(
     )
 
 
-def _wait_healthy(proc: subprocess.Popen[bytes], base: str) -> None:
-    deadline = time.monotonic() + 90
-    while True:
-        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-        assert time.monotonic() < deadline, "the server did not start"
-        try:
-            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-
-
 @pytest.mark.skipif(not pool.supported(), reason="compute workers inherit their socket on POSIX")
 def test_serve_workers_compute_in_their_own_processes_and_stop_together(
     built: tuple[Path, Snapshot], client: TestClient
@@ -443,7 +430,7 @@ def test_serve_workers_compute_in_their_own_processes_and_stop_together(
     proc = _start_server(built[0], port, "--workers", "2")
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(proc, base)
+        wait_healthy(proc, base)
         workers = psutil.Process(proc.pid).children()
         assert len(workers) == 2
         bodies = [
@@ -484,7 +471,7 @@ def test_a_compute_worker_that_dies_is_replaced(built: tuple[Path, Snapshot]) ->
     base = f"http://127.0.0.1:{port}"
     body = {"seeds": ["Rock Artist 0"], "n": 3, "model": MODEL}
     try:
-        _wait_healthy(proc, base)
+        wait_healthy(proc, base)
         first = psutil.Process(proc.pid).children()
         first[0].kill()
         deadline = time.monotonic() + 10
@@ -801,7 +788,7 @@ def test_sigterm_to_the_process_group_stops_the_server_without_restarting_worker
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(proc, base)
+        wait_healthy(proc, base)
         assert httpx.get(f"{base}/health", timeout=5).json()["workers"] == 2
         workers = psutil.Process(proc.pid).children()
         os.killpg(proc.pid, signal.SIGTERM)

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from segue.service import MAX_NAME_LOOKUPS, MAX_PLAYLIST_LINKS, Service
-from tests._serving_home import MODEL, build_home
+from tests._serving_home import MODEL, build_home, wait_healthy
 
 with warnings.catch_warnings():
     from starlette.exceptions import StarletteDeprecationWarning
@@ -67,16 +67,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-            assert time.monotonic() < deadline, "the server did not start"
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
+        wait_healthy(proc, base)
         yield base, home, secrets
     finally:
         proc.terminate()

@@ -14,6 +14,7 @@ import typer
 from rich.table import Table
 
 from segue import config
+from segue.cli import _spark
 from segue.cli._console import err, fail, out
 from segue.errors import InputFileError, SegueError
 
@@ -81,17 +82,9 @@ def register(app: typer.Typer) -> None:
             help="Refuse a file larger than this, in MiB once decompressed (a slice is about 33 MB).",
         ),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
-        engine: str = typer.Option(
-            "local", "--engine", help="local (this machine) or spark (Apache Spark: segue[spark])."
-        ),
-        spark_master: str = typer.Option(
-            "local[*]",
-            "--spark-master",
-            help="Spark master: local[*], spark://host:7077, yarn, k8s://...",
-        ),
-        spark_conf: list[str] = typer.Option(
-            None, "--spark-conf", help="Spark setting key=value (repeatable)."
-        ),
+        engine: str = _spark.ENGINE,
+        spark_master: str = _spark.SPARK_MASTER,
+        spark_conf: list[str] = _spark.SPARK_CONF,
         lake: str | None = typer.Option(
             None,
             "--lake",
@@ -106,9 +99,7 @@ def register(app: typer.Typer) -> None:
         """
         from segue.ingest import IngestReport, ingest_paths
 
-        if engine not in ("local", "spark"):
-            raise fail(f"--engine {engine!r}: expected 'local' or 'spark'", 2)
-        if engine == "spark":
+        if _spark.use_spark(engine):
             _ingest_spark(paths, skip_bad, salvage, quiet, spark_master, spark_conf or [], lake)
             return
         report = IngestReport()

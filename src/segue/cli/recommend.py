@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from segue import config
+from segue.cli import _spark
 from segue.cli._console import cell, err, fail, out
 from segue.errors import SegueError
 
@@ -130,17 +131,9 @@ def register(app: typer.Typer) -> None:
             "are then left out (reported stale by `segue models`) instead of fitted again.",
         ),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
-        engine: str = typer.Option(
-            "local", "--engine", help="local, or spark (als and popularity on Apache Spark)."
-        ),
-        spark_master: str = typer.Option(
-            "local[*]",
-            "--spark-master",
-            help="Spark master: local[*], spark://host:7077, yarn, k8s://...",
-        ),
-        spark_conf: list[str] = typer.Option(
-            None, "--spark-conf", help="Spark setting key=value (repeatable)."
-        ),
+        engine: str = _spark.ENGINE,
+        spark_master: str = _spark.SPARK_MASTER,
+        spark_conf: list[str] = _spark.SPARK_CONF,
         lake: str | None = typer.Option(
             None, "--lake", help="Where Spark reads the playlist rows (default: HOME/lake)."
         ),
@@ -152,9 +145,7 @@ def register(app: typer.Typer) -> None:
         # whatever the exit code asked), then raised. Inside a library's native code
         # (DuckDB reading the catalog) it can come back as that library's own error: the
         # flag tells an interrupt from a failure.
-        if engine not in ("local", "spark"):
-            raise fail(f"--engine {engine!r}: expected 'local' or 'spark'", 2)
-        if engine == "spark":
+        if _spark.use_spark(engine):
             _fit_spark(model or ["als", "popularity"], spark_master, spark_conf or [], lake)
             return
         interrupted = threading.Event()
