@@ -520,3 +520,28 @@ def test_plain_method_is_the_cosine_of_summed_plain_vectors(snapshot: Snapshot) 
     expected = np.lexsort((np.arange(cos.size), -cos))[:5]
     got, _ = PlainMethod().fit(snapshot).recommend(seeds, 5)
     assert got.tolist() == expected.tolist()
+
+
+def test_settings_are_chosen_once_per_snapshot_and_again_for_other_data(
+    snapshot: Snapshot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import copy
+
+    calls: list[int] = []
+    choose = content.choose_settings
+
+    def counting(model: content.ContentRecommender, snap: Snapshot) -> dict:
+        calls.append(id(snap))
+        return choose(model, snap)
+
+    monkeypatch.setattr(content, "choose_settings", counting)
+    monkeypatch.setattr(content, "_TUNED", {})
+    first = Model1(progress=False, tune_seconds=30).fit(snapshot)
+    again = Model1(progress=False, tune_seconds=30, max_per_artist=2).fit(snapshot)
+    assert len(calls) == 1 and again.chosen_ == first.chosen_  # same data, same parameters
+    Model1(progress=False, tune_seconds=31).fit(snapshot)  # another parameter tuning reads
+    assert len(calls) == 2
+    other = copy.copy(snapshot)  # same manifest (and snapshot id), other rows
+    other.interactions = snapshot.interactions.copy()
+    Model1(progress=False, tune_seconds=30).fit(other)
+    assert len(calls) == 3

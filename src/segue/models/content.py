@@ -34,6 +34,7 @@ import json
 import math
 import sys
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
@@ -765,7 +766,34 @@ def _say(model: ContentRecommender, message: str) -> None:
         print(f"{model.name}: {message}", file=sys.stderr, flush=True)
 
 
+#: Settings chosen in this process, by model class and the parameters tuning reads, with
+#: the snapshot's arrays they were chosen on (weak references: a copy of a snapshot given other
+#: arrays is another snapshot). A build that fits the hybrid (whose content model is Model 1)
+#: and Model 1 on one snapshot tunes once.
+_TUNED: dict[tuple[Any, ...], tuple[tuple[weakref.ref[Any], ...], dict[str, Any]]] = {}
+#: Parameters that do not change what tuning chooses.
+_NOT_TUNING = frozenset({"progress", "max_per_artist"})
+
+
 def tune_content(model: ContentRecommender, snapshot: Snapshot) -> dict[str, Any]:
+    """:func:`choose_settings`, once per model class, tuning parameters and snapshot object
+    in this process (the same data and parameters give the same choice)."""
+    params = {k: v for k, v in model.get_params().items() if k not in _NOT_TUNING}
+    key = (type(model).__name__, repr(sorted(params.items())), snapshot.snapshot_id)
+    parts = (snapshot.interactions, snapshot.tracks, snapshot.artists)
+    if key in _TUNED:
+        refs, chosen = _TUNED[key]
+        if all(ref() is part for ref, part in zip(refs, parts, strict=True)):
+            _say(model, "settings chosen for this snapshot earlier in this run, used again")
+            return copy.deepcopy(chosen)
+    chosen = choose_settings(model, snapshot)
+    if len(_TUNED) >= 8:
+        _TUNED.clear()
+    _TUNED[key] = (tuple(weakref.ref(part) for part in parts), copy.deepcopy(chosen))
+    return chosen
+
+
+def choose_settings(model: ContentRecommender, snapshot: Snapshot) -> dict[str, Any]:
     """Choose ``model``'s settings by self-supervised validation on the catalog's playlists.
 
     Up to ``tune_playlists`` playlists keep 1-25 of their tracks as seeds and hide the rest
