@@ -7,18 +7,11 @@ comes only from :class:`rich.text.Text` built here (:func:`error`, :func:`warn`,
 or by a caller that passes ``markup=True`` on a string it wrote itself with
 :func:`rich.markup.escape` around every user part. Table cells go through :func:`cell`.
 
-Lines still written the older way, ``err.print(f"[red]error:[/red] {exc}")``, keep working: on
-the stderr console a leading ``[style]label:[/style]`` (error, warning, skipped, note) is drawn as
-a styled label and everything after it is printed literally.
-
 ``stderr=True`` makes rich look up ``sys.stderr`` at write time, so test runners that swap the
 streams see the output.
 """
 
 from __future__ import annotations
-
-import re
-from typing import Any
 
 import typer
 from rich.console import Console
@@ -26,27 +19,8 @@ from rich.text import Text
 
 from segue.providers.redact import redact
 
-_LEGACY_LABEL = re.compile(
-    r"^\[(?P<style>red|yellow|green|bold|dim|bold red)\]"
-    r"(?P<label>error:|warning:|skipped:|note:)\[/(?P=style)?\]"
-)
-
-
-class _Console(Console):
-    """A console with markup off that still draws the legacy ``[red]error:[/red]`` label."""
-
-    def print(self, *objects: Any, markup: bool | None = None, **kwargs: Any) -> None:
-        if markup is None and objects and isinstance(objects[0], str) and self.stderr:
-            found = _LEGACY_LABEL.match(objects[0])
-            if found is not None:
-                rest = redact(objects[0][found.end() :])
-                label = Text.assemble((found["label"], found["style"]), rest)
-                objects = (label, *objects[1:])
-        super().print(*objects, markup=markup, **kwargs)
-
-
-err = _Console(stderr=True, soft_wrap=True, highlight=False, markup=False, emoji=False)
-out = _Console(soft_wrap=True, highlight=False, markup=False, emoji=False)
+err = Console(stderr=True, soft_wrap=True, highlight=False, markup=False, emoji=False)
+out = Console(soft_wrap=True, highlight=False, markup=False, emoji=False)
 
 
 def cell(value: object) -> Text:

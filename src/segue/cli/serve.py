@@ -176,9 +176,7 @@ def run_app(*, host: str, port: int, open_browser: bool, command: str) -> int:
     url = f"http://{url_host}:{port}"
     problem = listen_problem(host, port)
     if problem is not None:
-        err.print(
-            f"[red]error:[/red] {_port_message(host, port, command, problem)}", highlight=False
-        )
+        error(f"{_port_message(host, port, command, problem)}")
         return 1
     home = config.home().resolve()
     env = dict(os.environ)
@@ -207,10 +205,9 @@ def run_app(*, host: str, port: int, open_browser: bool, command: str) -> int:
         deadline = time.monotonic() + APP_START_TIMEOUT
         while proc.poll() is None and not _answers(url):
             if time.monotonic() > deadline:
-                err.print(
-                    f"[red]error:[/red] the web app did not answer at {url} within "
-                    f"{APP_START_TIMEOUT:.0f} s; stopping it",
-                    highlight=False,
+                error(
+                    f"the web app did not answer at {url} within "
+                    f"{APP_START_TIMEOUT:.0f} s; stopping it"
                 )
                 proc.terminate()
                 break
@@ -227,13 +224,9 @@ def run_app(*, host: str, port: int, open_browser: bool, command: str) -> int:
         problem = listen_problem(host, port) if code != 0 else None
         if problem is not None:
             # Another program took the port between segue's check and the server's start.
-            err.print(
-                f"[red]error:[/red] {_port_message(host, port, command, problem)}", highlight=False
-            )
+            error(f"{_port_message(host, port, command, problem)}")
         elif code != 0:
-            err.print(
-                f"[red]error:[/red] the web app stopped (exit status {code})", highlight=False
-            )
+            error(f"the web app stopped (exit status {code})")
         return 0 if code == 0 else 1
     except KeyboardInterrupt:
         proc.terminate()
@@ -357,10 +350,7 @@ def register(app: typer.Typer) -> None:
         host = "127.0.0.1"
         problem = listen_problem(host, port)
         if problem is not None:  # before the first run's build, not after it
-            err.print(
-                f"[red]error:[/red] {_port_message(host, port, 'segue demo', problem)}",
-                highlight=False,
-            )
+            error(f"{_port_message(host, port, 'segue demo', problem)}")
             raise typer.Exit(1)
         _demo_home()
         raise typer.Exit(
