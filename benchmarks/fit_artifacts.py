@@ -30,9 +30,9 @@ def _du(path: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from segue import artifacts
+    from segue.core import artifacts
     from segue.models.registry import model_class, save_model
-    from segue.snapshot import content_id
+    from segue.snapshot.arrays import content_id
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--playlists", type=int, default=20_000)

@@ -52,7 +52,7 @@ from serve import (  # a sibling script, not a package
 
 def hostile_bodies(home: Path, model: str) -> list[tuple[str, bytes]]:
     """(kind, raw body) of each hostile request."""
-    from segue.service import MAX_NAME_LOOKUPS
+    from segue.service.engine import MAX_NAME_LOOKUPS
 
     def body(**fields: object) -> bytes:
         return orjson.dumps({"model": model, **fields})

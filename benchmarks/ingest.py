@@ -27,7 +27,7 @@ FULL_MPD_SLICES = 1_000
 def child(catalog_path: str, paths: list[str]) -> None:
     """Ingest ``paths`` into a new catalog; print one JSON line with the figures."""
     from segue.catalog import Catalog
-    from segue.ingest import ingest_paths
+    from segue.catalog.ingest import ingest_paths
 
     started = time.perf_counter()
     with Catalog.open(catalog_path, bulk=True) as catalog:  # as `segue ingest` opens it
@@ -115,7 +115,7 @@ def main() -> None:
     if args.repeat < 1:
         parser.error(f"--repeat must be positive, got {args.repeat}")
 
-    from segue import synth
+    from segue.formats import synth
 
     tmp = None
     if args.keep is None:

@@ -27,7 +27,7 @@ the cores: the figures are a floor. ``--profile`` also profiles the recommend pa
 (no HTTP) and prints where the time goes.
 
     python benchmarks/serve.py                      # demo catalog, default model
-    python benchmarks/serve.py --workers 2          # two compute processes (segue.pool)
+    python benchmarks/serve.py --workers 2          # two compute processes (segue.wire.pool)
     python benchmarks/serve.py --home ~/segue --model itemknn --requests 300
 """
 
@@ -111,20 +111,20 @@ def free_port() -> int:
 def prepare_home(home: Path | None) -> Path:
     """The home to serve: ``home`` as given, else the demo home (built when missing)."""
     if home is not None:
-        from segue.artifacts import current
+        from segue.core.artifacts import current
 
         if not (current(home).snapshot_dir / "manifest.json").exists():
             sys.exit(f"error: no built snapshot under {home}: run `segue --home {home} fit` first")
         return home
-    from segue.demo_setup import ensure_demo_ready
+    from segue.fitting.demo import ensure_demo_ready
 
     return ensure_demo_ready(log=lambda m: print(m, file=sys.stderr))
 
 
 def playlists(home: Path, count: int, length: int, seed: int) -> list[list[str]]:
     """``count`` seed lists of ``length`` track URIs, each from one catalog playlist."""
-    from segue.artifacts import current
-    from segue.snapshot import Snapshot
+    from segue.core.artifacts import current
+    from segue.snapshot.arrays import Snapshot
 
     snap = Snapshot.load(current(home).snapshot_dir)
     rng = np.random.default_rng(seed)
@@ -273,7 +273,7 @@ def profile(home: Path, bodies: list[dict[str, object]], model: str, repeat: int
     import cProfile
     import pstats
 
-    from segue.service import Service
+    from segue.service.engine import Service
 
     service = Service(home, grow=False)
     first = bodies[0]

@@ -92,17 +92,17 @@ def spark_args(cores: int) -> list[str]:
 
 # the dev split --------------------------------------------------------------------------------
 def dev(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    from segue import artifacts, config
     from segue.catalog import Catalog
+    from segue.catalog.ingest import ingest_paths
+    from segue.core import artifacts, config
     from segue.evaluation import make_challenge
     from segue.evaluation.challenge import run_challenge, score_submission
     from segue.evaluation.pipeline import write_seed_slice
     from segue.evaluation.runner import recommend_fn_for
-    from segue.ingest import ingest_paths
     from segue.models.als import ALSRecommender
     from segue.models.registry import load_model
-    from segue.snapshot import Snapshot
-    from segue.snapshot_build import build_snapshot
+    from segue.snapshot.arrays import Snapshot
+    from segue.snapshot.from_catalog import build_snapshot
     from segue.spark.session import start
     from segue.spark.train import ALSParams, fit_on_spark
 

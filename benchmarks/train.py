@@ -5,9 +5,9 @@
     python benchmarks/train.py --sizes 1000000 --cache /tmp/train-bench   # keep the snapshots
     python benchmarks/train.py --sizes 1000000 --models hybrid --home /tmp/full-home  # servable
 
-Data: MPD-shaped playlists from the sampler of :mod:`segue.synth` (``SynthCatalog`` and the
+Data: MPD-shaped playlists from the sampler of :mod:`segue.formats.synth` (``SynthCatalog`` and the
 per-slice draw behind ``segue synth``: lengths, Zipf popularity, genre clusters, titles from
-the cluster vocabulary), turned straight into a :class:`~segue.snapshot.Snapshot` instead of
+the cluster vocabulary), turned straight into a :class:`~segue.snapshot.arrays.Snapshot` instead of
 being written as JSON and ingested. That skips only the file round trip (see
 ``benchmarks/ingest.py`` for ingest) and gives the same playlists and tracks.
 
@@ -61,8 +61,8 @@ def build_snapshot(n_playlists: int, seed: int) -> Any:
     """A snapshot of ``n_playlists`` synthetic MPD playlists, drawn slice by slice."""
     import pandas as pd
 
-    from segue import synth
-    from segue.snapshot import Snapshot
+    from segue.formats import synth
+    from segue.snapshot.arrays import Snapshot
 
     catalog = synth.SynthCatalog.build(synth.default_catalog_size(n_playlists), seed)
     rows_p: list[np.ndarray] = []
@@ -111,7 +111,7 @@ def worker_fit(
     model_name: str, cache: Path, queries: int, seed: int, home: Path | None = None
 ) -> dict[str, Any]:
     from segue.models.registry import model_class, save_model
-    from segue.snapshot import Snapshot
+    from segue.snapshot.arrays import Snapshot
 
     snap = Snapshot.load(cache)
     loaded_rss = _rss()

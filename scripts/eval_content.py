@@ -40,7 +40,7 @@ import pandas as pd
 from segue.evaluation.metrics import ndcg, r_precision
 from segue.models.content import ContentRecommender, Model1, Model2, OriginalScoring, PlainMethod
 from segue.models.popularity import PopularityRecommender, RandomRecommender
-from segue.snapshot import AUDIO_FEATURES, Snapshot
+from segue.snapshot.arrays import AUDIO_FEATURES, Snapshot
 
 REPO = Path(__file__).resolve().parents[1]
 #: The TidyTuesday table bundled with segue (the same rows as

@@ -23,9 +23,9 @@ from pathlib import Path
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="segue-fit-time-") as tmp:
         os.environ["SEGUE_DEMO_HOME"] = str(Path(tmp) / "demo")
-        from segue import config
-        from segue.build import build_snapshot_from_catalog
-        from segue.demo import ensure_demo_catalog
+        from segue.catalog.bundled import ensure_demo_catalog
+        from segue.core import config
+        from segue.fitting.build import build_snapshot_from_catalog
         from segue.models.hybrid import HybridRecommender
 
         home = Path(tmp) / "demo"

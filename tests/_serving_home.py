@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from segue.models.registry import fit_model
-from segue.snapshot import Snapshot
+from segue.snapshot.arrays import Snapshot
 
 _B62 = string.digits + string.ascii_letters
 CLUSTERS = ("chill", "rock", "rap", "country")

@@ -94,7 +94,7 @@ def write_slice(path: Path, playlists: list[dict[str, Any]]) -> Path:
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh segue home for this test (SEGUE_HOME and the process-wide override)."""
-    from segue import config
+    from segue.core import config
 
     h = tmp_path / "home"
     monkeypatch.setenv("SEGUE_HOME", str(h))

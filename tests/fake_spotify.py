@@ -968,11 +968,16 @@ def write_mpd_slice(
 # -- segue clients pointed at the fake, with short timeouts and backoff ----------------------
 
 CAP = 1.0  # the Retry-After cap used in tests (seconds)
-TIMEOUT = 0.3  # client timeout in tests (seconds)
+TIMEOUT = 2.0  # client timeout in tests (seconds): generous, a loaded CI machine answers late
+SHORT_TIMEOUT = 0.3  # for the tests about timeouts: a "slow" answer waits longer than this
 
 
 def fast_policy(**overrides: Any) -> Any:
-    """A retry policy with short waits: 3 tries, 10 ms backoff base, 1 s Retry-After cap."""
+    """A retry policy with short waits: 3 tries, 10 ms backoff base, 1 s Retry-After cap.
+
+    Tests about timeouts pass ``timeout=SHORT_TIMEOUT``; the others keep a timeout long enough
+    that a busy machine never turns one answer into a retry (and a request count off by one).
+    """
     from segue.providers.base import RetryPolicy
 
     params: dict[str, Any] = dict(
@@ -983,7 +988,7 @@ def fast_policy(**overrides: Any) -> Any:
 
 
 def settings_for(fake: FakeSpotify) -> Any:
-    from segue.config import NetworkSettings
+    from segue.core.config import NetworkSettings
 
     return NetworkSettings(fake.api_base, fake.token_url, fake.audio_base, CAP, TIMEOUT)
 
@@ -1013,7 +1018,7 @@ def env_for(fake: FakeSpotify, **kwargs: Any) -> dict[str, str]:
 
 def without_credentials(monkeypatch: Any, tmp_path: Path) -> None:
     """No Spotify credentials anywhere segue looks (environment, Spotify.yaml, home)."""
-    from segue import config
+    from segue.core import config
 
     for name in ("SPOTIPY_CLIENT_ID", "SPOTIPY_CLIENT_SECRET", "SEGUE_SPOTIFY_YAML"):
         monkeypatch.delenv(name, raising=False)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from segue.models.als import ALSRecommender
-from segue.snapshot import Snapshot
+from segue.snapshot.arrays import Snapshot
 from tests.test_itemknn import cluster_snapshot
 
 

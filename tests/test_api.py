@@ -18,11 +18,11 @@ import httpx
 import pytest
 from starlette.exceptions import StarletteDeprecationWarning
 
-from segue import pool
-from segue.api import RecommendResponse, TrackOut, create_app, public_message
-from segue.errors import CatalogError
-from segue.service import Service
-from segue.snapshot import Snapshot
+from segue.api.app import RecommendResponse, TrackOut, create_app, public_message
+from segue.core.errors import CatalogError
+from segue.service.engine import Service
+from segue.snapshot.arrays import Snapshot
+from segue.wire import pool
 from tests._serving_home import MODEL, build_home, wait_healthy
 
 with warnings.catch_warnings():
@@ -280,7 +280,7 @@ def test_public_message_hides_paths_but_keeps_links() -> None:
 
 
 def test_public_text_keeps_a_seeds_own_brackets_and_the_colon_after_a_path() -> None:
-    from segue.api import public_text
+    from segue.api.app import public_text
 
     assert public_text("unknown: [/]: no name") == "unknown: [/]: no name"
     assert public_text("unknown: [bold red]x[/]: no name") == "unknown: [bold red]x[/]: no name"
@@ -324,7 +324,7 @@ def test_get_track_by_id_uri_or_link(client: TestClient, snap: Snapshot) -> None
 def test_the_service_and_its_models_are_loaded_once(
     built: tuple[Path, Snapshot], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import segue.service as service_module
+    import segue.service.engine as service_module
 
     loads: list[str] = []
     real = service_module.load_model
@@ -685,7 +685,8 @@ def test_uvicorn_workers_elsewhere_get_the_home(
     environment."""
     import uvicorn
 
-    from segue import config, serving
+    from segue.core import config
+    from segue.wire import serving
 
     seen: dict[str, object] = {}
 
@@ -699,7 +700,7 @@ def test_uvicorn_workers_elsewhere_get_the_home(
     with config.temporary_home(tmp_path / "home"):
         serving._uvicorn_workers("127.0.0.1", 8123, 3)
     assert seen["home"] == str(tmp_path / "home")
-    assert seen["app"] == "segue.serving:create_served_app" and seen["workers"] == 3
+    assert seen["app"] == "segue.wire.serving:create_served_app" and seen["workers"] == 3
 
 
 def test_a_dead_workers_unstarted_requests_go_to_its_replacement(
@@ -826,7 +827,7 @@ def test_serve_says_when_the_port_is_taken(built: tuple[Path, Snapshot]) -> None
 
 
 def test_messages_in_a_response_show_no_server_path() -> None:
-    from segue.service import Recommendation
+    from segue.service.engine import Recommendation
 
     rec = Recommendation(
         model=MODEL,

@@ -18,8 +18,8 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import status_code_conformance
 
-from segue.api import create_app
-from segue.service import service_for_api
+from segue.api.app import create_app
+from segue.service.engine import service_for_api
 
 #: Cases per operation (five operations): enough to reach every field, quick on two cores.
 EXAMPLES = 60

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from segue.service import MAX_NAME_LOOKUPS, MAX_PLAYLIST_LINKS, Service
+from segue.service.engine import MAX_NAME_LOOKUPS, MAX_PLAYLIST_LINKS, Service
 from tests._serving_home import MODEL, build_home, wait_healthy
 
 with warnings.catch_warnings():
@@ -268,7 +268,7 @@ def test_huge_headers_are_refused(server: tuple[str, Path, Path]) -> None:
 def test_a_slow_body_is_cut_off(server: tuple[str, Path, Path]) -> None:
     """A client that announces a body and sends it a byte at a time is answered 408 once the
     body timeout passes (10 s), and the server still answers others meanwhile."""
-    from segue.api import BODY_TIMEOUT
+    from segue.api.app import BODY_TIMEOUT
 
     base, _, _ = server
     port = int(base.rsplit(":", 1)[1])
@@ -325,11 +325,11 @@ def test_every_unknown_says_why(server: tuple[str, Path, Path]) -> None:
 
 
 def test_the_spotify_model_says_credentials_are_missing(tmp_path: Path) -> None:
-    from segue.service import service_for_api
+    from segue.service.engine import service_for_api
 
     home = tmp_path / "home"
     build_home(home)
-    from segue.api import create_app
+    from segue.api.app import create_app
 
     env = _clean_env(tmp_path)
     saved = dict(os.environ)

@@ -15,7 +15,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from segue.errors import InputFileError
+from segue.core.errors import InputFileError
 from segue.evaluation.challenge import (
     CATEGORIES,
     CATEGORY_BY_NUMBER,
@@ -834,7 +834,7 @@ def test_recommend_fn_for_a_model() -> None:
     import pandas as pd
 
     from segue.evaluation.runner import popularity_fallback, recommend_fn_for
-    from segue.snapshot import Snapshot
+    from segue.snapshot.arrays import Snapshot
 
     tracks = pd.DataFrame({"track_id": [tid(i) for i in range(6)]})
     playlists = pd.DataFrame({"pid": [0, 1, 2]})
@@ -890,7 +890,7 @@ def test_evaluate_reports_a_failing_model_and_goes_on(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from segue.errors import SegueError
+    from segue.core.errors import SegueError
     from segue.evaluation.pipeline import evaluate
     from segue.models import registry
 

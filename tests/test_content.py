@@ -19,7 +19,7 @@ from segue.models.content import (
     fast_top_n,
 )
 from segue.models.popularity import PopularityRecommender, RandomRecommender
-from segue.snapshot import Snapshot
+from segue.snapshot.arrays import Snapshot
 
 N = 40
 
@@ -482,7 +482,7 @@ def test_too_few_playlists_fall_back_to_the_plain_weighting_and_say_so(
 ) -> None:
     from segue.models.content import MIN_TUNE_PLAYLISTS
     from segue.models.registry import save_model
-    from segue.service import Service
+    from segue.service.engine import Service
 
     model = Model1(progress=False).fit(snapshot)
     assert f"fewer than {MIN_TUNE_PLAYLISTS}" in model.chosen_["how"]
@@ -503,7 +503,7 @@ def test_plain_method_is_the_cosine_of_summed_plain_vectors(snapshot: Snapshot) 
     from sklearn.preprocessing import MinMaxScaler
 
     from segue.models.content import PlainMethod
-    from segue.snapshot import AUDIO_FEATURES
+    from segue.snapshot.arrays import AUDIO_FEATURES
 
     t = snapshot.tracks
     cols = [c for c in AUDIO_FEATURES if t[c].notna().any()]

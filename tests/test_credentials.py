@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from segue import config
+from segue.core import config
 from segue.providers.base import ProviderError
 from segue.providers.credentials import (
     Credentials,
@@ -21,7 +21,9 @@ from tests.fake_spotify import (
     BASIC_HEADER,
     CLIENT_ID,
     CLIENT_SECRET,
+    SHORT_TIMEOUT,
     FakeSpotify,
+    fast_policy,
     make_world,
     provider_for,
 )
@@ -134,7 +136,7 @@ def test_no_credential_in_logs_errors_or_reprs_across_failures(caplog, capfd):
     texts: list[str] = []
     with FakeSpotify(world) as fake:
         ids = world.track_ids()[:5]
-        provider = provider_for(fake)
+        provider = provider_for(fake, policy=fast_policy(timeout=SHORT_TIMEOUT))
         texts.append(repr(provider))
         texts.append(repr(provider._auth))
         texts.append(repr(vars(provider)))

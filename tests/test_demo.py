@@ -11,9 +11,15 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from segue import config
 from segue.catalog import Catalog
-from segue.demo import demo_home, demo_info, demo_table_path, ensure_demo_catalog, is_demo_catalog
+from segue.catalog.bundled import (
+    demo_home,
+    demo_info,
+    demo_table_path,
+    ensure_demo_catalog,
+    is_demo_catalog,
+)
+from segue.core import config
 from tests.conftest import REPO, shared
 
 # Measured on the bundled table (= the TidyTuesday CSV): 32,833 rows, 471 playlists,
@@ -140,13 +146,13 @@ def test_ensure_demo_catalog_is_idempotent(demo: Path) -> None:
 
 
 def test_a_failed_build_leaves_no_catalog(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import segue.demo
+    import segue.catalog.bundled
 
     def boom(path: Path, table: Path) -> dict[str, int]:
         path.write_bytes(b"half")
         raise RuntimeError("interrupted")
 
-    monkeypatch.setattr(segue.demo, "build_demo_catalog", boom)
+    monkeypatch.setattr(segue.catalog.bundled, "build_demo_catalog", boom)
     with pytest.raises(RuntimeError):
         ensure_demo_catalog(tmp_path / "h")
     assert list((tmp_path / "h").iterdir()) == []
@@ -160,8 +166,8 @@ def test_demo_home(home: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
 
 
 def test_snapshot_and_crowd_tags_from_the_demo(demo: Path) -> None:
-    from segue.providers.catalog_facts import crowd_tags, track_popularity
-    from segue.snapshot_build import build_snapshot
+    from segue.catalog.derived import crowd_tags, track_popularity
+    from segue.snapshot.from_catalog import build_snapshot
 
     with Catalog.open(demo, read_only=True) as catalog:
         snap = build_snapshot(catalog)
@@ -197,7 +203,7 @@ def test_build_script_is_reproducible(tmp_path: Path) -> None:
 
 
 def test_a_default_model_that_does_not_load_is_not_ready(tmp_path: Path) -> None:
-    from segue.demo_setup import demo_ready
+    from segue.fitting.demo import demo_ready
 
     model_dir = tmp_path / "artifacts" / "models" / "hybrid"
     assert not demo_ready(tmp_path)
@@ -212,7 +218,7 @@ def test_a_demo_catalog_of_another_schema_is_kept_aside_and_rebuilt(
     import duckdb
 
     from segue.catalog.core import SCHEMA_VERSION, schema_version_of
-    from segue.demo_setup import _set_aside_old_catalog
+    from segue.fitting.demo import _set_aside_old_catalog
 
     home = tmp_path / "home"
     home.mkdir()

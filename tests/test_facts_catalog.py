@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 
 from segue.catalog import Catalog
-from segue.facts import ArtistFacts, ArtistRef, AudioFeatures, TrackFacts
-from segue.ingest import ingest_paths
-from segue.providers import catalog_facts as cf
-from segue.snapshot import Snapshot
+from segue.catalog import derived as cf
+from segue.catalog.ingest import ingest_paths
+from segue.core.records import ArtistFacts, ArtistRef, AudioFeatures, TrackFacts
+from segue.snapshot.arrays import Snapshot
 from tests.conftest import fake_id, make_playlists, write_slice
 
 RNG = random.Random(7)
@@ -480,7 +480,7 @@ def test_catalog_facts_from_a_snapshot() -> None:
 
 
 def test_catalog_popularity_matches_the_snapshot(tmp_path: Path, catalog: Catalog) -> None:
-    from segue.snapshot_build import build_snapshot
+    from segue.snapshot.from_catalog import build_snapshot
 
     ingest_paths(
         catalog, [write_slice(tmp_path / "s.json", make_playlists(8, seed=6))], progress=False

@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from segue.errors import NotFittedError
-from segue.features import (
+from segue.core.errors import NotFittedError
+from segue.snapshot.arrays import Snapshot
+from segue.snapshot.features import (
     BLOCKS,
     SOURCE_GENRES,
     SOURCE_NONE,
@@ -21,7 +22,6 @@ from segue.features import (
     crowd_tags,
     duplicate_groups,
 )
-from segue.snapshot import Snapshot
 
 
 def small_snapshot(*, audio: bool = True) -> Snapshot:

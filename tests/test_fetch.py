@@ -18,8 +18,8 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from segue.catalog import Catalog
-from segue.fetch import ERROR_LOG_NAME, grow_catalog, import_playlist, run_fetch
-from segue.ingest import ingest_paths
+from segue.catalog.fetch import ERROR_LOG_NAME, grow_catalog, import_playlist, run_fetch
+from segue.catalog.ingest import ingest_paths
 from segue.providers.audio_service import AudioFeatureService
 from tests.fake_spotify import (
     CAP,

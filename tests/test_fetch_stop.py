@@ -11,8 +11,8 @@ import pytest
 from rich.console import Console
 
 from segue.catalog import Catalog
-from segue.fetch import ERROR_LOG_NAME, run_fetch
-from segue.ingest import ingest_paths
+from segue.catalog.fetch import ERROR_LOG_NAME, run_fetch
+from segue.catalog.ingest import ingest_paths
 from segue.providers.audio_service import AudioFeatureService
 from tests.fake_spotify import (
     FakeSpotify,

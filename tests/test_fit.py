@@ -21,13 +21,13 @@ import pytest
 from starlette.exceptions import StarletteDeprecationWarning
 from typer.testing import CliRunner
 
-from segue import artifacts
-from segue.build import build
 from segue.catalog import Catalog
+from segue.catalog.ingest import ingest_paths
 from segue.cli import app
 from segue.cli._registry import register_all
-from segue.ingest import ingest_paths
-from segue.service import Service
+from segue.core import artifacts
+from segue.fitting.build import build
+from segue.service.engine import Service
 from tests.conftest import make_playlists, write_slice
 
 with warnings.catch_warnings():
@@ -180,7 +180,8 @@ def test_a_failing_model_switches_nothing(base: dict[str, Any], home: Path) -> N
 _CHILD = """
 import os, sys, time
 import numpy as np
-from segue import artifacts, build as build_module
+from segue.core import artifacts
+from segue.fitting import build as build_module
 point = sys.argv[1]
 
 def pause():
@@ -360,7 +361,7 @@ def _damage(home: Path, how: str) -> str:
 def test_a_damaged_artifact_is_named_with_its_rebuild_command_everywhere(
     base: dict[str, Any], home: Path, how: str
 ) -> None:
-    from segue.api import create_app
+    from segue.api.app import create_app
 
     name = _damage(home, how)
     snapshot = "snapshot" in how or "tracks" in how

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from segue.errors import NotFittedError
+from segue.core.errors import NotFittedError
 from segue.models.hybrid import FEATURES, HybridRecommender
-from segue.snapshot import Snapshot
+from segue.snapshot.arrays import Snapshot
 
 N_CLUSTERS, PER_CLUSTER = 4, 40
 NAMES = ("workout", "chill vibes", "country", "rap")

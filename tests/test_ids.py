@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from segue import ids
-from segue.ids import Kind
+from segue.core import ids
+from segue.core.ids import Kind
 
 B62 = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 spotify_ids = st.text(alphabet=B62, min_size=22, max_size=22)

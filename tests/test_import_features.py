@@ -16,15 +16,15 @@ import pytest
 from typer.testing import CliRunner
 
 from segue.catalog import Catalog
-from segue.cli import app
-from segue.cli._registry import register_all
-from segue.errors import InputFileError
-from segue.providers.tables import (
+from segue.catalog.tables import (
     genre_style,
     import_feature_table,
     parse_genres,
     read_feature_table,
 )
+from segue.cli import app
+from segue.cli._registry import register_all
+from segue.core.errors import InputFileError
 from tests.conftest import fake_id, shared
 
 register_all(app)

@@ -17,12 +17,12 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from segue.catalog import SCHEMA_VERSION, Catalog
-from segue.catalog.mpd import KnownIds
+from segue.catalog.ingest import ingest_paths
+from segue.catalog.playlists import KnownIds
 from segue.cli import app
 from segue.cli._registry import register_all
-from segue.errors import CatalogError, InputFileError
-from segue.ingest import ingest_paths
-from segue.mpd import read_slice
+from segue.core.errors import CatalogError, InputFileError
+from segue.formats.mpd import read_slice
 from tests.conftest import make_playlists, shared, write_slice
 
 register_all(app)
@@ -259,7 +259,7 @@ def test_two_processes_share_one_catalog(tmp_path: Path) -> None:
         for i in range(4)
     ]
     code = (
-        "import sys; from segue.catalog import Catalog; from segue.ingest import ingest_paths\n"
+        "import sys; from segue.catalog import Catalog; from segue.catalog.ingest import ingest_paths\n"
         "with Catalog.open(sys.argv[1], wait=60) as c: ingest_paths(c, sys.argv[2:], progress=False)\n"
     )
     procs = [
@@ -320,7 +320,7 @@ def test_real_dev_files_stats(tmp_path: Path, home: Path) -> None:
 
 @pytest.mark.parametrize("full", [True, False])
 def test_fast_reader_equals_the_exact_reader(tmp_path: Path, full: bool) -> None:
-    from segue.mpd import read_slice_data
+    from segue.formats.mpd import read_slice_data
 
     pls = make_playlists(20, seed=5, full=full)
     pls[3]["description"] = "road trip \u00e9t\u00e9 \U0001f697"
@@ -397,7 +397,7 @@ def _edge_slice(case: str) -> bytes:
 def test_fast_reader_agrees_on_unusual_files(case: str) -> None:
     """Whatever the JSON reader of the fast path accepts, the result or the error is the one
     the exact path gives."""
-    from segue.mpd import read_slice_data
+    from segue.formats.mpd import read_slice_data
 
     data = _edge_slice(case)
     outcomes = []
@@ -412,7 +412,7 @@ def test_fast_reader_agrees_on_unusual_files(case: str) -> None:
 
 
 def test_real_files_read_the_same_both_ways() -> None:
-    from segue.mpd import read_bytes, read_slice_data
+    from segue.formats.mpd import read_bytes, read_slice_data
 
     path = shared("mpd", "mpd.slice.0-999.first29.json")
     data = read_bytes(path)
@@ -465,7 +465,7 @@ def _resume_matches_a_clean_run(tmp_path: Path, path: Path, files: list[Path]) -
 def _ingest_child(code: str, path: Path, files: list[Path]) -> subprocess.Popen[bytes]:
     """A Python process running ``code`` (with ``sys``, ``Catalog`` and ``ingest_paths``
     imported) on the catalog ``path`` and ``files`` given as arguments."""
-    head = "import sys; from segue.catalog import Catalog; from segue.ingest import ingest_paths\n"
+    head = "import sys; from segue.catalog import Catalog; from segue.catalog.ingest import ingest_paths\n"
     return subprocess.Popen(
         [sys.executable, "-c", head + code, str(path), *map(str, files)],
         stdout=subprocess.PIPE,
@@ -526,7 +526,7 @@ def test_bulk_ingest_keeps_committed_files_when_it_stops_on_a_bad_one(tmp_path: 
     bad.write_text('{"playlists": [')
     path = tmp_path / "c.duckdb"
     code = (
-        "import os, sys; from segue.catalog import Catalog; from segue.ingest import ingest_paths\n"
+        "import os, sys; from segue.catalog import Catalog; from segue.catalog.ingest import ingest_paths\n"
         "c = Catalog.open(sys.argv[1], bulk=True)\n"
         "try:\n"
         "    ingest_paths(c, sys.argv[2:], progress=False)\n"
@@ -572,7 +572,7 @@ def test_run_keys_match_the_catalog_anti_joins(
     only, the run keys artists from memory too; a reduced first file (artists known by name
     only) sends every file's artists through SQL. ``split``: the first file in a run of its
     own, so the second run starts from the ids and artist keys already in the catalog."""
-    monkeypatch.setattr("segue.ingest.RUN_MIN_FILES", 1)
+    monkeypatch.setattr("segue.catalog.ingest.RUN_MIN_FILES", 1)
     files = [
         write_slice(tmp_path / "a.json", make_playlists(6, seed=1, full=first_full)),
         write_slice(tmp_path / "b.json", make_playlists(6, seed=2)),  # pids of a.json: refused
@@ -670,7 +670,7 @@ def test_normalise_names_property(names: list[str]) -> None:
 
 @given(st.lists(st.text(alphabet="0123456789abcdefABCDEF", min_size=22, max_size=22), max_size=30))
 def test_id_keys_tell_distinct_ids_apart(ids: list[str]) -> None:
-    from segue.mpd import fixed_ids, id_keys
+    from segue.formats.mpd import fixed_ids, id_keys
 
     fixed = fixed_ids(pa.array(ids, pa.string()))
     assert fixed is not None and [x.decode() for x in fixed] == ids
@@ -683,7 +683,7 @@ def test_id_keys_tell_distinct_ids_apart(ids: list[str]) -> None:
 
 
 def test_fixed_ids_refuse_other_lengths_and_nulls() -> None:
-    from segue.mpd import fixed_ids
+    from segue.formats.mpd import fixed_ids
 
     assert fixed_ids(pa.array(["A" * 22, "B" * 21], pa.string())) is None
     assert fixed_ids(pa.array(["A" * 22, None], pa.string())) is None
@@ -695,7 +695,7 @@ def test_fixed_ids_refuse_other_lengths_and_nulls() -> None:
 def test_distinct_rows_keep_first_rows_in_order(tmp_path: Path) -> None:
     """Tracks, artists and albums as the first row that names each, in file order; each
     track's artist is the artist of its first row."""
-    from segue.mpd import distinct_rows
+    from segue.formats.mpd import distinct_rows
 
     pls = make_playlists(30, seed=8)
     rows = read_slice(write_slice(tmp_path / "d.json", pls)).rows
@@ -737,7 +737,7 @@ def test_known_ids_carry_values() -> None:
 def test_buffered_reads_are_whole_and_do_not_leak_into_parsed_slices(tmp_path: Path) -> None:
     """The reused read buffer: files of any size in any order read whole (gzip too), and a
     slice parsed from it keeps its values once the buffer holds the next file."""
-    from segue.mpd import read_into_buffer, read_slice_data
+    from segue.formats.mpd import read_into_buffer, read_slice_data
 
     big = write_slice(tmp_path / "big.json", make_playlists(40, seed=11))
     small = write_slice(tmp_path / "small.json", make_playlists(3, seed=12, start_pid=500))
@@ -810,7 +810,7 @@ def test_a_file_that_grows_while_read_is_read_whole(
     import os
     import types
 
-    from segue.mpd import read_into_buffer
+    from segue.formats.mpd import read_into_buffer
 
     path = write_slice(tmp_path / "g.json", make_playlists(5, seed=13))
     real = os.fstat

@@ -21,9 +21,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from segue.catalog import Catalog
-from segue.errors import InputFileError
-from segue.ingest import ingest_paths
-from segue.mpd import FAST_MAX_DEPTH, gunzipped, one_shallow_object, read_slice_data
+from segue.catalog.ingest import ingest_paths
+from segue.core.errors import InputFileError
+from segue.formats.mpd import FAST_MAX_DEPTH, gunzipped, one_shallow_object, read_slice_data
 from tests.test_ingest import consistent, snapshot_of
 
 FUZZ = settings(

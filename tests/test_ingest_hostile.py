@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 from segue.catalog import Catalog
-from segue.errors import InputFileError
-from segue.ingest import ingest_paths
-from segue.mpd import (
+from segue.catalog.ingest import ingest_paths
+from segue.core.errors import InputFileError
+from segue.formats.mpd import (
     MAX_TEXT_BYTES,
     gunzipped,
     one_shallow_object,
@@ -400,10 +400,10 @@ def test_a_file_whose_name_looks_like_a_pattern_is_read_as_named(
 def test_structure_scan_across_piece_boundaries(
     monkeypatch: pytest.MonkeyPatch, text: bytes, expected: bool
 ) -> None:
-    import segue.mpd
+    import segue.formats.mpd
 
     for piece in (256 << 10, 1, 2, 3, 5):
-        monkeypatch.setattr(segue.mpd, "_SCAN_PIECE", piece)
+        monkeypatch.setattr(segue.formats.mpd, "_SCAN_PIECE", piece)
         assert one_shallow_object(text) is expected, piece
 
 
@@ -463,7 +463,7 @@ def test_ctrl_c_stops_after_whole_files_says_what_was_kept_and_a_rerun_completes
 _LIMITED_CHILD = """
 import resource, sys
 from segue.catalog import Catalog
-from segue.ingest import ingest_paths
+from segue.catalog.ingest import ingest_paths
 with Catalog.open(sys.argv[2], bulk=True) as cat:
     fields = dict(line.split(":", 1) for line in open("/proc/self/status"))
     mapped = int(fields["VmSize"].split()[0]) * 1024

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from segue.errors import InputFileError
-from segue.facts import ArtistRef
-from segue.ids import Kind, SpotifyRef
-from segue.inputs import InputPlaylist, parse_seed_text, read_playlist_file, read_playlists
+from segue.core.errors import InputFileError
+from segue.core.ids import Kind, SpotifyRef
+from segue.core.records import ArtistRef
+from segue.service.inputs import InputPlaylist, parse_seed_text, read_playlist_file, read_playlists
 from tests.conftest import fake_id, make_playlists, shared
 
 RNG = random.Random(21)

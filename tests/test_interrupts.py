@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from segue.catalog import Catalog
-from segue.ingest import ingest_paths
+from segue.catalog.ingest import ingest_paths
 from tests.fake_spotify import FakeSpotify, env_for, make_world, write_mpd_slice
 
 N_TRACKS = 60
@@ -275,7 +275,7 @@ def test_ctrl_c_during_self_growing_keeps_the_tracks_answered(home):
     """The service's self-growing (single lookups) keeps what was answered before Ctrl+C."""
     import threading
 
-    from segue.fetch import grow_catalog
+    from segue.catalog.fetch import grow_catalog
     from tests.fake_spotify import provider_for
 
     world = make_world(30, seed=4, n_artists=5)

@@ -16,7 +16,7 @@ from segue.models.itemknn import (
     prior_order,
     seed_matrix,
 )
-from segue.snapshot import Snapshot
+from segue.snapshot.arrays import Snapshot
 
 
 def cluster_snapshot(

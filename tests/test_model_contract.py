@@ -24,10 +24,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from segue.errors import NotFittedError
+from segue.core.errors import NotFittedError
 from segue.models.base import Recommender
 from segue.models.registry import MODELS, fit_model, load_model, model_class
-from segue.snapshot import Snapshot
+from segue.snapshot.arrays import Snapshot
 from tests.fake_spotify import FakeSpotify, env_for, parity_world
 
 #: Models that ask Spotify at query time: run against the fake server (:func:`spotify_fake`).

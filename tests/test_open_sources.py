@@ -14,9 +14,9 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from segue.catalog import Catalog
-from segue.fetch import ERROR_LOG_NAME, build_providers, run_fetch
-from segue.ingest import ingest_paths
-from segue.matching import (
+from segue.catalog.fetch import ERROR_LOG_NAME, build_providers, run_fetch
+from segue.catalog.ingest import ingest_paths
+from segue.catalog.matching import (
     Candidate,
     TrackKey,
     best_track,
@@ -24,13 +24,13 @@ from segue.matching import (
     normalise_artist,
     normalise_title,
 )
+from segue.core.redact import MASK
 from segue.providers.deezer import DeezerProvider
 from segue.providers.lastfm import LastfmProvider
 from segue.providers.musicbrainz import MusicBrainzProvider, lucene_phrase
 from segue.providers.ratelimit import RateLimiter
-from segue.providers.redact import MASK
 from tests.fake_open_sources import LASTFM_KEY, FakeOpenSources, catalog_world
-from tests.fake_spotify import fast_policy, write_mpd_slice
+from tests.fake_spotify import SHORT_TIMEOUT, fast_policy, write_mpd_slice
 
 FAST = RateLimiter(1000, 1.0)
 
@@ -155,7 +155,7 @@ def test_three_sources_fill_dates_and_genres_with_their_source(fake, catalog_pat
     assert any(line.startswith("musicbrainz matching:") and "2 unmatched" in line for line in lines)
     with Catalog.open(catalog_path) as catalog:
         counts = match_counts(catalog)
-        from segue.matching import genres_by_source
+        from segue.catalog.matching import genres_by_source
 
         assert genres_by_source(catalog) == {"musicbrainz": 7}
         isrcs = catalog.con.execute(
@@ -280,7 +280,8 @@ def test_deezer_quota_that_never_ends_stops_and_resumes(fake, catalog_path):
 def test_timeouts_and_malformed_bodies_are_logged_and_retried_later(fake, catalog_path):
     fake.fail("deezer", mode="slow", delay=0.6, times=3, path="/search")  # past the 0.3 s timeout
     fake.fail("mb", mode="malformed", times=1, path="/recording")
-    report, _ = _fetch(catalog_path, _providers(fake, "deezer", "musicbrainz"))
+    short = fast_policy(timeout=SHORT_TIMEOUT)
+    report, _ = _fetch(catalog_path, _providers(fake, "deezer", "musicbrainz", policy=short))
     assert report.failed_batches >= 2
     log = (catalog_path.parent / "logs" / ERROR_LOG_NAME).read_text()
     assert "no answer within the timeout" in log and "not valid JSON" in log

@@ -12,10 +12,10 @@ import typer
 from typer.testing import CliRunner
 
 from segue.catalog import Catalog
-from segue.fetch import ERROR_LOG_NAME
-from segue.ingest import ingest_paths
+from segue.catalog.fetch import ERROR_LOG_NAME
+from segue.catalog.ingest import ingest_paths
+from segue.core.redact import MASK, redact, register_secret
 from segue.providers.credentials import InsecureURLError, check_credential_url, is_loopback_host
-from segue.providers.redact import MASK, redact, register_secret
 from tests.fake_spotify import (
     CLIENT_ID,
     CLIENT_SECRET,
@@ -167,7 +167,7 @@ def test_insecure_token_url_is_refused_before_anything_is_sent(
 
 
 def test_insecure_token_url_given_to_the_provider_directly_stops_without_sending(fake):
-    from segue.config import NetworkSettings
+    from segue.core.config import NetworkSettings
     from segue.providers.credentials import Credentials
     from segue.providers.spotify import SpotifyProvider
     from tests.fake_spotify import fast_policy
@@ -269,7 +269,7 @@ def test_registered_values_are_redacted_anywhere():
 
 
 def test_a_next_link_to_another_host_is_not_followed_with_the_token(world):
-    from segue.fetch import fetch_playlist_tracks
+    from segue.catalog.fetch import fetch_playlist_tracks
     from segue.providers.base import ProviderError
 
     pid = next(iter(world.playlists))

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from segue.models.base import Recommender
-from segue.service import Filters, Service
-from segue.snapshot import Snapshot
+from segue.service.engine import Filters, Service
+from segue.snapshot.arrays import Snapshot
 
 B62 = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -209,7 +209,7 @@ def test_loose_matches_are_refused_and_near_names_suggested(service: Service) ->
 
 
 def test_too_many_distinct_names_are_refused_before_any_lookup(service: Service) -> None:
-    from segue.service import MAX_NAME_LOOKUPS
+    from segue.service.engine import MAX_NAME_LOOKUPS
 
     names = [f"love {i}" for i in range(MAX_NAME_LOOKUPS + 1)]
     with pytest.raises(ValueError, match=f"at most {MAX_NAME_LOOKUPS} per request"):
@@ -220,7 +220,7 @@ def test_too_many_distinct_names_are_refused_before_any_lookup(service: Service)
 
 
 def test_growth_is_rate_limited() -> None:
-    from segue.service import GROWTH_PER_MINUTE, RateLimit, service_for_api
+    from segue.service.engine import GROWTH_PER_MINUTE, RateLimit, service_for_api
 
     limit = RateLimit(GROWTH_PER_MINUTE)
     assert limit.take(GROWTH_PER_MINUTE * 10) == GROWTH_PER_MINUTE
@@ -233,7 +233,7 @@ def test_growth_is_rate_limited() -> None:
 
 
 def test_a_name_longer_than_any_name_is_refused_without_a_look_up(service: Service) -> None:
-    from segue.service import MAX_NAME_CHARS
+    from segue.service.engine import MAX_NAME_CHARS
 
     long = "song 17 " + "x" * MAX_NAME_CHARS
     seeds = service.resolve(["song 17", long])

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from segue.catalog import Catalog
-from segue.errors import NotFittedError
-from segue.ingest import ingest_paths
-from segue.snapshot import Snapshot
-from segue.snapshot_build import build_snapshot
+from segue.catalog.ingest import ingest_paths
+from segue.core.errors import NotFittedError
+from segue.snapshot.arrays import Snapshot
+from segue.snapshot.from_catalog import build_snapshot
 from tests.conftest import make_playlists, write_slice
 
 REFERENCE = Path(__file__).parent / "data" / "snapshot-v1"

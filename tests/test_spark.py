@@ -21,9 +21,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from segue.catalog import Catalog
-from segue.errors import InputFileError
-from segue.ingest import ingest_paths
-from segue.synth import generate
+from segue.catalog.ingest import ingest_paths
+from segue.core.errors import InputFileError
+from segue.formats.synth import generate
 
 pytest.importorskip("pyspark", reason="the Spark engine's tests need segue[spark]")
 
@@ -245,8 +245,8 @@ def fitted(spark: Any, spark_home: tuple[Path, Path]) -> Path:
 def _client(home: Path) -> Any:
     from starlette.exceptions import StarletteDeprecationWarning  # type: ignore[attr-defined]
 
-    from segue.api import create_app
-    from segue.service import Service
+    from segue.api.app import create_app
+    from segue.service.engine import Service
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", StarletteDeprecationWarning)
@@ -255,9 +255,9 @@ def _client(home: Path) -> Any:
 
 
 def test_spark_als_is_served_through_the_api_with_fold_in(fitted: Path) -> None:
-    from segue import artifacts
+    from segue.core import artifacts
     from segue.models.registry import load_model
-    from segue.snapshot import Snapshot
+    from segue.snapshot.arrays import Snapshot
 
     gen = artifacts.current(fitted)
     snapshot = Snapshot.load(gen.snapshot_dir)

@@ -15,14 +15,14 @@ import numpy as np
 import pytest
 
 from segue.catalog import Catalog
-from segue.errors import NotFittedError, SegueError
+from segue.core.errors import NotFittedError, SegueError
 from segue.models.registry import fit_model
 from segue.models.spotify import SpotifyRecommender
 from segue.providers.base import ProviderError, RateLimitStop
 from segue.providers.spotify import RECOMMENDATIONS_GONE
-from segue.service import Service
-from segue.snapshot import Snapshot
-from segue.snapshot_build import build_snapshot
+from segue.service.engine import Service
+from segue.snapshot.arrays import Snapshot
+from segue.snapshot.from_catalog import build_snapshot
 from tests.fake_spotify import (
     CAP,
     FakeSpotify,

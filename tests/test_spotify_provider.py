@@ -26,6 +26,7 @@ from segue.providers.spotify import (
 )
 from tests.fake_spotify import (
     CAP,
+    SHORT_TIMEOUT,
     FakeSpotify,
     World,
     fast_policy,
@@ -214,7 +215,7 @@ def test_persistent_server_errors_give_a_batch_error_after_bounded_tries(fake, w
 @pytest.mark.parametrize("mode", ["slow", "drop"])
 def test_timeouts_and_dropped_connections_are_retried(fake, world, mode):
     fake.fail("tracks", mode=mode, delay=1.0, times=1)
-    provider = provider_for(fake)
+    provider = provider_for(fake, policy=fast_policy(timeout=SHORT_TIMEOUT))
     result = provider.fetch("track_facts", _ids(world, 5))
     assert len(result.found) == 5
     assert len(fake.requests_to("tracks")) == 2
@@ -407,7 +408,7 @@ def test_audio_service_needs_a_base_url(monkeypatch):
 
 
 def _snapshot(world: World, n: int):
-    from segue.snapshot import Snapshot
+    from segue.snapshot.arrays import Snapshot
 
     tracks = pd.DataFrame({"track_id": _ids(world, n), "name": [f"t{i}" for i in range(n)]})
     return Snapshot.from_frames(tracks, pd.DataFrame({"artist_key": range(n)}), pd.DataFrame())

@@ -16,7 +16,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from segue.spotify_save import (
+from segue.providers.spotify_save import (
     NeedsLogin,
     SaveRefused,
     logged_in,

@@ -1,4 +1,4 @@
-"""segue.synth: MPD-format synthetic slices (schema, determinism, shape) and ``segue synth``."""
+"""segue.formats.synth: MPD-format synthetic slices (schema, determinism, shape) and ``segue synth``."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from segue import mpd, synth
+from segue.formats import mpd, synth
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_FIRST29 = REPO.parent / "shared" / "data" / "mpd" / "mpd.slice.0-999.first29.json"

@@ -16,7 +16,7 @@ from segue.models.title import (
     normalize_title,
     title_key,
 )
-from segue.snapshot import Snapshot
+from segue.snapshot.arrays import Snapshot
 
 
 @pytest.mark.parametrize(

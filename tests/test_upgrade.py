@@ -11,11 +11,11 @@ from typer.testing import CliRunner
 
 from segue.catalog import SCHEMA_VERSION, Catalog
 from segue.catalog.core import schema_version_of
+from segue.catalog.ingest import ingest_paths
 from segue.catalog.upgrade import upgrade_catalog
 from segue.cli import app
 from segue.cli._registry import register_all
-from segue.errors import CatalogError
-from segue.ingest import ingest_paths
+from segue.core.errors import CatalogError
 from tests.conftest import make_playlists, write_slice
 
 register_all(app)

@@ -11,8 +11,8 @@ import pytest
 
 from segue.models.base import Recommender
 from segue.models.versions import drop_versions, song_keys, song_title
-from segue.service import Filters, Service
-from segue.snapshot import Snapshot
+from segue.service.engine import Filters, Service
+from segue.snapshot.arrays import Snapshot
 
 
 @pytest.mark.parametrize(

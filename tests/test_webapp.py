@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from segue import config
+from segue.core import config
 from segue.models.base import Recommender
 from segue.models.registry import MODELS
-from segue.service import Service
-from segue.snapshot import Snapshot
+from segue.service.engine import Service
+from segue.snapshot.arrays import Snapshot
 from segue.webapp import APP_SCRIPT, logic
 from tests._serving_home import MODEL, build_home
 
@@ -103,7 +103,7 @@ def test_typed_file_paths_are_refused_but_links_pass() -> None:
     logic.check_typed_inputs(
         ["https://open.spotify.com/playlist/37i9dQZF1DXcBWIGoYBM5M", "Daft Punk", "AC/DC"]
     )
-    # one rule for every shell (segue.inputs.names_a_file): a relative name is a path too
+    # one rule for every shell (segue.service.inputs.names_a_file): a relative name is a path too
     for path in ("/etc/passwd.csv", "~/music/list.txt", "..\\x.json", "a.csv", "x.txt/."):
         with pytest.raises(ValueError, match="upload the file"):
             logic.check_typed_inputs([path])
@@ -187,7 +187,9 @@ def test_bad_form_values_raise_plain_value_errors(
 def test_an_uploaded_playlist_file_is_read(
     service: logic.AppService, built: tuple[Path, Snapshot]
 ) -> None:
-    pytest.importorskip("segue.inputs", reason="segue.inputs (playlist files) is not available")
+    pytest.importorskip(
+        "segue.service.inputs", reason="segue.service.inputs (playlist files) is not available"
+    )
     links = [f"https://open.spotify.com/track/{t}" for t in built[1].tracks["track_id"].iloc[20:24]]
     req = logic.AppRequest(
         upload=logic.Upload("../my list.txt", "\n".join(links).encode()), model=MODEL, n=3
@@ -540,7 +542,7 @@ def test_an_uploaded_csv_keeps_no_file_name_as_title_and_errors_name_no_server_p
 
 
 def test_the_log_names_where_the_demo_tracks_come_from(tmp_path: Path) -> None:
-    from segue.demo import ensure_demo_catalog
+    from segue.catalog.bundled import ensure_demo_catalog
 
     ensure_demo_catalog(tmp_path)
     entry = logic.catalog_log(tmp_path)

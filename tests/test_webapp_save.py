@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from segue import config
-from segue.snapshot import Snapshot
+from segue.core import config
+from segue.snapshot.arrays import Snapshot
 from segue.webapp import APP_SCRIPT, logic
 from tests._serving_home import build_home
 from tests.fake_spotify_user import NOT_REGISTERED, FakeSpotifyUser
@@ -84,8 +84,8 @@ def test_save_button_says_what_to_do(fake, built):
 
 def test_about_page_names_the_sources(fake, built):
     from segue.catalog import Catalog
-    from segue.facts import ArtistFacts
-    from segue.ingest import ingest_paths
+    from segue.catalog.ingest import ingest_paths
+    from segue.core.records import ArtistFacts
     from tests.fake_open_sources import catalog_world
     from tests.fake_spotify import write_mpd_slice
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from segue.catalog.core import SCHEMA_VERSION, normalise_name, normalise_names
 from segue.catalog.facts import FactsWrites
-from segue.catalog.mpd import MpdWrites, SliceResult
+from segue.catalog.playlists import MpdWrites, SliceResult
 from segue.catalog.queries import Queries
 
 

@@ -18,7 +18,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from segue.errors import CatalogError
+from segue.core.errors import CatalogError
 
 #: 2: no primary-key indexes on tracks, albums and playlists (their keys are kept unique by the
 #: writers, which anti-join against the catalog); no staged_tracks table.

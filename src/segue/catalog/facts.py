@@ -4,7 +4,7 @@ Every write stages its records as an Arrow table, registers it with DuckDB and w
 with set-based SQL inside one transaction, so 100k records go in within a second or two and a
 failure leaves the catalog as it was.
 
-Artists are resolved as :mod:`segue.catalog.mpd` does it: by Spotify id where known, else by
+Artists are resolved as :mod:`segue.catalog.playlists` does it: by Spotify id where known, else by
 normalised name (:func:`segue.catalog.core.normalise_name`); an artist known only by name learns
 its id the first time a record names it with one. An artist known only by id (a feature table
 without names) is stored with the empty name ``''`` until a record names it.
@@ -21,9 +21,9 @@ from typing import Any
 import pyarrow as pa
 
 from segue.catalog.core import CatalogBase, normalise_name
-from segue.facts import ArtistFacts, AudioFeatures, TrackFacts
-from segue.ids import Kind, is_spotify_id, try_parse
-from segue.snapshot import AUDIO_FEATURES
+from segue.core.ids import Kind, is_spotify_id, try_parse
+from segue.core.records import ArtistFacts, AudioFeatures, TrackFacts
+from segue.snapshot.arrays import AUDIO_FEATURES
 
 MISSING_KINDS = ("track_facts", "audio_features")
 ATTEMPT_STATUSES = ("ok", "not_found", "unavailable")

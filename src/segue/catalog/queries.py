@@ -115,7 +115,7 @@ class Queries(CatalogBase):
             ).fetchall()
         ]
         out.update(self.fact_counts())
-        from segue.matching import genres_by_source, match_counts
+        from segue.catalog.matching import genres_by_source, match_counts
 
         # Which source gave the artists their genres (spotify, musicbrainz, lastfm, deezer,
         # table, ...), and how the name-matching sources matched the catalog.
@@ -137,7 +137,7 @@ class Queries(CatalogBase):
 
     # snapshot inputs ----------------------------------------------------------------------
     def snapshot_tables(self) -> dict[str, pa.Table]:
-        """Arrow tables for :func:`segue.snapshot_build.build_snapshot`.
+        """Arrow tables for :func:`segue.snapshot.from_catalog.build_snapshot`.
 
         ``tracks`` in a stable order (by track_id) with facts joined; ``artists``; ``playlists``
         (by pid); ``rows`` as (playlist_index, track_index) pairs in those orders.

@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 
 from segue.catalog.core import SCHEMA, SCHEMA_VERSION, schema_version_of
-from segue.errors import CatalogError
+from segue.core.errors import CatalogError
 
 #: Schema versions this segue can upgrade from.
 UPGRADABLE = (1,)

@@ -106,7 +106,7 @@ class SafeGroup(TyperGroup):
             # A library turned Ctrl+C into its own error on the way (DuckDB does).
             _say_interrupted()
             raise typer.Exit(EXIT_INTERRUPTED) from None
-        from segue.errors import SegueError
+        from segue.core.errors import SegueError
 
         if isinstance(exc, SegueError):  # its message is meant for the person: no "unexpected"
             from segue.cli._console import error

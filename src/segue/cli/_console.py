@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from segue.providers.redact import redact
+from segue.core.redact import redact
 
 err = Console(stderr=True, soft_wrap=True, highlight=False, markup=False, emoji=False)
 out = Console(soft_wrap=True, highlight=False, markup=False, emoji=False)

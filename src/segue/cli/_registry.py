@@ -10,13 +10,13 @@ def register_all(app: typer.Typer) -> None:
         catalog,
         core,
         evaluation,
-        facts,
         fetch,
         recommend,
         serve,
         synth,
+        tables,
     )
 
     core.register(app)
-    for area in (catalog, facts, fetch, account, recommend, evaluation, serve, synth):
+    for area in (catalog, tables, fetch, account, recommend, evaluation, serve, synth):
         area.register(app)

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from segue.cli._console import err, fail, out
-from segue.errors import SegueError
+from segue.core.errors import SegueError
 
 #: Exit code when the command cannot start for want of credentials or authorization.
 EXIT_NEEDS_SETUP = 2
@@ -15,7 +15,7 @@ EXIT_NEEDS_SETUP = 2
 
 def interactive_login(credentials: str | None, *, open_browser: bool) -> None:
     """Run the PKCE login on the terminal: the URL on stderr, the pasted redirect from stdin."""
-    from segue.spotify_save import login
+    from segue.providers.spotify_save import login
 
     login(
         ask=lambda prompt: typer.prompt(prompt, err=True),
@@ -41,7 +41,7 @@ def register(app: typer.Typer) -> None:
         browser was sent to. The token is kept in segue's home, readable by you only.
         """
         from segue.providers.credentials import CredentialsError
-        from segue.spotify_save import NeedsLogin, token_path
+        from segue.providers.spotify_save import NeedsLogin, token_path
 
         try:
             interactive_login(str(credentials) if credentials else None, open_browser=browser)
@@ -54,8 +54,8 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def logout() -> None:
         """Forget the saved Spotify authorization (and say how to revoke it on Spotify's side)."""
-        from segue.spotify_save import APPS_PAGE, token_path
-        from segue.spotify_save import logout as forget
+        from segue.providers.spotify_save import APPS_PAGE, token_path
+        from segue.providers.spotify_save import logout as forget
 
         if forget():
             out.print(f"deleted {token_path()}", markup=False)

@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, NoReturn
 import typer
 from rich.table import Table
 
-from segue import config
 from segue.cli import _spark
 from segue.cli._console import err, fail, out
-from segue.errors import InputFileError, SegueError
+from segue.core import config
+from segue.core.errors import InputFileError, SegueError
 
 if TYPE_CHECKING:
-    from segue.ingest import IngestReport
+    from segue.catalog.ingest import IngestReport
 
 
 @contextlib.contextmanager
@@ -97,7 +97,7 @@ def register(app: typer.Typer) -> None:
         outright, an ingest loses the files since the last one, and a rerun adds them. Ctrl+C
         stops after the file being written, keeping every file before it.
         """
-        from segue.ingest import IngestReport, ingest_paths
+        from segue.catalog.ingest import IngestReport, ingest_paths
 
         if _spark.use_spark(engine):
             _ingest_spark(paths, skip_bad, salvage, quiet, spark_master, spark_conf or [], lake)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from segue import config
+from segue.core import config
 
 
 def _version() -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from segue.errors import SegueError
+from segue.core.errors import SegueError
 
 DEFAULT_EVALUATE_MODELS = ["popularity", "itemknn", "als", "hybrid"]
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import typer
 
-from segue import config
 from segue.cli._console import err, fail, info, out
-from segue.errors import SegueError
+from segue.core import config
+from segue.core.errors import SegueError
 
 #: Exit code when the command cannot start for want of credentials or configuration.
 EXIT_NEEDS_SETUP = 2
@@ -55,8 +55,8 @@ def register(app: typer.Typer) -> None:
         to resume); 2: credentials or settings are missing; 130: stopped by Ctrl+C (what was
         fetched before it is kept; run again to resume).
         """
+        from segue.catalog.fetch import FetchInterrupted, build_providers, run_fetch
         from segue.cli import EXIT_INTERRUPTED, interrupted_message
-        from segue.fetch import FetchInterrupted, build_providers, run_fetch
         from segue.providers.base import ProviderUnavailable
         from segue.providers.credentials import CredentialsError
 
@@ -105,8 +105,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Add the tracks of a Spotify playlist to the catalog and list them."""
         from segue.catalog import Catalog
-        from segue.fetch import import_playlist
-        from segue.ids import Kind, parse
+        from segue.catalog.fetch import import_playlist
+        from segue.core.ids import Kind, parse
         from segue.providers.credentials import CredentialsError
         from segue.providers.spotify import SpotifyProvider
 

@@ -16,10 +16,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from segue import config
 from segue.cli import _spark
 from segue.cli._console import cell, err, fail, out
-from segue.errors import SegueError
+from segue.core import config
+from segue.core.errors import SegueError
 
 
 class OutputFormat(StrEnum):
@@ -101,7 +101,7 @@ def render(rec, fmt: OutputFormat) -> str:
 
 def _interrupted(home: Path, in_use: Any, models: list[str]) -> str:
     """What an interrupted fit kept and how to continue, in one line."""
-    from segue import artifacts
+    from segue.core import artifacts
 
     kept = artifacts.current_or_none(home)
     again = artifacts.fit_command(home, models)
@@ -162,8 +162,8 @@ def register(app: typer.Typer) -> None:
         home = config.home()
         in_use = None
         try:
-            from segue import artifacts
-            from segue.build import DEFAULT_BUILD, build
+            from segue.core import artifacts
+            from segue.fitting.build import DEFAULT_BUILD, build
             from segue.models.registry import model_class
 
             names = model or list(DEFAULT_BUILD)
@@ -173,7 +173,7 @@ def register(app: typer.Typer) -> None:
                     raise fail(f"unknown model {name!r}; expected one of: {', '.join(known)}", 2)
                 model_class(name)  # its module loaded now
             import segue.catalog
-            import segue.snapshot_build  # noqa: F401
+            import segue.snapshot.from_catalog  # noqa: F401
 
             if main:
                 signal.signal(signal.SIGINT, on_sigint)
@@ -234,7 +234,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """List the models, whether each is built here and usable, and why one is not."""
-        from segue.service import Service
+        from segue.service.engine import Service
 
         service = Service()
         failed = False
@@ -297,7 +297,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Recommend tracks that continue the input."""
-        from segue.service import Filters, Service
+        from segue.service.engine import Filters, Service
 
         if model not in _model_names():
             raise fail(f"unknown model {model!r}; expected one of: {', '.join(_model_names())}", 2)
@@ -306,7 +306,7 @@ def register(app: typer.Typer) -> None:
                 "give at least one input (a track, artist, playlist, file or name) or --title", 2
             )
         if demo:
-            from segue.demo_setup import ensure_demo_ready
+            from segue.fitting.demo import ensure_demo_ready
 
             ensure_demo_ready(log=lambda m: err.print(m, highlight=False))
         service = Service(allow_files=True)  # a person names their own files here
@@ -336,7 +336,7 @@ def _save(name: str, track_ids: list[str]) -> None:
     """Save the recommended tracks as a Spotify playlist; log in first on a terminal."""
     from segue.cli.account import EXIT_NEEDS_SETUP, interactive_login
     from segue.providers.credentials import CredentialsError
-    from segue.spotify_save import NeedsLogin, logged_in, save_playlist
+    from segue.providers.spotify_save import NeedsLogin, logged_in, save_playlist
 
     try:
         if not logged_in() and sys.stdin.isatty():

@@ -15,10 +15,11 @@ from typing import Any
 
 import typer
 
-from segue import config, serving
 from segue.cli._console import err, error
-from segue.errors import SegueError
-from segue.pool import PoolUnavailable
+from segue.core import config
+from segue.core.errors import SegueError
+from segue.wire import serving
+from segue.wire.pool import PoolUnavailable
 
 #: How long the web app may take to answer its health check before segue gives up on it.
 APP_START_TIMEOUT = 180.0
@@ -26,7 +27,7 @@ APP_START_TIMEOUT = 180.0
 
 def _demo_home() -> None:
     """Switch this process to the demo home, building it on first use."""
-    from segue.demo_setup import ensure_demo_ready
+    from segue.fitting.demo import ensure_demo_ready
 
     try:
         ensure_demo_ready(log=lambda m: err.print(m, highlight=False))
@@ -246,7 +247,7 @@ def run_app(*, host: str, port: int, open_browser: bool, command: str) -> int:
 
 def _nothing_built_hint(command: str) -> str | None:
     """What to run when this home has no snapshot yet (None when it has one)."""
-    from segue import artifacts
+    from segue.core import artifacts
 
     generation = artifacts.current_or_none(config.home())
     if generation is not None and generation.exists and generation.snapshot_dir.exists():

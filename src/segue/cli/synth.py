@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     ) -> None:
         """Write MPD-shaped synthetic playlists in the full official slice schema."""
-        from segue import synth as synth_mod
+        from segue.formats import synth as synth_mod
 
         if playlists < 1:
             raise fail(f"--playlists must be at least 1, got {playlists}")

@@ -48,10 +48,10 @@ import numpy as np
 import orjson
 from tqdm import tqdm
 
-from segue.errors import InputFileError
+from segue.core.errors import InputFileError
+from segue.core.ids import is_spotify_id
 from segue.evaluation import metrics
-from segue.ids import is_spotify_id
-from segue.mpd import (
+from segue.formats.mpd import (
     ARTIST_PREFIX,
     TRACK_PREFIX,
     columns_from_playlists,
@@ -376,7 +376,7 @@ def make_challenge(
 ) -> ChallengeSummary:
     """Split MPD slices into training slices, a challenge set and its truth.
 
-    ``slice_paths``: files, folders, glob patterns (as :func:`segue.mpd.expand_paths`) or
+    ``slice_paths``: files, folders, glob patterns (as :func:`segue.formats.mpd.expand_paths`) or
     ``.tar.gz`` archives of slices; full or reduced MPD schema. Writes
     ``out_dir/train/mpd.slice.<a>-<b>.json`` (the other playlists, unchanged, 1,000 per file),
     ``out_dir/challenge_set.json`` (official format) and ``out_dir/truth.json``. The choice is

@@ -18,15 +18,15 @@ from typing import Any
 
 import orjson
 
-from segue import config
-from segue.errors import SegueError
+from segue.core import config
+from segue.core.errors import SegueError
 from segue.evaluation.challenge import (
     load_challenge_set,
     run_challenge,
     score_submission,
 )
 from segue.evaluation.report import write_report
-from segue.mpd import parse_json, read_bytes
+from segue.formats.mpd import parse_json, read_bytes
 
 
 def _need(path: Path, what: str) -> Path:
@@ -100,9 +100,9 @@ def evaluate(
     added.
     """
     from segue.catalog import Catalog
-    from segue.ingest import ingest_paths
+    from segue.catalog.ingest import ingest_paths
     from segue.models.registry import MODELS
-    from segue.snapshot_build import build_snapshot
+    from segue.snapshot.from_catalog import build_snapshot
 
     if not models:
         raise ValueError("evaluate: no model given; expected one or more of " + ", ".join(MODELS))

@@ -3,7 +3,7 @@
 :func:`segue.evaluation.challenge.run_challenge` knows nothing of models: it calls
 ``recommend_fn(seed_track_ids, title, n=500) -> bare track ids``. This module builds that
 function from a :class:`segue.models.base.Recommender` and its
-:class:`segue.snapshot.Snapshot`, plus the popularity fallback that completes short lists.
+:class:`segue.snapshot.arrays.Snapshot`, plus the popularity fallback that completes short lists.
 Models and snapshots are imported lazily.
 """
 
@@ -19,7 +19,7 @@ from segue.evaluation.metrics import N_RECOMMENDATIONS
 
 if TYPE_CHECKING:
     from segue.models.base import Recommender
-    from segue.snapshot import Snapshot
+    from segue.snapshot.arrays import Snapshot
 
 #: Fallback length: 500 plus room for up to 100 seeds and the model's own picks.
 FALLBACK_SIZE = 2 * N_RECOMMENDATIONS
@@ -62,12 +62,12 @@ def recommend_fn_for(
 def make_recommend_fn(model_name: str) -> tuple[RecommendFn, list[str]]:
     """Load the built snapshot and the saved model ``model_name`` from the home folder.
 
-    Raises :class:`segue.errors.NotFittedError` when either is not built yet, ``ValueError``
+    Raises :class:`segue.core.errors.NotFittedError` when either is not built yet, ``ValueError``
     for an unknown model name.
     """
-    from segue import config
+    from segue.core import config
     from segue.models.registry import load_model
-    from segue.snapshot import Snapshot
+    from segue.snapshot.arrays import Snapshot
 
     snapshot = Snapshot.load(config.snapshot_dir())
     model = load_model(model_name, snapshot)

@@ -1,7 +1,7 @@
 """The one recommender interface, numpy in and out, in the manner of implicit.
 
 Orientation is fixed: rows are playlists, columns are tracks. Models see only integer track
-indices of a :class:`segue.snapshot.Snapshot`; raw ids become indices in the snapshot alone.
+indices of a :class:`segue.snapshot.arrays.Snapshot`; raw ids become indices in the snapshot alone.
 
 * ``fit(snapshot)`` learns from the snapshot's playlist x track matrix and track facts and
   returns ``self``. Learned state ends in ``_``.
@@ -27,7 +27,7 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 
-from segue.errors import NotFittedError
+from segue.core.errors import NotFittedError
 
 _phase_hook: ContextVar[Callable[[str], None] | None] = ContextVar("segue_fit_phase", default=None)
 

@@ -1,7 +1,7 @@
 """Content-based recommenders: a playlist is the sum of what its tracks are.
 
 :class:`ContentRecommender` scores every track against a query built from the seed tracks'
-rows of the content feature matrix (:mod:`segue.features`). For each block ``b`` (genres,
+rows of the content feature matrix (:mod:`segue.snapshot.features`). For each block ``b`` (genres,
 audio, popularity, era) it computes the cosine between the track's block and the playlist's
 block and adds them up with the block weights ``w_b`` (normalised to sum to 1)::
 
@@ -43,8 +43,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from segue.errors import NotFittedError
-from segue.features import (
+from segue.core.errors import NotFittedError
+from segue.models.base import Recommender, as_seed_array, dropped
+from segue.models.rows import sum_rows
+from segue.snapshot.features import (
     BLOCKS,
     SOURCE_BOTH,
     SOURCE_TAGS,
@@ -53,11 +55,9 @@ from segue.features import (
     build_content_features,
     catalog_popularity,
 )
-from segue.models.base import Recommender, as_seed_array, dropped
-from segue.models.rows import sum_rows
 
 if TYPE_CHECKING:
-    from segue.snapshot import Snapshot
+    from segue.snapshot.arrays import Snapshot
 
 Aggregate = Literal["sum", "mean"]
 
@@ -928,7 +928,7 @@ class PlainMethod(Recommender):
         from sklearn.impute import SimpleImputer
         from sklearn.preprocessing import MinMaxScaler
 
-        from segue.snapshot import AUDIO_FEATURES
+        from segue.snapshot.arrays import AUDIO_FEATURES
 
         tracks = snapshot.tracks
         n = len(tracks)
@@ -1095,7 +1095,7 @@ class OriginalScoring(Recommender):
         from sklearn.impute import SimpleImputer
         from sklearn.preprocessing import MinMaxScaler
 
-        from segue.snapshot import AUDIO_FEATURES
+        from segue.snapshot.arrays import AUDIO_FEATURES
 
         if self.mode not in ("model1", "model2"):
             raise ValueError(f"mode must be 'model1' or 'model2', got {self.mode!r}")

@@ -51,7 +51,7 @@ fit (stderr), saved in ``model.json`` and returned by :meth:`HybridRecommender.d
 
 Serving: one query runs the candidate pipeline once; each thread keeps its last query's
 candidates, features and scores (keyed by its seeds and title), so ``explain_many`` right
-after ``recommend`` - what :class:`segue.service.Service` does - reuses them. Explanations
+after ``recommend`` - what :class:`segue.service.engine.Service` does - reuses them. Explanations
 name the seed tracks, artists and genres behind a recommendation. BLAS runs on one
 thread inside the pipeline: its products are per query and small, and on a busy 2-core
 machine a second BLAS thread only spin-waits.
@@ -71,7 +71,7 @@ from typing import Any, Self
 import numpy as np
 import scipy.sparse as sp
 
-from segue.errors import NotFittedError
+from segue.core.errors import NotFittedError
 from segue.models.als import ALSRecommender
 from segue.models.base import Recommender, as_seed_array, dropped, fit_phase
 from segue.models.content import Model1, _single_thread_blas, fast_top_n, mean_ndcg

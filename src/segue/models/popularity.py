@@ -17,7 +17,7 @@ import numpy as np
 from segue.models.base import Recommender, as_seed_array, dropped
 
 if TYPE_CHECKING:
-    from segue.snapshot import Snapshot
+    from segue.snapshot.arrays import Snapshot
 
 
 class PopularityRecommender(Recommender):

@@ -13,12 +13,12 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from segue import config
-from segue.errors import NotFittedError, SegueError
+from segue.core import config
+from segue.core.errors import NotFittedError, SegueError
 
 if TYPE_CHECKING:
     from segue.models.base import Recommender
-    from segue.snapshot import Snapshot
+    from segue.snapshot.arrays import Snapshot
 
 MODELS: dict[str, str] = {
     "hybrid": "segue.models.hybrid:HybridRecommender",
@@ -67,7 +67,7 @@ def save_model(
     ``snapshot_id``: the snapshot it was fitted on) in its ``manifest.json``, then renamed into
     place; an earlier save of ``name`` is replaced.
     """
-    from segue.artifacts import MANIFEST, sync_and_describe, write_json
+    from segue.core.artifacts import MANIFEST, sync_and_describe, write_json
 
     target = model_dir(name, root)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -103,10 +103,10 @@ def load_model(name: str, snapshot: Snapshot, *, root: Path | None = None) -> Re
     """Load model ``name`` saved under ``root`` for ``snapshot``.
 
     Checks first that its files are all there at the sizes written and that it was fitted on
-    this snapshot; any failure to read it is an :class:`~segue.artifacts.ArtifactError`
+    this snapshot; any failure to read it is an :class:`~segue.core.artifacts.ArtifactError`
     naming the file and the command that rebuilds it (never a traceback from a reader).
     """
-    from segue.artifacts import (
+    from segue.core.artifacts import (
         ArtifactError,
         check_model_files,
         damaged_file,

@@ -30,7 +30,7 @@ from segue.models.base import Recommender, as_seed_array
 
 if TYPE_CHECKING:
     from segue.providers.spotify import SpotifyProvider
-    from segue.snapshot import Snapshot
+    from segue.snapshot.arrays import Snapshot
 
 #: A track every catalog of Spotify has, used only to ask whether the endpoint answers.
 PROBE_TRACK = "4uLU6hMCjMI75M1A2tKUQC"
@@ -85,7 +85,7 @@ class SpotifyRecommender(Recommender):
         seconds, so a passing failure does not hide the model for good. ``refresh=True`` asks
         again at once.
         """
-        from segue.config import NetworkSettings
+        from segue.core.config import NetworkSettings
         from segue.providers.base import ProviderError
         from segue.providers.credentials import CredentialsError, load_credentials
         from segue.providers.spotify import RECOMMENDATIONS_GONE, SpotifyProvider

@@ -1,10 +1,10 @@
-"""Sources of track and artist facts, all returning the typed records of :mod:`segue.facts`.
+"""Sources of track and artist facts, all returning the typed records of :mod:`segue.core.records`.
 
 * :mod:`segue.providers.base` — the provider interface and the one retry/backoff/rate-limit policy.
 * :mod:`segue.providers.spotify` — the Spotify Web API (network).
 * :mod:`segue.providers.audio_service` — audio-feature services keyed by Spotify id (network).
-* :mod:`segue.providers.tables` — feature tables (CSV, CSV.gz, Parquet) imported by column name.
-* :mod:`segue.providers.catalog_facts` — facts derived from the catalog itself, offline:
+* :mod:`segue.catalog.tables` — feature tables (CSV, CSV.gz, Parquet) imported by column name.
+* :mod:`segue.catalog.derived` — facts derived from the catalog itself, offline:
   playlist counts as popularity and playlist titles as crowd tags.
 
 Modules are imported on demand: importing this package loads no network library.

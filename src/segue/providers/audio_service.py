@@ -23,9 +23,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from segue import ids as spotify_ids
-from segue.config import NetworkSettings
-from segue.facts import AudioFeatures
+from segue.core import ids as spotify_ids
+from segue.core.config import NetworkSettings
+from segue.core.records import AudioFeatures
 from segue.providers.base import (
     BatchInterrupted,
     BatchResult,

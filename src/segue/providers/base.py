@@ -1,7 +1,7 @@
 """The provider interface and the one retry/backoff/rate-limit policy all network code uses.
 
 A provider answers questions about tracks and artists (by Spotify id) with typed records
-(:mod:`segue.facts`): track facts, artist facts, audio features. Each question is one batch of
+(:mod:`segue.core.records`): track facts, artist facts, audio features. Each question is one batch of
 ids; the answer is a :class:`BatchResult` saying which ids were found, which the source does not
 know, which it cannot answer any more (an endpoint removed for this app), and which failed.
 
@@ -32,12 +32,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
-from segue.config import NetworkSettings
-from segue.errors import SegueError
-from segue.facts import ArtistFacts, AudioFeatures, TrackFacts
-from segue.providers.redact import MASK as MASK
-from segue.providers.redact import redact as redact
-from segue.providers.redact import register_secret as register_secret
+from segue.core.config import NetworkSettings
+from segue.core.errors import SegueError
+from segue.core.records import ArtistFacts, AudioFeatures, TrackFacts
+from segue.core.redact import MASK as MASK
+from segue.core.redact import redact as redact
+from segue.core.redact import register_secret as register_secret
 
 if TYPE_CHECKING:
     from segue.providers.ratelimit import RateLimiter
@@ -300,7 +300,7 @@ class BatchResult(Generic[R]):
     ids whose request failed, with the reason. ``stop``: set when this provider must not be
     asked again in this run (a rate limit past the cap, or credentials refused); everything in
     the result is still valid and should be kept. ``matches``: how ids were matched at a
-    source that does not know Spotify ids (:class:`segue.matching.MatchRecord`), stored with
+    source that does not know Spotify ids (:class:`segue.catalog.matching.MatchRecord`), stored with
     the facts.
     """
 
@@ -335,7 +335,7 @@ class BatchInterrupted(KeyboardInterrupt):
 
 def _record_key(record: TrackFacts | ArtistFacts | AudioFeatures) -> str | None:
     """The id a record answers: a track id, an artist's Spotify id, or ``name:<normalised
-    name>`` for an artist known by name only (see :func:`segue.matching.artists_missing_genres`)."""
+    name>`` for an artist known by name only (see :func:`segue.catalog.matching.artists_missing_genres`)."""
     if not isinstance(record, ArtistFacts):
         return record.track_id
     if record.artist_id is not None:

@@ -14,7 +14,7 @@ The YAML file has the original format::
 (key case does not matter). The secret is never printed, logged, stored or put in an exception
 message: :class:`Credentials` hides it from ``repr``, error messages about a broken file name
 the file and the line, never its text, and the values are registered with
-:func:`~segue.providers.redact.register_secret` so that a server echoing them back is redacted.
+:func:`~segue.core.redact.register_secret` so that a server echoing them back is redacted.
 
 Credentials go only to an ``https://`` URL, or to ``http://`` on this machine (``localhost``,
 127.0.0.0/8, ``::1``) for tests: :func:`check_credential_url`.
@@ -30,9 +30,9 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from segue import config
-from segue.errors import SegueError
-from segue.providers.redact import redact, register_secret
+from segue.core import config
+from segue.core.errors import SegueError
+from segue.core.redact import redact, register_secret
 
 YAML_NAME = "Spotify.yaml"
 ENV_ID = "SPOTIPY_CLIENT_ID"

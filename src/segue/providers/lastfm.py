@@ -22,11 +22,11 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from segue.facts import ArtistFacts
-from segue.matching import ArtistKey, MatchRecord, artist_similarity, primary_artist
+from segue.catalog.matching import ArtistKey, MatchRecord, artist_similarity, primary_artist
+from segue.core.records import ArtistFacts
+from segue.core.redact import register_secret
 from segue.providers.base import CredentialsRejected, FactKind, ProviderError, ProviderUnavailable
 from segue.providers.open_sources import OpenSourceProvider, settings_value
-from segue.providers.redact import register_secret
 
 PROVIDER = "lastfm"
 ARTIST_TAGS = "artist.getTopTags"

@@ -18,8 +18,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from segue.facts import ArtistFacts, TrackFacts
-from segue.matching import (
+from segue.catalog.matching import (
     ArtistKey,
     Candidate,
     MatchRecord,
@@ -29,6 +28,7 @@ from segue.matching import (
     normalise_title,
     primary_artist,
 )
+from segue.core.records import ArtistFacts, TrackFacts
 from segue.providers.base import FactKind, ProviderError
 from segue.providers.open_sources import OpenSourceProvider
 

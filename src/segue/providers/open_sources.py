@@ -2,10 +2,10 @@
 settings, and a per-id loop that matches catalog tracks and artists by name.
 
 These sources know nothing of Spotify ids: a provider is bound to the catalog
-(:meth:`OpenSourceProvider.bind_catalog`, done by :func:`segue.fetch.run_fetch`) to read the
+(:meth:`OpenSourceProvider.bind_catalog`, done by :func:`segue.catalog.fetch.run_fetch`) to read the
 names, durations and learnt ISRCs of the ids it is asked about, matches them
-(:mod:`segue.matching`), and answers in the typed records every provider gives, plus a
-:class:`~segue.matching.MatchRecord` per id saying how it was matched (stored with the facts).
+(:mod:`segue.catalog.matching`), and answers in the typed records every provider gives, plus a
+:class:`~segue.catalog.matching.MatchRecord` per id saying how it was matched (stored with the facts).
 
 Every request goes through :class:`~segue.providers.base.Retrier` with the provider's
 :class:`~segue.providers.ratelimit.RateLimiter`, so retries count against the published limit too.
@@ -31,8 +31,16 @@ import httpx
 import yaml
 
 from segue import __version__
-from segue.facts import ArtistFacts, TrackFacts
-from segue.matching import NAME_KEY, ArtistKey, MatchRecord, TrackKey, artist_keys, track_keys
+from segue.catalog.matching import (
+    NAME_KEY,
+    ArtistKey,
+    MatchRecord,
+    TrackKey,
+    artist_keys,
+    track_keys,
+)
+from segue.core.records import ArtistFacts, TrackFacts
+from segue.core.redact import redact
 from segue.providers.base import (
     BatchResult,
     CredentialsRejected,
@@ -47,7 +55,6 @@ from segue.providers.base import (
     parse_retry_after,
 )
 from segue.providers.ratelimit import RateLimiter
-from segue.providers.redact import redact
 
 if TYPE_CHECKING:
     from segue.catalog import Catalog

@@ -3,7 +3,7 @@
 What an app can still ask changes (see ``docs/SPOTIFY_API.md``): batch lookups, audio features and
 recommendations answer 403 for many apps. :class:`SpotifyProvider` asks the batch endpoint first,
 falls back to single lookups on 403, remembers for the run which endpoints are gone (saying so
-once), and turns every answer into typed records (:mod:`segue.facts`).
+once), and turns every answer into typed records (:mod:`segue.core.records`).
 
 spotipy does the client-credentials login and token caching. Its request path is replaced
 (:meth:`_SpotipyClient._internal_call`) because spotipy's own one logs request headers, returns
@@ -27,9 +27,9 @@ import spotipy
 from spotipy.cache_handler import MemoryCacheHandler
 from spotipy.oauth2 import SpotifyClientCredentials, _make_authorization_headers
 
-from segue import ids as spotify_ids
-from segue.config import NetworkSettings
-from segue.facts import ArtistFacts, ArtistRef, AudioFeatures, TrackFacts
+from segue.core import ids as spotify_ids
+from segue.core.config import NetworkSettings
+from segue.core.records import ArtistFacts, ArtistRef, AudioFeatures, TrackFacts
 from segue.providers.base import (
     BatchInterrupted,
     BatchResult,
@@ -51,7 +51,7 @@ from segue.providers.credentials import (
     check_credential_url,
     require_credentials,
 )
-from segue.snapshot import AUDIO_FEATURES
+from segue.snapshot.arrays import AUDIO_FEATURES
 
 PROVIDER = "spotify"
 

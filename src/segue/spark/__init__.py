@@ -8,7 +8,7 @@ serving, the API, the web app and the hybrid never know which engine built them.
 
 from __future__ import annotations
 
-from segue.errors import SegueError
+from segue.core.errors import SegueError
 
 INSTALL_LINE = "python -m pip install 'segue[spark]'"
 

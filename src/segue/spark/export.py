@@ -1,4 +1,4 @@
-"""Spark's results as segue's own models: saved by :func:`segue.build.build` with the rest of
+"""Spark's results as segue's own models: saved by :func:`segue.fitting.build.build` with the rest of
 a new set and switched in one step, so a run that fails leaves the previous set answering."""
 
 from __future__ import annotations

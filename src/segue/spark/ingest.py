@@ -2,7 +2,7 @@
 
 Spark reads the files (local paths, folders, globs, or any URI Hadoop can read: ``hdfs://``,
 ``s3a://``, ...) as whole binary files, and each executor validates its files with the very
-reader the one-machine ingest uses (:func:`segue.mpd.read_slice_data`), so a bad file gets the
+reader the one-machine ingest uses (:func:`segue.formats.mpd.read_slice_data`), so a bad file gets the
 same one-line message. Spark then builds the catalog's tables (playlists, playlist rows, the
 distinct tracks, artists and albums with their keys) and writes them as Parquet under the lake
 folder (``<home>/lake`` unless ``--lake`` says otherwise); the catalog loads them in one
@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from segue.catalog import SliceResult
-from segue.errors import CatalogError, InputFileError
-from segue.ingest import ARCHIVE_SUFFIXES, IngestReport
+from segue.catalog.ingest import ARCHIVE_SUFFIXES, IngestReport
+from segue.core.errors import CatalogError, InputFileError
 
 if TYPE_CHECKING:
     from segue.catalog import Catalog
@@ -83,7 +83,7 @@ TABLES = ("playlists", "playlist_tracks", "tracks", "artists", "albums", "ingest
 
 @dataclass
 class SparkIngestReport(IngestReport):
-    """:class:`segue.ingest.IngestReport` plus where the Parquet tables went."""
+    """:class:`segue.catalog.ingest.IngestReport` plus where the Parquet tables went."""
 
     lake: str = ""
     deferred: list[str] = field(default_factory=list)
@@ -108,7 +108,7 @@ def spark_inputs(specs: list[str]) -> list[str]:
     """What Spark reads for ``specs``: local files, folders and globs expanded as the
     one-machine ingest expands them (absolute ``file:`` URIs); other URIs passed on for Spark to
     list. Archives are refused: Spark reads slices, not tar members."""
-    from segue.mpd import expand_paths
+    from segue.formats.mpd import expand_paths
 
     out: list[str] = []
     for spec in specs:
@@ -139,7 +139,7 @@ def spark_inputs(specs: list[str]) -> list[str]:
 def _one_file(path: str, content: bytes, salvage: bool) -> pa.RecordBatch:
     """One file's record: its columns as two lists, or its problem."""
     from segue.catalog.core import normalise_names
-    from segue.mpd import gunzipped, read_slice_data
+    from segue.formats.mpd import gunzipped, read_slice_data
 
     name = display_name(path)
     try:
@@ -562,7 +562,7 @@ def _add_deferred(
     """Files that reuse an earlier file's pids, through the one-machine writer, in order."""
     from pyspark.sql import functions as F
 
-    from segue.mpd import gunzipped, read_slice_data
+    from segue.formats.mpd import gunzipped, read_slice_data
 
     contents = {
         r["path"]: bytes(r["content"])

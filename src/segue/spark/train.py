@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from segue.errors import SegueError
+from segue.core.errors import SegueError
 
 if TYPE_CHECKING:
     from segue.models.base import Recommender
@@ -216,7 +216,7 @@ def fit_on_spark(
 ) -> dict[str, float]:
     """``segue fit --engine spark``: Spark's counts (and ALS), then the snapshot and the
     artifacts of ``models`` (a subset of :data:`SPARK_MODELS`); returns seconds per step."""
-    from segue.build import build
+    from segue.fitting.build import build
     from segue.spark.export import als_model, popularity_model
 
     other = [m for m in models if m not in SPARK_MODELS]

@@ -14,8 +14,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from segue import config
-from segue.errors import NotFittedError, SegueError
+from segue.core import config
+from segue.core.errors import NotFittedError, SegueError
 from segue.webapp import logic
 
 log = logging.getLogger("segue.webapp")

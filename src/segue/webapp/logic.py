@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from segue import ids
-from segue.errors import SegueError
+from segue.core import ids
+from segue.core.errors import SegueError
 from segue.models.registry import DEFAULT_MODEL, MODELS, model_class
-from segue.service import MAX_RESULTS, MAX_SEEDS, Filters, Recommendation, Service
+from segue.service.engine import MAX_RESULTS, MAX_SEEDS, Filters, Recommendation, Service
 
 #: Short labels, in the order the app lists models (a long label is cut off in the sidebar);
 #: models not named here follow under their own name.
@@ -91,7 +91,7 @@ def model_options(service: Service) -> list[ModelOption]:
 
 
 def _home_of(service: Service) -> Path:
-    from segue import config
+    from segue.core import config
 
     return service.home if service.home is not None else config.home()
 
@@ -115,7 +115,7 @@ def command_for_home(text: str, home: Path) -> str:
     """``text`` with each `segue …` command it suggests aimed at ``home`` (`segue --home …`)
     when ``home`` is not the default one: the app's hints must act on the home it shows, and
     the person's shell knows nothing of the ``SEGUE_HOME`` the app was started with."""
-    from segue import config
+    from segue.core import config
 
     try:
         default = config.default_home().resolve()
@@ -274,7 +274,7 @@ def check_typed_inputs(inputs: Sequence[str]) -> None:
     The service reads a path it is given, which is right on the command line but not for
     text typed into a web page that may be served to others.
     """
-    from segue.inputs import names_a_file
+    from segue.service.inputs import names_a_file
 
     for text in inputs:
         if names_a_file(text):
@@ -327,7 +327,7 @@ def recommend(service: Service, req: AppRequest, *, workdir: Path | None = None)
     """Run the form through the service.
 
     Raises ``ValueError`` with a message for the person (bad input, nothing found) and
-    :class:`segue.errors.SegueError` when the catalog or model is not usable.
+    :class:`segue.core.errors.SegueError` when the catalog or model is not usable.
     """
     if not 1 <= req.n <= MAX_RESULTS:
         raise ValueError(f"number of results must be between 1 and {MAX_RESULTS}, got {req.n}")
@@ -402,8 +402,8 @@ def clean_upload(data: bytes, shown: str) -> CleanUpload:
     Raises ``ValueError`` naming the upload ``shown`` (never a server path) for a file that
     cannot be read at all, or that has more than :data:`MAX_BAD_LINES` bad lines.
     """
-    from segue.errors import InputFileError
-    from segue.inputs import read_playlist_file
+    from segue.core.errors import InputFileError
+    from segue.service.inputs import read_playlist_file
 
     dropped: list[tuple[str, str]] = []
     while True:
@@ -764,7 +764,7 @@ def catalog_log(home: Path, limit: int = 200) -> CatalogLog:
             empty, empty, "no catalog here yet: run `segue demo` or `segue ingest` first"
         )
     from segue.catalog import Catalog
-    from segue.errors import SegueError
+    from segue.core.errors import SegueError
 
     try:
         with Catalog.open(path, read_only=True, wait=2.0) as catalog:
@@ -796,8 +796,8 @@ class DemoOrigin:
 
 def demo_origin(catalog_path: Path) -> DemoOrigin | None:
     """Where the demo catalog's tracks come from, or None for a catalog that is not the demo."""
-    from segue.demo import DEMO_SOURCE, demo_info
-    from segue.errors import SegueError
+    from segue.catalog.bundled import DEMO_SOURCE, demo_info
+    from segue.core.errors import SegueError
 
     try:
         info = demo_info(catalog_path)
@@ -855,10 +855,10 @@ def save_to_spotify(rec: Recommendation, name: str) -> str:
     """Create Spotify playlist ``name`` with the recommended tracks in the user's account.
 
     Needs a ``segue login`` done beforehand (the web app cannot take the pasted redirect).
-    Returns a one-line result; raises :class:`~segue.errors.SegueError` / :class:`ValueError`
+    Returns a one-line result; raises :class:`~segue.core.errors.SegueError` / :class:`ValueError`
     whose message says what to do (log in, be added to the app's allow-list, …).
     """
-    from segue.spotify_save import save_playlist
+    from segue.providers.spotify_save import save_playlist
 
     saved = save_playlist(name, [t.id for t in rec.tracks])
     return f"Saved {saved.added} tracks to “{saved.name}”: {saved.url}"
@@ -868,8 +868,8 @@ def catalog_sources(home: Path) -> dict[str, str]:
     """Which sources filled the catalog: tracks by source, artists with genres by source.
     Empty when the catalog is missing or busy (the About page then leaves the section out)."""
     from segue.catalog import Catalog
-    from segue.errors import SegueError
-    from segue.matching import genres_by_source
+    from segue.catalog.matching import genres_by_source
+    from segue.core.errors import SegueError
 
     path = home / "catalog.duckdb"
     if not path.exists():

@@ -39,10 +39,10 @@ import requests
 from spotipy.cache_handler import CacheHandler
 from spotipy.oauth2 import SpotifyOauthError, SpotifyPKCE
 
-from segue import config
-from segue import ids as spotify_ids
-from segue.config import NetworkSettings
-from segue.errors import SegueError
+from segue.core import config
+from segue.core import ids as spotify_ids
+from segue.core.config import NetworkSettings
+from segue.core.errors import SegueError
 from segue.providers.base import ProviderError, Retrier, RetryPolicy
 from segue.providers.credentials import require_credentials
 from segue.providers.spotify import _error_from_response, _transport_error

@@ -55,7 +55,7 @@ def home() -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # a file given as home (--home /dev/null), or no permission
-        from segue.errors import HomeError
+        from segue.core.errors import HomeError
 
         why = "it is not a folder" if path.exists() else (exc.strerror or str(exc))
         raise HomeError(
@@ -75,15 +75,15 @@ def artifacts_dir() -> Path:
 
 
 def snapshot_dir() -> Path:
-    """The snapshot of the set of artifacts in use (see :mod:`segue.artifacts`)."""
-    from segue.artifacts import current
+    """The snapshot of the set of artifacts in use (see :mod:`segue.core.artifacts`)."""
+    from segue.core.artifacts import current
 
     return current(home()).snapshot_dir
 
 
 def models_dir() -> Path:
-    """The models of the set of artifacts in use (see :mod:`segue.artifacts`)."""
-    from segue.artifacts import current
+    """The models of the set of artifacts in use (see :mod:`segue.core.artifacts`)."""
+    from segue.core.artifacts import current
 
     return current(home()).models_dir
 

@@ -1,7 +1,7 @@
 """Build step: catalog -> snapshot -> fitted models, saved under the home folder as one set.
 
 The new snapshot and models are built beside the set in use and switched in one step (see
-:mod:`segue.artifacts`): a fit that fails, is interrupted or is killed leaves the previous
+:mod:`segue.core.artifacts`): a fit that fails, is interrupted or is killed leaves the previous
 set answering, whole.
 """
 
@@ -14,10 +14,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from segue import artifacts, config
-from segue.errors import SegueError
+from segue.core import artifacts, config
+from segue.core.errors import SegueError
 from segue.models.registry import model_class, save_model
-from segue.snapshot import Snapshot
+from segue.snapshot.arrays import Snapshot
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -49,7 +49,7 @@ def read_snapshot(home: Path) -> Snapshot:
     """Read the catalog of ``home`` into a snapshot (not saved). Refuses a home without a
     catalog or whose catalog has no tracks, without creating anything."""
     from segue.catalog import Catalog
-    from segue.snapshot_build import build_snapshot
+    from segue.snapshot.from_catalog import build_snapshot
 
     path = Path(home) / "catalog.duckdb"
     if not path.exists():
@@ -186,7 +186,7 @@ def build(
     make some of ``models`` from the new snapshot instead of fitting them here (a model trained
     elsewhere, e.g. on Spark); they are saved and switched in like the others. Raises
     :class:`NoDataError` for a home with nothing to fit, :class:`FitError` when a model
-    cannot be fitted, :class:`~segue.artifacts.FitBusyError` when another fit runs; in every
+    cannot be fitted, :class:`~segue.core.artifacts.FitBusyError` when another fit runs; in every
     failure, and when interrupted, the set in use is left as it was.
     """
     say = log or (lambda m: print(m, file=sys.stderr))

@@ -10,7 +10,7 @@
 * a **list of track links**, ``spotify:track:`` URIs or bare ids, one per line or separated by
   whitespace or commas; blank lines and ``#`` comments are ignored.
 
-Bad input raises :class:`segue.errors.InputFileError` (a ``ValueError``) naming the file and
+Bad input raises :class:`segue.core.errors.InputFileError` (a ``ValueError``) naming the file and
 the line (or JSON path) and saying what was expected.
 """
 
@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from segue import ids
-from segue.errors import InputFileError
-from segue.facts import ArtistFacts, ArtistRef, AudioFeatures, TrackFacts
-from segue.ids import Kind, SpotifyRef
-from segue.snapshot import AUDIO_FEATURES
+from segue.core import ids
+from segue.core.errors import InputFileError
+from segue.core.ids import Kind, SpotifyRef
+from segue.core.records import ArtistFacts, ArtistRef, AudioFeatures, TrackFacts
+from segue.snapshot.arrays import AUDIO_FEATURES
 
 LOCAL_PREFIX = "spotify:local:"
 BYTES_NAME = "<input>"
@@ -314,7 +314,7 @@ def _artist_refs(names_cell: str, ids_cell: str) -> list[ArtistRef]:
 
 
 def _read_json(label: str, text: str) -> list[InputPlaylist]:
-    from segue.mpd import parse_json
+    from segue.formats.mpd import parse_json
 
     doc = parse_json(label, text.encode("utf-8"))
     if isinstance(doc, dict) and isinstance(doc.get("playlists"), list):

@@ -10,10 +10,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from segue.catalog.core import CatalogBase, normalise_names
-from segue.errors import InputFileError
+from segue.core.errors import InputFileError
 
 if TYPE_CHECKING:
-    from segue.mpd import DistinctRows, IdKeys, SliceColumns
+    from segue.formats.mpd import DistinctRows, IdKeys, SliceColumns
 
 
 # The fields that make a playlist the same playlist (besides its track list), as one string.
@@ -40,7 +40,7 @@ class SliceResult:
 
 
 class KnownIds:
-    """The ids of one catalog column as sorted 128-bit keys (:func:`segue.mpd.id_keys`), so
+    """The ids of one catalog column as sorted 128-bit keys (:func:`segue.formats.mpd.id_keys`), so
     that an ingest run finds a file's new tracks, albums and artists with a binary search
     instead of an anti-join that scans the whole table for every file (which grows with the
     catalog), with an optional value per id (an artist's key).
@@ -67,7 +67,7 @@ class KnownIds:
     def of_query(cls, con: Any, sql: str) -> KnownIds | None:
         """The keys of the ids a query returns (distinct, non-NULL; a second column is their
         values); None if one is not a 22-byte id or two share a first hash."""
-        from segue.mpd import fixed_ids, id_keys
+        from segue.formats.mpd import fixed_ids, id_keys
 
         # In batches: only the keys (16 bytes an id) of the whole column are held at once.
         relation = con.sql(sql)
@@ -280,7 +280,7 @@ class MpdWrites(CatalogBase):
         return result
 
     def _add_staged(self, cols: SliceColumns, run: IngestRun | None) -> SliceResult:
-        from segue.mpd import distinct_rows
+        from segue.formats.mpd import distinct_rows
 
         con = self.con
         # A pid already in the catalog must hold the same playlist: its fields and its track

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import typer
 
-from segue import config
 from segue.cli._console import cell, err, fail, labelled, out
-from segue.errors import SegueError
+from segue.core import config
+from segue.core.errors import SegueError
 
 
 def register(app: typer.Typer) -> None:
@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Import audio features, release dates, popularity and genres from tables (each file all or nothing)."""
         from segue.catalog import Catalog
-        from segue.providers.tables import import_feature_table
+        from segue.catalog.tables import import_feature_table
 
         failed = 0
         done = 0

@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 from rapidfuzz import fuzz, process
 
 if TYPE_CHECKING:
-    from segue.snapshot import Snapshot
+    from segue.snapshot.arrays import Snapshot
 
 #: Least similarity (0-100, rapidfuzz ``WRatio``) for a word-search hit to be used as a name.
 MATCH_SCORE = 80.0

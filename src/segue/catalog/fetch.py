@@ -14,7 +14,7 @@ Ctrl+C stops a run the same way: the lookups already answered in the batch in fl
 (an interrupt that arrives during a write waits for its end), then :class:`FetchInterrupted`
 carries the report of what was kept; a resumed run asks only for the rest.
 
-Every failed batch goes to ``fetch-errors.log`` under :func:`segue.config.logs_dir` (timestamp,
+Every failed batch goes to ``fetch-errors.log`` under :func:`segue.core.config.logs_dir` (timestamp,
 provider, kind, reason, ids) and to the catalog's fetch log; the run ends with a total.
 
 :func:`grow_catalog` adds unknown tracks (by single lookups) for the service;
@@ -34,10 +34,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from segue import config
-from segue.errors import SegueError
-from segue.facts import ArtistFacts, AudioFeatures, TrackFacts
-from segue.ids import is_spotify_id
+from segue.core import config
+from segue.core.errors import SegueError
+from segue.core.ids import is_spotify_id
+from segue.core.records import ArtistFacts, AudioFeatures, TrackFacts
 from segue.providers.base import (
     FACT_KINDS,
     BatchInterrupted,
@@ -347,7 +347,7 @@ def _write_batch(
         for ids, reason in result.errors:
             catalog.log_fetch(run_id, provider, kind, ids, "error", redact(reason))
         if result.matches:
-            from segue.matching import store_matches
+            from segue.catalog.matching import store_matches
 
             store_matches(catalog, result.matches)
     return len(with_fact), len(without)
@@ -523,7 +523,7 @@ def _run_provider(
         by_name = getattr(provider, "matches_by_name", False) and kind == "artist_facts"
         with access.use() as catalog:
             if by_name:  # artists known by name only can be matched too
-                from segue.matching import NAME_KEY, artists_missing_genres
+                from segue.catalog.matching import NAME_KEY, artists_missing_genres
 
                 wanted = artists_missing_genres(catalog, limit, provider.name)
             else:

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from segue.errors import NotFittedError
+from segue.core.errors import NotFittedError
 
 FORMAT_VERSION = 1
 
@@ -215,7 +215,7 @@ class Snapshot:
         """Write the snapshot into ``directory`` whole or not at all: files go to a temporary
         folder beside it, are synced to disk and listed (size, CRC-32) in ``manifest.json``,
         and the folder takes the place of ``directory`` by rename."""
-        from segue.artifacts import sync_and_describe, write_json
+        from segue.core.artifacts import sync_and_describe, write_json
 
         directory = Path(directory)
         directory.parent.mkdir(parents=True, exist_ok=True)
@@ -253,9 +253,15 @@ class Snapshot:
     @classmethod
     def load(cls, directory: Path) -> Snapshot:
         """Read a saved snapshot. A missing, cut or unreadable file is a
-        :class:`~segue.artifacts.ArtifactError` naming it and the command that rebuilds it."""
-        from segue.artifacts import ArtifactError, file_problem, fit_command, home_of, read_json
-        from segue.artifacts import shown as _shown
+        :class:`~segue.core.artifacts.ArtifactError` naming it and the command that rebuilds it."""
+        from segue.core.artifacts import (
+            ArtifactError,
+            file_problem,
+            fit_command,
+            home_of,
+            read_json,
+        )
+        from segue.core.artifacts import shown as _shown
 
         directory = Path(directory)
         home = home_of(directory)

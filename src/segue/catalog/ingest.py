@@ -26,8 +26,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from segue.catalog import Catalog, SliceResult
-from segue.errors import InputFileError
-from segue.mpd import (
+from segue.core.errors import InputFileError
+from segue.formats.mpd import (
     MAX_FILE_BYTES,
     Bytes,
     SliceColumns,
@@ -290,7 +290,7 @@ def ingest_paths(
     Without ``skip_bad`` the first bad file raises :class:`InputFileError` after the files before
     it are committed (each file is its own transaction); with it, bad files are recorded in the
     report and the others go in. ``salvage`` keeps the complete playlists of a damaged file.
-    A file larger than ``max_file_bytes`` (default :data:`segue.mpd.MAX_FILE_BYTES`), once
+    A file larger than ``max_file_bytes`` (default :data:`segue.formats.mpd.MAX_FILE_BYTES`), once
     decompressed, is a bad file. ``stop`` is asked before each file: once it says True, the
     run ends after the file being written (``report.stopped``). ``report``, when given, is
     filled as files go in (so a caller interrupted outright still knows what went in).

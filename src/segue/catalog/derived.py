@@ -21,7 +21,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from segue.catalog.queries import mpd_normalize_title
-from segue.snapshot import Snapshot
+from segue.snapshot.arrays import Snapshot
 
 if TYPE_CHECKING:
     from segue.catalog import Catalog

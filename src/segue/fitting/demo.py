@@ -5,19 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from segue import config
+from segue.core import config
 
 
 def demo_ready(home: Path) -> bool:
     """True when the demo's catalog has this segue's schema and its snapshot and default model
     are built and load with this segue (what an older segue wrote is rebuilt rather than
     failing at the first request)."""
-    from segue.artifacts import current
+    from segue.catalog.bundled import CATALOG_NAME
     from segue.catalog.core import SCHEMA_VERSION, schema_version_of
-    from segue.demo import CATALOG_NAME
-    from segue.errors import SegueError
+    from segue.core.artifacts import current
+    from segue.core.errors import SegueError
     from segue.models.registry import DEFAULT_MODEL, load_model
-    from segue.snapshot import Snapshot
+    from segue.snapshot.arrays import Snapshot
 
     try:
         generation = current(home)
@@ -39,9 +39,9 @@ def demo_ready(home: Path) -> bool:
 def _set_aside_old_catalog(home: Path, say: Callable[[str], None]) -> None:
     """Rename a demo catalog written by a segue with another schema, so the demo is rebuilt
     (it is made from the bundled table) and the old file is kept, not deleted."""
+    from segue.catalog.bundled import CATALOG_NAME
     from segue.catalog.core import SCHEMA_VERSION, schema_version_of
     from segue.catalog.upgrade import set_aside
-    from segue.demo import CATALOG_NAME
 
     path = home / CATALOG_NAME
     if not path.exists():
@@ -58,7 +58,7 @@ def _set_aside_old_catalog(home: Path, say: Callable[[str], None]) -> None:
 
 def ensure_demo_ready(*, log: Callable[[str], None] | None = None) -> Path:
     """Switch this process to the demo home and build what is missing there. Returns the home."""
-    from segue.demo import demo_home, ensure_demo_catalog
+    from segue.catalog.bundled import demo_home, ensure_demo_catalog
 
     home = demo_home()
     config.set_home(home)
@@ -69,7 +69,7 @@ def ensure_demo_ready(*, log: Callable[[str], None] | None = None) -> Path:
     _set_aside_old_catalog(home, say)
     say(f"building the demo catalog in {home} (first run only)")
     ensure_demo_catalog(home)
-    from segue.build import build
+    from segue.fitting.build import build
 
     build(home=home, log=say)
     return home

@@ -44,7 +44,7 @@ from typing import Any
 
 import orjson
 
-log = logging.getLogger("segue.pool")
+log = logging.getLogger("segue.wire.pool")
 
 _LENGTH = struct.Struct("!I")
 _STATUS = struct.Struct("!H")
@@ -92,8 +92,8 @@ def _recv(sock: socket.socket) -> bytes | None:
 
 def answer(service: Any, payload: bytes) -> tuple[int, bytes]:
     """Status and JSON body of one request, as the API answers it in process."""
-    from segue.api import RecommendResponse, error_reply
-    from segue.service import Filters
+    from segue.api.app import RecommendResponse, error_reply
+    from segue.service.engine import Filters
 
     try:
         req = orjson.loads(payload)
@@ -119,7 +119,7 @@ def worker_main(fd: int, home: str, allow_growth: bool = False) -> None:
     logging.basicConfig(level=logging.WARNING, format="segue worker: %(message)s")
     from segue.models.content import pin_single_thread_blas
     from segue.models.registry import DEFAULT_MODEL
-    from segue.service import service_for_api
+    from segue.service.engine import service_for_api
 
     pin_single_thread_blas()
     sock = socket.socket(fileno=fd)
@@ -231,7 +231,7 @@ class ComputePool:
                 [
                     sys.executable,
                     "-m",
-                    "segue.pool",
+                    "segue.wire.pool",
                     str(child.fileno()),
                     str(self.home),
                     *(["--allow-growth"] if self.allow_growth else []),

@@ -717,7 +717,7 @@ _VOCABULARY = (
     *(c.artist_forms for c in CLUSTERS),
 )  # fmt: skip
 if not all(_json_safe(word) for words in _VOCABULARY for word in words):
-    raise RuntimeError("segue.synth vocabulary holds a character that JSON must escape")
+    raise RuntimeError("segue.formats.synth vocabulary holds a character that JSON must escape")
 
 
 # ----------------------------------------------------------------------------------------------

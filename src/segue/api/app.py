@@ -1,9 +1,9 @@
-"""The HTTP API (FastAPI): a thin shell over :class:`segue.service.Service`.
+"""The HTTP API (FastAPI): a thin shell over :class:`segue.service.engine.Service`.
 
 ``create_app()`` builds the application; ``segue serve`` runs it with uvicorn. One service is
 created per application (in the lifespan) and its loaded snapshot and models are reused by
 every request. Recommendations are computed on a few threads (:data:`COMPUTE_THREADS`), or,
-with ``segue serve --workers N``, by N compute processes behind one queue (``segue.pool``).
+with ``segue serve --workers N``, by N compute processes behind one queue (``segue.wire.pool``).
 
 Errors never carry a stack trace or a server path: invalid requests give 422 naming the field,
 a ``ValueError`` from the service gives 422 (404 for an unknown track id) with its message, a
@@ -31,10 +31,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from segue import __version__
-from segue.errors import NotFittedError, SegueError
+from segue.core.errors import NotFittedError, SegueError
 from segue.models.registry import DEFAULT_MODEL
-from segue.pool import ComputePool, PoolUnavailable
-from segue.service import (
+from segue.service.engine import (
     MAX_NAME_LOOKUPS,
     MAX_PLAYLIST_LINKS,
     MAX_RESULTS,
@@ -45,8 +44,9 @@ from segue.service import (
     TrackRecord,
     service_for_api,
 )
+from segue.wire.pool import ComputePool, PoolUnavailable
 
-log = logging.getLogger("segue.api")
+log = logging.getLogger("segue.api.app")
 
 MAX_SEARCH_RESULTS = 100
 #: Threads that compute recommendations at once, per worker process (more workers, not more
@@ -235,7 +235,7 @@ _ERROR_REPLIES: dict[type[Exception], tuple[int, str | None]] = {
 def error_reply(exc: BaseException) -> tuple[int, dict[str, Any]]:
     """HTTP status and JSON body for an exception from the service: the nearest class in its
     MRO decides (as for the app's exception handlers), so the answer is the same whether the
-    request was computed in this process or in a compute worker (``segue.pool``)."""
+    request was computed in this process or in a compute worker (``segue.wire.pool``)."""
     status, message = next(
         (_ERROR_REPLIES[cls] for cls in type(exc).__mro__ if cls in _ERROR_REPLIES),
         _ERROR_REPLIES[Exception],
@@ -529,7 +529,7 @@ def create_app(
         track: Annotated[str, Path(max_length=300, description="Track id, URI or link.")],
     ) -> TrackOut | JSONResponse:
         """One catalog track by Spotify id, URI or link."""
-        from segue import ids
+        from segue.core import ids
 
         track_id = ids.track_id(track)  # malformed: ValueError -> 422
         try:
@@ -579,9 +579,9 @@ def create_app(
 
 
 def _refuse_paths(seeds: list[str]) -> None:
-    """Refuse seeds that name files (:func:`segue.inputs.names_a_file`, decided from the text
+    """Refuse seeds that name files (:func:`segue.service.inputs.names_a_file`, decided from the text
     alone): the API never reads a server file, and its answer tells nothing about which exist."""
-    from segue.inputs import names_a_file
+    from segue.service.inputs import names_a_file
 
     for position, text in enumerate(seeds):
         if names_a_file(text):

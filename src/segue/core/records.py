@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from segue.snapshot import AUDIO_FEATURES
+from segue.snapshot.arrays import AUDIO_FEATURES
 
 _FEATURE_NAMES = frozenset(AUDIO_FEATURES)
 

@@ -1,7 +1,7 @@
 """Running the HTTP API with uvicorn.
 
 One process answers every request. With ``workers`` > 1 (on POSIX) it hands recommendations
-to that many compute processes behind one queue (:mod:`segue.pool`): the models compute mostly
+to that many compute processes behind one queue (:mod:`segue.wire.pool`): the models compute mostly
 under the GIL, so more processes, not more threads, use more cores. Elsewhere, uvicorn's own
 worker processes are used (one queue per process).
 """
@@ -45,10 +45,10 @@ def create_served_app(workers: int = 1, allow_growth: bool = False) -> Any:
     BLAS is limited to one thread for the process's life: each computing thread or process
     runs one query at a time (see ``segue.models.content``).
     """
-    from segue import config
-    from segue.api import create_app
+    from segue.api.app import create_app
+    from segue.core import config
     from segue.models.content import pin_single_thread_blas
-    from segue.pool import ComputePool
+    from segue.wire.pool import ComputePool
 
     pin_single_thread_blas()
     if workers <= 1:
@@ -69,7 +69,7 @@ def serve(
     """Run the API until interrupted, computing on ``workers`` processes."""
     import uvicorn
 
-    from segue import pool
+    from segue.wire import pool
 
     sock = bind(host, port)  # first: a taken port is reported before anything loads
     try:
@@ -96,12 +96,14 @@ def _uvicorn_workers(host: str, port: int, workers: int, allow_growth: bool = Fa
 
     import uvicorn
 
-    from segue import config
+    from segue.core import config
 
     os.environ["SEGUE_HOME"] = str(config.home())  # uvicorn's workers start afresh
 
     uvicorn.run(
-        "segue.serving:create_growing_app" if allow_growth else "segue.serving:create_served_app",
+        "segue.wire.serving:create_growing_app"
+        if allow_growth
+        else "segue.wire.serving:create_served_app",
         **UVICORN_LIMITS,
         factory=True,
         host=host,

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from segue.errors import NotFittedError, SegueError
+from segue.core.errors import NotFittedError, SegueError
 
 ARTIFACTS = "artifacts"
 POINTER = "current.json"
@@ -76,7 +76,7 @@ def home_of(path: Path) -> Path | None:
 def home_option(home: Path | None) -> str:
     """``--home HOME `` for a command about ``home``, or ``""`` when ``segue`` without it
     would use the same home (``SEGUE_HOME`` or the platform default)."""
-    from segue import config
+    from segue.core import config
 
     if home is None:
         return ""

@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
-from segue.errors import InputFileError
+from segue.core.errors import InputFileError
 
 #: A file's bytes: a bytes object, or a view of a buffer that is reused (:func:`read_into_buffer`).
 Bytes = bytes | memoryview
@@ -96,7 +96,7 @@ class DistinctRows:
     ``track_keys``, ``artist_keys`` and ``album_keys`` are the :func:`id_keys` of the ids of
     ``tracks``, ``artist_first`` and ``albums`` (row for row), and ``track_artist`` the row in
     ``artist_first`` of each track's artist (-1 when it has no id): the writer looks them up in
-    the ids an ingest run already knows (:class:`segue.catalog.mpd.KnownIds`).
+    the ids an ingest run already knows (:class:`segue.catalog.playlists.KnownIds`).
     """
 
     rows: pa.Table
@@ -1244,7 +1244,7 @@ def iter_playlists(path: Path) -> Iterator[dict[str, Any]]:
 def expand_paths(specs: list[str]) -> list[Path]:
     """Files named by paths, folders (their *.json and *.json.gz, sorted) or glob patterns.
 
-    A ``.tar.gz``/``.tgz`` archive is returned as is; :mod:`segue.ingest` unpacks it.
+    A ``.tar.gz``/``.tgz`` archive is returned as is; :mod:`segue.catalog.ingest` unpacks it.
     """
     import glob
 

@@ -1,11 +1,11 @@
-"""Build a :class:`segue.snapshot.Snapshot` from the catalog (the catalog -> arrays step)."""
+"""Build a :class:`segue.snapshot.arrays.Snapshot` from the catalog (the catalog -> arrays step)."""
 
 from __future__ import annotations
 
 import pandas as pd
 
 from segue.catalog import SCHEMA_VERSION, Catalog
-from segue.snapshot import Snapshot
+from segue.snapshot.arrays import Snapshot
 
 
 def build_snapshot(catalog: Catalog) -> Snapshot:

@@ -25,8 +25,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from segue import config
-from segue.snapshot import AUDIO_FEATURES
+from segue.core import config
+from segue.snapshot.arrays import AUDIO_FEATURES
 
 DEMO_TABLE = "tidytuesday_spotify_songs.parquet"
 DEMO_SOURCE = "tidytuesday"
@@ -85,7 +85,7 @@ def _demo_records(table_path: Path) -> dict[str, Any]:
     """Records and MPD-form playlists from the bundled table."""
     import pyarrow.parquet as pq
 
-    from segue.facts import ArtistFacts, ArtistRef, AudioFeatures, TrackFacts
+    from segue.core.records import ArtistFacts, ArtistRef, AudioFeatures, TrackFacts
 
     cols = pq.read_table(table_path).to_pydict()
     n = len(cols["track_id"])
@@ -175,7 +175,7 @@ def build_demo_catalog(path: Path, table_path: Path) -> dict[str, int]:
     Returns the catalog's counts.
     """
     from segue.catalog import Catalog
-    from segue.mpd import columns_from_playlists
+    from segue.formats.mpd import columns_from_playlists
 
     records = _demo_records(table_path)
     digest = hashlib.sha256(table_path.read_bytes()).hexdigest()

@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from segue import artifacts, config, ids
-from segue.errors import NotFittedError, SegueError
+from segue.core import artifacts, config, ids
+from segue.core.errors import NotFittedError, SegueError
 from segue.models.registry import DEFAULT_MODEL, MODELS, load_model
-from segue.snapshot import AUDIO_FEATURES, Snapshot
+from segue.snapshot.arrays import AUDIO_FEATURES, Snapshot
 
 if TYPE_CHECKING:
-    from segue.fetch import GrowReport
+    from segue.catalog.fetch import GrowReport
 
 #: Seeds per request, after duplicates are dropped.
 MAX_SEEDS = 1000
@@ -230,7 +230,7 @@ class Service:
     ) -> None:
         """``grow``: add unknown tracks to the catalog (looking them up on Spotify), at most
         ``growth_per_minute`` a minute when given. ``allow_files``: read a text input that
-        names a file (:func:`segue.inputs.names_a_file`); only the command line, where a
+        names a file (:func:`segue.service.inputs.names_a_file`); only the command line, where a
         person names their own files, turns it on. ``outbound``: read Spotify playlist links
         from Spotify. ``max_names``: distinct free-text names per request; ``name_budget``:
         seconds a request may spend looking them up."""
@@ -316,7 +316,7 @@ class Service:
 
     def warm(self) -> None:
         """Build what the first request would otherwise wait for (the name index)."""
-        from segue.names import NameIndex
+        from segue.service.names import NameIndex
 
         NameIndex.of(self.snapshot)
 
@@ -474,8 +474,8 @@ class Service:
         """Sort inputs into references, files and names, and check the per-request caps
         (``ValueError`` naming the cap), without looking anything up: cheap enough to run
         before a request is queued (the API sends requests with names to their own lane)."""
-        from segue.inputs import file_path, names_a_file
-        from segue.names import normalize
+        from segue.service.inputs import file_path, names_a_file
+        from segue.service.names import normalize
 
         texts = list(dict.fromkeys(t.strip() for t in inputs if t and t.strip()))
         if len(texts) + len(files) > MAX_SEEDS:
@@ -524,7 +524,7 @@ class Service:
 
         An input is a track/artist/playlist reference (link, URI, bare id = track), the path of
         an Exportify CSV / MPD JSON / list of links (only with ``allow_files``, decided by
-        :func:`segue.inputs.names_a_file`), the name of a playlist in the catalog, or a track
+        :func:`segue.service.inputs.names_a_file`), the name of a playlist in the catalog, or a track
         or artist name. ``files`` are playlist files a shell hands over itself (the web app's
         upload), read whatever ``allow_files`` says.
 
@@ -533,7 +533,7 @@ class Service:
         ``ValueError`` before any work; names are looked up together, within ``name_budget``
         seconds.
         """
-        from segue.names import NameIndex, NameMatch, NoMatch, normalize
+        from segue.service.names import NameIndex, NameMatch, NoMatch, normalize
 
         plan = self.plan(inputs, files=files)
         texts, refs, paths, names = plan.texts, plan.refs, plan.paths, plan.names
@@ -648,7 +648,7 @@ class Service:
                     None,
                 )
             try:
-                from segue.fetch import fetch_playlist_tracks
+                from segue.catalog.fetch import fetch_playlist_tracks
 
                 name, facts = fetch_playlist_tracks(ref.uri)
             except ImportError:
@@ -673,7 +673,7 @@ class Service:
     ) -> tuple[SeedInput, list[int], str | None, list[str], list[Any]]:
         """A playlist file: what it gave, its seed rows, its name, the ids the catalog lacks
         and the facts the file gives about them."""
-        from segue.inputs import read_playlist_file
+        from segue.service.inputs import read_playlist_file
 
         playlist = read_playlist_file(path)
         got, unknown = self.snapshot.known_indices(playlist.track_ids)
@@ -688,10 +688,10 @@ class Service:
 
     def _grow_catalog(self, unknown: list[str], facts: Any = None) -> GrowReport | str:
         """Add ``unknown`` track ids to the catalog (with ``facts`` the input gave about them):
-        the :class:`segue.fetch.GrowReport`, or a string saying why nothing could be done."""
+        the :class:`segue.catalog.fetch.GrowReport`, or a string saying why nothing could be done."""
         try:
             from segue.catalog import Catalog
-            from segue.fetch import grow_catalog
+            from segue.catalog.fetch import grow_catalog
         except ImportError:
             return "growing it is not installed"
         root = self.home if self.home is not None else config.home()
@@ -901,7 +901,7 @@ def service_for_api(home: Path | None = None, *, allow_growth: bool = False) -> 
     """The service an API process runs: it never reads a file named in a request and, unless
     the operator allows growth (``segue serve --allow-growth``), never calls Spotify for a
     seed nor writes to the catalog; with growth, at most
-    :data:`segue.service.GROWTH_PER_MINUTE` unknown tracks are looked up a minute."""
+    :data:`segue.service.engine.GROWTH_PER_MINUTE` unknown tracks are looked up a minute."""
     return Service(
         home,
         grow=allow_growth,

@@ -36,10 +36,10 @@ import numpy as np
 import pandas as pd
 
 from segue.catalog.core import normalise_name
-from segue.errors import InputFileError
-from segue.facts import ArtistFacts, ArtistRef, AudioFeatures, TrackFacts
-from segue.ids import Kind, is_spotify_id, try_parse
-from segue.snapshot import AUDIO_FEATURES
+from segue.core.errors import InputFileError
+from segue.core.ids import Kind, is_spotify_id, try_parse
+from segue.core.records import ArtistFacts, ArtistRef, AudioFeatures, TrackFacts
+from segue.snapshot.arrays import AUDIO_FEATURES
 
 if TYPE_CHECKING:
     from segue.catalog import Catalog

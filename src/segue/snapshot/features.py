@@ -1,6 +1,6 @@
 """The content feature matrix: what a track *is*, as named, weighted blocks of one sparse matrix.
 
-:func:`build_content_features` turns a :class:`segue.snapshot.Snapshot` into a
+:func:`build_content_features` turns a :class:`segue.snapshot.arrays.Snapshot` into a
 :class:`ContentFeatures`: a float32 CSR matrix of shape (n_tracks, n_features) whose columns fall
 into four named blocks, each L2-normalised per row so that the dot product of two rows within a
 block is their cosine similarity:
@@ -46,11 +46,11 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from segue.errors import NotFittedError
-from segue.snapshot import AUDIO_FEATURES
+from segue.core.errors import NotFittedError
+from segue.snapshot.arrays import AUDIO_FEATURES
 
 if TYPE_CHECKING:
-    from segue.snapshot import Snapshot
+    from segue.snapshot.arrays import Snapshot
 
 #: Block names in column order.
 BLOCKS = ("genres", "audio", "popularity", "era")
@@ -253,13 +253,13 @@ def _local_crowd_tags(snapshot: Snapshot) -> tuple[sp.csr_matrix, np.ndarray] | 
 
 
 def _tags_from_provider(snapshot: Snapshot, top_k: int) -> list[list[str]] | None:
-    """Crowd tags from ``segue.providers.catalog_facts.crowd_tags`` when that module exists.
+    """Crowd tags from ``segue.catalog.derived.crowd_tags`` when that module exists.
 
     Accepts a sequence aligned with the tracks or a mapping track index -> tags; anything else
     (or a missing module) means the tags are computed here.
     """
     try:
-        from segue.providers.catalog_facts import crowd_tags as provided_tags  # type: ignore[import-not-found]
+        from segue.catalog.derived import crowd_tags as provided_tags  # type: ignore[import-not-found]
     except ImportError:
         return None
     try:
@@ -321,7 +321,7 @@ def crowd_tags(
 ) -> list[list[str]]:
     """Crowd tags of each track (list aligned with ``snapshot.tracks``), most frequent first.
 
-    Uses ``segue.providers.catalog_facts.crowd_tags`` when that provider exists, else the
+    Uses ``segue.catalog.derived.crowd_tags`` when that provider exists, else the
     words (English stop words removed) of the titles of the playlists holding the track. With
     ``groups`` (see :func:`duplicate_groups`) tags are pooled over the versions of a song.
     """
