@@ -531,3 +531,24 @@ def test_an_archive_whose_gzip_header_is_cut_short_gets_one_line(
     assert [str(e) for e in report.skipped] == [
         f"{cut}: cannot open archive: the gzip header is cut short"
     ]
+
+
+def test_a_statement_that_aborts_a_transaction_is_the_error_reported_not_the_cleanup() -> None:
+    """Cleanup in a ``finally`` (dropping a registered view) must not replace the error that
+    aborted the transaction: ingest turns an out-of-memory into a named refusal only if it
+    sees the out-of-memory, not DuckDB's "transaction is aborted" from the cleanup."""
+    import duckdb
+    import pyarrow as pa
+
+    from segue.catalog.core import unregister
+
+    con = duckdb.connect()
+    con.execute("BEGIN")
+    con.register("staged", pa.table({"x": ["1", "not a number"]}))
+    with pytest.raises(duckdb.ConversionException):
+        try:
+            con.execute("SELECT CAST(x AS INTEGER) FROM staged").fetchall()
+        finally:
+            unregister(con, "staged")
+    con.execute("ROLLBACK")
+    con.close()

@@ -157,6 +157,18 @@ def normalise_names(names: pa.Array | pa.ChunkedArray) -> pa.Array:
     return pc.replace_with_mask(bulk, other, pa.array(rest, pa.string()))
 
 
+def unregister(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Drop a registered Arrow view, also inside a transaction a failed statement aborted.
+
+    DuckDB refuses every call on an aborted transaction, ``unregister`` included; raising that
+    from a ``finally`` would hide the error that aborted it (an out-of-memory, which ingest
+    reports by name). The rollback that follows ends the transaction; a view left registered
+    is replaced by the next ``register`` of the same name.
+    """
+    with contextlib.suppress(duckdb.TransactionException):
+        con.unregister(name)
+
+
 def schema_version_of(path: str | Path) -> int | None:
     """The schema version recorded in the catalog file at ``path`` (read-only, nothing
     changed); None when the file is not a segue catalog or cannot be read."""

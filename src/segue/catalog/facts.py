@@ -20,7 +20,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from segue.catalog.core import CatalogBase, normalise_name
+from segue.catalog.core import CatalogBase, normalise_name, unregister
 from segue.core.ids import Kind, is_spotify_id, try_parse
 from segue.core.records import ArtistFacts, AudioFeatures, TrackFacts
 from segue.snapshot.arrays import AUDIO_FEATURES
@@ -203,7 +203,7 @@ class FactsWrites(CatalogBase):
             yield
         finally:
             for name in tables:
-                self.con.unregister(name)
+                unregister(self.con, name)
 
     # writes ----------------------------------------------------------------------------
     def upsert_facts(

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from segue.catalog.core import CatalogBase, normalise_names
+from segue.catalog.core import CatalogBase, normalise_names, unregister
 from segue.core.errors import InputFileError
 
 if TYPE_CHECKING:
@@ -274,7 +274,7 @@ class MpdWrites(CatalogBase):
             raise
         finally:
             for name in _STAGED:
-                con.unregister(name)
+                unregister(con, name)
         if run is not None:
             run.commit()
         return result
@@ -633,4 +633,4 @@ class MpdWrites(CatalogBase):
                 """
                 )
         finally:
-            con.unregister("name_norm")
+            unregister(con, "name_norm")
