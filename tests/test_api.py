@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -18,11 +19,12 @@ import httpx
 import pytest
 from starlette.exceptions import StarletteDeprecationWarning
 
-from segue.api.app import RecommendResponse, TrackOut, create_app, public_message
+from segue.api.app import create_app
 from segue.core.errors import CatalogError
-from segue.service.engine import Service
+from segue.service.engine import Service, TrackRecord
 from segue.snapshot.arrays import Snapshot
 from segue.wire import pool
+from segue.wire.replies import RecommendResponse, public_message, public_text
 from tests._serving_home import MODEL, build_home, wait_healthy
 
 with warnings.catch_warnings():
@@ -109,7 +111,8 @@ def test_recommend_a_playlist_of_track_links(client: TestClient, snap: Snapshot)
     assert scores == sorted(scores, reverse=True)
     # built without the response model, the body still is one, field for field
     assert set(body) == set(RecommendResponse.model_fields)
-    assert all(set(t) == set(TrackOut.model_fields) for t in body["tracks"] + body["seeds"])
+    fields = [f.name for f in dataclasses.fields(TrackRecord)]
+    assert all(list(t) == fields for t in body["tracks"] + body["seeds"])
     assert RecommendResponse.model_validate(body).model_dump() == body
 
 
@@ -280,8 +283,6 @@ def test_public_message_hides_paths_but_keeps_links() -> None:
 
 
 def test_public_text_keeps_a_seeds_own_brackets_and_the_colon_after_a_path() -> None:
-    from segue.api.app import public_text
-
     assert public_text("unknown: [/]: no name") == "unknown: [/]: no name"
     assert public_text("unknown: [bold red]x[/]: no name") == "unknown: [bold red]x[/]: no name"
     assert public_text("no snapshot in /srv/h/artifacts: run `segue fit`") == (

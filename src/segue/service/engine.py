@@ -105,8 +105,12 @@ class Filters:
 
 @dataclass
 class TrackRecord:
+    """One track as every shell shows it: the API's JSON object of a track is this record's
+    fields in this order (FastAPI and orjson serialise the dataclass as it is)."""
+
     uri: str
     id: str
+    url: str
     name: str
     artists: list[str]
     album: str | None
@@ -115,12 +119,39 @@ class TrackRecord:
     score: float | None = None
     explanation: str | None = None
 
-    @property
-    def url(self) -> str:
-        return f"https://open.spotify.com/track/{self.id}"
+    @classmethod
+    def of(
+        cls,
+        track_id: str,
+        *,
+        name: str,
+        artists: list[str],
+        album: str | None,
+        year: int | None,
+        popularity: float | None,
+        score: float | None = None,
+        explanation: str | None = None,
+    ) -> TrackRecord:
+        """The record of catalog track ``track_id`` (its URI and link follow from the id)."""
+        return cls(
+            uri=ids.track_uri(track_id),
+            id=track_id,
+            url=f"https://open.spotify.com/track/{track_id}",
+            name=name,
+            artists=artists,
+            album=album,
+            year=year,
+            popularity=popularity,
+            score=score,
+            explanation=explanation,
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The track as the command line's JSON output gives it: every field but ``url``,
+        which follows from the id."""
+        out = asdict(self)
+        del out["url"]
+        return out
 
 
 @dataclass
@@ -418,9 +449,8 @@ class Service:
             artist = cols["artist_name"][j]
             score = score_list[j]
             out.append(
-                TrackRecord(
-                    uri=ids.track_uri(track_id),
-                    id=track_id,
+                TrackRecord.of(
+                    track_id,
                     name=cols["name"][j] or "",
                     artists=[artist] if artist else [],
                     album=_nan_to_none(cols["album_name"][j]),

@@ -92,8 +92,8 @@ def _recv(sock: socket.socket) -> bytes | None:
 
 def answer(service: Any, payload: bytes) -> tuple[int, bytes]:
     """Status and JSON body of one request, as the API answers it in process."""
-    from segue.api.app import RecommendResponse, error_reply
     from segue.service.engine import Filters
+    from segue.wire.replies import RecommendResponse, error_reply
 
     try:
         req = orjson.loads(payload)
