@@ -33,6 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from segue import __version__
 from segue.models.registry import DEFAULT_MODEL
+from segue.service import variants
 from segue.service.engine import (
     MAX_NAME_LOOKUPS,
     MAX_PLAYLIST_LINKS,
@@ -43,6 +44,7 @@ from segue.service.engine import (
     TrackRecord,
     service_for_api,
 )
+from segue.service.variants import MAX_VALUE_CHARS, MAX_VARIANT_PARAMS
 from segue.wire.pool import ComputePool, PoolUnavailable
 from segue.wire.replies import (
     ERROR_REPLIES,
@@ -64,6 +66,13 @@ COMPUTE_THREADS = 2
 NAME_THREADS = 1
 Reference = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 ArtistName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+#: A model parameter's name and value in a request: a short identifier; an integer or a short
+#: text (which parameters, and their bounds, the service decides: segue.service.variants).
+ParamName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+ParamValue = (
+    Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
+    | Annotated[str, StringConstraints(max_length=MAX_VALUE_CHARS)]
+)
 
 
 # request and response bodies ----------------------------------------------------------------
@@ -86,6 +95,16 @@ class RecommendRequest(BaseModel):
     n: int = Field(10, ge=1, le=MAX_RESULTS, description="Number of tracks to return.")
     model: str = Field(
         DEFAULT_MODEL, min_length=1, max_length=50, description="Model name (see GET /models)."
+    )
+    params: dict[ParamName, ParamValue] = Field(
+        default_factory=dict,
+        max_length=MAX_VARIANT_PARAMS,
+        description="A variant of the model: parameters changed for this request, refitting "
+        "the model on the served snapshot (kept for the next requests). Only the content "
+        "models' feature settings may change: model1 and model2 take n_genres (1-10000), "
+        "era_width and popularity_width (1-100), aggregate ('sum' or 'mean') and crowd_tags "
+        "('all', 'missing' or 'none'). Anything else is refused (422 naming the parameter).",
+        examples=[{"n_genres": 20}],
     )
     title: str | None = Field(
         None, max_length=300, description="Playlist title; enough on its own."
@@ -342,8 +361,10 @@ def create_app(
     async def recommend(body: RecommendRequest, request: Request) -> Response:
         """Tracks that continue the seeds (and/or the title), best first, each explained."""
         _refuse_paths(body.seeds)
-        # the caps are checked here, before the request waits for a compute thread
+        # the caps and the variant are checked here, before the request waits for a compute
+        # thread
         plan = svc(request).plan(body.seeds)
+        variant = variants.parse(body.model, body.params)
         filters = Filters(
             exclude_artists=list(body.exclude_artists),
             year_min=body.year_min,
@@ -355,12 +376,15 @@ def create_app(
         )
         title = body.title.strip() if body.title and body.title.strip() else None
         pool: ComputePool | None = request.app.state.compute
-        lane = "names" if plan.distinct_names else "compute"
+        # Requests that look names up or ask for a variant (which may need a refit) take the
+        # slow lane, so they never hold up requests of references to built models.
+        lane = "names" if plan.distinct_names or variant.params else "compute"
         if pool is not None:
             ask = {
                 "seeds": list(body.seeds),
                 "n": body.n,
-                "model": body.model,
+                "model": variant.model,
+                "params": variant.as_dict(),
                 "title": title,
                 "filters": dataclasses.asdict(filters),
                 "explain": body.explain,
@@ -380,10 +404,11 @@ def create_app(
             svc(request).recommend,
             list(body.seeds),
             n=body.n,
-            model=body.model,
+            model=variant.model,
             title=title,
             filters=filters,
             explain=body.explain,
+            params=variant.as_dict(),
         )
         # Computing requests take turns on a few threads (COMPUTE_THREADS) rather than on the
         # threadpool's forty: the work is CPU-bound under the GIL, and forty threads taking

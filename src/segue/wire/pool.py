@@ -104,6 +104,7 @@ def answer(service: Any, payload: bytes) -> tuple[int, bytes]:
             title=req["title"],
             filters=Filters(**req["filters"]),
             explain=req["explain"],
+            params=req.get("params"),
         )
         return 200, orjson.dumps(RecommendResponse.plain(rec))
     except Exception as exc:
