@@ -25,7 +25,7 @@ from segue.service.engine import Service, TrackRecord
 from segue.snapshot.arrays import Snapshot
 from segue.wire import pool
 from segue.wire.replies import RecommendResponse, public_message, public_text
-from tests._serving_home import MODEL, build_home, wait_healthy
+from tests._serving_home import MODEL, build_home, free_port, wait_healthy
 
 with warnings.catch_warnings():
     # Starlette asks for the httpx2 package in its TestClient; httpx works the same here.
@@ -401,14 +401,6 @@ def test_serve_command_is_registered() -> None:
     assert result.exit_code == 2
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _start_server(
     home: Path, port: int, *extra: str, env: dict[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
@@ -427,7 +419,7 @@ def test_serve_workers_compute_in_their_own_processes_and_stop_together(
 ) -> None:
     import psutil
 
-    port = _free_port()
+    port = free_port()
     proc = _start_server(built[0], port, "--workers", "2")
     base = f"http://127.0.0.1:{port}"
     try:
@@ -467,7 +459,7 @@ def test_serve_workers_compute_in_their_own_processes_and_stop_together(
 def test_a_compute_worker_that_dies_is_replaced(built: tuple[Path, Snapshot]) -> None:
     import psutil
 
-    port = _free_port()
+    port = free_port()
     proc = _start_server(built[0], port, "--workers", "2")
     base = f"http://127.0.0.1:{port}"
     body = {"seeds": ["Rock Artist 0"], "n": 3, "model": MODEL}
@@ -508,7 +500,7 @@ def test_workers_that_cannot_start_stop_the_server_with_one_message(
     env = {**os.environ, "SEGUE_WORKER_START_TIMEOUT": "0.001"}
     command = [sys.executable, "-m", "segue", "--home", str(built[0]), "serve"]
     done = subprocess.run(
-        [*command, "--port", str(_free_port()), "--workers", "2"],
+        [*command, "--port", str(free_port()), "--workers", "2"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -780,7 +772,7 @@ def test_sigterm_to_the_process_group_stops_the_server_without_restarting_worker
 
     import psutil
 
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-m", "segue", "--home", str(built[0]), "serve"]
     proc = subprocess.Popen(
         [*command, "--port", str(port), "--workers", "2"],
