@@ -229,3 +229,12 @@ def test_a_compute_worker_serves_the_same_variant(
     status, body = asyncio.run(scenario())
     assert status == 200, body
     assert body == client.post("/recommend", json=ask).json()
+
+
+def test_the_api_schema_says_what_a_variant_may_change(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["RecommendRequest"]
+    params = schema["properties"]["params"]
+    assert params["maxProperties"] == variants.MAX_VARIANT_PARAMS
+    for declared in variants.VARIANT_PARAMETERS.values():
+        for p in declared:
+            assert f"{p.name} ({p.expected()})" in params["description"]

@@ -101,9 +101,8 @@ class RecommendRequest(BaseModel):
         max_length=MAX_VARIANT_PARAMS,
         description="A variant of the model: parameters changed for this request, refitting "
         "the model on the served snapshot (kept for the next requests). Only the content "
-        "models' feature settings may change: model1 and model2 take n_genres (1-10000), "
-        "era_width and popularity_width (1-100), aggregate ('sum' or 'mean') and crowd_tags "
-        "('all', 'missing' or 'none'). Anything else is refused (422 naming the parameter).",
+        f"models' feature settings may change: {variants.summary()}. Anything else is refused "
+        "(422 naming the parameter).",
         examples=[{"n_genres": 20}],
     )
     title: str | None = Field(

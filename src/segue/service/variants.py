@@ -136,6 +136,18 @@ class GenreSetting:
         return self.vocabulary if self.current is None else min(self.current, self.vocabulary)
 
 
+def summary() -> str:
+    """What variants may change, in one line: ``model1, model2: n_genres (an integer from 1
+    to 10000); ...``."""
+    by_params: dict[tuple[Parameter, ...], list[str]] = {}
+    for model, params in VARIANT_PARAMETERS.items():
+        by_params.setdefault(params, []).append(model)
+    return "; ".join(
+        ", ".join(models) + ": " + ", ".join(f"{p.name} ({p.expected()})" for p in params)
+        for params, models in by_params.items()
+    )
+
+
 def parameters(model: str) -> tuple[Parameter, ...]:
     """The parameters a variant of ``model`` may change: those declared for it that its class
     takes (``ValueError`` for an unknown model)."""
@@ -214,4 +226,5 @@ __all__ = [
     "assignments",
     "parameters",
     "parse",
+    "summary",
 ]
