@@ -22,7 +22,7 @@ import pandas as pd
 
 from segue.core import artifacts, config, ids
 from segue.core.errors import NotFittedError, SegueError
-from segue.models.registry import DEFAULT_MODEL, MODELS, load_model
+from segue.models.registry import DEFAULT_MODEL, MODELS, load_model, model_class
 from segue.service import variants
 from segue.service.variants import MAX_VARIANTS
 from segue.snapshot.arrays import AUDIO_FEATURES, Snapshot
@@ -386,8 +386,6 @@ class Service:
     def _variant(self, variant: variants.Variant) -> Any:
         """``variant`` fitted on the served snapshot, kept in a small LRU (``max_variants``);
         the built model itself when the variant changes nothing it uses."""
-        from segue.models.registry import model_class
-
         built = self._built(variant.model)
         params = {**built.get_params()}
         chosen = getattr(built, "chosen_", None)
