@@ -1,4 +1,5 @@
-"""A tiny built home (snapshot + itemknn model) for the API, web app and browser tests.
+"""A tiny built home (snapshot + itemknn model) for the API, web app and browser tests, and a
+real ``segue serve`` over one (:func:`serving`).
 
 Four genre clusters of ten tracks by two artists each; every playlist draws from one cluster,
 so collaborative models recommend within the seed's cluster. Everything is seeded.
@@ -6,10 +7,15 @@ so collaborative models recommend within the seed's cluster. Everything is seede
 
 from __future__ import annotations
 
+import contextlib
+import os
 import random
+import socket
 import string
 import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +93,49 @@ def build_home(home: Path, models: tuple[str, ...] = (MODEL,)) -> Snapshot:
         params: dict[str, Any] = {"neighbors": 20, "num_threads": 1} if name == "itemknn" else {}
         fit_model(name, snap, root=home / "artifacts" / "models", **params)
     return snap
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def clean_env(root: Path) -> dict[str, str]:
+    """The environment of a server with no Spotify credentials and no segue settings anywhere
+    (its HOME is ``root``)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPOTIPY", "SEGUE_"))}
+    env["HOME"] = str(root)
+    return env
+
+
+@contextlib.contextmanager
+def serving(home: Path, root: Path, *, cwd: Path | None = None) -> Iterator[str]:
+    """``segue --home HOME serve`` in a subprocess on a free port, with :func:`clean_env`
+    (``root``) and ``cwd``: its base URL once ``/health`` answers. Stopped on exit (SIGTERM,
+    then SIGKILL after 15 s)."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "segue", "--home", str(home), "serve", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=clean_env(root),
+        cwd=cwd,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(proc, base)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()
 
 
 def wait_healthy(proc: subprocess.Popen[bytes], base: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -18,12 +19,13 @@ import httpx
 import pytest
 from starlette.exceptions import StarletteDeprecationWarning
 
-from segue.api.app import RecommendResponse, TrackOut, create_app, public_message
+from segue.api.app import create_app
 from segue.core.errors import CatalogError
-from segue.service.engine import Service
+from segue.service.engine import Service, TrackRecord
 from segue.snapshot.arrays import Snapshot
 from segue.wire import pool
-from tests._serving_home import MODEL, build_home, wait_healthy
+from segue.wire.replies import RecommendResponse, public_message, public_text
+from tests._serving_home import MODEL, build_home, free_port, wait_healthy
 
 with warnings.catch_warnings():
     # Starlette asks for the httpx2 package in its TestClient; httpx works the same here.
@@ -109,7 +111,8 @@ def test_recommend_a_playlist_of_track_links(client: TestClient, snap: Snapshot)
     assert scores == sorted(scores, reverse=True)
     # built without the response model, the body still is one, field for field
     assert set(body) == set(RecommendResponse.model_fields)
-    assert all(set(t) == set(TrackOut.model_fields) for t in body["tracks"] + body["seeds"])
+    fields = [f.name for f in dataclasses.fields(TrackRecord)]
+    assert all(list(t) == fields for t in body["tracks"] + body["seeds"])
     assert RecommendResponse.model_validate(body).model_dump() == body
 
 
@@ -280,8 +283,6 @@ def test_public_message_hides_paths_but_keeps_links() -> None:
 
 
 def test_public_text_keeps_a_seeds_own_brackets_and_the_colon_after_a_path() -> None:
-    from segue.api.app import public_text
-
     assert public_text("unknown: [/]: no name") == "unknown: [/]: no name"
     assert public_text("unknown: [bold red]x[/]: no name") == "unknown: [bold red]x[/]: no name"
     assert public_text("no snapshot in /srv/h/artifacts: run `segue fit`") == (
@@ -400,14 +401,6 @@ def test_serve_command_is_registered() -> None:
     assert result.exit_code == 2
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _start_server(
     home: Path, port: int, *extra: str, env: dict[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
@@ -426,7 +419,7 @@ def test_serve_workers_compute_in_their_own_processes_and_stop_together(
 ) -> None:
     import psutil
 
-    port = _free_port()
+    port = free_port()
     proc = _start_server(built[0], port, "--workers", "2")
     base = f"http://127.0.0.1:{port}"
     try:
@@ -466,7 +459,7 @@ def test_serve_workers_compute_in_their_own_processes_and_stop_together(
 def test_a_compute_worker_that_dies_is_replaced(built: tuple[Path, Snapshot]) -> None:
     import psutil
 
-    port = _free_port()
+    port = free_port()
     proc = _start_server(built[0], port, "--workers", "2")
     base = f"http://127.0.0.1:{port}"
     body = {"seeds": ["Rock Artist 0"], "n": 3, "model": MODEL}
@@ -507,7 +500,7 @@ def test_workers_that_cannot_start_stop_the_server_with_one_message(
     env = {**os.environ, "SEGUE_WORKER_START_TIMEOUT": "0.001"}
     command = [sys.executable, "-m", "segue", "--home", str(built[0]), "serve"]
     done = subprocess.run(
-        [*command, "--port", str(_free_port()), "--workers", "2"],
+        [*command, "--port", str(free_port()), "--workers", "2"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -779,7 +772,7 @@ def test_sigterm_to_the_process_group_stops_the_server_without_restarting_worker
 
     import psutil
 
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-m", "segue", "--home", str(built[0]), "serve"]
     proc = subprocess.Popen(
         [*command, "--port", str(port), "--workers", "2"],

@@ -6,10 +6,6 @@ a server path, or change a file of the home (the catalog included)."""
 from __future__ import annotations
 
 import hashlib
-import os
-import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,7 +35,7 @@ def _fingerprint(home: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     from segue.catalog import Catalog
-    from tests._serving_home import build_home, wait_healthy
+    from tests._serving_home import build_home, serving
 
     root = tmp_path_factory.mktemp("fuzz")
     home = root / "home"
@@ -47,30 +43,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     with Catalog.open(home / "catalog.duckdb"):
         pass  # an (empty) catalog the requests must leave as it is
     before = _fingerprint(home)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPOTIPY", "SEGUE_"))}
-    env["HOME"] = str(root)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "segue", "--home", str(home), "serve", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(proc, base)
+    with serving(home, root) as base:
         yield base, home
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stderr is not None:
-            proc.stderr.close()
     assert _fingerprint(home) == before, "a generated request changed the home"
 
 

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from segue.service.engine import MAX_NAME_LOOKUPS, MAX_PLAYLIST_LINKS, Service
-from tests._serving_home import MODEL, build_home, wait_healthy
+from tests._serving_home import MODEL, build_home, clean_env, free_port, serving
 
 with warnings.catch_warnings():
     from starlette.exceptions import StarletteDeprecationWarning
@@ -29,19 +29,6 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 SECRET = "SECRET_TOKEN=hunter2-do-not-show"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _clean_env(tmp: Path) -> dict[str, str]:
-    """The environment of a server with no Spotify credentials anywhere."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPOTIPY", "SEGUE_"))}
-    env["HOME"] = str(tmp)
-    return env
 
 
 @pytest.fixture(scope="module")
@@ -57,27 +44,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     # an Exportify CSV with a track the catalog lacks: read, it would grow the catalog
     (secrets / "export.csv").write_text("Track URI,Track Name\nspotify:track:" + "Q" * 22 + ",x\n")
     os.mkfifo(secrets / "pipe.txt")  # opening it for reading would block the request
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "segue", "--home", str(home), "serve", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=_clean_env(root),
-        cwd=root,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(proc, base)
+    with serving(home, root, cwd=root) as base:
         yield base, home, secrets
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stderr is not None:
-            proc.stderr.close()
 
 
 def _fingerprint(home: Path) -> dict[str, str]:
@@ -331,7 +299,7 @@ def test_the_spotify_model_says_credentials_are_missing(tmp_path: Path) -> None:
     build_home(home)
     from segue.api.app import create_app
 
-    env = _clean_env(tmp_path)
+    env = clean_env(tmp_path)
     saved = dict(os.environ)
     os.environ.clear()
     os.environ.update(env)
@@ -351,7 +319,7 @@ def test_a_playlist_link_without_credentials_says_they_are_needed(tmp_path: Path
     build_home(home)
     saved = dict(os.environ)
     os.environ.clear()
-    os.environ.update(_clean_env(tmp_path))
+    os.environ.update(clean_env(tmp_path))
     try:
         seeds = Service(home, grow=False).resolve(["spotify:playlist:37i9dQZF1DXcBWIGoYBM5M"])
     finally:
@@ -378,7 +346,7 @@ def test_docs_pages_load_nothing_from_another_host(server: tuple[str, Path, Path
 
 
 def test_serve_on_an_empty_home_hints_at_demo(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -392,7 +360,7 @@ def test_serve_on_an_empty_home_hints_at_demo(tmp_path: Path) -> None:
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
-        env=_clean_env(tmp_path),
+        env=clean_env(tmp_path),
     )
     try:
         assert proc.stderr is not None
@@ -418,7 +386,7 @@ def test_serve_on_a_taken_port_says_to_choose_another_and_prints_no_url(tmp_path
             [sys.executable, "-m", "segue", "--home", str(home), "serve", "--port", str(port)],
             capture_output=True,
             text=True,
-            env=_clean_env(tmp_path),
+            env=clean_env(tmp_path),
             stdin=subprocess.DEVNULL,
             timeout=120,
         )
@@ -453,7 +421,7 @@ def test_the_command_line_says_which_name_it_used_and_reads_files(tmp_path: Path
         ],
         capture_output=True,
         text=True,
-        env=_clean_env(tmp_path),
+        env=clean_env(tmp_path),
         timeout=120,
     )
     assert result.returncode == 0, result.stderr

@@ -156,3 +156,37 @@ def test_recommend_bad_input_is_one_plain_line(built_home: tuple[Path, list[dict
     seed = built_home[1][0]["tracks"][0]["track_uri"]
     result = invoke(home, "recommend", seed, "--model", "hybrid")
     assert result.exit_code == 1 and "run `segue fit --model hybrid`" in result.stderr
+
+
+def test_recommend_with_a_model_variant(built_home: tuple[Path, list[dict]]) -> None:
+    home, pls = built_home
+    seeds = [t["track_uri"] for t in pls[0]["tracks"][:3]]
+    ask = ("recommend", *seeds, "--model", "model2", "-n", "5")
+    result = invoke(home, *ask, "--param", "n_genres=1", "--param", "aggregate=mean")
+    assert result.exit_code == 0, result.output
+    assert "model2@n_genres=1,aggregate=mean: 5 tracks" in result.stdout
+    # the same variant by name, in any order of its parameters
+    by_name = ("recommend", *seeds, "--model", "model2@aggregate=mean,n_genres=1", "-n", "5")
+    as_json = invoke(home, *ask, "--param", "aggregate=mean", "--param", "n_genres=1", "-f", "json")
+    assert as_json.exit_code == 0, as_json.output
+    assert json.loads(as_json.stdout) == json.loads(invoke(home, *by_name, "-f", "json").stdout)
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("--model", "model2", "--param", "n_genres=0"), "parameter 'n_genres' of model 'model2'"),
+        (("--model", "model2", "--param", "n_genres=lots"), "expected an integer from 1 to 10000"),
+        (("--model", "model2", "--param", "colour=red"), "no parameter 'colour'"),
+        (("--model", "model2", "--param", "n_genres"), "expected NAME=VALUE"),
+        (("--model", "itemknn", "--param", "n_genres=2"), "model 'itemknn' has no variants"),
+    ],
+)
+def test_recommend_refuses_a_bad_parameter(
+    built_home: tuple[Path, list[dict]], args: tuple[str, ...], said: str
+) -> None:
+    home, pls = built_home
+    result = invoke(home, "recommend", pls[0]["tracks"][0]["track_uri"], *args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: ") and said in result.stderr
+    assert "Traceback" not in result.output

@@ -2,42 +2,20 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Self
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from segue.models.base import Recommender
 from segue.service.engine import Filters, Service
 from segue.snapshot.arrays import Snapshot
+from tests._ranked_service import ranked_service
 
 B62 = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 def tid(i: int) -> str:
     return ("t" + B62[i % 62] + B62[(i // 62) % 62]).ljust(22, "x")
-
-
-class ScoreByIndex(Recommender):
-    """Scores track i as n_tracks - i: a known order to test the service's filtering against."""
-
-    name = "popularity"
-
-    def fit(self, snapshot: Snapshot) -> Self:
-        self.n_ = snapshot.n_tracks
-        self.fitted_ = True
-        return self
-
-    @property
-    def n_tracks(self) -> int:
-        return self.n_
-
-    def scores(self, seeds: np.ndarray, *, title: str | None = None) -> np.ndarray:
-        return np.arange(self.n_, 0, -1, dtype=np.float32)
-
-    def explain(self, seeds: np.ndarray, track: int, *, title: str | None = None) -> str:
-        return f"rank {track}"
 
 
 @pytest.fixture
@@ -62,11 +40,7 @@ def service(tmp_path: Path) -> Service:
     )
     playlists = pd.DataFrame({"pid": [0, 1], "name": ["Road Trip", "sleep"]})
     rows = (np.array([0, 0, 0, 1, 1]), np.array([1, 2, 3, 30, 31]))
-    snap = Snapshot.from_frames(tracks, artists, playlists, rows)
-    snap.save(tmp_path / "artifacts" / "snapshot")
-    svc = Service(tmp_path, grow=False)
-    svc._models["popularity"] = ScoreByIndex().fit(snap)
-    return svc
+    return ranked_service(Snapshot.from_frames(tracks, artists, playlists, rows), tmp_path)
 
 
 def test_seeds_are_never_returned_and_order_is_the_models(service: Service) -> None:

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Self
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from segue.models.base import Recommender
 from segue.models.versions import drop_versions, song_keys, song_title
-from segue.service.engine import Filters, Service
+from segue.service.engine import Filters
 from segue.snapshot.arrays import Snapshot
+from tests._ranked_service import ranked_service
 
 
 @pytest.mark.parametrize(
@@ -54,22 +53,6 @@ def test_drop_versions_keeps_the_best_ranked_and_no_seed_song() -> None:
     assert got.tolist() == [1, 5, 4]  # track 3 is another version of seed 2's song
 
 
-class ByIndex(Recommender):
-    name = "popularity"
-
-    def fit(self, snapshot: Snapshot) -> Self:
-        self.n_ = snapshot.n_tracks
-        self.fitted_ = True
-        return self
-
-    @property
-    def n_tracks(self) -> int:
-        return self.n_
-
-    def scores(self, seeds: np.ndarray, *, title: str | None = None) -> np.ndarray:
-        return np.arange(self.n_, 0, -1, dtype=np.float32)
-
-
 def test_service_returns_one_version_unless_asked(tmp_path: Path) -> None:
     names = ["Seed", "Seed - Remastered", "Hit", "Hit (Radio Edit)", "Hit", "Other", "Last"]
     n = len(names)
@@ -92,9 +75,7 @@ def test_service_returns_one_version_unless_asked(tmp_path: Path) -> None:
     )
     playlists = pd.DataFrame({"pid": [0], "name": ["mix"]})
     snap = Snapshot.from_frames(tracks, artists, playlists, (np.array([0, 0]), np.array([2, 5])))
-    snap.save(tmp_path / "artifacts" / "snapshot")
-    svc = Service(tmp_path, grow=False)
-    svc._models["popularity"] = ByIndex().fit(snap)
+    svc = ranked_service(snap, tmp_path)
     seed = ["t0".ljust(22, "x")]
     got = svc.recommend(seed, n=4, model="popularity", explain=False)
     # "Seed - Remastered" is the seed's song; the radio edit repeats B's "Hit"; C's "Hit" is

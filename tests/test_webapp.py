@@ -19,6 +19,7 @@ from segue.core import config
 from segue.models.base import Recommender
 from segue.models.registry import MODELS
 from segue.service.engine import Service
+from segue.service.variants import GenreSetting
 from segue.snapshot.arrays import Snapshot
 from segue.webapp import APP_SCRIPT, logic
 from tests._serving_home import MODEL, build_home
@@ -33,8 +34,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Snapshot]:
 
 
 @pytest.fixture
-def service(built: tuple[Path, Snapshot]) -> logic.AppService:
-    return logic.AppService(built[0], grow=False)
+def service(built: tuple[Path, Snapshot]) -> Service:
+    return Service(built[0], grow=False)
 
 
 class FakeContent(Recommender):
@@ -116,7 +117,7 @@ def test_upload_names_are_reduced_to_a_safe_file_name() -> None:
         logic.safe_upload_name("run.sh")
 
 
-def test_filters_from_the_form(service: logic.AppService) -> None:
+def test_filters_from_the_form(service: Service) -> None:
     bounds = logic.catalog_bounds(service)
     assert bounds.years == (1980, 2019) and bounds.n_tracks == 40
     untouched = logic.build_filters(
@@ -145,7 +146,7 @@ def test_filters_from_the_form(service: logic.AppService) -> None:
 
 
 def test_recommend_turns_the_form_into_a_service_call(
-    service: logic.AppService, built: tuple[Path, Snapshot]
+    service: Service, built: tuple[Path, Snapshot]
 ) -> None:
     snap = built[1]
     picked = snap.tracks.loc[snap.tracks["name"].str.startswith("Rap"), "track_id"].tolist()[:2]
@@ -177,16 +178,14 @@ def test_recommend_turns_the_form_into_a_service_call(
     ],
 )
 def test_bad_form_values_raise_plain_value_errors(
-    service: logic.AppService, req: logic.AppRequest, words: str
+    service: Service, req: logic.AppRequest, words: str
 ) -> None:
     req.model = MODEL
     with pytest.raises(ValueError, match=words):
         logic.recommend(service, req)
 
 
-def test_an_uploaded_playlist_file_is_read(
-    service: logic.AppService, built: tuple[Path, Snapshot]
-) -> None:
+def test_an_uploaded_playlist_file_is_read(service: Service, built: tuple[Path, Snapshot]) -> None:
     pytest.importorskip(
         "segue.service.inputs", reason="segue.service.inputs (playlist files) is not available"
     )
@@ -199,7 +198,7 @@ def test_an_uploaded_playlist_file_is_read(
     assert any("my list.txt" in m for m in rec.messages)
 
 
-def test_exports_hold_every_track(service: logic.AppService) -> None:
+def test_exports_hold_every_track(service: Service) -> None:
     rec = logic.recommend(
         service, logic.AppRequest(text="Country Artist 1", model=MODEL, n=5, title="Dust & Roads")
     )
@@ -215,7 +214,7 @@ def test_exports_hold_every_track(service: logic.AppService) -> None:
     assert [d["id"] for d in json.loads(files["JSON"].data)] == [t.id for t in rec.tracks]
 
 
-def test_feature_profile_compares_input_and_results(service: logic.AppService) -> None:
+def test_feature_profile_compares_input_and_results(service: Service) -> None:
     rec = logic.recommend(service, logic.AppRequest(text="Chill Artist 0", model=MODEL, n=5))
     frame = logic.profile_frame(service, rec)
     assert {"danceability", "energy", "tempo", "release year"} <= set(frame["feature"])
@@ -238,7 +237,7 @@ def test_embed_url() -> None:
         logic.embed_url("<script>")
 
 
-def test_model_options_order_and_availability(service: logic.AppService) -> None:
+def test_model_options_order_and_availability(service: Service) -> None:
     options = logic.model_options(service)
     names = [o.name for o in options]
     assert names[:3] == ["hybrid", "model1", "model2"] and set(names) == set(MODELS)
@@ -255,13 +254,11 @@ def test_model_options_order_and_availability(service: logic.AppService) -> None
 
 
 def test_n_genres_variants_are_fitted_once_and_cached(
-    service: logic.AppService, content_model: None
+    service: Service, content_model: None
 ) -> None:
     # The tiny catalog has 4 genres; the built model keeps 3 of them.
-    assert service.genre_setting("model1") == logic.GenreSetting(current=3, vocabulary=4)
+    assert service.genre_setting("model1") == GenreSetting(current=3, vocabulary=4)
     assert service.genre_setting(MODEL) is None
-    assert logic.variant_name("model1", 2) == "model1@n_genres=2"
-    assert logic.variant_name(MODEL, 2) == MODEL
     assert service.model("model1@n_genres=3") is service.model("model1")
     assert FakeContent.fits == []
     a = logic.recommend(
@@ -279,9 +276,9 @@ def test_n_genres_variants_are_fitted_once_and_cached(
 
 
 def test_genre_setting_of_a_model_that_keeps_every_genre() -> None:
-    setting = logic.GenreSetting(current=None, vocabulary=30)
+    setting = GenreSetting(current=None, vocabulary=30)
     assert setting.effective == 30
-    assert logic.GenreSetting(current=50, vocabulary=30).effective == 30
+    assert GenreSetting(current=50, vocabulary=30).effective == 30
 
 
 def test_catalog_log_without_and_with_a_catalog(tmp_path: Path) -> None:
@@ -309,7 +306,7 @@ def test_catalog_log_without_and_with_a_catalog(tmp_path: Path) -> None:
     assert log.added["ids"].tolist() == ["6rqhFgbbKwnb9MLmUQDhG6, 7ouMYWpwJ422jRcDASZB7P"]
 
 
-def test_about_facts(service: logic.AppService) -> None:
+def test_about_facts(service: Service) -> None:
     facts = logic.about_facts(service)
     assert facts["tracks"] == "40" and facts["playlists"] == "48" and MODEL in facts["models"]
 
@@ -467,7 +464,7 @@ def test_the_app_command_runs_streamlit_on_loopback_by_default() -> None:
 
 
 # the app's words ------------------------------------------------------------------------------
-def test_reasons_are_sentences_for_a_listener(service: logic.AppService) -> None:
+def test_reasons_are_sentences_for_a_listener(service: Service) -> None:
     rec = logic.recommend(service, logic.AppRequest(text="Rap Artist 0", model=MODEL, n=4))
     reasons = logic.listener_reasons(service, rec)
     assert len(reasons) == 4
@@ -499,7 +496,7 @@ def test_reasons_are_sentences_for_a_listener(service: logic.AppService) -> None
     assert frame["reason"].tolist() == reasons and frame["why"].str.len().gt(0).all()
 
 
-def test_csv_download_has_the_popularity_json_has(service: logic.AppService) -> None:
+def test_csv_download_has_the_popularity_json_has(service: Service) -> None:
     rec = logic.recommend(service, logic.AppRequest(text="Chill Artist 0", model=MODEL, n=3))
     files = {e.label: e for e in logic.exports(rec)}
     rows = list(csv.DictReader(io.StringIO(files["CSV"].data)))
@@ -508,7 +505,7 @@ def test_csv_download_has_the_popularity_json_has(service: logic.AppService) -> 
 
 
 def test_one_bad_line_of_an_uploaded_list_is_reported_and_the_rest_kept(
-    service: logic.AppService, built: tuple[Path, Snapshot]
+    service: Service, built: tuple[Path, Snapshot]
 ) -> None:
     good = [f"https://open.spotify.com/track/{t}" for t in built[1].tracks["track_id"].iloc[20:24]]
     text = "\n".join([good[0], "https://open.spotify.com/track/broken", *good[1:]])
@@ -522,7 +519,7 @@ def test_one_bad_line_of_an_uploaded_list_is_reported_and_the_rest_kept(
 
 
 def test_an_uploaded_csv_keeps_no_file_name_as_title_and_errors_name_no_server_path(
-    service: logic.AppService, built: tuple[Path, Snapshot], tmp_path: Path
+    service: Service, built: tuple[Path, Snapshot], tmp_path: Path
 ) -> None:
     ids = built[1].tracks["track_id"].iloc[0:3].tolist()
     body = "Track URI,Track Name\n" + "".join(f"spotify:track:{t},x\n" for t in ids)

@@ -7,7 +7,9 @@ with ``segue serve --workers N``, by N compute processes behind one queue (``seg
 
 Errors never carry a stack trace or a server path: invalid requests give 422 naming the field,
 a ``ValueError`` from the service gives 422 (404 for an unknown track id) with its message, a
-model or snapshot not built yet gives 503, anything else 500 with a generic message.
+model or snapshot not built yet gives 503, anything else 500 with a generic message. The
+response records and the error replies are the wire layer's (:mod:`segue.wire.replies`), so a
+compute worker answers exactly as this process does.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -31,20 +32,28 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from segue import __version__
-from segue.core.errors import NotFittedError, SegueError
 from segue.models.registry import DEFAULT_MODEL
+from segue.service import variants
 from segue.service.engine import (
     MAX_NAME_LOOKUPS,
     MAX_PLAYLIST_LINKS,
     MAX_RESULTS,
     MAX_SEEDS,
     Filters,
-    Recommendation,
     Service,
     TrackRecord,
     service_for_api,
 )
+from segue.service.variants import MAX_VALUE_CHARS, MAX_VARIANT_PARAMS
 from segue.wire.pool import ComputePool, PoolUnavailable
+from segue.wire.replies import (
+    ERROR_REPLIES,
+    ErrorOut,
+    RecommendResponse,
+    error_reply,
+    public_message,
+    public_text,
+)
 
 log = logging.getLogger("segue.api.app")
 
@@ -55,24 +64,15 @@ COMPUTE_THREADS = 2
 #: Threads that look names up, apart from the others: a flood of requests with names waits
 #: here and leaves the compute threads to requests of references.
 NAME_THREADS = 1
-# An absolute path or a home-relative one, not part of a URL ("https://host/x" has ':' or
-# '/' before its slashes): such text in a message would show the server's layout. A path
-# starts with a name character after its first slash (so a seed's own "[/]" stays as given)
-# and leaves out a colon at its end ("no snapshot in /srv/x: run ...").
-_PATH = re.compile(r"(?<![\w:/.\-])(?:~|[A-Za-z]:)?[/\\](?=[\w.~\-])[^\s'\"`,;)]*[^\s'\"`,;):]")
-
 Reference = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 ArtistName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
-
-
-def public_text(text: str) -> str:
-    """``text`` without server paths, for a response body."""
-    return _PATH.sub("<path>", text)
-
-
-def public_message(exc: BaseException) -> str:
-    """The exception's message without server paths, for a response body."""
-    return public_text(str(exc)) or type(exc).__name__
+#: A model parameter's name and value in a request: a short identifier; an integer or a short
+#: text (which parameters, and their bounds, the service decides: segue.service.variants).
+ParamName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+ParamValue = (
+    Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
+    | Annotated[str, StringConstraints(max_length=MAX_VALUE_CHARS)]
+)
 
 
 # request and response bodies ----------------------------------------------------------------
@@ -96,6 +96,15 @@ class RecommendRequest(BaseModel):
     model: str = Field(
         DEFAULT_MODEL, min_length=1, max_length=50, description="Model name (see GET /models)."
     )
+    params: dict[ParamName, ParamValue] = Field(
+        default_factory=dict,
+        max_length=MAX_VARIANT_PARAMS,
+        description="A variant of the model: parameters changed for this request, refitting "
+        "the model on the served snapshot (kept for the next requests). Only the content "
+        f"models' feature settings may change: {variants.summary()}. Anything else is refused "
+        "(422 naming the parameter).",
+        examples=[{"n_genres": 20}],
+    )
     title: str | None = Field(
         None, max_length=300, description="Playlist title; enough on its own."
     )
@@ -109,81 +118,6 @@ class RecommendRequest(BaseModel):
         False, description="Keep several versions of one song (same title and main artist)."
     )
     explain: bool = Field(True, description="Explain each track (slower on large catalogs).")
-
-
-class TrackOut(BaseModel):
-    uri: str
-    id: str
-    url: str
-    name: str
-    artists: list[str]
-    album: str | None
-    year: int | None
-    popularity: float | None
-    score: float | None = None
-    explanation: str | None = None
-
-    @staticmethod
-    def plain(t: TrackRecord) -> dict[str, Any]:
-        """The JSON object of ``t``, built directly (the recommend path answers with these,
-        skipping a second validation of what the service already typed)."""
-        return {
-            "uri": t.uri,
-            "id": t.id,
-            "url": t.url,
-            "name": t.name,
-            "artists": t.artists,
-            "album": t.album,
-            "year": t.year,
-            "popularity": t.popularity,
-            "score": t.score,
-            "explanation": t.explanation,
-        }
-
-    @classmethod
-    def of(cls, t: TrackRecord) -> TrackOut:
-        return cls(**cls.plain(t))
-
-
-class InputOut(BaseModel):
-    """How one input was read."""
-
-    input: str
-    found: str | None = Field(
-        description="What the input was taken as (e.g. \"the track 'Yellow' by Coldplay\")."
-    )
-    tracks: int = Field(description="Seed tracks it gave.")
-    reason: str | None = Field(description="Why it gave no seed track.")
-    suggestions: list[str] = Field(description="Near names in the catalog, for a name not found.")
-    total: int | None = Field(
-        default=None, description="Tracks a playlist input holds, known to the catalog or not."
-    )
-
-
-class RecommendResponse(BaseModel):
-    model: str
-    title: str | None
-    tracks: list[TrackOut]
-    seeds: list[TrackOut] = Field(description="The seed tracks found in the catalog (at most 50).")
-    unknown: list[str] = Field(description="Inputs that matched nothing in the catalog.")
-    messages: list[str]
-    inputs: list[InputOut] = Field(description="How each input was read, in order.")
-
-    @staticmethod
-    def plain(rec: Recommendation) -> dict[str, Any]:
-        """The JSON object of ``rec``, built directly: the recommend path answers with it
-        without validating through this model again (its schema is what OpenAPI shows)."""
-        return {
-            "model": rec.model,
-            "title": rec.title,
-            "tracks": [TrackOut.plain(t) for t in rec.tracks],
-            "seeds": [TrackOut.plain(t) for t in rec.seeds],
-            "unknown": rec.unknown,
-            # the service's notes can quote errors that name files (a busy catalog): no server
-            # paths in a response
-            "messages": [public_text(m) for m in rec.messages],
-            "inputs": [i.to_dict() for i in rec.inputs],
-        }
 
 
 class ModelOut(BaseModel):
@@ -205,11 +139,6 @@ class Health(BaseModel):
     detail: str | None = None
 
 
-class ErrorOut(BaseModel):
-    detail: str
-    errors: list[dict[str, str]] | None = None
-
-
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "The body cannot be read (not UTF-8)"},
     408: {"model": ErrorOut, "description": "The body did not arrive in time"},
@@ -218,29 +147,6 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     503: {"model": ErrorOut, "description": "Snapshot or model not built yet"},
     500: {"model": ErrorOut, "description": "Unexpected server error"},
 }
-
-
-# errors -------------------------------------------------------------------------------------
-#: Status and fixed message per exception class (None: the exception's own message, without
-#: server paths).
-_ERROR_REPLIES: dict[type[Exception], tuple[int, str | None]] = {
-    ValueError: (422, None),
-    NotFittedError: (503, None),
-    ImportError: (503, "this part of segue is not installed here"),
-    SegueError: (500, None),
-    Exception: (500, "internal server error"),
-}
-
-
-def error_reply(exc: BaseException) -> tuple[int, dict[str, Any]]:
-    """HTTP status and JSON body for an exception from the service: the nearest class in its
-    MRO decides (as for the app's exception handlers), so the answer is the same whether the
-    request was computed in this process or in a compute worker (``segue.wire.pool``)."""
-    status, message = next(
-        (_ERROR_REPLIES[cls] for cls in type(exc).__mro__ if cls in _ERROR_REPLIES),
-        _ERROR_REPLIES[Exception],
-    )
-    return status, {"detail": message if message is not None else public_message(exc)}
 
 
 # bounded requests ---------------------------------------------------------------------------
@@ -419,7 +325,7 @@ def create_app(
             status_code=exc.status_code, content={"detail": detail}, headers=exc.headers
         )
 
-    for exc_class in _ERROR_REPLIES:
+    for exc_class in ERROR_REPLIES:
 
         @app.exception_handler(exc_class)
         async def service_error(request: Request, exc: Exception) -> JSONResponse:
@@ -454,8 +360,10 @@ def create_app(
     async def recommend(body: RecommendRequest, request: Request) -> Response:
         """Tracks that continue the seeds (and/or the title), best first, each explained."""
         _refuse_paths(body.seeds)
-        # the caps are checked here, before the request waits for a compute thread
+        # the caps and the variant are checked here, before the request waits for a compute
+        # thread
         plan = svc(request).plan(body.seeds)
+        variant = variants.parse(body.model, body.params)
         filters = Filters(
             exclude_artists=list(body.exclude_artists),
             year_min=body.year_min,
@@ -467,12 +375,15 @@ def create_app(
         )
         title = body.title.strip() if body.title and body.title.strip() else None
         pool: ComputePool | None = request.app.state.compute
-        lane = "names" if plan.distinct_names else "compute"
+        # Requests that look names up or ask for a variant (which may need a refit) take the
+        # slow lane, so they never hold up requests of references to built models.
+        lane = "names" if plan.distinct_names or variant.params else "compute"
         if pool is not None:
             ask = {
                 "seeds": list(body.seeds),
                 "n": body.n,
-                "model": body.model,
+                "model": variant.model,
+                "params": variant.as_dict(),
                 "title": title,
                 "filters": dataclasses.asdict(filters),
                 "explain": body.explain,
@@ -492,10 +403,11 @@ def create_app(
             svc(request).recommend,
             list(body.seeds),
             n=body.n,
-            model=body.model,
+            model=variant.model,
             title=title,
             filters=filters,
             explain=body.explain,
+            params=variant.as_dict(),
         )
         # Computing requests take turns on a few threads (COMPUTE_THREADS) rather than on the
         # threadpool's forty: the work is CPU-bound under the GIL, and forty threads taking
@@ -507,33 +419,33 @@ def create_app(
         # handling (the schema in the OpenAPI document is still RecommendResponse).
         return Response(orjson.dumps(RecommendResponse.plain(rec)), media_type="application/json")
 
-    @app.get("/tracks/search", response_model=list[TrackOut], responses=_ERRORS, tags=["tracks"])
+    @app.get("/tracks/search", response_model=list[TrackRecord], responses=_ERRORS, tags=["tracks"])
     def search_tracks(
         request: Request,
         q: Annotated[
             str, Query(min_length=1, max_length=300, description="Words of a track or artist name.")
         ],
         limit: Annotated[int, Query(ge=1, le=MAX_SEARCH_RESULTS)] = 10,
-    ) -> list[TrackOut]:
+    ) -> list[TrackRecord]:
         """Catalog tracks whose name or artist holds every word of ``q``, most played first."""
-        return [TrackOut.of(t) for t in svc(request).search_tracks(q, limit=limit)]
+        return svc(request).search_tracks(q, limit=limit)
 
     @app.get(
         "/tracks/{track}",
-        response_model=TrackOut,
+        response_model=TrackRecord,
         responses={**_ERRORS, 404: {"model": ErrorOut, "description": "Track not in the catalog"}},
         tags=["tracks"],
     )
     def get_track(
         request: Request,
         track: Annotated[str, Path(max_length=300, description="Track id, URI or link.")],
-    ) -> TrackOut | JSONResponse:
+    ) -> TrackRecord | JSONResponse:
         """One catalog track by Spotify id, URI or link."""
         from segue.core import ids
 
         track_id = ids.track_id(track)  # malformed: ValueError -> 422
         try:
-            return TrackOut.of(svc(request).get_track(track_id))
+            return svc(request).get_track(track_id)
         except ValueError as exc:
             return JSONResponse(status_code=404, content={"detail": public_message(exc)})
 
@@ -591,4 +503,4 @@ def _refuse_paths(seeds: list[str]) -> None:
             )
 
 
-__all__ = ["RecommendRequest", "RecommendResponse", "TrackOut", "create_app", "public_message"]
+__all__ = ["RecommendRequest", "create_app"]

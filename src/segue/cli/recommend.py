@@ -266,6 +266,13 @@ def register(app: typer.Typer) -> None:
         model: str = typer.Option(
             "hybrid", "--model", "-m", help="Model name (see `segue models`)."
         ),
+        param: list[str] = typer.Option(
+            None,
+            "--param",
+            help="Change a parameter of the model for this run, NAME=VALUE (repeatable), e.g. "
+            "--param n_genres=20: the content models (model1, model2) refit with it on the "
+            "built snapshot.",
+        ),
         n: int = typer.Option(10, "-n", "--n", min=1, max=500, help="Number of tracks."),
         fmt: OutputFormat = typer.Option(
             OutputFormat.table, "--format", "-f", help="Output format."
@@ -297,10 +304,13 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Recommend tracks that continue the input."""
+        from segue.service import variants
         from segue.service.engine import Filters, Service
 
-        if model not in _model_names():
-            raise fail(f"unknown model {model!r}; expected one of: {', '.join(_model_names())}", 2)
+        try:  # a bad model or parameter is a usage error, said before anything loads
+            variant = variants.parse(model, variants.assignments(param or []), text=True)
+        except ValueError as exc:
+            raise fail(str(exc), 2) from None
         if not inputs and not title:
             raise fail(
                 "give at least one input (a track, artist, playlist, file or name) or --title", 2
@@ -321,7 +331,12 @@ def register(app: typer.Typer) -> None:
         )
         try:
             rec = service.recommend(
-                list(inputs or []), n=n, model=model, title=title, filters=filters
+                list(inputs or []),
+                n=n,
+                model=variant.model,
+                title=title,
+                filters=filters,
+                params=variant.as_dict(),
             )
         except (SegueError, ValueError) as exc:
             raise fail(str(exc)) from None

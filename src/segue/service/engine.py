@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +22,9 @@ import pandas as pd
 
 from segue.core import artifacts, config, ids
 from segue.core.errors import NotFittedError, SegueError
-from segue.models.registry import DEFAULT_MODEL, MODELS, load_model
+from segue.models.registry import DEFAULT_MODEL, MODELS, load_model, model_class
+from segue.service import variants
+from segue.service.variants import MAX_VARIANTS
 from segue.snapshot.arrays import AUDIO_FEATURES, Snapshot
 
 if TYPE_CHECKING:
@@ -105,8 +108,12 @@ class Filters:
 
 @dataclass
 class TrackRecord:
+    """One track as every shell shows it: the API's JSON object of a track is this record's
+    fields in this order (FastAPI and orjson serialise the dataclass as it is)."""
+
     uri: str
     id: str
+    url: str
     name: str
     artists: list[str]
     album: str | None
@@ -115,12 +122,39 @@ class TrackRecord:
     score: float | None = None
     explanation: str | None = None
 
-    @property
-    def url(self) -> str:
-        return f"https://open.spotify.com/track/{self.id}"
+    @classmethod
+    def of(
+        cls,
+        track_id: str,
+        *,
+        name: str,
+        artists: list[str],
+        album: str | None,
+        year: int | None,
+        popularity: float | None,
+        score: float | None = None,
+        explanation: str | None = None,
+    ) -> TrackRecord:
+        """The record of catalog track ``track_id`` (its URI and link follow from the id)."""
+        return cls(
+            uri=ids.track_uri(track_id),
+            id=track_id,
+            url=f"https://open.spotify.com/track/{track_id}",
+            name=name,
+            artists=artists,
+            album=album,
+            year=year,
+            popularity=popularity,
+            score=score,
+            explanation=explanation,
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The track as the command line's JSON output gives it: every field but ``url``,
+        which follows from the id."""
+        out = asdict(self)
+        del out["url"]
+        return out
 
 
 @dataclass
@@ -199,6 +233,15 @@ class Recommendation:
         }
 
 
+def _genre_vocabulary(model: Any, snapshot: Snapshot) -> int:
+    """Genre terms in a fitted content model (its TF-IDF block), else distinct catalog genres."""
+    blocks = getattr(getattr(model, "features_", None), "blocks", None)
+    if isinstance(blocks, dict) and isinstance(blocks.get("genres"), slice):
+        cols = blocks["genres"]
+        return int(cols.stop - cols.start)
+    return len({g for gs in snapshot.artists["genres"] for g in gs})
+
+
 def _nan_to_none(value: Any) -> Any:
     if value is None:
         return None
@@ -227,13 +270,15 @@ class Service:
         growth_per_minute: float | None = None,
         max_names: int = MAX_NAME_LOOKUPS,
         name_budget: float | None = NAME_BUDGET_SECONDS,
+        max_variants: int = MAX_VARIANTS,
     ) -> None:
         """``grow``: add unknown tracks to the catalog (looking them up on Spotify), at most
         ``growth_per_minute`` a minute when given. ``allow_files``: read a text input that
         names a file (:func:`segue.service.inputs.names_a_file`); only the command line, where a
         person names their own files, turns it on. ``outbound``: read Spotify playlist links
         from Spotify. ``max_names``: distinct free-text names per request; ``name_budget``:
-        seconds a request may spend looking them up."""
+        seconds a request may spend looking them up. ``max_variants``: fitted model variants
+        kept (:mod:`segue.service.variants`)."""
         self.home = home
         self.grow = grow
         self.allow_files = allow_files
@@ -245,6 +290,9 @@ class Service:
         self._models: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._generation: artifacts.Generation | None = None
+        self.max_variants = max_variants
+        self._variants: OrderedDict[str, Any] = OrderedDict()
+        self._variant_lock = threading.Lock()
 
     # artifacts ----------------------------------------------------------------------------
     def generation(self) -> artifacts.Generation:
@@ -299,9 +347,16 @@ class Service:
                 self._generation = generation
             return self._snapshot
 
-    def model(self, name: str) -> Any:
-        if name not in MODELS:
-            raise ValueError(f"unknown model {name!r}; expected one of: {', '.join(MODELS)}")
+    def model(self, name: str, params: Mapping[str, Any] | None = None) -> Any:
+        """Model ``name`` as built, or a variant of it: ``params`` changed, or a variant's
+        name such as ``model1@n_genres=20`` (:func:`segue.service.variants.parse` says which
+        are accepted; ``ValueError`` otherwise)."""
+        variant = variants.parse(name, params)
+        if variant.params:
+            return self._variant(variant)
+        return self._built(variant.model)
+
+    def _built(self, name: str) -> Any:
         snap = self.snapshot
         with self._lock:
             if name not in self._models:
@@ -313,6 +368,50 @@ class Service:
                     )
                 self._models[name] = load_model(name, snap, root=generation.models_dir)
             return self._models[name]
+
+    def genre_setting(self, model: str) -> variants.GenreSetting | None:
+        """The ``n_genres`` of built model ``model`` and its genre vocabulary, or None when a
+        variant of it cannot choose the number of genres."""
+        if "n_genres" not in {p.name for p in variants.parameters(model)}:
+            return None
+        built = self._built(model)
+        current = built.get_params().get("n_genres")
+        vocabulary = _genre_vocabulary(built, self.snapshot)
+        if vocabulary < 2:
+            return None
+        return variants.GenreSetting(
+            current=int(current) if current is not None else None, vocabulary=vocabulary
+        )
+
+    def _variant(self, variant: variants.Variant) -> Any:
+        """``variant`` fitted on the served snapshot, kept in a small LRU (``max_variants``);
+        the built model itself when the variant changes nothing it uses."""
+        built = self._built(variant.model)
+        params = {**built.get_params()}
+        chosen = getattr(built, "chosen_", None)
+        if isinstance(chosen, dict) and params.get("tune"):
+            # the settings the built model chose at fit, not a new search
+            keys = ("weights", "aggregate", "era_width", "popularity_width", "crowd_tags")
+            params.update({k: chosen[k] for k in keys if k in chosen}, tune=False)
+        changed = variant.as_dict()
+        if "n_genres" in changed and params.get("n_genres") is None:
+            # the built model keeps every genre: asking for as many or more changes nothing
+            setting = self.genre_setting(variant.model)
+            if setting is not None and int(changed["n_genres"]) >= setting.vocabulary:
+                del changed["n_genres"]
+        if all(params.get(k) == v for k, v in changed.items()):
+            return built
+        key = variant.name
+        with self._variant_lock:
+            cached = self._variants.get(key)
+            if cached is not None:
+                self._variants.move_to_end(key)
+                return cached
+            fitted = model_class(variant.model)(**{**params, **changed}).fit(self.snapshot)
+            self._variants[key] = fitted
+            while len(self._variants) > self.max_variants:
+                self._variants.popitem(last=False)
+            return fitted
 
     def warm(self) -> None:
         """Build what the first request would otherwise wait for (the name index)."""
@@ -418,9 +517,8 @@ class Service:
             artist = cols["artist_name"][j]
             score = score_list[j]
             out.append(
-                TrackRecord(
-                    uri=ids.track_uri(track_id),
-                    id=track_id,
+                TrackRecord.of(
+                    track_id,
                     name=cols["name"][j] or "",
                     artists=[artist] if artist else [],
                     album=_nan_to_none(cols["album_name"][j]),
@@ -743,13 +841,16 @@ class Service:
         filters: Filters | None = None,
         explain: bool = True,
         files: Sequence[Path] = (),
+        params: Mapping[str, Any] | None = None,
     ) -> Recommendation:
         """Tracks that continue ``inputs`` (see :meth:`resolve`; ``files``: playlist files the
-        shell hands over itself), best first, filtered and explained."""
+        shell hands over itself), best first, filtered and explained, by ``model`` or a variant
+        of it (``params``, or a variant's name: :mod:`segue.service.variants`)."""
         if not 1 <= n <= MAX_RESULTS:
             raise ValueError(f"n must be between 1 and {MAX_RESULTS}, got {n}")
         filters = filters or Filters()
         filters.validate()
+        variant = variants.parse(model, params)
         seeds = self.resolve(inputs, title=title, files=files)
         if seeds.indices.size == 0 and not seeds.title:
             why = [i for i in seeds.inputs if i.reason is not None]
@@ -759,10 +860,7 @@ class Service:
                 + (f" (unknown: {shown})" if why else "")
                 + "; give tracks, an artist or a playlist the catalog knows, or a playlist title"
             )
-        try:
-            recommender = self.model(model)
-        except NotFittedError:
-            raise
+        recommender = self._variant(variant) if variant.params else self._built(variant.model)
         snap = self.snapshot
         mask = self._filter_mask(filters)
         exclude = None if mask is None else np.flatnonzero(~mask)
@@ -790,9 +888,9 @@ class Service:
         messages = list(seeds.messages)
         if len(records) < n:
             messages.append(f"only {len(records)} track(s) pass the filters")
-        messages.extend(self._grow_recommended(model, outside))
+        messages.extend(self._grow_recommended(variant.model, outside))
         return Recommendation(
-            model=model,
+            model=variant.name,
             tracks=records,
             seeds=self.records(seeds.indices[:50]),
             title=seeds.title,

@@ -16,6 +16,7 @@ import streamlit as st
 
 from segue.core import config
 from segue.core.errors import NotFittedError, SegueError
+from segue.service.engine import Service
 from segue.webapp import logic
 
 log = logging.getLogger("segue.webapp")
@@ -24,9 +25,10 @@ st.set_page_config(page_title="segue: continue your playlist", page_icon="🎧",
 
 
 @st.cache_resource(show_spinner=False)
-def get_service(home: str) -> logic.AppService:
-    """One service (and so one model cache) per home folder for the whole server."""
-    return logic.AppService(Path(home))
+def get_service(home: str) -> Service:
+    """One service (and so one cache of models and variants) per home folder for the whole
+    server."""
+    return Service(Path(home))
 
 
 def home() -> Path:
@@ -46,7 +48,7 @@ def show_failure(exc: BaseException) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-def sidebar_settings(service: logic.AppService) -> dict[str, Any]:
+def sidebar_settings(service: Service) -> dict[str, Any]:
     """Model choice, result controls and filters (``usable`` is False for an unavailable model)."""
     options = logic.model_options(service)
     st.sidebar.header("Model")
@@ -78,11 +80,7 @@ def sidebar_settings(service: logic.AppService) -> dict[str, Any]:
         key="max_per_artist",
     )
     n_genres = None
-    setting = (
-        service.genre_setting(chosen.name)
-        if usable and chosen.name in logic.CONTENT_MODELS
-        else None
-    )
+    setting = service.genre_setting(chosen.name) if usable else None
     if setting is not None:
         n_genres = st.sidebar.slider(
             "Number of genres",
@@ -127,7 +125,7 @@ def sidebar_settings(service: logic.AppService) -> dict[str, Any]:
     }
 
 
-def input_form(service: logic.AppService) -> tuple[str, str, list[str], logic.Upload | None]:
+def input_form(service: Service) -> tuple[str, str, list[str], logic.Upload | None]:
     """The ways in: pasted links or names, a playlist file, and a catalog search."""
     left, right = st.columns([3, 2])
     with left:
@@ -209,7 +207,7 @@ def spotify_reachable() -> bool | None:
     return value if isinstance(value, bool) else None
 
 
-def show_results(service: logic.AppService, rec: Any, reachable: bool | None) -> None:
+def show_results(service: Service, rec: Any, reachable: bool | None) -> None:
     if rec.messages:
         st.info("\n".join(f"- {m}" for m in rec.messages))
     if rec.unknown:
@@ -312,7 +310,7 @@ def show_results(service: logic.AppService, rec: Any, reachable: bool | None) ->
             st.caption("Mean features of the input and the recommendations, each scaled to 0–1.")
 
 
-def recommend_page(service: logic.AppService, reachable: bool | None) -> None:
+def recommend_page(service: Service, reachable: bool | None) -> None:
     st.title("segue")
     st.write("Continue a playlist with tracks that fit. Give a playlist, a few songs or an artist.")
     settings = sidebar_settings(service)
@@ -370,7 +368,7 @@ def log_page() -> None:
         st.dataframe(entry.fetches, hide_index=True)
 
 
-def about_page(service: logic.AppService) -> None:
+def about_page(service: Service) -> None:
     st.title("About segue")
     st.markdown(
         """

@@ -10,8 +10,6 @@ from __future__ import annotations
 import re
 import shlex
 import tempfile
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +20,7 @@ import pandas as pd
 
 from segue.core import ids
 from segue.core.errors import SegueError
-from segue.models.registry import DEFAULT_MODEL, MODELS, model_class
+from segue.models.registry import DEFAULT_MODEL, MODELS
 from segue.service.engine import MAX_RESULTS, MAX_SEEDS, Filters, Recommendation, Service
 
 #: Short labels, in the order the app lists models (a long label is cut off in the sidebar);
@@ -52,8 +50,6 @@ MODEL_DESCRIPTIONS: dict[str, str] = {
     "original": "The original project's content scoring (for reference).",
     "random": "Random tracks (a baseline).",
 }
-#: Models that take ``n_genres`` (the size of the genre vocabulary of the content features).
-CONTENT_MODELS = ("model1", "model2")
 #: Accepted upload types (Exportify CSV, MPD JSON, a list of links).
 UPLOAD_TYPES = ("csv", "json", "txt", "m3u")
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
@@ -125,103 +121,6 @@ def command_for_home(text: str, home: Path) -> str:
         pass
     flag = f"--home {shlex.quote(str(home))}"
     return re.sub(r"`segue (?!--home)(?!demo\b)", f"`segue {flag} ", text)
-
-
-def variant_name(model: str, n_genres: int | None) -> str:
-    """The name the app asks the service for: ``model1`` or ``model1@n_genres=20``."""
-    if n_genres is None or model not in CONTENT_MODELS:
-        return model
-    return f"{model}@n_genres={int(n_genres)}"
-
-
-@dataclass(frozen=True)
-class GenreSetting:
-    """The ``n_genres`` of a built content model: ``current`` (None = every genre) and the
-    size of its genre vocabulary, the most a person can ask for."""
-
-    current: int | None
-    vocabulary: int
-
-    @property
-    def effective(self) -> int:
-        return self.vocabulary if self.current is None else min(self.current, self.vocabulary)
-
-
-def _genre_vocabulary(model: Any, snapshot: Any) -> int:
-    """Genre terms in a fitted content model (its TF-IDF block), else distinct catalog genres."""
-    blocks = getattr(getattr(model, "features_", None), "blocks", None)
-    if isinstance(blocks, dict) and isinstance(blocks.get("genres"), slice):
-        cols = blocks["genres"]
-        return int(cols.stop - cols.start)
-    return len({g for gs in snapshot.artists["genres"] for g in gs})
-
-
-class AppService(Service):
-    """A :class:`Service` that can also serve content models refit with another ``n_genres``.
-
-    Fitting a content model takes seconds on a large catalog, far too slow per request, so a
-    variant is fitted once on first use and kept in a small LRU cache (``max_variants``).
-    The saved model is used whenever the asked ``n_genres`` gives the same features.
-    """
-
-    def __init__(
-        self, home: Path | None = None, *, grow: bool = True, max_variants: int = 4
-    ) -> None:
-        super().__init__(home, grow=grow)
-        self.max_variants = max_variants
-        self._variants: OrderedDict[tuple[str, int], Any] = OrderedDict()
-        self._variant_lock = threading.Lock()
-
-    def genre_setting(self, model: str) -> GenreSetting | None:
-        """``n_genres`` of a built content model, or None when the model has no such choice."""
-        if model not in CONTENT_MODELS:
-            return None
-        built = self.model(model)
-        params = built.get_params()
-        if "n_genres" not in params:
-            return None
-        vocabulary = _genre_vocabulary(built, self.snapshot)
-        if vocabulary < 2:
-            return None
-        current = params["n_genres"]
-        return GenreSetting(
-            current=int(current) if current is not None else None, vocabulary=vocabulary
-        )
-
-    def model(self, name: str) -> Any:
-        base, sep, spec = name.partition("@")
-        if not sep:
-            return super().model(name)
-        key, _, raw = spec.partition("=")
-        if base not in CONTENT_MODELS or key != "n_genres" or not raw.isdigit():
-            raise ValueError(f"unknown model variant {name!r}; expected e.g. 'model1@n_genres=20'")
-        n_genres = int(raw)
-        if not 1 <= n_genres <= 10_000:
-            raise ValueError(f"n_genres must be between 1 and 10000, got {n_genres}")
-        built = super().model(base)
-        setting = self.genre_setting(base)
-        if setting is None:
-            raise ValueError(f"model {base!r} has no number of genres to choose")
-        if n_genres == setting.current or (
-            setting.current is None and n_genres >= setting.vocabulary
-        ):
-            return built
-        with self._variant_lock:
-            cached = self._variants.get((base, n_genres))
-            if cached is not None:
-                self._variants.move_to_end((base, n_genres))
-                return cached
-            params = {**built.get_params(), "n_genres": n_genres}
-            chosen = getattr(built, "chosen_", None)
-            if isinstance(chosen, dict) and params.get("tune"):
-                # the settings the built model chose at fit, not a new search
-                keys = ("weights", "aggregate", "era_width", "popularity_width", "crowd_tags")
-                params.update({k: chosen[k] for k in keys if k in chosen}, tune=False)
-            fitted = model_class(base)(**params).fit(self.snapshot)
-            self._variants[(base, n_genres)] = fitted
-            while len(self._variants) > self.max_variants:
-                self._variants.popitem(last=False)
-            return fitted
 
 
 # the form -----------------------------------------------------------------------------------
@@ -343,9 +242,13 @@ def recommend(service: Service, req: AppRequest, *, workdir: Path | None = None)
             "nothing to start from: paste a playlist, track or artist link or name, upload a "
             "playlist file, pick tracks from the search, or give a playlist title"
         )
-    model = variant_name(req.model, req.n_genres)
+    # the number of genres, when the person chose one, makes a variant of the model
+    params = {"n_genres": int(req.n_genres)} if req.n_genres is not None else None
+    model = req.model
     if req.upload is None:
-        return service.recommend(inputs, n=req.n, model=model, title=title, filters=filters)
+        return service.recommend(
+            inputs, n=req.n, model=model, title=title, filters=filters, params=params
+        )
     if len(req.upload.data) > MAX_UPLOAD_BYTES:
         raise ValueError(
             f"{req.upload.name!r} is too large: at most {MAX_UPLOAD_BYTES // (1024 * 1024)} MB"
@@ -368,7 +271,13 @@ def recommend(service: Service, req: AppRequest, *, workdir: Path | None = None)
         path.write_bytes(clean.data)
         try:
             rec = service.recommend(
-                inputs, n=req.n, model=model, title=title, filters=filters, files=[path]
+                inputs,
+                n=req.n,
+                model=model,
+                title=title,
+                filters=filters,
+                files=[path],
+                params=params,
             )
         except (ValueError, SegueError) as exc:
             message = str(exc)
@@ -892,7 +801,7 @@ def catalog_sources(home: Path) -> dict[str, str]:
     }
 
 
-def chosen_settings(service: AppService) -> dict[str, str]:
+def chosen_settings(service: Service) -> dict[str, str]:
     """What each built model chose at fit (from its saved ``model.json``), by model name."""
     out: dict[str, str] = {}
     for name in ("hybrid", "model1", "model2"):

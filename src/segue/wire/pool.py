@@ -92,8 +92,8 @@ def _recv(sock: socket.socket) -> bytes | None:
 
 def answer(service: Any, payload: bytes) -> tuple[int, bytes]:
     """Status and JSON body of one request, as the API answers it in process."""
-    from segue.api.app import RecommendResponse, error_reply
     from segue.service.engine import Filters
+    from segue.wire.replies import RecommendResponse, error_reply
 
     try:
         req = orjson.loads(payload)
@@ -104,6 +104,7 @@ def answer(service: Any, payload: bytes) -> tuple[int, bytes]:
             title=req["title"],
             filters=Filters(**req["filters"]),
             explain=req["explain"],
+            params=req.get("params"),
         )
         return 200, orjson.dumps(RecommendResponse.plain(rec))
     except Exception as exc:

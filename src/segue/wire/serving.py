@@ -4,6 +4,9 @@ One process answers every request. With ``workers`` > 1 (on POSIX) it hands reco
 to that many compute processes behind one queue (:mod:`segue.wire.pool`): the models compute mostly
 under the GIL, so more processes, not more threads, use more cores. Elsewhere, uvicorn's own
 worker processes are used (one queue per process).
+
+The application served is the API shell's (:data:`API_APP`), which sits above this layer and
+imports it: it is named here as uvicorn names an app, and loaded by that name, never imported.
 """
 
 from __future__ import annotations
@@ -37,6 +40,11 @@ UVICORN_LIMITS: dict[str, Any] = {
 }
 
 
+#: The API application factory, named as uvicorn names an app (``module:callable``; uvicorn's
+#: own workers load :func:`create_served_app` the same way).
+API_APP = "segue.api.app:create_app"
+
+
 def create_served_app(workers: int = 1, allow_growth: bool = False) -> Any:
     """The API app of a serving process, computing on ``workers`` processes (1: in this one).
     ``allow_growth``: unknown tracks and playlist links may be looked up on Spotify and added
@@ -45,10 +53,13 @@ def create_served_app(workers: int = 1, allow_growth: bool = False) -> Any:
     BLAS is limited to one thread for the process's life: each computing thread or process
     runs one query at a time (see ``segue.models.content``).
     """
-    from segue.api.app import create_app
+    from uvicorn.importer import import_from_string
+
     from segue.core import config
     from segue.models.content import pin_single_thread_blas
     from segue.wire.pool import ComputePool
+
+    create_app = import_from_string(API_APP)
 
     pin_single_thread_blas()
     if workers <= 1:
