@@ -29,9 +29,8 @@ from segue.evaluation.report import comparison_table, plot_results, write_report
 from segue.evaluation.run import run_challenge
 from segue.evaluation.score import score_submission
 from segue.models.base import Recommender
+from tests.conftest import shared
 
-REPO = Path(__file__).resolve().parents[1]
-DEV_TARBALL = REPO.parent / "shared" / "data" / "mpd" / "mpd-followers10-dev.tar.gz"
 N_POOL = 800
 
 
@@ -344,9 +343,9 @@ def test_per_category_must_be_positive(tmp_path: Path, bad: int) -> None:
 
 @pytest.mark.realdata
 @pytest.mark.slow
-@pytest.mark.skipif(not DEV_TARBALL.exists(), reason="needs ../shared/data/mpd")
 def test_real_dev_tarball(tmp_path: Path) -> None:
-    summary = make_challenge([DEV_TARBALL], tmp_path, per_category=5, seed=0, progress=False)
+    tarball = shared("mpd", "mpd-followers10-dev.tar.gz")
+    summary = make_challenge([tarball], tmp_path, per_category=5, seed=0, progress=False)
     assert summary.n_input_playlists == 3574
     assert summary.n_input_files == 466
     assert summary.per_category == dict.fromkeys(range(1, 11), 5)

@@ -45,7 +45,13 @@ import orjson
 
 from segue.core.errors import InputFileError
 from segue.core.ids import is_spotify_id
-from segue.formats.mpd import TRACK_PREFIX, parse_json, read_bytes
+from segue.formats.mpd import (
+    CHALLENGE_RULES,
+    TRACK_PREFIX,
+    PlaylistChecker,
+    parse_json,
+    read_bytes,
+)
 
 TRUTH_FORMAT = "segue-challenge-truth"
 TRUTH_VERSION = 1
@@ -184,45 +190,21 @@ class ChallengePlaylist:
 
 
 def load_challenge_set(path: str | Path) -> list[ChallengePlaylist]:
-    """The playlists of an official-format ``challenge_set.json`` (validated)."""
+    """The playlists of an official-format ``challenge_set.json``, each checked by the one MPD
+    playlist validator with the challenge's rules (:data:`segue.formats.mpd.CHALLENGE_RULES`:
+    a pid; a name and tracks only where the category gives them; seeds need a ``track_uri``)."""
     spath = str(path)
     doc = _load_json(Path(path))
     playlists = doc.get("playlists") if isinstance(doc, dict) else None
     if not isinstance(playlists, list):
         raise InputFileError(spath, "top level", "expected an object with a 'playlists' list")
     out: list[ChallengePlaylist] = []
-    seen: set[int] = set()
+    checker = PlaylistChecker(spath, CHALLENGE_RULES)
     for i, pl in enumerate(playlists):
-        where = f"playlists[{i}]"
-        if not isinstance(pl, dict):
-            raise InputFileError(
-                spath, where, f"expected a playlist object, got {type(pl).__name__}"
-            )
-        pid = pl.get("pid")
-        if not isinstance(pid, int) or isinstance(pid, bool):
-            raise InputFileError(spath, where, f"'pid' must be an integer, got {pid!r}")
-        if pid in seen:
-            raise InputFileError(spath, where, f"pid {pid} appears twice")
-        seen.add(pid)
-        name = pl.get("name")
-        if name is not None and not isinstance(name, str):
-            raise InputFileError(spath, where, f"'name' must be a string, got {name!r}")
-        tracks = pl.get("tracks", [])
-        if not isinstance(tracks, list):
-            raise InputFileError(
-                spath, where, f"'tracks' must be a list, got {type(tracks).__name__}"
-            )
-        seeds: list[str] = []
-        for j, tr in enumerate(tracks):
-            uri = tr.get("track_uri") if isinstance(tr, dict) else None
-            bare = bare_id(uri) if isinstance(uri, str) else ""
-            if not is_spotify_id(bare):
-                raise InputFileError(
-                    spath,
-                    f"{where}.tracks[{j}] (pid {pid})",
-                    f"'track_uri' must be like 'spotify:track:<22 base62 chars>', got {uri!r}",
-                )
-            seeds.append(bare)
+        one = checker.playlist(pl, i)
+        assert one.pid is not None  # the challenge rules require it
+        pid, name = one.pid, one.name
+        seeds = [bare_id(tr["track_uri"]) for tr in one.tracks]
         num_tracks = pl.get("num_tracks")
         num_holdouts = pl.get("num_holdouts")
         out.append(
