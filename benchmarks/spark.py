@@ -96,9 +96,9 @@ def dev(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     from segue.catalog.ingest import ingest_paths
     from segue.core import artifacts, config
     from segue.evaluation import make_challenge
-    from segue.evaluation.challenge import run_challenge, score_submission
-    from segue.evaluation.pipeline import write_seed_slice
-    from segue.evaluation.runner import recommend_fn_for
+    from segue.evaluation.formats import write_seed_slice
+    from segue.evaluation.run import recommend_fn_for, run_challenge
+    from segue.evaluation.score import score_submission
     from segue.models.als import ALSRecommender
     from segue.models.registry import load_model
     from segue.snapshot.arrays import Snapshot

@@ -21,7 +21,7 @@ Protocol (see docs/results.md, "Content models on the TidyTuesday playlists"):
   trained without the test playlists; the chosen settings are then scored once on the test
   split, trained on training + validation playlists.
 * Metrics: R-precision (with the challenge's artist credit, artists by name) and NDCG over 500
-  recommendations, from :mod:`segue.evaluation.metrics`.
+  recommendations, from :mod:`segue.evaluation.score`.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from segue.evaluation.metrics import ndcg, r_precision
+from segue.evaluation.score import ndcg, r_precision
 from segue.models.content import ContentRecommender, Model1, Model2, OriginalScoring, PlainMethod
 from segue.models.popularity import PopularityRecommender, RandomRecommender
 from segue.snapshot.arrays import AUDIO_FEATURES, Snapshot
@@ -439,7 +439,7 @@ holding only its seeds.
 would hand the model the answer. Artists seen only in evaluated playlists have no genres; their
 tracks rely on crowd tags, audio, popularity and era.
 
-**Metrics.** 500 recommendations per playlist, scored with `segue.evaluation.metrics`
+**Metrics.** 500 recommendations per playlist, scored with `segue.evaluation.score`
 (R-precision with the challenge's artist credit, artists matched by name; NDCG).
 
 **Tuning** used the validation split only, trained without the test playlists: Model 1 block

@@ -13,7 +13,7 @@ Protocol (EVALUATION.md, docs/results.md "Collaborative and hybrid models on the
 
 * ``segue challenge make`` on ``mpd-followers10-dev.tar.gz``: 100 playlists per category,
   seed 0 (:func:`segue.evaluation.make_challenge`).
-* :func:`segue.evaluation.pipeline.evaluate` then runs what a user runs: ingest the training
+* :func:`segue.evaluation.run.evaluate` then runs what a user runs: ingest the training
   slices plus the challenge seeds into a fresh catalog, build the snapshot, fit every model
   with its default parameters, write an official submission per model and score the file.
 * ``--validation`` cuts a second challenge (60 per category, seed 1) out of the *training*
@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from segue.evaluation import make_challenge
-from segue.evaluation.pipeline import evaluate
+from segue.evaluation.run import evaluate
 from segue.models.registry import MODELS as REGISTRY
 
 # The plain original method (the reference of the content targets) is not a model users pick;
@@ -65,7 +65,7 @@ def section(results: dict[str, dict[str, Any]], meta: dict[str, str]) -> str:
     lines.append("")
     lines.append(
         "Protocol: `segue challenge make` (EVALUATION.md: 10 categories, a playlist eligible "
-        "only if it keeps max(10, k/2) held-out tracks), then `segue.evaluation.pipeline."
+        "only if it keeps max(10, k/2) held-out tracks), then `segue.evaluation.run."
         "evaluate`: train on the training slices plus the challenge seeds, write an official "
         "submission per model, score the file. Every model runs with its default parameters, "
         "chosen on a validation split cut from the training playlists (`--validation`: 60 per "

@@ -16,23 +16,21 @@ import typer
 from typer.testing import CliRunner
 
 from segue.core.errors import InputFileError
-from segue.evaluation.challenge import (
+from segue.evaluation.formats import (
     CATEGORIES,
     CATEGORY_BY_NUMBER,
     load_challenge_set,
     load_truth,
-    make_challenge,
     read_submission,
-    run_challenge,
-    score_submission,
-    split_tracks,
     write_submission,
 )
+from segue.evaluation.make import make_challenge, split_tracks
 from segue.evaluation.report import comparison_table, plot_results, write_report
+from segue.evaluation.run import run_challenge
+from segue.evaluation.score import score_submission
 from segue.models.base import Recommender
+from tests.conftest import shared
 
-REPO = Path(__file__).resolve().parents[1]
-DEV_TARBALL = REPO.parent / "shared" / "data" / "mpd" / "mpd-followers10-dev.tar.gz"
 N_POOL = 800
 
 
@@ -345,9 +343,9 @@ def test_per_category_must_be_positive(tmp_path: Path, bad: int) -> None:
 
 @pytest.mark.realdata
 @pytest.mark.slow
-@pytest.mark.skipif(not DEV_TARBALL.exists(), reason="needs ../shared/data/mpd")
 def test_real_dev_tarball(tmp_path: Path) -> None:
-    summary = make_challenge([DEV_TARBALL], tmp_path, per_category=5, seed=0, progress=False)
+    tarball = shared("mpd", "mpd-followers10-dev.tar.gz")
+    summary = make_challenge([tarball], tmp_path, per_category=5, seed=0, progress=False)
     assert summary.n_input_playlists == 3574
     assert summary.n_input_files == 466
     assert summary.per_category == dict.fromkeys(range(1, 11), 5)
@@ -790,7 +788,7 @@ class ToyPopularity(Recommender):
 def test_evaluate_end_to_end(
     made: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from segue.evaluation.pipeline import evaluate
+    from segue.evaluation.run import evaluate
     from segue.models import registry
 
     monkeypatch.setattr(
@@ -817,7 +815,7 @@ def test_evaluate_end_to_end(
 
 def test_evaluate_with_a_real_model(made: dict[str, Any], tmp_path: Path) -> None:
     pytest.importorskip("segue.models.itemknn")
-    from segue.evaluation.pipeline import evaluate
+    from segue.evaluation.run import evaluate
 
     results = evaluate(made["out"], ["itemknn"], tmp_path / "r", progress=False)
     scores = results["itemknn"]
@@ -833,7 +831,7 @@ def test_evaluate_with_a_real_model(made: dict[str, Any], tmp_path: Path) -> Non
 def test_recommend_fn_for_a_model() -> None:
     import pandas as pd
 
-    from segue.evaluation.runner import popularity_fallback, recommend_fn_for
+    from segue.evaluation.run import popularity_fallback, recommend_fn_for
     from segue.snapshot.arrays import Snapshot
 
     tracks = pd.DataFrame({"track_id": [tid(i) for i in range(6)]})
@@ -853,7 +851,7 @@ def test_recommend_fn_for_a_model() -> None:
 def test_cli_challenge_run(
     made: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from segue.evaluation import runner
+    from segue.evaluation import run as runner
 
     fallback = [tid(10_000 + i) for i in range(700)]
 
@@ -891,7 +889,7 @@ def test_evaluate_reports_a_failing_model_and_goes_on(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     from segue.core.errors import SegueError
-    from segue.evaluation.pipeline import evaluate
+    from segue.evaluation.run import evaluate
     from segue.models import registry
 
     def fit(name: str, snapshot: Any, **kw: Any) -> Any:

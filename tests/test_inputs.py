@@ -248,7 +248,8 @@ def test_mpd_json_single_playlist_slice_and_list(tmp_path: Path) -> None:
     [
         (
             {"name": "x", "tracks": [{"track_uri": "spotify:track:nope"}]},
-            r"j\.json at playlist\.tracks\[0\]: not a Spotify reference",
+            r"j\.json at playlist\.tracks\[0\]: 'track_uri' must be like "
+            r"'spotify:track:<22 base62 chars>', got 'spotify:track:nope'",
         ),
         (
             {"playlists": [{"name": "x", "tracks": [{"track_name": "no uri"}]}]},
@@ -256,7 +257,7 @@ def test_mpd_json_single_playlist_slice_and_list(tmp_path: Path) -> None:
         ),
         (
             {"playlists": [{"name": "x", "tracks": {"a": 1}}]},
-            r"playlists\[0\]\.tracks: expected a list",
+            r"playlists\[0\]: 'tracks' must be a list, got dict",
         ),
         ({"hello": 1}, "top level: expected an MPD playlist object"),
         ({"playlists": []}, "holds no playlist"),

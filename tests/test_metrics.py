@@ -6,10 +6,10 @@ import math
 
 import pytest
 
-from segue.evaluation.metrics import (
+from segue.evaluation.formats import check_recommendations
+from segue.evaluation.score import (
     CLICKS_NONE,
     aggregate,
-    check_recommendations,
     clicks,
     missing_playlist_scores,
     ndcg,

@@ -20,7 +20,7 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def _score_lines(result: dict[str, Any]) -> list[str]:
-    from segue.evaluation.challenge import CATEGORY_BY_NUMBER
+    from segue.evaluation.formats import CATEGORY_BY_NUMBER
 
     lines = [
         f"team {result['team']}: {result['n_playlists']:,} playlists"
@@ -64,7 +64,7 @@ def register(app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     ) -> None:
         """Split MPD playlists into training slices and a challenge set with its truth."""
-        from segue.evaluation.challenge import make_challenge
+        from segue.evaluation.make import make_challenge
 
         try:
             summary = make_challenge(
@@ -93,8 +93,7 @@ def register(app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     ) -> None:
         """Continue every challenge playlist with 500 tracks and write the submission."""
-        from segue.evaluation.challenge import run_challenge
-        from segue.evaluation.runner import make_recommend_fn
+        from segue.evaluation.run import make_recommend_fn, run_challenge
 
         try:
             try:
@@ -121,7 +120,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     ) -> None:
         """R-precision, NDCG and clicks of a submission, overall and per category."""
-        from segue.evaluation.challenge import score_submission
+        from segue.evaluation.score import score_submission
 
         try:
             result = score_submission(submission, truth)
@@ -146,7 +145,7 @@ def register(app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     ) -> None:
         """Train each model on the challenge's training data, run and score it, compare them."""
-        from segue.evaluation.pipeline import evaluate
+        from segue.evaluation.run import evaluate
 
         try:
             evaluate(challenge_dir, models, out, progress=not quiet)

@@ -1,7 +1,7 @@
 """Comparison of models on one challenge: a Markdown table, a JSON file and a PNG chart.
 
 Input everywhere is ``results: {model name: scores}`` where ``scores`` is what
-:func:`segue.evaluation.challenge.score_submission` returns (``overall`` and ``per_category``
+:func:`segue.evaluation.score.score_submission` returns (``overall`` and ``per_category``
 metric means; category keys may be ints or, after a JSON round-trip, strings).
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from segue.evaluation.challenge import CATEGORIES
-from segue.evaluation.metrics import METRICS
+from segue.evaluation.formats import CATEGORIES
+from segue.evaluation.score import METRICS
 
 LABELS = {"r_precision": "R-precision", "ndcg": "NDCG", "clicks": "clicks"}
 #: True where a higher value is better.

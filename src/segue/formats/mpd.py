@@ -7,6 +7,12 @@ Required per playlist: ``pid`` (int), ``tracks`` (list) and, unless ``require_na
 ``name``. Required per track: ``track_uri``, ``track_name``, ``artist_name``. Everything else
 (``pos``, ``artist_uri``, ``album_uri``, ``album_name``, ``duration_ms``, playlist counters,
 ``description``, ``collaborative`` as "true"/"false" or a bool) is optional.
+
+:class:`PlaylistChecker` is the one validator of an MPD playlist object, used by ingest (here),
+by the challenge reader (:mod:`segue.evaluation.formats`) and by the files a user gives
+(:mod:`segue.service.inputs`): the same checks and messages (naming the file, the playlist and
+the field), with :class:`PlaylistRules` for what legitimately differs (:data:`SLICE_RULES`,
+:data:`CHALLENGE_RULES`, :data:`USER_RULES`).
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import sys
 import threading
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
+from segue.core import ids
 from segue.core.errors import InputFileError
 
 #: A file's bytes: a bytes object, or a view of a buffer that is reused (:func:`read_into_buffer`).
@@ -712,37 +719,214 @@ def _bare_ids(uris: pa.Array, kind: str) -> pa.Array:
     return pc.if_else(ok, pc.utf8_slice_codeunits(uris, -22), pa.scalar(None, pa.string()))
 
 
-def _first_bad_track(path: str, playlists: list[dict[str, Any]], where: str) -> InputFileError:
-    """Slow path, taken only on error: find the first bad track and say where and why."""
-    for i, pl in enumerate(playlists):
-        pid = pl.get("pid")
-        for j, tr in enumerate(pl["tracks"]):
-            loc = f"{where}[{i}].tracks[{j}] (pid {pid})"
-            if not isinstance(tr, dict):
-                return InputFileError(
-                    path, loc, f"expected a track object, got {type(tr).__name__}"
-                )
-            uri = tr.get("track_uri")
-            if not isinstance(uri, str) or not _TRACK_URI.fullmatch(uri):
-                return InputFileError(
-                    path,
-                    loc,
-                    f"'track_uri' must be like 'spotify:track:<22 base62 chars>', got {_shown(uri)}",
-                )
-            for key in ("track_name", "artist_name"):
-                if not isinstance(tr.get(key), str):
-                    return InputFileError(
-                        path, loc, f"{key!r} must be a string, got {_shown(tr.get(key))}"
-                    )
-            for key in ("artist_uri", "album_uri", "album_name"):
-                if tr.get(key) is not None and not isinstance(tr.get(key), str):
-                    return InputFileError(
-                        path, loc, f"{key!r} must be a string, got {_shown(tr.get(key))}"
-                    )
-    return InputFileError(path, where, "a track is malformed")
-
-
 _TRACK_URI = re.compile(_id_pattern("track"))
+LOCAL_PREFIX = "spotify:local:"
+#: The form a ``track_uri`` must have, as the error lines say it.
+TRACK_URI_FORM = "'spotify:track:<22 base62 chars>'"
+
+
+def _too_long(key: str, n_bytes: int) -> str:
+    return f"{key!r} is {n_bytes:,} bytes long; at most {MAX_TEXT_BYTES:,} allowed"
+
+
+def _has_nul(key: str) -> str:
+    return f"{key!r} contains a NUL character"
+
+
+def _text_problem(key: str, value: str) -> str | None:
+    """What makes a text unstorable (too long, a NUL), or None."""
+    if len(value) * 4 > MAX_TEXT_BYTES:  # a character is at most 4 bytes: count only then
+        n_bytes = len(value.encode("utf-8", "surrogatepass"))
+        if n_bytes > MAX_TEXT_BYTES:
+            return _too_long(key, n_bytes)
+    if "\x00" in value:
+        return _has_nul(key)
+    return None
+
+
+@dataclass(frozen=True)
+class PlaylistRules:
+    """What one MPD playlist object must hold, where the readers legitimately differ.
+
+    The defaults are the slice rules of ingest. ``pid``/``name``/``tracks``: the field is
+    required (else it may be absent, but when given it must be right); ``track_names``: every
+    track needs ``track_name`` and ``artist_name``; ``uri_strings``: a track may be its URI
+    alone; ``local_files``: ``spotify:local:`` tracks are let through (their reader skips
+    them); ``links``: a ``track_uri`` may be any Spotify track reference
+    (:func:`segue.core.ids.parse`: an open.spotify.com link, say).
+    """
+
+    pid: bool = True
+    name: bool = True
+    tracks: bool = True
+    track_names: bool = True
+    uri_strings: bool = False
+    local_files: bool = False
+    links: bool = False
+
+
+#: Slices read by ingest and by ``challenge make``.
+SLICE_RULES = PlaylistRules()
+#: An official challenge set: a category may give no title and no tracks; seeds need a URI.
+CHALLENGE_RULES = PlaylistRules(name=False, tracks=False, track_names=False)
+#: A playlist a user gives (a seed file, an upload): only its tracks matter.
+USER_RULES = PlaylistRules(
+    pid=False,
+    name=False,
+    tracks=False,
+    track_names=False,
+    uri_strings=True,
+    local_files=True,
+    links=True,
+)
+
+
+@dataclass(frozen=True)
+class CheckedPlaylist:
+    """A playlist object that passed :meth:`PlaylistChecker.playlist`: its pid (None when absent
+    and allowed), name, track list (empty when absent and allowed) and its JSON path."""
+
+    pid: int | None
+    name: str | None
+    tracks: list[Any]
+    loc: str
+
+    @property
+    def at(self) -> str:
+        """Where the playlist is: ``playlists[3] (pid 7)``."""
+        return self.loc if self.pid is None else f"{self.loc} (pid {self.pid})"
+
+    def track_at(self, j: int) -> str:
+        """Where its ``j``-th track is: ``playlists[3].tracks[0] (pid 7)``."""
+        at = f"{self.loc}.tracks[{j}]"
+        return at if self.pid is None else f"{at} (pid {self.pid})"
+
+
+class PlaylistChecker:
+    """The one validator of MPD playlist objects: ingest, challenge sets and user files.
+
+    One checker reads one file (``path`` names it in errors; ``where`` is the JSON path of its
+    playlist list, "playlists" for a slice) and remembers its pids, so a pid given twice is
+    refused. :meth:`playlist` checks one playlist dict, :meth:`track` one of its tracks; both
+    raise :class:`InputFileError` naming the file, the playlist (index and pid) and the field.
+    Messages are the same whoever reads; only ``rules`` (:class:`PlaylistRules`) differ.
+    ``texts=False`` leaves the text caps (length, NUL) to the caller, for ingest, which checks
+    them in bulk over its columns with the same messages (:func:`_finished`).
+
+    Refused: a playlist that is not an object; a pid that is not an integer from 0 to 2^63 - 1
+    or that repeats; a name or track name that is not a string; ``tracks`` that is not a list;
+    a track that is not an object; a ``track_uri`` not of the form
+    ``spotify:track:<22 base62 chars>`` (or the bare id); artist/album URIs and names that are
+    not strings; a name, description or track text longer than :data:`MAX_TEXT_BYTES` or
+    holding a NUL. Bad optional counters, dates and flags are not refused here (ingest stores
+    them as NULL).
+    """
+
+    def __init__(
+        self,
+        path: str,
+        rules: PlaylistRules = SLICE_RULES,
+        where: str = "playlists",
+        *,
+        texts: bool = True,
+    ) -> None:
+        self.path = path
+        self.rules = rules
+        self.where = where
+        self.texts = texts
+        self._pids: set[int] = set()
+
+    def _error(self, at: str, problem: str) -> InputFileError:
+        return InputFileError(self.path, at, problem)
+
+    def playlist(self, pl: Any, index: int | None, *, tracks: bool = True) -> CheckedPlaylist:
+        """Check one playlist object (the ``index``-th of the list; None for a lone object)
+        and, unless ``tracks=False``, each of its tracks."""
+        loc = self.where if index is None else f"{self.where}[{index}]"
+        if not isinstance(pl, dict):
+            raise self._error(loc, f"expected a playlist object, got {_kind(pl)}")
+        rules = self.rules
+        pid = pl.get("pid")
+        if pid is not None or rules.pid:
+            if not isinstance(pid, int) or isinstance(pid, bool) or not 0 <= pid <= _INT64_MAX:
+                raise self._error(
+                    loc, f"'pid' must be an integer from 0 to {_INT64_MAX}, got {_shown(pid)}"
+                )
+            if pid in self._pids:
+                raise self._error(loc, f"pid {pid} appears twice in this file")
+            self._pids.add(pid)
+        at = loc if pid is None else f"{loc} (pid {pid})"
+        name = pl.get("name")
+        if name is None:
+            if rules.name:
+                raise self._error(at, "missing 'name'")
+        elif not isinstance(name, str):
+            raise self._error(at, f"'name' must be a string, got {_shown(name)}")
+        for key, text in (("name", name), ("description", pl.get("description"))):
+            if (
+                self.texts
+                and isinstance(text, str)
+                and (problem := _text_problem(key, text)) is not None
+            ):
+                raise self._error(at, problem)
+        found = pl.get("tracks")
+        if found is None and not rules.tracks and "tracks" not in pl:
+            found = []
+        if not isinstance(found, list):
+            raise self._error(at, f"'tracks' must be a list, got {_kind(found)}")
+        checked = CheckedPlaylist(pid, name, found, loc)
+        if tracks:
+            for j, tr in enumerate(found):
+                self.track(checked, j, tr)
+        return checked
+
+    def track(self, pl: CheckedPlaylist, j: int, tr: Any) -> str:
+        """Check the ``j``-th track of ``pl``; returns its ``track_uri`` (a local file's when
+        the rules let local files through)."""
+        at = pl.track_at(j)
+        rules = self.rules
+        if isinstance(tr, str) and rules.uri_strings:
+            uri: Any = tr
+            tr = {}
+        elif isinstance(tr, dict):
+            uri = tr.get("track_uri")
+        else:
+            raise self._error(at, f"expected a track object, got {_kind(tr)}")
+        if not (
+            isinstance(uri, str)
+            and (
+                _TRACK_URI.fullmatch(uri)
+                or (rules.local_files and uri.startswith(LOCAL_PREFIX))
+                or (rules.links and ids.try_parse(uri, ids.Kind.TRACK) is not None)
+            )
+        ):
+            raise self._error(at, f"'track_uri' must be like {TRACK_URI_FORM}, got {_shown(uri)}")
+        for key in ("track_name", "artist_name", "artist_uri", "album_uri", "album_name"):
+            value = tr.get(key)
+            required = rules.track_names and key in ("track_name", "artist_name")
+            if value is None and not required:
+                continue
+            if not isinstance(value, str):
+                raise self._error(at, f"{key!r} must be a string, got {_shown(value)}")
+            if (
+                self.texts
+                and key.endswith("_name")
+                and (problem := _text_problem(key, value)) is not None
+            ):
+                raise self._error(at, problem)
+        return uri
+
+
+def _first_bad_track(checker: PlaylistChecker, playlists: list[CheckedPlaylist]) -> InputFileError:
+    """Slow path, taken only when the bulk checks fail: the validator finds the first bad track
+    of the playlists it passed and says where and why."""
+    for checked in playlists:
+        for j, tr in enumerate(checked.tracks):
+            try:
+                checker.track(checked, j, tr)
+            except InputFileError as exc:
+                return exc
+    return InputFileError(checker.path, checker.where, "a track is malformed")
 
 
 def columns_from_playlists(
@@ -755,15 +939,19 @@ def columns_from_playlists(
 ) -> SliceColumns:
     """Validate playlists (MPD form) and turn them into Arrow columns.
 
-    The per-row loop only gathers values; types and id formats are checked in bulk with
-    Arrow compute, and a failure falls back to a slow scan that names the first bad track.
+    Each playlist object goes through :class:`PlaylistChecker` (:data:`SLICE_RULES`, the name
+    optional with ``require_name=False``). Its tracks are not checked one by one: the per-row
+    loop only gathers values, types and id formats are checked in bulk with Arrow compute, and
+    a failure falls back to the checker, which names the first bad track.
     """
+    rules = SLICE_RULES if require_name else replace(SLICE_RULES, name=False)
+    checker = PlaylistChecker(path, rules, where, texts=False)  # texts: in bulk, by _finished
+    checked: list[CheckedPlaylist] = []
     pids: list[int] = []
     names: list[str | None] = []
     descriptions: list[str | None] = []
     collab: list[bool | None] = []
     ints: dict[str, list[Any]] = {k: [] for k in PLAYLIST_INT_FIELDS}
-    seen_pids: set[int] = set()
     lengths: list[int] = []
     row_pos: list[Any] = []
     uri: list[Any] = []
@@ -775,31 +963,12 @@ def columns_from_playlists(
     dur: list[Any] = []
     nulled = 0  # optional values given but not usable, stored as NULL
     for i, pl in enumerate(playlists):
-        loc = f"{where}[{i}]"
-        if not isinstance(pl, dict):
-            raise InputFileError(path, loc, f"expected a playlist object, got {type(pl).__name__}")
-        pid = pl.get("pid")
-        if not isinstance(pid, int) or isinstance(pid, bool) or not 0 <= pid <= _INT64_MAX:
-            raise InputFileError(
-                path, loc, f"'pid' must be an integer from 0 to {_INT64_MAX}, got {_shown(pid)}"
-            )
-        if pid in seen_pids:
-            raise InputFileError(path, loc, f"pid {pid} appears twice in this file")
-        seen_pids.add(pid)
-        name = pl.get("name")
-        if name is None and require_name:
-            raise InputFileError(path, f"{loc} (pid {pid})", "missing 'name'")
-        if name is not None and not isinstance(name, str):
-            raise InputFileError(
-                path, f"{loc} (pid {pid})", f"'name' must be a string, got {_shown(name)}"
-            )
-        tracks = pl.get("tracks")
-        if not isinstance(tracks, list):
-            raise InputFileError(
-                path, f"{loc} (pid {pid})", f"'tracks' must be a list, got {type(tracks).__name__}"
-            )
-        pids.append(pid)
-        names.append(name)
+        one = checker.playlist(pl, i, tracks=False)
+        checked.append(one)
+        tracks = one.tracks
+        assert one.pid is not None  # the slice rules require it
+        pids.append(one.pid)
+        names.append(one.name)
         desc = pl.get("description")
         descriptions.append(desc if isinstance(desc, str) else None)
         flag = pl.get("collaborative")
@@ -821,17 +990,17 @@ def columns_from_playlists(
                 dur.append(tr.get("duration_ms"))
                 row_pos.append(tr.get("pos"))
         except (KeyError, TypeError, AttributeError):
-            raise _first_bad_track(path, playlists, where) from None
+            raise _first_bad_track(checker, checked) from None
         lengths.append(len(uri) - start)
     try:
         uri_arr = pa.array(uri, pa.string())
         strings = [pa.array(col, pa.string()) for col in (tname, aname, auri, alb_uri, alb_name)]
     except (pa.ArrowInvalid, pa.ArrowTypeError):
-        raise _first_bad_track(path, playlists, where) from None
+        raise _first_bad_track(checker, checked) from None
     if uri_arr.null_count or strings[0].null_count or strings[1].null_count:
-        raise _first_bad_track(path, playlists, where)  # required: track_uri, names
+        raise _first_bad_track(checker, checked)  # required: track_uri, names
     if not pc.all(pc.match_substring_regex(uri_arr, _id_pattern("track"))).as_py() and len(uri):
-        raise _first_bad_track(path, playlists, where)
+        raise _first_bad_track(checker, checked)
     pos, pos_unusable = _int_array(row_pos)
     duration, unusable = _int_array(dur)
     nulled += 0 if unusable is None else int(unusable.sum())
@@ -929,13 +1098,9 @@ def _finished(
         if pc.max(lengths).as_py() > MAX_TEXT_BYTES:
             i = _first_true(pc.greater(lengths, MAX_TEXT_BYTES))
             assert i is not None
-            raise InputFileError(
-                path,
-                at(i),
-                f"{key!r} is {lengths[i].as_py():,} bytes long; at most {MAX_TEXT_BYTES:,} allowed",
-            )
+            raise InputFileError(path, at(i), _too_long(key, lengths[i].as_py()))
         if (i := _first_true(pc.match_substring(column, "\x00"))) is not None:
-            raise InputFileError(path, at(i), f"{key!r} contains a NUL character")
+            raise InputFileError(path, at(i), _has_nul(key))
     for key in PLAYLIST_INT_FIELDS:
         column = playlists[key]
         negative = pc.less(column, 0)

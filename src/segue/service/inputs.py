@@ -29,9 +29,9 @@ from segue.core import ids
 from segue.core.errors import InputFileError
 from segue.core.ids import Kind, SpotifyRef
 from segue.core.records import ArtistFacts, ArtistRef, AudioFeatures, TrackFacts
+from segue.formats.mpd import LOCAL_PREFIX, USER_RULES, PlaylistChecker, parse_json
 from segue.snapshot.arrays import AUDIO_FEATURES
 
-LOCAL_PREFIX = "spotify:local:"
 BYTES_NAME = "<input>"
 
 _CSV_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -314,15 +314,13 @@ def _artist_refs(names_cell: str, ids_cell: str) -> list[ArtistRef]:
 
 
 def _read_json(label: str, text: str) -> list[InputPlaylist]:
-    from segue.formats.mpd import parse_json
-
     doc = parse_json(label, text.encode("utf-8"))
     if isinstance(doc, dict) and isinstance(doc.get("playlists"), list):
-        items, where = doc["playlists"], "playlists"
+        items, where, lone = doc["playlists"], "playlists", False
     elif isinstance(doc, dict) and "tracks" in doc:
-        items, where = [doc], ""
+        items, where, lone = [doc], "playlist", True
     elif isinstance(doc, list):
-        items, where = doc, ""
+        items, where, lone = doc, "", False
     else:
         raise InputFileError(
             label,
@@ -330,75 +328,45 @@ def _read_json(label: str, text: str) -> list[InputPlaylist]:
             "expected an MPD playlist object (with 'tracks'), an MPD slice or challenge set "
             "(with 'playlists'), or a list of playlist objects",
         )
-    out = []
-    for i, item in enumerate(items):
-        loc = f"{where}[{i}]" if where or len(items) > 1 or isinstance(doc, list) else "playlist"
-        out.append(_mpd_playlist(label, item, loc))
+    # the one MPD playlist validator, with the rules of a playlist a user gives
+    checker = PlaylistChecker(label, USER_RULES, where)
+    out = [_mpd_playlist(checker, item, None if lone else i) for i, item in enumerate(items)]
     if not out:
         raise InputFileError(label, where or "top level", "holds no playlist")
     return out
 
 
-def _mpd_playlist(label: str, item: Any, loc: str) -> InputPlaylist:
-    if not isinstance(item, dict):
-        raise InputFileError(label, loc, f"expected a playlist object, got {type(item).__name__}")
-    tracks = item.get("tracks", [])
-    if not isinstance(tracks, list):
-        raise InputFileError(
-            label, f"{loc}.tracks", f"expected a list of tracks, got {type(tracks).__name__}"
-        )
-    name = item.get("name")
-    out = InputPlaylist(name=name if isinstance(name, str) else None, track_ids=[], format="mpd")
+def _mpd_playlist(checker: PlaylistChecker, item: Any, index: int | None) -> InputPlaylist:
+    one = checker.playlist(item, index, tracks=False)
+    out = InputPlaylist(name=one.name, track_ids=[], format="mpd")
     seen: set[str] = set()
-    for j, tr in enumerate(tracks):
-        where = f"{loc}.tracks[{j}]"
-        uri: Any
-        if isinstance(tr, str):
-            uri, tr = tr, {}
-        elif isinstance(tr, dict):
-            uri = tr.get("track_uri")
-        else:
-            raise InputFileError(label, where, f"expected a track object, got {type(tr).__name__}")
-        if not isinstance(uri, str):
-            raise InputFileError(
-                label,
-                where,
-                f"'track_uri' must be like 'spotify:track:<22 base62 chars>', got {uri!r}",
-            )
+    for j, tr in enumerate(one.tracks):
+        uri = checker.track(one, j, tr)
         if uri.startswith(LOCAL_PREFIX):
-            out.skipped.append(f"{where}: local file {uri!r} has no Spotify id")
+            out.skipped.append(f"{one.track_at(j)}: local file {uri!r} has no Spotify id")
             continue
-        try:
-            track_id = ids.parse(uri, Kind.TRACK).id
-        except ValueError as exc:
-            raise InputFileError(label, where, str(exc)) from None
+        track_id = ids.parse(uri, Kind.TRACK).id  # the checker let only track references by
         if track_id in seen:
             continue
         seen.add(track_id)
         out.track_ids.append(track_id)
+        if not isinstance(tr, dict):
+            continue  # a track given as its URI alone
         tname, aname = tr.get("track_name"), tr.get("artist_name")
-        if not isinstance(tname, str) and not isinstance(aname, str):
+        if tname is None and aname is None:
             continue
-        artist_ref = (
-            ids.try_parse(tr["artist_uri"], Kind.ARTIST)
-            if isinstance(tr.get("artist_uri"), str)
-            else None
-        )
-        album_ref = (
-            ids.try_parse(tr["album_uri"], Kind.ALBUM)
-            if isinstance(tr.get("album_uri"), str)
-            else None
-        )
+        artist_ref = ids.try_parse(tr["artist_uri"], Kind.ARTIST) if tr.get("artist_uri") else None
+        album_ref = ids.try_parse(tr["album_uri"], Kind.ALBUM) if tr.get("album_uri") else None
         dur = tr.get("duration_ms")
         out.tracks.append(
             TrackFacts(
                 track_id=track_id,
-                name=tname if isinstance(tname, str) else None,
+                name=tname,
                 artists=[ArtistRef(aname, artist_ref.id if artist_ref else None)]
-                if isinstance(aname, str)
+                if aname is not None
                 else [],
                 album_id=album_ref.id if album_ref else None,
-                album_name=tr.get("album_name") if isinstance(tr.get("album_name"), str) else None,
+                album_name=tr.get("album_name"),
                 duration_ms=dur
                 if isinstance(dur, int) and not isinstance(dur, bool) and dur >= 0
                 else None,

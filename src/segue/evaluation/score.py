@@ -13,17 +13,23 @@ recommended and held-out lists use the same form). ``G`` is the set of distinct 
   relevant. Lower is better.
 
 A recommended track that appears twice counts once (its first rank); submissions with
-duplicates are refused earlier by :func:`check_recommendations`.
+duplicates are refused earlier by :func:`segue.evaluation.formats.check_recommendations`.
+
+:func:`score_submission` scores a submission file against ``truth.json``: every playlist
+with these metrics, then the means overall and per category (:func:`aggregate`).
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Hashable, Iterable, Mapping, Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
 
-#: Tracks asked for each challenge playlist.
-N_RECOMMENDATIONS = 500
+from segue.core.errors import InputFileError
+from segue.evaluation.formats import N_RECOMMENDATIONS, load_truth, read_submission
+
 #: Credit of an artist match relative to a track match.
 ARTIST_CREDIT = 0.25
 #: Tracks shown per refresh of the Spotify app's "Recommended Songs".
@@ -201,28 +207,59 @@ def aggregate(
     }
 
 
-def check_recommendations(
-    recommended: Sequence[Hashable],
-    seeds: Iterable[Hashable] = (),
+def score_submission(
+    submission_path: str | Path,
+    truth_path: str | Path,
     *,
-    expected: int | None = N_RECOMMENDATIONS,
-) -> None:
-    """Refuse recommendations that repeat a track, contain a seed, or have the wrong length.
+    warnings: TextIO | None = None,
+) -> dict[str, Any]:
+    """Score a submission file against ``truth.json``.
 
-    The idea of LightFM's ``check_intersections``: what the model was given must never be
-    counted as found. Raises ``ValueError`` naming the first offending track and its position
-    (1-based).
+    Returns ``{"overall": {"r_precision", "ndcg", "clicks"}, "per_category": {1..10: {...}},
+    "n_playlists", "n_per_category", "n_missing", "team", "submission", "truth"}``. A challenge
+    playlist without a line scores R-precision 0, NDCG 0 and 51 clicks, with one warning line
+    on stderr (or ``warnings``). A line for a pid the truth does not know, or one that
+    recommends a seed, is an :class:`InputFileError`.
     """
-    if expected is not None and len(recommended) != expected:
-        raise ValueError(f"expected {expected} recommended tracks, got {len(recommended)}")
-    first: dict[Hashable, int] = {}
-    for position, track in enumerate(recommended, start=1):
-        if track in first:
-            raise ValueError(
-                f"track {track} appears twice (positions {first[track]} and {position})"
+    truth = load_truth(truth_path)
+    sub = read_submission(submission_path, seeds=truth.seeds)
+    for pid, number in sub.line_of.items():
+        if pid not in truth.category:
+            raise InputFileError(
+                sub.path, f"line {number}", f"pid {pid} is not in the challenge set of {truth.path}"
             )
-        first[track] = position
-    seed_set = set(seeds)
-    for track, position in first.items():
-        if track in seed_set:
-            raise ValueError(f"track {track} at position {position} is a seed of the playlist")
+    scored: list[tuple[int, dict[str, float]]] = []
+    missing: list[int] = []
+    for pid, category in truth.category.items():
+        recs = sub.recommendations.get(pid)
+        if recs is None:
+            missing.append(pid)
+            scored.append((category, missing_playlist_scores()))
+            continue
+        held = truth.holdouts[pid]
+        top_artists = [truth.artist_of(u) for u in recs[: len(set(held))]]
+        scored.append(
+            (
+                category,
+                score_playlist(
+                    recs,
+                    held,
+                    held_out_artists=truth.holdout_artists[pid],
+                    recommended_artists=top_artists,
+                ),
+            )
+        )
+    if missing:
+        shown = ", ".join(str(p) for p in sorted(missing)[:5]) + (
+            ", ..." if len(missing) > 5 else ""
+        )
+        print(
+            f"warning: {sub.path}: {len(missing)} of {len(truth.category)} challenge playlists have "
+            f"no recommendations and score 0 (51 clicks): pid {shown}",
+            file=warnings if warnings is not None else sys.stderr,
+        )
+    result = aggregate(scored)
+    result.update(
+        {"n_missing": len(missing), "team": sub.team, "submission": sub.path, "truth": truth.path}
+    )
+    return result
