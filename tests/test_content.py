@@ -502,8 +502,8 @@ def test_plain_method_is_the_cosine_of_summed_plain_vectors(snapshot: Snapshot) 
     from sklearn.impute import SimpleImputer
     from sklearn.preprocessing import MinMaxScaler
 
+    from segue.core.records import AUDIO_FEATURES
     from segue.models.content import PlainMethod
-    from segue.snapshot.arrays import AUDIO_FEATURES
 
     t = snapshot.tracks
     cols = [c for c in AUDIO_FEATURES if t[c].notna().any()]

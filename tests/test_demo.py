@@ -166,7 +166,7 @@ def test_demo_home(home: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
 
 
 def test_snapshot_and_crowd_tags_from_the_demo(demo: Path) -> None:
-    from segue.catalog.derived import crowd_tags, track_popularity
+    from segue.snapshot.derived import crowd_tags, track_popularity
     from segue.snapshot.from_catalog import build_snapshot
 
     with Catalog.open(demo, read_only=True) as catalog:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from segue.core import config
-from segue.snapshot.arrays import AUDIO_FEATURES
+from segue.core.records import AUDIO_FEATURES
 
 DEMO_TABLE = "tidytuesday_spotify_songs.parquet"
 DEMO_SOURCE = "tidytuesday"
@@ -94,7 +94,7 @@ def _demo_records(table_path: Path) -> dict[str, Any]:
     labels: dict[str, Counter[str]] = {}
     artist_names: dict[str, str] = {}
     playlists: dict[str, dict[str, Any]] = {}
-    from segue.catalog.core import normalise_name
+    from segue.core.text import normalise_name
 
     for i in range(n):
         tid = cols["track_id"][i]

@@ -28,7 +28,7 @@ import os
 import signal
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,6 +49,7 @@ from segue.providers.base import (
     redact,
 )
 from segue.providers.credentials import CredentialsError
+from segue.providers.matching import NAME_KEY, ArtistKey, TrackKey
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -95,6 +96,19 @@ class _CatalogAccess:
             raise RuntimeError("no catalog given")
         with Catalog.open(self._path, wait=60) as catalog:
             yield catalog
+
+    # what a name-matching source reads (segue.providers.open_sources.CatalogAccess)
+    def track_keys(self, track_ids: Sequence[str]) -> dict[str, TrackKey]:
+        from segue.catalog.matching import track_keys
+
+        with self.use() as catalog:
+            return track_keys(catalog, track_ids)
+
+    def artist_keys(self, artist_ids: Sequence[str]) -> dict[str, ArtistKey]:
+        from segue.catalog.matching import artist_keys
+
+        with self.use() as catalog:
+            return artist_keys(catalog, artist_ids)
 
 
 # -- the report --------------------------------------------------------------------------------
@@ -523,7 +537,7 @@ def _run_provider(
         by_name = getattr(provider, "matches_by_name", False) and kind == "artist_facts"
         with access.use() as catalog:
             if by_name:  # artists known by name only can be matched too
-                from segue.catalog.matching import NAME_KEY, artists_missing_genres
+                from segue.catalog.matching import artists_missing_genres
 
                 wanted = artists_missing_genres(catalog, limit, provider.name)
             else:

@@ -5,7 +5,7 @@ prints a path like ``nope[/].json`` or a name like ``[bold red]x`` exactly as gi
 Rich would raise ``MarkupError`` on the first and restyle the terminal with the second). Colour
 comes only from :class:`rich.text.Text` built here (:func:`error`, :func:`warn`, :func:`fail`)
 or by a caller that passes ``markup=True`` on a string it wrote itself with
-:func:`rich.markup.escape` around every user part. Table cells go through :func:`cell`.
+:func:`rich.markup.escape` around every user part. Table cells go through :func:`segue.wire.export.cell`.
 
 ``stderr=True`` makes rich look up ``sys.stderr`` at write time, so test runners that swap the
 streams see the output.
@@ -21,11 +21,6 @@ from segue.core.redact import redact
 
 err = Console(stderr=True, soft_wrap=True, highlight=False, markup=False, emoji=False)
 out = Console(soft_wrap=True, highlight=False, markup=False, emoji=False)
-
-
-def cell(value: object) -> Text:
-    """A table cell (or title) showing ``value`` literally: never parsed as markup or emoji."""
-    return Text("" if value is None else str(value))
 
 
 def labelled(label: str, style: str, message: str) -> Text:

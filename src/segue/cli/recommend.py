@@ -2,101 +2,25 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import signal
 import sys
 import threading
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from segue.cli import _spark
-from segue.cli._console import cell, err, fail, out
+from segue.cli._console import err, fail, out
 from segue.core import config
 from segue.core.errors import SegueError
-
-
-class OutputFormat(StrEnum):
-    table = "table"
-    json = "json"
-    csv = "csv"
-    m3u = "m3u"
+from segue.wire.export import OutputFormat, render
 
 
 def _model_names() -> list[str]:
     from segue.models.registry import MODELS
 
     return list(MODELS)
-
-
-def render(rec, fmt: OutputFormat) -> str:
-    """Recommendations as text in one of the output formats."""
-    if fmt is OutputFormat.json:
-        return json.dumps([t.to_dict() for t in rec.tracks], indent=2, ensure_ascii=False) + "\n"
-    if fmt is OutputFormat.csv:
-        buf = io.StringIO()
-        writer = csv.writer(buf)
-        writer.writerow(
-            [
-                "rank",
-                "uri",
-                "name",
-                "artists",
-                "album",
-                "year",
-                "popularity",
-                "score",
-                "explanation",
-            ]
-        )
-        for i, t in enumerate(rec.tracks, 1):
-            writer.writerow(
-                [
-                    i,
-                    t.uri,
-                    t.name,
-                    "; ".join(t.artists),
-                    t.album or "",
-                    t.year or "",
-                    "" if t.popularity is None else f"{t.popularity:g}",
-                    f"{t.score:.6f}",
-                    t.explanation or "",
-                ]
-            )
-        return buf.getvalue()
-    if fmt is OutputFormat.m3u:
-        lines = ["#EXTM3U"]
-        for t in rec.tracks:
-            lines.append(f"#EXTINF:-1,{', '.join(t.artists)} - {t.name}")
-            lines.append(t.url)
-        return "\n".join(lines) + "\n"
-    buf = io.StringIO()
-    # Names, titles and explanations are user and catalog text: cells are Text, never markup.
-    console = Console(file=buf, width=160, soft_wrap=False, markup=False, emoji=False)
-    table = Table(
-        title=cell(
-            f"{rec.model}: {len(rec.tracks)} tracks" + (f" for {rec.title!r}" if rec.title else "")
-        )
-    )
-    for col in ("#", "track", "artist", "year", "score", "why"):
-        table.add_column(col, overflow="fold")
-    for i, t in enumerate(rec.tracks, 1):
-        table.add_row(
-            cell(i),
-            cell(t.name),
-            cell(", ".join(t.artists)),
-            cell(t.year or ""),
-            cell(f"{t.score:.3f}"),
-            cell(t.explanation or ""),
-        )
-    console.print(table)
-    return buf.getvalue()
 
 
 def _interrupted(home: Path, in_use: Any, models: list[str]) -> str:

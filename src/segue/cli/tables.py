@@ -6,9 +6,10 @@ from pathlib import Path
 
 import typer
 
-from segue.cli._console import cell, err, fail, labelled, out
+from segue.cli._console import err, fail, labelled, out
 from segue.core import config
 from segue.core.errors import SegueError
+from segue.wire.export import cell
 
 
 def register(app: typer.Typer) -> None:

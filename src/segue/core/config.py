@@ -74,20 +74,6 @@ def artifacts_dir() -> Path:
     return path
 
 
-def snapshot_dir() -> Path:
-    """The snapshot of the set of artifacts in use (see :mod:`segue.core.artifacts`)."""
-    from segue.core.artifacts import current
-
-    return current(home()).snapshot_dir
-
-
-def models_dir() -> Path:
-    """The models of the set of artifacts in use (see :mod:`segue.core.artifacts`)."""
-    from segue.core.artifacts import current
-
-    return current(home()).models_dir
-
-
 def logs_dir() -> Path:
     path = home() / "logs"
     path.mkdir(parents=True, exist_ok=True)

@@ -194,10 +194,11 @@ def make_recommend_fn(model_name: str) -> tuple[RecommendFn, list[str]]:
     Raises :class:`segue.core.errors.NotFittedError` when either is not built yet, ``ValueError``
     for an unknown model name.
     """
+    from segue.core.artifacts import current
     from segue.models.registry import load_model
     from segue.snapshot.arrays import Snapshot
 
-    snapshot = Snapshot.load(config.snapshot_dir())
+    snapshot = Snapshot.load(current(config.home()).snapshot_dir)
     model = load_model(model_name, snapshot)
     return recommend_fn_for(model, snapshot)
 

@@ -28,7 +28,6 @@ Presets (see docs/content-model.md for how they map to the original project):
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import math
@@ -44,6 +43,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from segue.core.errors import NotFittedError
+from segue.core.threads import single_thread_blas
 from segue.models.base import Recommender, as_seed_array, dropped
 from segue.models.rows import sum_rows
 from segue.snapshot.features import (
@@ -72,40 +72,6 @@ AUDIO_BOUND = 1.0 + 1e-4
 # ---------------------------------------------------------------------------------------------
 # top-n selection
 # ---------------------------------------------------------------------------------------------
-
-_BLAS_CONTROLLER: Any = None
-_BLAS_PINNED = False
-
-
-def _single_thread_blas() -> Any:
-    """Context manager limiting BLAS to one thread (threadpoolctl, a scikit-learn dependency).
-
-    One query is a memory-bound product over millions of rows: a second BLAS thread gains
-    little when a core is free and, on a busy machine, OpenBLAS threads spin-waiting for a
-    core made one product 50x slower in measurements. Batches keep all threads.
-    """
-    if _BLAS_PINNED:
-        return contextlib.nullcontext()
-    return _blas_controller().limit(limits=1, user_api="blas")
-
-
-def _blas_controller() -> Any:
-    global _BLAS_CONTROLLER
-    if _BLAS_CONTROLLER is None:
-        from threadpoolctl import ThreadpoolController
-
-        _BLAS_CONTROLLER = ThreadpoolController()
-    return _BLAS_CONTROLLER
-
-
-def pin_single_thread_blas() -> None:
-    """Limit BLAS to one thread for the rest of the process (a server computing one query per
-    thread): :func:`_single_thread_blas` then costs nothing. Limiting per query costs about
-    0.1 ms each time (threadpoolctl sets and restores every BLAS library's thread count), and
-    with several threads computing at once their limits and restores interleave anyway."""
-    global _BLAS_PINNED
-    _blas_controller().limit(limits=1, user_api="blas")
-    _BLAS_PINNED = True
 
 
 def _sorted_candidates(scores: np.ndarray, candidates: np.ndarray, n: int) -> np.ndarray:
@@ -428,7 +394,7 @@ class ContentRecommender(Recommender):
             return np.zeros(self.n_tracks, dtype=np.float32)
         queries = self._queries([seed_arr])
         out = self._partial_one(queries)
-        with _single_thread_blas():
+        with single_thread_blas():
             out += queries["audio"][0] @ self._audio_t
         return out
 
@@ -511,13 +477,13 @@ class ContentRecommender(Recommender):
             if top.size == budget:
                 candidates = np.flatnonzero(scores >= scores[top[-1]] - w_audio * AUDIO_BOUND)
                 if candidates.size <= self.n_tracks // 4:
-                    with _single_thread_blas():
+                    with single_thread_blas():
                         audio = q_audio @ self._audio_t[:, candidates]
                     exact = scores[candidates] + audio
                     picked = self._rank(exact, n, index=candidates, limit=budget)
                     if picked is not None:
                         return picked, exact[np.searchsorted(candidates, picked)].astype(np.float32)
-        with _single_thread_blas():
+        with single_thread_blas():
             scores += q_audio @ self._audio_t
         picked = self._rank(scores, n)
         if picked is None:  # only a ranking with a limit gives up
@@ -928,7 +894,7 @@ class PlainMethod(Recommender):
         from sklearn.impute import SimpleImputer
         from sklearn.preprocessing import MinMaxScaler
 
-        from segue.snapshot.arrays import AUDIO_FEATURES
+        from segue.core.records import AUDIO_FEATURES
 
         tracks = snapshot.tracks
         n = len(tracks)
@@ -965,7 +931,7 @@ class PlainMethod(Recommender):
         norm = float(np.linalg.norm(q))
         if norm == 0:
             return np.zeros(self.n_tracks, dtype=np.float32)
-        with _single_thread_blas():
+        with single_thread_blas():
             return np.asarray(self.x_ @ (q / norm), dtype=np.float32)
 
     def recommend(
@@ -1095,7 +1061,7 @@ class OriginalScoring(Recommender):
         from sklearn.impute import SimpleImputer
         from sklearn.preprocessing import MinMaxScaler
 
-        from segue.snapshot.arrays import AUDIO_FEATURES
+        from segue.core.records import AUDIO_FEATURES
 
         if self.mode not in ("model1", "model2"):
             raise ValueError(f"mode must be 'model1' or 'model2', got {self.mode!r}")
@@ -1177,7 +1143,7 @@ class OriginalScoring(Recommender):
         q = query if query is not None else self._query(seeds)
         idx = slice(None) if subset is None else subset
         out: dict[str, np.ndarray] = {}
-        with _single_thread_blas(), np.errstate(divide="ignore", invalid="ignore"):
+        with single_thread_blas(), np.errstate(divide="ignore", invalid="ignore"):
             dot_g = self.genres_[idx] @ q["g"]
             if "genres" in keys:
                 norm = self._norm_g[idx] * q["norm_g"]

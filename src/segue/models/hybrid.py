@@ -72,9 +72,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from segue.core.errors import NotFittedError
+from segue.core.text import title_key
+from segue.core.threads import single_thread_blas
 from segue.models.als import ALSRecommender
 from segue.models.base import Recommender, as_seed_array, dropped, fit_phase
-from segue.models.content import Model1, _single_thread_blas, fast_top_n, mean_ndcg
+from segue.models.content import Model1, fast_top_n, mean_ndcg
 from segue.models.itemknn import (
     ItemKNNRecommender,
     TrackNames,
@@ -89,7 +91,7 @@ from segue.models.itemknn import (
     prior_order,
 )
 from segue.models.rows import entries, row_positions, rows_dot, sparse_sum_rows, sum_rows
-from segue.models.title import NameIndex, NameMatches, TitleRecommender, title_key
+from segue.models.title import NameIndex, NameMatches, TitleRecommender
 
 FEATURES = (
     "knn",
@@ -838,7 +840,7 @@ class HybridRecommender(Recommender):
         return cols, counts.astype(np.float32) * scale
 
     def _batch(self, seed_lists: Sequence[np.ndarray], titles: Sequence[str | None]) -> _Batch:
-        with _single_thread_blas():
+        with single_thread_blas():
             return self._batch_inner(seed_lists, titles)
 
     def _batch_inner(

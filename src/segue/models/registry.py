@@ -46,7 +46,12 @@ def model_class(name: str) -> type[Recommender]:
 
 
 def model_dir(name: str, root: Path | None = None) -> Path:
-    return (root or config.models_dir()) / name
+    """Model ``name``'s folder under ``root``, by default in the set of artifacts in use."""
+    if root is None:
+        from segue.core.artifacts import current
+
+        root = current(config.home()).models_dir
+    return root / name
 
 
 def fit_model(

@@ -22,10 +22,11 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from segue.catalog.matching import ArtistKey, MatchRecord, artist_similarity, primary_artist
 from segue.core.records import ArtistFacts
 from segue.core.redact import register_secret
+from segue.core.text import primary_artist
 from segue.providers.base import CredentialsRejected, FactKind, ProviderError, ProviderUnavailable
+from segue.providers.matching import ArtistKey, MatchRecord, artist_similarity
 from segue.providers.open_sources import OpenSourceProvider, settings_value
 
 PROVIDER = "lastfm"

@@ -29,7 +29,7 @@ from spotipy.oauth2 import SpotifyClientCredentials, _make_authorization_headers
 
 from segue.core import ids as spotify_ids
 from segue.core.config import NetworkSettings
-from segue.core.records import ArtistFacts, ArtistRef, AudioFeatures, TrackFacts
+from segue.core.records import AUDIO_FEATURES, ArtistFacts, ArtistRef, AudioFeatures, TrackFacts
 from segue.providers.base import (
     BatchInterrupted,
     BatchResult,
@@ -51,7 +51,6 @@ from segue.providers.credentials import (
     check_credential_url,
     require_credentials,
 )
-from segue.snapshot.arrays import AUDIO_FEATURES
 
 PROVIDER = "spotify"
 

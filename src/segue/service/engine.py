@@ -22,10 +22,11 @@ import pandas as pd
 
 from segue.core import artifacts, config, ids
 from segue.core.errors import NotFittedError, SegueError
+from segue.core.records import AUDIO_FEATURES
 from segue.models.registry import DEFAULT_MODEL, MODELS, load_model, model_class
 from segue.service import variants
 from segue.service.variants import MAX_VARIANTS
-from segue.snapshot.arrays import AUDIO_FEATURES, Snapshot
+from segue.snapshot.arrays import Snapshot
 
 if TYPE_CHECKING:
     from segue.catalog.fetch import GrowReport
@@ -572,8 +573,8 @@ class Service:
         """Sort inputs into references, files and names, and check the per-request caps
         (``ValueError`` naming the cap), without looking anything up: cheap enough to run
         before a request is queued (the API sends requests with names to their own lane)."""
+        from segue.core.text import normalise_typed
         from segue.service.inputs import file_path, names_a_file
-        from segue.service.names import normalize
 
         texts = list(dict.fromkeys(t.strip() for t in inputs if t and t.strip()))
         if len(texts) + len(files) > MAX_SEEDS:
@@ -597,7 +598,7 @@ class Service:
                 ids.parse(text, default_kind=ids.Kind.TRACK)
             else:
                 names.append(text)
-        distinct = list(dict.fromkeys(normalize(n) for n in names))
+        distinct = list(dict.fromkeys(normalise_typed(n) for n in names))
         if len(distinct) > self.max_names:
             raise ValueError(
                 f"too many names to look up: {len(distinct)} distinct names, at most "
@@ -631,7 +632,8 @@ class Service:
         ``ValueError`` before any work; names are looked up together, within ``name_budget``
         seconds.
         """
-        from segue.service.names import NameIndex, NameMatch, NoMatch, normalize
+        from segue.core.text import normalise_typed
+        from segue.service.names import NameIndex, NameMatch, NoMatch
 
         plan = self.plan(inputs, files=files)
         texts, refs, paths, names = plan.texts, plan.refs, plan.paths, plan.names
@@ -693,7 +695,7 @@ class Service:
             short = [d for d in distinct if len(d) <= MAX_NAME_CHARS]
             found = NameIndex.of(snap).lookup(short, deadline=deadline) if short else {}
             for text in names:
-                match = found.get(normalize(text)) or NoMatch(
+                match = found.get(normalise_typed(text)) or NoMatch(
                     "nothing to look up: a name needs letters or digits"
                     if len(text.strip()) <= MAX_NAME_CHARS
                     else f"too long for a name (at most {MAX_NAME_CHARS} characters)"

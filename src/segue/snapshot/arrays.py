@@ -31,23 +31,9 @@ import pandas as pd
 import scipy.sparse as sp
 
 from segue.core.errors import NotFittedError
+from segue.core.records import AUDIO_FEATURES
 
 FORMAT_VERSION = 1
-
-AUDIO_FEATURES = (
-    "danceability",
-    "energy",
-    "key",
-    "loudness",
-    "mode",
-    "speechiness",
-    "acousticness",
-    "instrumentalness",
-    "liveness",
-    "valence",
-    "tempo",
-    "time_signature",
-)
 
 TRACK_COLUMNS = (
     "track_id",

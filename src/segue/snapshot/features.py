@@ -47,7 +47,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from segue.core.errors import NotFittedError
-from segue.snapshot.arrays import AUDIO_FEATURES
+from segue.core.records import AUDIO_FEATURES
 
 if TYPE_CHECKING:
     from segue.snapshot.arrays import Snapshot
@@ -194,13 +194,6 @@ class ContentFeatures:
 # ---------------------------------------------------------------------------------------------
 
 
-def normalise_title(name: object) -> str:
-    """Case- and space-insensitive form of a track title, for finding duplicates."""
-    if not isinstance(name, str):
-        return ""
-    return " ".join(name.casefold().split())
-
-
 def duplicate_groups(tracks: pd.DataFrame) -> np.ndarray:
     """int64 (n_tracks,): one id per (normalised title, artist); untitled tracks stand alone."""
     titles = tracks["name"].astype("string").str.casefold().str.split().str.join(" ").fillna("")
@@ -253,13 +246,13 @@ def _local_crowd_tags(snapshot: Snapshot) -> tuple[sp.csr_matrix, np.ndarray] | 
 
 
 def _tags_from_provider(snapshot: Snapshot, top_k: int) -> list[list[str]] | None:
-    """Crowd tags from ``segue.catalog.derived.crowd_tags`` when that module exists.
+    """Crowd tags from ``segue.snapshot.derived.crowd_tags`` when that module exists.
 
     Accepts a sequence aligned with the tracks or a mapping track index -> tags; anything else
     (or a missing module) means the tags are computed here.
     """
     try:
-        from segue.catalog.derived import crowd_tags as provided_tags  # type: ignore[import-not-found]
+        from segue.snapshot.derived import crowd_tags as provided_tags  # type: ignore[import-not-found]
     except ImportError:
         return None
     try:
@@ -321,7 +314,7 @@ def crowd_tags(
 ) -> list[list[str]]:
     """Crowd tags of each track (list aligned with ``snapshot.tracks``), most frequent first.
 
-    Uses ``segue.catalog.derived.crowd_tags`` when that provider exists, else the
+    Uses ``segue.snapshot.derived.crowd_tags`` when that provider exists, else the
     words (English stop words removed) of the titles of the playlists holding the track. With
     ``groups`` (see :func:`duplicate_groups`) tags are pooled over the versions of a song.
     """

@@ -638,7 +638,7 @@ class Export:
 
 def exports(rec: Recommendation) -> list[Export]:
     """The recommendations as CSV, M3U and JSON downloads (the CLI's own formats)."""
-    from segue.cli.recommend import OutputFormat, render
+    from segue.wire.export import OutputFormat, render
 
     stem = slug(rec.title or "segue") + "-" + rec.model.partition("@")[0]
     return [

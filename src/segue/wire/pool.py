@@ -118,7 +118,7 @@ def worker_main(fd: int, home: str, allow_growth: bool = False) -> None:
     """A compute worker: load the service, then answer requests from socket ``fd`` until it
     closes."""
     logging.basicConfig(level=logging.WARNING, format="segue worker: %(message)s")
-    from segue.models.content import pin_single_thread_blas
+    from segue.core.threads import pin_single_thread_blas
     from segue.models.registry import DEFAULT_MODEL
     from segue.service.engine import service_for_api
 

@@ -51,12 +51,12 @@ def create_served_app(workers: int = 1, allow_growth: bool = False) -> Any:
     to the catalog (rate-limited); off, the API never calls out nor writes the catalog.
 
     BLAS is limited to one thread for the process's life: each computing thread or process
-    runs one query at a time (see ``segue.models.content``).
+    runs one query at a time (see ``segue.core.threads``).
     """
     from uvicorn.importer import import_from_string
 
     from segue.core import config
-    from segue.models.content import pin_single_thread_blas
+    from segue.core.threads import pin_single_thread_blas
     from segue.wire.pool import ComputePool
 
     create_app = import_from_string(API_APP)
