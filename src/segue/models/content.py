@@ -43,8 +43,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from segue.core import mapped
 from segue.core.errors import NotFittedError
-from segue.models.base import Recommender, as_seed_array, dropped
+from segue.models.base import ARRAYS_DIR, Recommender, as_seed_array, check_format, dropped
 from segue.models.rows import sum_rows
 from segue.snapshot.features import (
     BLOCKS,
@@ -620,7 +621,7 @@ class ContentRecommender(Recommender):
 
     # persistence ---------------------------------------------------------------------------
     def save(self, directory: Path) -> None:
-        """``model.json`` (name, parameters) + ``state.npz`` (artist keys) + the feature matrix."""
+        """``model.json`` (name, parameters) + ``arrays/`` (artist keys) + the feature matrix."""
         self._check_fitted()
         super().save(directory)
         meta_path = Path(directory) / "model.json"
@@ -639,6 +640,7 @@ class ContentRecommender(Recommender):
         if not meta_path.exists():
             raise NotFittedError(f"no model in {directory}: expected model.json")
         meta = json.loads(meta_path.read_text())
+        check_format(directory, meta, cls.name)
         model = cls(**meta["params"])
         features = ContentFeatures.load(directory)
         if snapshot is not None and snapshot.n_tracks != features.n_tracks:
@@ -646,8 +648,7 @@ class ContentRecommender(Recommender):
                 f"model in {directory} was built for {features.n_tracks} tracks, the snapshot has "
                 f"{snapshot.n_tracks}: rebuild it with `segue fit --model {model.name}`"
             )
-        with np.load(directory / "state.npz", allow_pickle=False) as z:
-            artist_keys = z["artist_keys"]
+        artist_keys = mapped.read_arrays(directory / ARRAYS_DIR)["artist_keys"]
         if "chosen" in meta:
             model.chosen_ = meta["chosen"]
         return model.fit_features(features, artist_keys)

@@ -90,6 +90,7 @@ from segue.models.itemknn import (
 )
 from segue.models.rows import entries, row_positions, rows_dot, sparse_sum_rows, sum_rows
 from segue.models.title import NameIndex, NameMatches, TitleRecommender, title_key
+from segue.snapshot.arrays import transpose
 
 FEATURES = (
     "knn",
@@ -1028,10 +1029,13 @@ class HybridRecommender(Recommender):
         ):
             x[:, c[name]] = ranks[:, i]
 
-    def _set_playlists(self, matrix: sp.csr_matrix) -> None:
-        """The playlist x track matrix the playlist-kNN generator searches (and its transpose)."""
+    def _set_playlists(
+        self, matrix: sp.csr_matrix, transposed: sp.csr_matrix | None = None
+    ) -> None:
+        """The playlist x track matrix the playlist-kNN generator searches and its transpose
+        (``transposed`` when given, else computed)."""
         self.playlists_ = matrix
-        self.playlists_t_ = sp.csr_matrix(matrix.T)
+        self.playlists_t_ = transposed if transposed is not None else transpose(matrix)
         self.playlist_norms_ = np.sqrt(np.maximum(np.diff(matrix.indptr), 1)).astype(np.float32)
 
     def _playlist_knn(self, seeds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -1448,7 +1452,15 @@ class HybridRecommender(Recommender):
             )
             generators.append(model)
         self.knn_, self.als_, self.title_ = generators  # type: ignore[assignment]
-        self._set_playlists(check_interactions(snapshot, self.name))
+        matrix = check_interactions(snapshot, self.name)
+        # the loaded snapshot's own transpose (mapped: shared between processes) when the
+        # matrix is the snapshot's (no copy was needed to make it binary)
+        self._set_playlists(
+            matrix,
+            snapshot.interactions_t()
+            if matrix is getattr(snapshot, "interactions", None)
+            else None,
+        )
         self.names_ = TrackNames(snapshot, int(self.prior_.shape[0]))
         saved = {k.split("__", 1)[1]: v for k, v in arrays.items() if k.startswith("names__")}
         # a model saved before the index was: built again from the snapshot

@@ -12,7 +12,10 @@
 * ``interactions``: float32 CSR of shape (n_playlists, n_tracks), 1.0 where the playlist holds
   the track.
 
-Saved without pickle as Parquet + ``.npz`` + ``manifest.json``; models never touch the database.
+Saved without pickle as Parquet + ``interactions/*.npy`` and its transpose
+``interactions_t/*.npy`` (mapped read-only when loaded, so processes that load one snapshot
+share them) + ``manifest.json``; models never touch
+the database.
 """
 
 from __future__ import annotations
@@ -30,9 +33,14 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from segue.core import mapped
 from segue.core.errors import NotFittedError
 
-FORMAT_VERSION = 1
+#: 2: the interactions as one ``.npy`` per array in ``interactions/``, mapped read-only when
+#: loaded (:mod:`segue.core.mapped`); 1 kept them in ``interactions.npz``.
+FORMAT_VERSION = 2
+INTERACTIONS = "interactions"
+INTERACTIONS_T = "interactions_t"
 
 AUDIO_FEATURES = (
     "danceability",
@@ -71,6 +79,9 @@ class Snapshot:
     interactions: sp.csr_matrix
     manifest: dict[str, Any] = field(default_factory=dict)
     _track_pos: dict[str, int] | None = field(default=None, repr=False)
+    #: the transpose of ``interactions`` and the matrix it was made from (valid while that is
+    #: still ``interactions``)
+    _transposed: tuple[sp.csr_matrix, sp.csr_matrix] | None = field(default=None, repr=False)
 
     # shape ------------------------------------------------------------------------------
     @property
@@ -80,6 +91,15 @@ class Snapshot:
     @property
     def n_playlists(self) -> int:
         return self.interactions.shape[0]
+
+    def interactions_t(self) -> sp.csr_matrix:
+        """The track x playlist transpose of ``interactions`` (float32 CSR): read from the
+        saved snapshot (mapped, shared between processes) or computed once."""
+        kept = self._transposed
+        if kept is None or kept[0] is not self.interactions:
+            kept = (self.interactions, transpose(self.interactions))
+            self._transposed = kept
+        return kept[1]
 
     # id maps: the one place raw ids become indices ----------------------------------------
     def _positions(self) -> dict[str, int]:
@@ -229,12 +249,19 @@ class Snapshot:
             artists.to_parquet(tmp / "artists.parquet", index=False)
             self.playlists.to_parquet(tmp / "playlists.parquet", index=False)
             m = self.interactions
-            np.savez(
-                tmp / "interactions.npz",
-                data=m.data,
-                indices=m.indices,
-                indptr=m.indptr,
-                shape=np.asarray(m.shape),
+            mapped.write_arrays(
+                tmp / INTERACTIONS,
+                {
+                    "data": m.data,
+                    "indices": m.indices,
+                    "indptr": m.indptr,
+                    "shape": np.asarray(m.shape, dtype=np.int64),
+                },
+            )
+            t = self.interactions_t()
+            mapped.write_arrays(
+                tmp / INTERACTIONS_T,
+                {"data": t.data, "indices": t.indices, "indptr": t.indptr},
             )
             self.snapshot_id  # noqa: B018 - into the manifest
             files = sync_and_describe(tmp)
@@ -275,8 +302,9 @@ class Snapshot:
         manifest = read_json(manifest_path, "the snapshot", rebuild, home)
         if manifest.get("format_version") != FORMAT_VERSION:
             raise NotFittedError(
-                f"snapshot in {directory} has format {manifest.get('format_version')}, this segue reads "
-                f"{FORMAT_VERSION}: rebuild it with `{rebuild}`"
+                f"the snapshot in {_shown(directory, home)} was saved in format "
+                f"{manifest.get('format_version')} by another version of segue; this one reads "
+                f"format {FORMAT_VERSION}: rebuild it with `{rebuild}`"
             )
         files = manifest.pop("files", None)
         if files is not None:
@@ -294,10 +322,15 @@ class Snapshot:
             artists["genres"] = [list(g) if g is not None else [] for g in artists["genres"]]
             reading = "playlists.parquet"
             playlists = pd.read_parquet(directory / reading)
-            reading = "interactions.npz"
-            with np.load(directory / reading, allow_pickle=False) as z:
-                shape = tuple(int(x) for x in z["shape"])
-                matrix = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=shape)
+            reading = INTERACTIONS
+            z = mapped.read_arrays(directory / reading)
+            shape = tuple(int(x) for x in z["shape"])
+            matrix = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=shape)
+            reading = INTERACTIONS_T
+            z = mapped.read_arrays(directory / reading)
+            matrix_t = sp.csr_matrix(
+                (z["data"], z["indices"], z["indptr"]), shape=(shape[1], shape[0])
+            )
         except MemoryError:
             raise
         except Exception as exc:  # any failure to read a file of the set: the file is bad
@@ -312,7 +345,13 @@ class Snapshot:
             playlists=playlists,
             interactions=matrix,
             manifest=manifest,
+            _transposed=(matrix, matrix_t),
         )
+
+
+def transpose(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    """The transpose of a CSR matrix, as a CSR matrix."""
+    return sp.csr_matrix(matrix.T)
 
 
 MANIFEST_NAME = "manifest.json"

@@ -29,8 +29,8 @@ era is that of the earliest known release (a 2011 remaster of a 1975 song belong
 unknown popularity takes the best known version's, and crowd tags are pooled over the versions.
 ``duplicate_group`` (int64, one id per song) lets models collapse versions at recommend time.
 
-Saved without pickle: ``content_features.npz`` (arrays) + ``content_features.json`` (blocks,
-weights, parameters).
+Saved without pickle: ``content_features/`` (one ``.npy`` per array, mapped read-only when
+loaded: :mod:`segue.core.mapped`) + ``content_features.json`` (blocks, weights, parameters).
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from segue.core import mapped
 from segue.core.errors import NotFittedError
 from segue.snapshot.arrays import AUDIO_FEATURES
 
@@ -60,7 +61,8 @@ SOURCE_NONE, SOURCE_GENRES, SOURCE_TAGS, SOURCE_BOTH = 0, 1, 2, 3
 
 CrowdTagMode = Literal["missing", "all", "none"]
 
-FEATURES_FORMAT_VERSION = 1
+FEATURES_FORMAT_VERSION = 2
+FEATURES_ARRAYS = "content_features"
 
 
 @dataclass
@@ -136,19 +138,21 @@ class ContentFeatures:
 
     # persistence -------------------------------------------------------------------------
     def save(self, directory: Path) -> None:
-        """Write ``content_features.npz`` + ``content_features.json`` into ``directory``."""
+        """Write ``content_features/`` (arrays) + ``content_features.json`` into ``directory``."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         m = self.matrix
-        np.savez(
-            directory / "content_features.npz",
-            data=m.data,
-            indices=m.indices,
-            indptr=m.indptr,
-            shape=np.asarray(m.shape, dtype=np.int64),
-            feature_names=np.asarray(self.feature_names, dtype=str),
-            duplicate_group=self.duplicate_group,
-            genre_source=self.genre_source,
+        mapped.write_arrays(
+            directory / FEATURES_ARRAYS,
+            {
+                "data": m.data,
+                "indices": m.indices,
+                "indptr": m.indptr,
+                "shape": np.asarray(m.shape, dtype=np.int64),
+                "feature_names": np.asarray(self.feature_names, dtype=str),
+                "duplicate_group": self.duplicate_group,
+                "genre_source": self.genre_source,
+            },
         )
         meta = {
             "format_version": FEATURES_FORMAT_VERSION,
@@ -172,12 +176,12 @@ class ContentFeatures:
                 f"content features in {directory} have format {meta.get('format_version')}, "
                 f"this segue reads {FEATURES_FORMAT_VERSION}: rebuild them"
             )
-        with np.load(directory / "content_features.npz", allow_pickle=False) as z:
-            shape = tuple(int(x) for x in z["shape"])
-            matrix = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=shape)
-            names = [str(x) for x in z["feature_names"]]
-            dup = z["duplicate_group"].astype(np.int64)
-            source = z["genre_source"].astype(np.int8)
+        z = mapped.read_arrays(directory / FEATURES_ARRAYS)
+        shape = tuple(int(x) for x in z["shape"])
+        matrix = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=shape)
+        names = [str(x) for x in z["feature_names"]]
+        dup = np.asarray(z["duplicate_group"], dtype=np.int64)
+        source = np.asarray(z["genre_source"], dtype=np.int8)
         return cls(
             matrix=matrix,
             blocks={k: slice(int(a), int(b)) for k, (a, b) in meta["blocks"].items()},
