@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
 
-from segue.models.base import Recommender, as_seed_array
+from segue.models.base import Recommender
 
 if TYPE_CHECKING:
     from segue.providers.spotify import SpotifyProvider
@@ -160,14 +160,13 @@ class SpotifyRecommender(Recommender):
     def n_tracks(self) -> int:
         return int(self.snapshot_.n_tracks)
 
-    def scores(self, seeds: np.ndarray, *, title: str | None = None) -> np.ndarray:
+    def _score(self, seeds: np.ndarray, *, title: str | None) -> np.ndarray:
         """float32 (n_tracks,): rank scores of the tracks Spotify returned, ``-inf`` elsewhere.
 
         Raises :class:`SegueError` (a ``ProviderError`` or ``CredentialsError``) when Spotify
         cannot be asked; with no seeds, every score is ``-inf``.
         """
-        self._check_fitted()
-        seed_arr = as_seed_array(seeds, self.n_tracks)
+        seed_arr = seeds
         out = np.full(self.n_tracks, -np.inf, dtype=np.float32)
         self._calls.unknown = []
         if seed_arr.size == 0:

@@ -40,8 +40,8 @@ from segue.models.itemknn import (
     csr_arrays,
     csr_from_arrays,
     popularity_prior,
-    prior_order,
 )
+from segue.models.topn import prior_order
 
 _YEAR_2K = re.compile(r"\b2k(\d{2})\b")
 _YEAR_APOSTROPHE = re.compile(r"(?<![\w])['\u2019`](\d{2})\b")
