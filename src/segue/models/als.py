@@ -21,6 +21,7 @@ import numpy as np
 
 from segue.models.base import Recommender, as_seed_array, dropped
 from segue.models.itemknn import check_interactions, check_state_tracks, popularity_prior
+from segue.models.params import Constraints, Interval
 from segue.models.topn import padded, top_n
 
 
@@ -36,6 +37,12 @@ class ALSRecommender(Recommender):
     """
 
     name = "als"
+    _parameter_constraints: ClassVar[Constraints] = {
+        "factors": [Interval(int, 1, None)],
+        "regularization": [Interval(float, 0, None)],
+        "iterations": [Interval(int, 1, None)],
+        "alpha": [Interval(float, 0, None, closed="neither")],
+    }
     #: Catalogs from this many tracks on take their top items by the early-stopping scan.
     early_stop_min_items: ClassVar[int] = 100_000
 
@@ -58,21 +65,10 @@ class ALSRecommender(Recommender):
         self.num_threads = num_threads
         self.progress = progress
 
-    def _validate(self) -> None:
-        for name in ("factors", "iterations"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.regularization < 0:
-            raise ValueError(f"regularization must be >= 0, got {self.regularization!r}")
-        if self.alpha <= 0:
-            raise ValueError(f"alpha must be > 0, got {self.alpha!r}")
-
     def fit(self, snapshot: Any) -> Self:
         from implicit.cpu.als import AlternatingLeastSquares
         from threadpoolctl import threadpool_limits
 
-        self._validate()
         matrix = check_interactions(snapshot, self.name)
         # implicit parallelises over users itself; a multi-threaded BLAS underneath it
         # oversubscribes the cores (implicit warns about exactly this), so BLAS gets one

@@ -23,9 +23,10 @@ Top-n selection lives in :mod:`segue.models.topn`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -33,6 +34,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 
 from segue.core.errors import NotFittedError
+from segue.models.params import Constraints, check_params
 from segue.models.topn import check_n, padded, top_n
 
 _phase_hook: ContextVar[Callable[[str], None] | None] = ContextVar("segue_fit_phase", default=None)
@@ -95,6 +97,38 @@ class Recommender(ABC):
     name: ClassVar[str] = "base"
     #: True for models that cannot use seed tracks (e.g. title-only).
     needs_title: ClassVar[bool] = False
+    #: What each constructor parameter takes (see :mod:`segue.models.params`), checked before
+    #: every ``fit``; parameters not declared here are not checked.
+    _parameter_constraints: ClassVar[Constraints] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Every ``fit`` a model defines checks the declared parameters first, so no model
+        # writes that check (or can forget it).
+        super().__init_subclass__(**kwargs)
+        fit = cls.__dict__.get("fit")
+        if fit is not None and not getattr(fit, "_checks_params", False):
+
+            @functools.wraps(fit)
+            def checked_fit(self: Recommender, snapshot: Any, *args: Any, **kw: Any) -> Any:
+                self._validate_params()
+                return fit(self, snapshot, *args, **kw)
+
+            checked_fit._checks_params = True  # type: ignore[attr-defined]
+            cls.fit = checked_fit  # type: ignore[method-assign]
+
+    @classmethod
+    def check_params(cls, params: Mapping[str, Any]) -> None:
+        """Raise :class:`~segue.models.params.ParameterError` for the first of ``params`` that
+        its declared constraints refuse (e.g. a variant's parameters, before it is built)."""
+        check_params(cls.name, cls._parameter_constraints, params)
+
+    def _validate_params(self) -> None:
+        """Check this model's declared parameters as they are set now."""
+        check_params(
+            self.name,
+            self._parameter_constraints,
+            {k: getattr(self, k) for k in self._parameter_constraints if hasattr(self, k)},
+        )
 
     def _check_fitted(self) -> None:
         if not getattr(self, "fitted_", False):

@@ -45,6 +45,7 @@ import scipy.sparse as sp
 
 from segue.core.errors import NotFittedError
 from segue.models.base import Recommender, as_seed_array, dropped
+from segue.models.params import Constraints, Interval, Options
 from segue.models.rows import sum_rows
 from segue.models.topn import empty, padded, top_indices
 from segue.snapshot.features import (
@@ -152,6 +153,10 @@ class ContentRecommender(Recommender):
     """
 
     name: ClassVar[str] = "content"
+    _parameter_constraints: ClassVar[Constraints] = {
+        "aggregate": [Options("sum", "mean")],
+        "max_per_artist": [Interval(int, 1, None), None],
+    }
     default_weights: ClassVar[dict[str, float]] = dict.fromkeys(BLOCKS, 1.0)
     #: Whether tuning searches the block weights (Model 2 keeps its equal weights).
     tunes_weights: ClassVar[bool] = True
@@ -190,15 +195,8 @@ class ContentRecommender(Recommender):
         self.progress = progress
 
     # fitting -------------------------------------------------------------------------------
-    def _validate(self) -> None:
-        if self.aggregate not in ("sum", "mean"):
-            raise ValueError(f"aggregate must be 'sum' or 'mean', got {self.aggregate!r}")
-        if self.max_per_artist is not None and (
-            not isinstance(self.max_per_artist, int) or self.max_per_artist < 1
-        ):
-            raise ValueError(
-                f"max_per_artist must be a positive int or None, got {self.max_per_artist!r}"
-            )
+    def _check_weights(self) -> None:
+        """The block weights: known block names, finite, >= 0, one positive."""
         unknown = set(self.weights or {}) - set(BLOCKS)
         if unknown:
             raise ValueError(
@@ -223,7 +221,7 @@ class ContentRecommender(Recommender):
         With ``tune`` the settings are first chosen on the catalog's own playlists
         (:func:`tune_content`); ``chosen_`` records them and how they were chosen.
         """
-        self._validate()
+        self._check_weights()
         if self.tune:
             self.chosen_ = tune_content(self, snapshot)
         else:
@@ -254,7 +252,8 @@ class ContentRecommender(Recommender):
 
     def fit_features(self, features: ContentFeatures, artist_keys: np.ndarray) -> Self:
         """Use an already built feature matrix; ``artist_keys`` int64 (n_tracks,)."""
-        self._validate()
+        self._validate_params()
+        self._check_weights()
         artist_keys = np.asarray(artist_keys, dtype=np.int64)
         if artist_keys.shape != (features.n_tracks,):
             raise ValueError(
@@ -1012,6 +1011,7 @@ class OriginalScoring(Recommender):
     """
 
     name: ClassVar[str] = "original"
+    _parameter_constraints: ClassVar[Constraints] = {"mode": [Options("model1", "model2")]}
 
     def __init__(
         self,
@@ -1036,8 +1036,6 @@ class OriginalScoring(Recommender):
 
         from segue.snapshot.arrays import AUDIO_FEATURES
 
-        if self.mode not in ("model1", "model2"):
-            raise ValueError(f"mode must be 'model1' or 'model2', got {self.mode!r}")
         tracks = snapshot.tracks
         n = len(tracks)
         self.genres_, self.genre_names_ = _original_genre_tfidf(snapshot, self.n_genres)

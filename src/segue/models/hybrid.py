@@ -66,7 +66,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
@@ -85,6 +85,7 @@ from segue.models.itemknn import (
     join_words,
     popularity_prior,
 )
+from segue.models.params import Constraints, InstanceOf, Interval, Options
 from segue.models.rows import entries, row_positions, rows_dot, sparse_sum_rows, sum_rows
 from segue.models.title import NameIndex, NameMatches, TitleRecommender, title_key
 from segue.models.topn import merge_top_n, padded, prior_order, top_indices
@@ -240,6 +241,29 @@ class HybridRecommender(Recommender):
     """
 
     name = "hybrid"
+    _parameter_constraints: ClassVar[Constraints] = {
+        **dict.fromkeys(
+            ("candidates", "ranker_playlists", "n_estimators", "num_leaves", "playlist_neighbors"),
+            (Interval(int, 1, None),),
+        ),
+        **dict.fromkeys(
+            (
+                "content_candidates",
+                "popular",
+                "pseudo_seeds",
+                "name_candidates",
+                "name_seeds",
+                "min_ranker_playlists",
+                "refit_max_rows",
+                "folds",
+                "negatives",
+            ),
+            (Interval(int, 0, None),),
+        ),
+        "title_share": [Interval(float, 0, 1)],
+        "objective": [Options("lambdarank", "rank_xendcg", "binary")],
+        **dict.fromkeys(("knn", "als", "title", "content"), (InstanceOf(dict), None)),
+    }
     #: Per thread, the last single query's answer (see :meth:`_ranked_one`).
     _kept: threading.local | None = None
     #: The tuned content model answering queries with seeds alone, when chosen at fit.
@@ -301,44 +325,6 @@ class HybridRecommender(Recommender):
         self.progress = progress
 
     # fitting -------------------------------------------------------------------------------
-    def _validate(self) -> None:
-        for name in (
-            "candidates",
-            "ranker_playlists",
-            "n_estimators",
-            "num_leaves",
-            "playlist_neighbors",
-        ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name in (
-            "content_candidates",
-            "popular",
-            "pseudo_seeds",
-            "name_candidates",
-            "name_seeds",
-            "min_ranker_playlists",
-            "refit_max_rows",
-            "folds",
-            "negatives",
-        ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
-        if not 0.0 <= self.title_share <= 1.0:
-            raise ValueError(f"title_share must be in [0, 1], got {self.title_share!r}")
-        if self.objective not in ("lambdarank", "rank_xendcg", "binary"):
-            raise ValueError(
-                f"objective must be 'lambdarank', 'rank_xendcg' or 'binary', got {self.objective!r}"
-            )
-        for name in ("knn", "als", "title", "content"):
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, dict):
-                raise TypeError(
-                    f"{name} must be a dict of parameters or None, got {type(value).__name__}"
-                )
-
     def _generators(self) -> tuple[ItemKNNRecommender, ALSRecommender, TitleRecommender, Model1]:
         threads = {"num_threads": self.num_threads}
         return (
@@ -399,7 +385,6 @@ class HybridRecommender(Recommender):
             print(f"hybrid: {message}", file=sys.stderr, flush=True)
 
     def fit(self, snapshot: Any) -> Self:
-        self._validate()
         matrix = check_interactions(snapshot, self.name)
         fit_phase("popularity and names")
         self._fit_content(snapshot, matrix)

@@ -24,13 +24,14 @@ collaborative score), so the sparse batch path and the dense single path agree.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import pyarrow as pa
 import scipy.sparse as sp
 
 from segue.models.base import Recommender, as_seed_array, dropped
+from segue.models.params import Constraints, Interval
 from segue.models.topn import merge_top_n, prior_order, sparse_top_n
 
 #: Weight of the popularity prior: small enough to only break ties between equal scores.
@@ -227,6 +228,13 @@ class ItemKNNRecommender(PriorRankedRecommender):
     """
 
     name = "itemknn"
+    _parameter_constraints: ClassVar[Constraints] = {
+        "neighbors": [Interval(int, 1, None)],
+        "shrink": [Interval(float, 0, None)],
+        "alpha": [Interval(float, 0, 1)],
+        "power": [Interval(float, 0, None, closed="neither")],
+        "min_count": [Interval(int, 1, None)],
+    }
 
     def __init__(
         self,
@@ -247,28 +255,7 @@ class ItemKNNRecommender(PriorRankedRecommender):
         self.num_threads = num_threads
         self.progress = progress
 
-    def _validate(self) -> None:
-        if (
-            isinstance(self.neighbors, bool)
-            or not isinstance(self.neighbors, int)
-            or self.neighbors < 1
-        ):
-            raise ValueError(f"neighbors must be a positive integer, got {self.neighbors!r}")
-        if self.shrink < 0:
-            raise ValueError(f"shrink must be >= 0, got {self.shrink!r}")
-        if (
-            isinstance(self.min_count, bool)
-            or not isinstance(self.min_count, int)
-            or self.min_count < 1
-        ):
-            raise ValueError(f"min_count must be a positive integer, got {self.min_count!r}")
-        if not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1], got {self.alpha!r}")
-        if self.power <= 0:
-            raise ValueError(f"power must be > 0, got {self.power!r}")
-
     def fit(self, snapshot: Any) -> Self:
-        self._validate()
         matrix = check_interactions(snapshot, self.name)
         self.similarity_ = self._similarity(matrix)
         self.prior_ = popularity_prior(matrix)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 import numpy as np
 
 from segue.models.base import Recommender, dropped
+from segue.models.params import Constraints, Interval
 
 if TYPE_CHECKING:
     from segue.snapshot.arrays import Snapshot
@@ -88,6 +89,7 @@ class RandomRecommender(Recommender):
     the (sorted, distinct) seed tracks of the query."""
 
     name: ClassVar[str] = "random"
+    _parameter_constraints: ClassVar[Constraints] = {"random_state": [Interval(int, 0, None)]}
 
     def __init__(self, *, random_state: int = 0) -> None:
         self.random_state = random_state
@@ -97,8 +99,6 @@ class RandomRecommender(Recommender):
         return int(self.n_tracks_)
 
     def fit(self, snapshot: Snapshot) -> Self:
-        if not isinstance(self.random_state, int) or self.random_state < 0:
-            raise ValueError(f"random_state must be a non-negative int, got {self.random_state!r}")
         self.n_tracks_ = int(snapshot.n_tracks)
         self.fitted_ = True
         return self
