@@ -651,10 +651,9 @@ class Service:
 
         # references: every track id in one lookup
         track_refs = [(t, r) for t, r in refs if r.kind is ids.Kind.TRACK]
-        _, missing = snap.known_indices([r.id for _, r in track_refs])
-        missing_set = set(missing)
-        positions = snap._positions()
-        known_refs = [(t, int(positions[r.id])) for t, r in track_refs if r.id not in missing_set]
+        found = snap.lookup([r.id for _, r in track_refs]).tolist()
+        missing_set = {r.id for (_, r), i in zip(track_refs, found, strict=True) if i < 0}
+        known_refs = [(t, i) for (t, _), i in zip(track_refs, found, strict=True) if i >= 0]
         records = self.records([row for _, row in known_refs])
         for (text, row), record in zip(known_refs, records, strict=True):
             seeds[text] = [row]
