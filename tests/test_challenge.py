@@ -814,7 +814,6 @@ def test_evaluate_end_to_end(
 
 
 def test_evaluate_with_a_real_model(made: dict[str, Any], tmp_path: Path) -> None:
-    pytest.importorskip("segue.models.itemknn")
     from segue.evaluation.run import evaluate
 
     results = evaluate(made["out"], ["itemknn"], tmp_path / "r", progress=False)

@@ -230,7 +230,7 @@ def build(
                     try:
                         make = (fitters or {}).get(name)
                         model = make(snapshot) if make else model_class(name)().fit(snapshot)
-                    except (ValueError, SegueError, ImportError) as exc:
+                    except (ValueError, SegueError) as exc:
                         raise FitError(
                             f"fitting {name} failed: {exc}; nothing was switched, the models "
                             "in use are kept"

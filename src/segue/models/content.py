@@ -53,7 +53,7 @@ from segue.snapshot.features import (
     ContentFeatures,
     CrowdTagMode,
     build_content_features,
-    catalog_popularity,
+    playlist_count_percentile,
 )
 
 if TYPE_CHECKING:
@@ -938,7 +938,9 @@ class PlainMethod(Recommender):
             scaled = MinMaxScaler().fit_transform(tracks[present].to_numpy(dtype=np.float64))
             parts.append(SimpleImputer(strategy="median").fit_transform(scaled))
         pop = tracks["popularity"].to_numpy(dtype=np.float64)
-        pop = np.where(np.isnan(pop), catalog_popularity(tracks["playlist_count"].to_numpy()), pop)
+        pop = np.where(
+            np.isnan(pop), playlist_count_percentile(tracks["playlist_count"].to_numpy()), pop
+        )
         pop_code = (np.clip(pop, 0, 100) // self.popularity_width).astype(np.int64)
         parts.append(np.eye(int(100 // self.popularity_width) + 1)[pop_code])
         year = tracks["release_year"].to_numpy(dtype=np.float64)
@@ -1110,7 +1112,9 @@ class OriginalScoring(Recommender):
             audio = np.zeros((n, 0))
         self.audio_ = np.ascontiguousarray(audio, dtype=np.float32)
         pop = tracks["popularity"].to_numpy(dtype=np.float64)
-        pop = np.where(np.isnan(pop), catalog_popularity(tracks["playlist_count"].to_numpy()), pop)
+        pop = np.where(
+            np.isnan(pop), playlist_count_percentile(tracks["playlist_count"].to_numpy()), pop
+        )
         width = self.popularity_width
         self.track_pop_ = (np.clip(pop, 0, 100) // width).astype(np.int64)
         artist_pop = (
