@@ -31,8 +31,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import logging
 import math
-import sys
 import time
 import weakref
 from collections.abc import Mapping, Sequence
@@ -58,6 +58,8 @@ from segue.snapshot.features import (
 
 if TYPE_CHECKING:
     from segue.snapshot.arrays import Snapshot
+
+log = logging.getLogger(__name__)
 
 Aggregate = Literal["sum", "mean"]
 
@@ -763,7 +765,7 @@ def mean_ndcg(ids: np.ndarray, hidden: Sequence[np.ndarray]) -> float:
 
 def _say(model: ContentRecommender, message: str) -> None:
     if model.progress:
-        print(f"{model.name}: {message}", file=sys.stderr, flush=True)
+        log.info("%s: %s", model.name, message)
 
 
 #: Settings chosen in this process, by model class and the parameters tuning reads, with

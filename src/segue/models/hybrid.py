@@ -61,7 +61,7 @@ from __future__ import annotations
 
 import copy
 import json
-import sys
+import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -90,6 +90,8 @@ from segue.models.itemknn import (
 )
 from segue.models.rows import entries, row_positions, rows_dot, sparse_sum_rows, sum_rows
 from segue.models.title import NameIndex, NameMatches, TitleRecommender, title_key
+
+log = logging.getLogger(__name__)
 
 FEATURES = (
     "knn",
@@ -398,7 +400,7 @@ class HybridRecommender(Recommender):
 
     def _say(self, message: str) -> None:
         if self.progress:
-            print(f"hybrid: {message}", file=sys.stderr, flush=True)
+            log.info("hybrid: %s", message)
 
     def fit(self, snapshot: Any) -> Self:
         self._validate()
