@@ -29,6 +29,7 @@ def _print_version(value: bool) -> None:
 def register(app: typer.Typer) -> None:
     @app.callback()
     def _root(
+        ctx: typer.Context,
         home: Path | None = typer.Option(
             None,
             "--home",
@@ -48,7 +49,9 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         from segue.cli import set_debug
+        from segue.cli._console import show_library_messages
 
         set_debug(debug)
+        ctx.call_on_close(show_library_messages())
         if home is not None:
             config.set_home(home)

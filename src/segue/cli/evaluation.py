@@ -96,10 +96,7 @@ def register(app: typer.Typer) -> None:
         from segue.evaluation.run import make_recommend_fn, run_challenge
 
         try:
-            try:
-                recommend, fallback = make_recommend_fn(model)
-            except ImportError as exc:
-                raise _fail(f"model {model!r} cannot be loaded: {exc}") from None
+            recommend, fallback = make_recommend_fn(model)
             summary = run_challenge(
                 challenge_set,
                 out,
@@ -149,8 +146,6 @@ def register(app: typer.Typer) -> None:
 
         try:
             evaluate(challenge_dir, models, out, progress=not quiet)
-        except ImportError as exc:
-            raise _fail(f"a model cannot be loaded: {exc}") from None
         except (SegueError, ValueError, OSError) as exc:
             raise _fail(str(exc)) from None
         typer.echo((out / "results.md").read_text(encoding="utf-8"), nl=False)

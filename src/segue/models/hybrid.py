@@ -61,7 +61,7 @@ from __future__ import annotations
 
 import copy
 import json
-import sys
+import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -90,6 +90,8 @@ from segue.models.rows import entries, row_positions, rows_dot, sparse_sum_rows,
 from segue.models.title import NameIndex, NameMatches, TitleRecommender, title_key
 from segue.models.topn import merge_top_n, padded, prior_order, top_indices
 from segue.snapshot.arrays import transpose
+
+log = logging.getLogger(__name__)
 
 FEATURES = (
     "knn",
@@ -383,7 +385,7 @@ class HybridRecommender(Recommender):
 
     def _say(self, message: str) -> None:
         if self.progress:
-            print(f"hybrid: {message}", file=sys.stderr, flush=True)
+            log.info("hybrid: %s", message)
 
     def fit(self, snapshot: Any) -> Self:
         matrix = check_interactions(snapshot, self.name)
