@@ -16,7 +16,6 @@ from segue.models.content import (
     Model2,
     OriginalScoring,
     cap_per_key,
-    fast_top_n,
 )
 from segue.models.popularity import PopularityRecommender, RandomRecommender
 from segue.snapshot.arrays import Snapshot
@@ -423,25 +422,6 @@ def test_original_scoring_uses_unknown_as_a_genre() -> None:
 # -------------------------------------------------------------------------------------------
 # selection helpers
 # -------------------------------------------------------------------------------------------
-
-
-def reference_top_n(scores: np.ndarray, n: int) -> np.ndarray:
-    finite = np.flatnonzero(np.isfinite(scores))
-    order = np.lexsort((finite, -scores[finite]))
-    return finite[order[:n]]
-
-
-@pytest.mark.parametrize("size", [10, 1000, 200_000])
-@pytest.mark.parametrize("n", [1, 7, 500])
-def test_fast_top_n_equals_a_full_sort(size: int, n: int) -> None:
-    rng = np.random.default_rng(size + n)
-    for scores in (
-        rng.random(size, dtype=np.float32),
-        rng.integers(0, 5, size).astype(np.float32),  # heavy ties: ties go by index
-        np.where(rng.random(size) < 0.5, -np.inf, rng.random(size)).astype(np.float32),
-        np.sort(rng.random(size)).astype(np.float32),  # sorted input: a strided sample is biased
-    ):
-        assert np.array_equal(fast_top_n(scores.copy(), n), reference_top_n(scores, n))
 
 
 def test_cap_per_key() -> None:
