@@ -186,9 +186,6 @@ def test_bad_form_values_raise_plain_value_errors(
 
 
 def test_an_uploaded_playlist_file_is_read(service: Service, built: tuple[Path, Snapshot]) -> None:
-    pytest.importorskip(
-        "segue.service.inputs", reason="segue.service.inputs (playlist files) is not available"
-    )
     links = [f"https://open.spotify.com/track/{t}" for t in built[1].tracks["track_id"].iloc[20:24]]
     req = logic.AppRequest(
         upload=logic.Upload("../my list.txt", "\n".join(links).encode()), model=MODEL, n=3

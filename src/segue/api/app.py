@@ -337,7 +337,7 @@ def create_app(
         @app.exception_handler(exc_class)
         async def service_error(request: Request, exc: Exception) -> JSONResponse:
             status, body = error_reply(exc)
-            if status == 500 or isinstance(exc, ImportError):
+            if status == 500:
                 log.error("%s on %s", type(exc).__name__, request.url.path, exc_info=exc)
             return JSONResponse(status_code=status, content=body)
 

@@ -56,6 +56,8 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         from segue.cli import set_debug
+        from segue.cli._console import show_library_messages
 
         set_debug(debug)
+        ctx.call_on_close(show_library_messages())
         ctx.obj = Home.resolve(home)

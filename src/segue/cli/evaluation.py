@@ -98,10 +98,7 @@ def register(app: typer.Typer) -> None:
         from segue.evaluation.run import make_recommend_fn, run_challenge
 
         try:
-            try:
-                recommend, fallback = make_recommend_fn(model, home_of(ctx))
-            except ImportError as exc:
-                raise _fail(f"model {model!r} cannot be loaded: {exc}") from None
+            recommend, fallback = make_recommend_fn(model, home_of(ctx))
             summary = run_challenge(
                 challenge_set,
                 out,
@@ -151,8 +148,6 @@ def register(app: typer.Typer) -> None:
 
         try:
             evaluate(challenge_dir, models, out, progress=not quiet)
-        except ImportError as exc:
-            raise _fail(f"a model cannot be loaded: {exc}") from None
         except (SegueError, ValueError, OSError) as exc:
             raise _fail(str(exc)) from None
         typer.echo((out / "results.md").read_text(encoding="utf-8"), nl=False)

@@ -31,7 +31,7 @@ def _demo_home(home: Home) -> Home:
 
     try:
         return ensure_demo_ready(home, log=lambda m: err.print(m, highlight=False))
-    except (SegueError, ValueError, OSError, ImportError) as exc:
+    except (SegueError, ValueError, OSError) as exc:
         error(f"the demo catalog cannot be set up: {exc}")
         raise typer.Exit(1) from None
 

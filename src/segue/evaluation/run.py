@@ -19,7 +19,7 @@ Models, snapshots and the catalog are imported lazily.
 from __future__ import annotations
 
 import contextlib
-import sys
+import logging
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -49,6 +49,8 @@ from segue.evaluation.score import score_submission
 if TYPE_CHECKING:
     from segue.models.base import Recommender
     from segue.snapshot.arrays import Snapshot
+
+log = logging.getLogger(__name__)
 
 #: ``recommend_fn(seed_track_ids, title, n=500) -> track ids``: bare 22-character ids, best first.
 RecommendFn = Callable[..., Sequence[str]]
@@ -295,7 +297,7 @@ def evaluate(
         build_seconds = time.perf_counter() - started
         failed: dict[str, str] = {}
         for name in models:
-            print(f"evaluate: fitting {name}", file=sys.stderr)
+            log.info("evaluate: fitting %s", name)
             try:
                 results[name] = _evaluate_one(
                     name, snapshot, challenge_set, truth, out, progress=progress
@@ -304,7 +306,7 @@ def evaluate(
                 # One model that cannot run (no network for `spotify`, say) must not cost
                 # the comparison of the others: report it and go on.
                 failed[name] = str(exc)
-                print(f"evaluate: {name} skipped: {exc}", file=sys.stderr)
+                log.info("evaluate: %s skipped: %s", name, exc)
     if not results:
         raise SegueError(
             "no model could be evaluated: "

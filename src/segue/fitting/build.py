@@ -7,8 +7,8 @@ set answering, whole.
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from segue.models.base import Recommender
+
+logger = logging.getLogger(__name__)
 
 #: What ``segue fit`` builds by default, and what the demo builds.
 DEFAULT_BUILD = ("hybrid", "model1", "model2", "itemknn", "als", "title", "popularity")
@@ -193,7 +195,7 @@ def build(
     cannot be fitted, :class:`~segue.core.artifacts.FitBusyError` when another fit runs; in every
     failure, and when interrupted, the set in use is left as it was.
     """
-    say = log or (lambda m: print(m, file=sys.stderr))
+    say = log or logger.info
     home = Home.of(home)
     root = home.root
     names = list(dict.fromkeys(models))
@@ -235,7 +237,7 @@ def build(
                     try:
                         make = (fitters or {}).get(name)
                         model = make(snapshot) if make else model_class(name)().fit(snapshot)
-                    except (ValueError, SegueError, ImportError) as exc:
+                    except (ValueError, SegueError) as exc:
                         raise FitError(
                             f"fitting {name} failed: {exc}; nothing was switched, the models "
                             "in use are kept"

@@ -61,7 +61,7 @@ from __future__ import annotations
 
 import copy
 import json
-import sys
+import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -89,6 +89,8 @@ from segue.models.params import Constraints, InstanceOf, Interval, Options
 from segue.models.rows import entries, row_positions, rows_dot, sparse_sum_rows, sum_rows
 from segue.models.title import NameIndex, NameMatches, TitleRecommender, title_key
 from segue.models.topn import merge_top_n, padded, prior_order, top_indices
+
+log = logging.getLogger(__name__)
 
 FEATURES = (
     "knn",
@@ -382,7 +384,7 @@ class HybridRecommender(Recommender):
 
     def _say(self, message: str) -> None:
         if self.progress:
-            print(f"hybrid: {message}", file=sys.stderr, flush=True)
+            log.info("hybrid: %s", message)
 
     def fit(self, snapshot: Any) -> Self:
         matrix = check_interactions(snapshot, self.name)

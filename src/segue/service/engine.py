@@ -459,12 +459,9 @@ class Service:
             built = status.built
             available, reason = status.ok, status.reason
             if name == "spotify":
-                try:
-                    from segue.models.spotify import SpotifyRecommender
+                from segue.models.spotify import SpotifyRecommender
 
-                    available, reason = SpotifyRecommender.available()
-                except ImportError:
-                    available, reason = False, "the Spotify model is not installed"
+                available, reason = SpotifyRecommender.available()
             elif not built and not reason:
                 available, reason = False, f"not built yet: run `segue fit --model {name}`"
             out.append(
@@ -749,13 +746,10 @@ class Service:
                     None,
                     None,
                 )
-            try:
-                from segue.catalog.fetch import fetch_playlist_tracks
+            from segue.catalog.fetch import fetch_playlist_tracks
 
+            try:
                 name, facts = fetch_playlist_tracks(ref.uri)
-            except ImportError:
-                reason = "reading Spotify playlists is not available in this installation"
-                return SeedInput(text, reason=reason), [], None, None
             except (SegueError, ValueError) as exc:
                 reason = f"a Spotify playlist link that cannot be read: {exc}"
                 return SeedInput(text, reason=reason), [], None, None
@@ -791,11 +785,9 @@ class Service:
     def _grow_catalog(self, unknown: list[str], facts: Any = None) -> GrowReport | str:
         """Add ``unknown`` track ids to the catalog (with ``facts`` the input gave about them):
         the :class:`segue.catalog.fetch.GrowReport`, or a string saying why nothing could be done."""
-        try:
-            from segue.catalog import Catalog
-            from segue.catalog.fetch import grow_catalog
-        except ImportError:
-            return "growing it is not installed"
+        from segue.catalog import Catalog
+        from segue.catalog.fetch import grow_catalog
+
         try:
             with Catalog.open(self.home.catalog, wait=5) as catalog:
                 if facts:

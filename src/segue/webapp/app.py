@@ -43,9 +43,6 @@ def show_failure(exc: BaseException) -> None:
     """A plain message for the person; the details go to the server's log only."""
     if isinstance(exc, NotFittedError | ValueError | SegueError):
         st.error(logic.command_for_home(str(exc), home()))
-    elif isinstance(exc, ImportError):
-        st.error("This part of segue is not installed here; try another input or model.")
-        log.warning("import failed in the web app: %s", exc)
     else:
         st.error("Something went wrong while preparing the recommendations. Please try again.")
         log.exception("unexpected error in the web app")

@@ -111,7 +111,7 @@ def answer(service: Any, payload: bytes) -> tuple[int, bytes]:
         return 200, orjson.dumps(RecommendResponse.plain(rec))
     except Exception as exc:
         status, body = error_reply(exc)
-        if status == 500 or isinstance(exc, ImportError):
+        if status == 500:
             log.error("recommend failed in a compute worker", exc_info=exc)
         return status, orjson.dumps(body)
 
