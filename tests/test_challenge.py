@@ -866,7 +866,7 @@ def test_cli_challenge_run(
 
     fallback = [tid(10_000 + i) for i in range(700)]
 
-    def fake_make(model_name: str) -> tuple[Any, list[str]]:
+    def fake_make(model_name: str, home: Any) -> tuple[Any, list[str]]:
         assert model_name == "itemknn"
         return (lambda seeds, title, n=500: [tid(20_000)]), fallback
 

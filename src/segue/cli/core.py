@@ -1,4 +1,5 @@
-"""Global options: --home, --debug, --version."""
+"""Global options: --home, --debug, --version. The callback builds the one :class:`Home` of the
+command (``ctx.obj``); commands take it with :func:`home_of`."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from segue.core import config
+from segue.core.home import Home
 
 
 def _version() -> str:
@@ -24,6 +25,12 @@ def _print_version(value: bool) -> None:
     if value:
         typer.echo(f"segue {_version()}")
         raise typer.Exit()
+
+
+def home_of(ctx: typer.Context) -> Home:
+    """The home of this command, as the callback built it from ``--home`` / ``SEGUE_HOME``."""
+    obj = ctx.find_root().obj
+    return obj if isinstance(obj, Home) else Home.resolve(None)
 
 
 def register(app: typer.Typer) -> None:
@@ -53,5 +60,4 @@ def register(app: typer.Typer) -> None:
 
         set_debug(debug)
         ctx.call_on_close(show_library_messages())
-        if home is not None:
-            config.set_home(home)
+        ctx.obj = Home.resolve(home)

@@ -9,6 +9,7 @@ ranges) and explains each result.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -20,8 +21,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from segue.core import artifacts, config, ids
+from segue.core import artifacts, ids
 from segue.core.errors import NotFittedError, SegueError
+from segue.core.home import Home
 from segue.models.registry import DEFAULT_MODEL, MODELS, load_model, model_class
 from segue.service import variants
 from segue.service.variants import MAX_VARIANTS
@@ -258,11 +260,14 @@ def _nan_to_none(value: Any) -> Any:
 
 
 class Service:
-    """Recommendations over one home folder (catalog + built snapshot and models)."""
+    """Recommendations over one home folder (catalog + built snapshot and models).
+
+    ``home``: a :class:`segue.core.home.Home` (a path is taken as its root); every file the
+    service reads or writes is in it."""
 
     def __init__(
         self,
-        home: Path | None = None,
+        home: Home | str | os.PathLike[str],
         *,
         grow: bool = True,
         allow_files: bool = False,
@@ -279,7 +284,7 @@ class Service:
         from Spotify. ``max_names``: distinct free-text names per request; ``name_budget``:
         seconds a request may spend looking them up. ``max_variants``: fitted model variants
         kept (:mod:`segue.service.variants`)."""
-        self.home = home
+        self.home = Home.of(home)
         self.grow = grow
         self.allow_files = allow_files
         self.outbound = outbound
@@ -300,8 +305,7 @@ class Service:
         snapshot (models are then loaded from that same set), else the one in use now."""
         if self._generation is not None:
             return self._generation
-        root = self.home if self.home is not None else config.home()
-        return artifacts.current(root)
+        return self.home.generation()
 
     def chosen_settings(self, name: str) -> str | None:
         """What model ``name`` chose at fit (its saved ``model.json``), as one line; None
@@ -783,13 +787,12 @@ class Service:
         from segue.catalog import Catalog
         from segue.catalog.fetch import grow_catalog
 
-        root = self.home if self.home is not None else config.home()
         try:
-            with Catalog.open(root / "catalog.duckdb", wait=5) as catalog:
+            with Catalog.open(self.home.catalog, wait=5) as catalog:
                 if facts:
                     wanted = set(unknown)
                     catalog.upsert_tracks([f for f in facts if f.track_id in wanted])
-                return grow_catalog(catalog, unknown)
+                return grow_catalog(catalog, unknown, home=self.home)
         except SegueError as exc:
             return str(exc)
 
@@ -986,7 +989,7 @@ class Service:
         return {str(k): float(v) for k, v in means.items() if not pd.isna(v)}
 
 
-def service_for_api(home: Path | None = None, *, allow_growth: bool = False) -> Service:
+def service_for_api(home: Home | str | os.PathLike[str], *, allow_growth: bool = False) -> Service:
     """The service an API process runs: it never reads a file named in a request and, unless
     the operator allows growth (``segue serve --allow-growth``), never calls Spotify for a
     seed nor writes to the catalog; with growth, at most
