@@ -93,14 +93,10 @@ def write_slice(path: Path, playlists: list[dict[str, Any]]) -> Path:
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh segue home for this test (SEGUE_HOME and the process-wide override)."""
-    from segue.core import config
-
+    """A fresh segue home for this test (SEGUE_HOME names it, as for a segue without --home)."""
     h = tmp_path / "home"
     monkeypatch.setenv("SEGUE_HOME", str(h))
-    config.set_home(None)
-    yield h
-    config.set_home(None)
+    return h
 
 
 def shared(*parts: str) -> Path:
@@ -137,3 +133,13 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             f"{SHARED_DATA} (MPD slices and feature tables, never copied into the repository; "
             "set SEGUE_TEST_DATA to use another folder)"
         )
+
+
+@pytest.fixture(scope="session")
+def built_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo home, built once per test run as ``segue demo`` builds it (the bundled catalog,
+    its snapshot and the default models), in a temporary folder; this process's home is not
+    switched to it."""
+    from scripts.make_pins import build_demo_home
+
+    return build_demo_home(tmp_path_factory.mktemp("built-demo") / "demo")

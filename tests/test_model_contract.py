@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -235,6 +234,16 @@ class RecommenderContract:
         with pytest.raises(ValueError):
             fitted.recommend(np.array([[0, 2]]), 5, title=EVEN_TITLE)
 
+    def test_bad_n_is_refused(self, case: ModelCase, fitted: Recommender) -> None:
+        seeds = np.array([0, 2])
+        for bad in (-1, 2.5, True):
+            with pytest.raises(ValueError, match="n must be a non-negative integer"):
+                fitted.recommend(seeds, bad, title=EVEN_TITLE)  # type: ignore[arg-type]
+            with pytest.raises(ValueError, match="n must be a non-negative integer"):
+                fitted.recommend_batch([seeds], bad, titles=[EVEN_TITLE])  # type: ignore[arg-type]
+        ids, vals = fitted.recommend(seeds, 0, title=EVEN_TITLE)
+        assert ids.shape == vals.shape == (0,)
+
     def test_unfitted_model_says_so(self, case: ModelCase) -> None:
         with pytest.raises(NotFittedError):
             case.make().recommend(np.array([0]), 5, title=EVEN_TITLE)
@@ -254,18 +263,8 @@ def spotify_fake() -> Iterator[FakeSpotify]:
         yield server
 
 
-def _available(name: str) -> Any:
-    try:
-        model_class(name)
-    except (ImportError, AttributeError) as exc:
-        return pytest.param(
-            name, marks=pytest.mark.skip(reason=f"{name} not importable yet: {exc}")
-        )
-    return name
-
-
 class TestRegistryModels(RecommenderContract):
-    @pytest.fixture(params=[_available(name) for name in MODELS])
+    @pytest.fixture(params=list(MODELS))
     def case(self, request: pytest.FixtureRequest) -> ModelCase:
         name = request.param
         if name in NETWORK_MODELS:

@@ -13,6 +13,9 @@ streams see the output.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+
 import typer
 from rich.console import Console
 from rich.text import Text
@@ -41,6 +44,40 @@ def warn(message: str) -> None:
 def info(message: str) -> None:
     """Print ``message`` on stderr as it is (a notice, never markup)."""
     err.print(Text(message))
+
+
+class LibraryMessages(logging.Handler):
+    """Shows what segue's library modules log (they never print) on stderr, as the CLI's own
+    notices: a warning with the ``warning:`` label, anything else as it is (an error logged by
+    the API server comes with its traceback)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record)
+            if record.levelno == logging.WARNING:
+                warn(text)
+            else:
+                info(text)
+        except Exception:
+            self.handleError(record)
+
+
+def show_library_messages() -> Callable[[], None]:
+    """Show the ``segue`` loggers' records of level INFO and up through :class:`LibraryMessages`
+    while a command runs; returns what undoes it (called when the command ends)."""
+    logger = logging.getLogger("segue")
+    if any(isinstance(h, LibraryMessages) for h in logger.handlers):
+        return lambda: None  # a command run from inside another: the outer one shows them
+    handler, level = LibraryMessages(), logger.level
+    logger.addHandler(handler)
+    if level == logging.NOTSET or level > logging.INFO:
+        logger.setLevel(logging.INFO)
+
+    def undo() -> None:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+    return undo
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

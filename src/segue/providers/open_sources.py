@@ -30,6 +30,7 @@ import httpx
 import yaml
 
 from segue import __version__
+from segue.core.home import Home
 from segue.core.records import ArtistFacts, TrackFacts
 from segue.core.redact import redact
 from segue.providers.base import (
@@ -59,9 +60,12 @@ def user_agent() -> str:
     return f"segue/{__version__} ( {contact} )"
 
 
-def settings_value(names: tuple[str, ...], yaml_keys: tuple[str, ...]) -> str | None:
+def settings_value(
+    names: tuple[str, ...], yaml_keys: tuple[str, ...], *, home: Home | None = None
+) -> str | None:
     """The first of environment variables ``names``, else a key of the settings file
-    (``Spotify.yaml``, found as Spotify's credentials are). Never logged or echoed."""
+    (``Spotify.yaml``, found as Spotify's credentials are, ``home``'s among the places).
+    Never logged or echoed."""
     for name in names:
         value = os.environ.get(name, "").strip()
         if value:
@@ -69,7 +73,7 @@ def settings_value(names: tuple[str, ...], yaml_keys: tuple[str, ...]) -> str | 
     from segue.providers import credentials
 
     explicit = os.environ.get(credentials.ENV_PATH) or None
-    paths = [Path(explicit).expanduser()] if explicit else credentials.search_paths()
+    paths = [Path(explicit).expanduser()] if explicit else credentials.search_paths(home)
     for path in paths:
         if not path.is_file():
             continue
