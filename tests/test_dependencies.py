@@ -32,6 +32,10 @@ WRITES_ALLOWED = {
         "default), and the fetch's notices go to that console between its lines"
     ),
     "evaluation/make.py": "the evaluation progress bars (tqdm) draw on stderr",
+    "wire/export.py": (
+        "the table format is drawn by a rich Console into an io.StringIO and returned as "
+        "text; it never reaches a stream"
+    ),
 }
 
 
@@ -148,3 +152,37 @@ def test_a_missing_module_other_than_pyspark_is_not_taken_for_the_missing_extra(
     monkeypatch.setitem(sys.modules, "pyspark", None)
     with pytest.raises(SparkUnavailable, match=r"pip install 'segue\[spark\]'"):
         require_pyspark()
+
+
+#: Standard-library HTTP clients: import-linter names external packages only, so these are
+#: checked here (urllib.parse, which only splits strings, is fine anywhere).
+HTTP_CLIENTS = ("urllib.request", "http.client")
+
+
+def http_client_imports(tree: ast.Module) -> Iterator[tuple[int, str]]:
+    for node in ast.walk(tree):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        for name in names:
+            if any(name == c or name.startswith(c + ".") for c in HTTP_CLIENTS):
+                yield node.lineno, name
+
+
+def test_standard_library_http_clients_only_in_providers() -> None:
+    found = [
+        f"{rel}:{line} {name}"
+        for rel, tree in modules()
+        if not rel.startswith("providers/")
+        for line, name in http_client_imports(tree)
+    ]
+    assert found == [], "only segue.providers talks to other services: " + ", ".join(found)
+
+
+def test_the_http_client_scan_sees_an_import() -> None:
+    tree = ast.parse(
+        "import urllib.request\nfrom http import client\nfrom urllib.parse import quote"
+    )
+    assert [name for _, name in http_client_imports(tree)] == ["urllib.request", "http.client"]
