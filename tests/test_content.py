@@ -324,6 +324,41 @@ def test_save_load_round_trip(snapshot: Snapshot, tmp_path: Path) -> None:
         )
 
 
+def test_loading_maps_the_saved_scoring_structures(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The genres CSR and its transpose, the audio block, the combined code and the duplicate
+    groups are saved with the model and mapped when loaded (shared between processes); a
+    model saved without them derives them again, and all three answer alike."""
+    from segue.core import mapped
+
+    monkeypatch.delenv(mapped.ENV, raising=False)
+    snap = random_catalog()
+    model = Model1(tune=False).fit(snap)
+    model.save(tmp_path / "with")
+    back = Model1.load(tmp_path / "with", snap)
+    structures = [back._audio_t, back._combined, back._group_order, back._group_start]
+    structures += [back._genres.data, back._genres.indices, back._genres_t.indptr]
+    assert all(mapped.is_mapped(a) for a in structures)
+    model.save(tmp_path / "without")
+    for name in content.COMPILED:
+        (tmp_path / "without" / "arrays" / f"{name}.npy").unlink()
+    derived = Model1.load(tmp_path / "without", snap)
+    assert not mapped.is_mapped(derived._combined)
+    rng = np.random.default_rng(2)
+    seed_lists = [np.sort(rng.choice(snap.n_tracks, size=k, replace=False)) for k in (1, 5, 20)]
+    for seeds in seed_lists:
+        want = model.recommend(seeds, 30)
+        for other in (back, derived):
+            got = other.recommend(seeds, 30)
+            assert np.array_equal(got[0], want[0])
+            np.testing.assert_array_equal(got[1], want[1])
+    batch_ids, batch_scores = back.recommend_batch(seed_lists, 30)
+    want_ids, want_scores = model.recommend_batch(seed_lists, 30)
+    assert np.array_equal(batch_ids, want_ids)
+    np.testing.assert_array_equal(batch_scores, want_scores)
+
+
 @pytest.mark.parametrize(
     ("params", "message"),
     [

@@ -74,6 +74,44 @@ PRUNE_MIN_TRACKS = 50_000
 AUDIO_BOUND = 1.0 + 1e-4
 
 
+#: The scoring structures a content model saves besides its artist keys (``arrays/``):
+#: the genres block as CSR and its transpose, the audio block dense and transposed, the
+#: combined popularity/era code and the duplicate groups' order and starts.
+COMPILED = (
+    "genres_data",
+    "genres_indices",
+    "genres_indptr",
+    "genres_t_data",
+    "genres_t_indices",
+    "genres_t_indptr",
+    "audio_t",
+    "combined",
+    "group_order",
+    "group_start",
+)
+
+
+def _compiled_fits(saved: Mapping[str, np.ndarray], n_tracks: int) -> bool:
+    """True when ``saved`` holds every array of :data:`COMPILED`, sized for ``n_tracks``."""
+    if not all(k in saved for k in COMPILED):
+        return False
+    per_track = ("combined", "group_order", "genres_indptr")
+    return (
+        all(saved[k].ndim == 1 for k in per_track)
+        and saved["combined"].shape[0] == saved["group_order"].shape[0] == n_tracks
+        and saved["genres_indptr"].shape[0] == n_tracks + 1
+        and saved["audio_t"].ndim == 2
+        and saved["audio_t"].shape[1] == n_tracks
+    )
+
+
+def _csr_of(arrays: Mapping[str, np.ndarray], prefix: str, shape: tuple[int, int]) -> sp.csr_matrix:
+    """The CSR matrix saved as ``<prefix>_data``, ``_indices`` and ``_indptr`` (on those
+    arrays: mapped ones stay mapped)."""
+    parts = (arrays[f"{prefix}_data"], arrays[f"{prefix}_indices"], arrays[f"{prefix}_indptr"])
+    return sp.csr_matrix(parts, shape=shape)
+
+
 # ---------------------------------------------------------------------------------------------
 # top-n selection
 # ---------------------------------------------------------------------------------------------
@@ -230,8 +268,19 @@ class ContentRecommender(Recommender):
             weights={b: float(settings["weights"].get(b, 0.0)) for b in BLOCKS},
         )
 
-    def fit_features(self, features: ContentFeatures, artist_keys: np.ndarray) -> Self:
-        """Use an already built feature matrix; ``artist_keys`` int64 (n_tracks,)."""
+    def fit_features(
+        self,
+        features: ContentFeatures,
+        artist_keys: np.ndarray,
+        *,
+        compiled: Mapping[str, np.ndarray] | None = None,
+    ) -> Self:
+        """Use an already built feature matrix; ``artist_keys`` int64 (n_tracks,).
+
+        ``compiled``: the scoring structures saved with a model of these features
+        (:data:`COMPILED`, mapped read-only: processes that load one model share them), used
+        as they are instead of being derived again in every process.
+        """
         self._validate_params()
         self._check_weights()
         artist_keys = np.asarray(artist_keys, dtype=np.int64)
@@ -250,7 +299,7 @@ class ContentRecommender(Recommender):
             **chosen,
             "weights_used": {b: round(v, 4) for b, v in self.weights_.items()},
         }
-        self._compile()
+        self._compile(compiled)
         self.fitted_ = True
         return self
 
@@ -259,22 +308,35 @@ class ContentRecommender(Recommender):
         self._check_fitted()
         return settings_line(self.chosen_)
 
-    def _compile(self) -> None:
+    def _compile(self, saved: Mapping[str, np.ndarray] | None = None) -> None:
         """Split the matrix into the fastest form of each block.
 
         genres: CSR (n_tracks, n_terms) for batches and its transpose (an inverted index, one
         row of postings per term) for single queries; audio: dense, transposed
         (n_audio, n_tracks) so one query is one BLAS product; popularity and era: one-hot codes
         combined into one int code per track, so both are one lookup.
+
+        With ``saved`` holding every array of :data:`COMPILED` (as :meth:`save` writes them)
+        those are used instead (a model saved without them derives them here).
         """
         f = self.features_
+        self._genre_cols = f.blocks["genres"]
+        self._onehot_blocks: list[str] = []
+        if saved is not None and _compiled_fits(saved, f.n_tracks):
+            width = self._genre_cols.stop - self._genre_cols.start
+            self._genres = _csr_of(saved, "genres", (f.n_tracks, width))
+            self._genres_t = _csr_of(saved, "genres_t", (width, f.n_tracks))
+            self._audio_t = saved["audio_t"]
+            self._combined = saved["combined"]
+            self._onehot_blocks = ["popularity", "era"]
+            self._group_order = saved["group_order"]
+            self._group_start = saved["group_start"]
+            return
         self._genres = f.block("genres")
         self._genres_t = self._genres.T.tocsr()
-        self._genre_cols = f.blocks["genres"]
         self._audio_t = np.ascontiguousarray(f.block("audio").toarray().T, dtype=np.float32)
         codes: list[np.ndarray] = []
         sizes: list[int] = []
-        self._onehot_blocks: list[str] = []
         for block in ("popularity", "era"):
             sub = f.block(block)
             per_row = np.diff(sub.indptr)
@@ -557,7 +619,21 @@ class ContentRecommender(Recommender):
         self.features_.save(Path(directory))
 
     def _state_arrays(self) -> dict[str, np.ndarray]:
-        return {"artist_keys": self.artist_keys_}
+        """The artist keys and the scoring structures derived from the features (saved so
+        that loading maps them rather than deriving a copy in every process)."""
+        return {
+            "artist_keys": self.artist_keys_,
+            "genres_data": self._genres.data,
+            "genres_indices": self._genres.indices,
+            "genres_indptr": self._genres.indptr,
+            "genres_t_data": self._genres_t.data,
+            "genres_t_indices": self._genres_t.indices,
+            "genres_t_indptr": self._genres_t.indptr,
+            "audio_t": self._audio_t,
+            "combined": self._combined,
+            "group_order": self._group_order,
+            "group_start": self._group_start,
+        }
 
     @classmethod
     def load(cls, directory: Path, snapshot: Any) -> Self:
@@ -574,10 +650,10 @@ class ContentRecommender(Recommender):
                 f"model in {directory} was built for {features.n_tracks} tracks, the snapshot has "
                 f"{snapshot.n_tracks}: rebuild it with `segue fit --model {model.name}`"
             )
-        artist_keys = mapped.read_arrays(directory / ARRAYS_DIR)["artist_keys"]
+        arrays = mapped.read_arrays(directory / ARRAYS_DIR)
         if "chosen" in meta:
             model.chosen_ = meta["chosen"]
-        return model.fit_features(features, artist_keys)
+        return model.fit_features(features, arrays["artist_keys"], compiled=arrays)
 
 
 # ---------------------------------------------------------------------------------------------
