@@ -223,3 +223,23 @@ def test_a_seed_with_a_nul_is_refused_before_any_lookup(service: Service) -> Non
     for seed in ("Ed\x00Sheeran", "/tmp/x.csv\x00"):
         with pytest.raises(ValueError, match=r"invalid character \(NUL\)"):
             service.plan([seed])
+
+
+def test_records_and_name_labels_read_the_snapshots_string_columns(service: Service) -> None:
+    """Records and track labels read the snapshot's string columns row by row: no column is
+    turned into a Python string per track (hundreds of MB per process at full MPD scale)."""
+    from segue.service.names import NameIndex
+
+    snap = service.snapshot
+    snap.tracks["name"] = snap.tracks["name"].astype("str")
+    rec = service.recommend([tid(0)], n=40, model="popularity")
+    by_id = {t.id: t for t in rec.tracks}
+    assert by_id[tid(8)].name == "Song 8" and by_id[tid(8)].artists == ["Band 0"]
+    assert by_id[tid(8)].year == 1968 and by_id[tid(8)].uri == f"spotify:track:{tid(8)}"
+    for column in ("track_id", "name"):
+        kept = service._columns()[column]
+        assert not (isinstance(kept, np.ndarray) and kept.dtype == object), column
+    snap.tracks.loc[7, "name"] = None  # a missing title is an empty one in labels
+    index = NameIndex.of(snap)
+    assert index._track_label(8) == "the track 'Song 8' by Band 0"
+    assert index._track_label(7) == "the track '' by Band 3"

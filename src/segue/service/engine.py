@@ -481,15 +481,17 @@ class Service:
         return out
 
     # records ------------------------------------------------------------------------------
-    def _columns(self) -> dict[str, np.ndarray]:
-        """The track columns records are made from, as numpy arrays (a row lookup in a
-        DataFrame costs far more than indexing arrays, and records are made per request)."""
+    def _columns(self) -> dict[str, Any]:
+        """The track columns records are made from, as arrays (a row lookup in a DataFrame
+        costs far more than indexing arrays, and records are made per request): numpy arrays,
+        and string columns as they are (Arrow-backed: ``to_numpy`` would make a Python string
+        of every track, hundreds of MB per process at full MPD scale)."""
         snap = self.snapshot
         cols = getattr(snap, "_record_columns", None)
         if cols is None:
             t = snap.tracks
             cols = {
-                k: t[k].to_numpy()
+                k: t[k].array if isinstance(t[k].dtype, pd.StringDtype) else t[k].to_numpy()
                 for k in (
                     "track_id",
                     "name",
@@ -511,7 +513,10 @@ class Service:
         """:meth:`record` of many tracks, each column read once."""
         c = self._columns()
         idx = np.asarray(indices, dtype=np.int64)
-        cols = {k: v[idx].tolist() for k, v in c.items()}
+        cols = {
+            k: v[idx].tolist() if isinstance(v, np.ndarray) else v.take(idx).tolist()
+            for k, v in c.items()
+        }
         n = idx.size
         score_list: list[float | None] = [None] * n if scores is None else list(scores)
         why_list: list[str | None] = [None] * n if explanations is None else list(explanations)

@@ -68,8 +68,10 @@ class NameIndex:
     def __init__(self, snap: Snapshot) -> None:
         tracks = snap.tracks
         self.snap = snap
-        self.track_title = tracks["name"].fillna("").astype(str).to_numpy()
-        self.track_artist = tracks["artist_name"].fillna("").astype(str).to_numpy()
+        # the snapshot's own columns, read one row per label: a copy as Python strings would
+        # cost hundreds of MB per process at full MPD scale
+        self._titles = tracks["name"].array
+        self._artist_names = tracks["artist_name"].array
         self.track_names = normalise_typed_column(tracks["name"])
         artist_names = normalise_typed_column(tracks["artist_name"])
         # padded with spaces, so " word " finds whole words only; kept as Arrow only: its
@@ -152,8 +154,8 @@ class NameIndex:
         return out
 
     def _track_label(self, row: int) -> str:
-        artist = self.track_artist[row]
-        return f"the track {self.track_title[row]!r}" + (f" by {artist}" if artist else "")
+        title, artist = _text(self._titles[row]), _text(self._artist_names[row])
+        return f"the track {title!r}" + (f" by {artist}" if artist else "")
 
     def _search(self, name: str, words: dict[str, np.ndarray]) -> NameMatch | None:
         mask = np.ones(len(self.track_text), dtype=bool)
@@ -193,6 +195,11 @@ class NameIndex:
             if label.casefold() not in {o.casefold() for o in out}:
                 out.append(label)
         return out[:limit]
+
+
+def _text(value: object) -> str:
+    """A name as text: ``""`` when it is missing."""
+    return "" if value is None or value is pd.NA or value != value else str(value)
 
 
 __all__ = ["MATCH_SCORE", "NameIndex", "NameMatch", "NoMatch"]
