@@ -52,6 +52,27 @@ def test_arrays_load_mapped_and_read_only(
     assert mapped.is_mapped(sim.data) and mapped.is_mapped(knn.prior_)  # type: ignore[attr-defined]
     with pytest.raises(ValueError, match="read-only"):
         knn.prior_[0] = 1.0  # type: ignore[attr-defined]
+    # the orders derived from the priors are saved too, so processes share them
+    pop = load_model("popularity", snap, root=saved[1])
+    assert mapped.is_mapped(knn.order_) and mapped.is_mapped(pop._ranking)  # type: ignore[attr-defined]
+
+
+def test_a_model_saved_without_its_order_derives_it(
+    saved: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    monkeypatch.delenv(mapped.ENV, raising=False)
+    snap = Snapshot.load(saved[0])
+    want = _answers(saved[1], snap)
+    models = tmp_path / "models"
+    shutil.copytree(saved[1], models)
+    for name, key in (("itemknn", "order"), ("popularity", "ranking")):
+        (models / name / "arrays" / f"{key}.npy").unlink()
+        (models / name / "manifest.json").unlink()  # as a model saved before it was listed
+    knn = load_model("itemknn", snap, root=models)
+    assert not mapped.is_mapped(knn.order_)  # type: ignore[attr-defined]
+    assert _answers(models, snap) == want
 
 
 def test_copy_mode_reads_into_memory_and_answers_the_same(

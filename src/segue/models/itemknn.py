@@ -32,7 +32,7 @@ import scipy.sparse as sp
 
 from segue.models.base import Recommender, as_seed_array, dropped
 from segue.models.params import Constraints, Interval
-from segue.models.topn import merge_top_n, prior_order, sparse_top_n
+from segue.models.topn import merge_top_n, prior_order, saved_order, sparse_top_n
 
 #: Weight of the popularity prior: small enough to only break ties between equal scores.
 PRIOR_WEIGHT = 1e-6
@@ -373,7 +373,11 @@ class ItemKNNRecommender(PriorRankedRecommender):
     # persistence ---------------------------------------------------------------------------
     def _state_arrays(self) -> dict[str, np.ndarray]:
         self._check_fitted()
-        return {**csr_arrays("similarity", self.similarity_), "prior": self.prior_}
+        return {
+            **csr_arrays("similarity", self.similarity_),
+            "prior": self.prior_,
+            "order": self.order_,
+        }
 
     def _load_state(self, arrays: dict[str, np.ndarray], snapshot: Any) -> None:
         if "prior" not in arrays:
@@ -383,6 +387,6 @@ class ItemKNNRecommender(PriorRankedRecommender):
         self.similarity_ = csr_from_arrays("similarity", arrays)
         self.prior_ = np.asarray(arrays["prior"], dtype=np.float32)
         check_state_tracks(self.name, self.prior_.shape[0], snapshot)
-        self.order_ = prior_order(self.prior_)
+        self.order_ = saved_order(arrays, "order", self.prior_)
         self.names_ = TrackNames(snapshot, int(self.prior_.shape[0]))
         self.fitted_ = True

@@ -10,12 +10,14 @@
 from __future__ import annotations
 
 import zlib
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
 
 from segue.models.base import Recommender, dropped
 from segue.models.params import Constraints, Interval
+from segue.models.topn import saved_order
 
 if TYPE_CHECKING:
     from segue.snapshot.arrays import Snapshot
@@ -44,9 +46,10 @@ class PopularityRecommender(Recommender):
         self.fitted_ = True
         return self
 
-    def _rank(self) -> None:
-        # the whole order once: a query is then a walk down it, skipping the seeds
-        self._ranking = np.lexsort((np.arange(self.counts_.size), -self.counts_))
+    def _rank(self, saved: Mapping[str, np.ndarray] | None = None) -> None:
+        # the whole order once: a query is then a walk down it, skipping the seeds (as the
+        # model saved it, mapped, when it did)
+        self._ranking = saved_order(saved or {}, "ranking", self.counts_)
 
     def _select(
         self, seeds: np.ndarray, n: int, *, title: str | None, exclude: np.ndarray
@@ -68,14 +71,14 @@ class PopularityRecommender(Recommender):
         return f"popular: in {int(self.counts_[int(track)])} playlists"
 
     def _state_arrays(self) -> dict[str, np.ndarray]:
-        return {"counts": self.counts_}
+        return {"counts": self.counts_, "ranking": self._ranking}
 
     def _load_state(self, arrays: dict[str, np.ndarray], snapshot: Any) -> None:
         if "counts" not in arrays:
             self.fit(snapshot)
             return
-        self.counts_ = arrays["counts"].astype(np.float32)
-        self._rank()
+        self.counts_ = np.asarray(arrays["counts"], dtype=np.float32)
+        self._rank(arrays)
         if snapshot is not None and snapshot.n_tracks != self.counts_.shape[0]:
             raise ValueError(
                 f"model was built for {self.counts_.shape[0]} tracks, the snapshot has {snapshot.n_tracks}: "

@@ -41,7 +41,7 @@ from segue.models.itemknn import (
     popularity_prior,
 )
 from segue.models.params import Constraints, Interval
-from segue.models.topn import prior_order
+from segue.models.topn import prior_order, saved_order
 
 
 def _hash_keys(keys: Sequence[str] | np.ndarray) -> np.ndarray:
@@ -295,8 +295,10 @@ class TitleRecommender(PriorRankedRecommender):
         out.sort_indices()
         return out
 
-    def _index(self) -> None:
-        self.order_ = prior_order(self.prior_)
+    def _index(self, order: np.ndarray | None = None) -> None:
+        """What queries search, derived from the fitted keys (``order``: the tracks by
+        prior, when saved with the model)."""
+        self.order_ = prior_order(self.prior_) if order is None else order
         self.vectorizer_ = None
         self.key_vectors_ = None
         if self.keys_.size:
@@ -376,6 +378,7 @@ class TitleRecommender(PriorRankedRecommender):
             "keys": self.keys_.astype(str),
             "key_sizes": self.key_sizes_,
             "prior": self.prior_,
+            "order": self.order_,
         }
 
     def _load_state(self, arrays: dict[str, np.ndarray], snapshot: Any) -> None:
@@ -388,5 +391,5 @@ class TitleRecommender(PriorRankedRecommender):
         self.keys_ = np.asarray(arrays["keys"], dtype=str)
         self.key_sizes_ = np.asarray(arrays["key_sizes"], dtype=np.int64)
         self.key_tracks_ = csr_from_arrays("key_tracks", arrays)
-        self._index()
+        self._index(saved_order(arrays, "order", self.prior_))
         self.fitted_ = True

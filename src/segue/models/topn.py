@@ -14,7 +14,7 @@ the scores are given and how much work they skip:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -94,6 +94,16 @@ def top_n(
 def prior_order(prior: np.ndarray) -> np.ndarray:
     """int64 track indices sorted by prior descending, ties by index (as :func:`top_n`)."""
     return np.lexsort((np.arange(prior.shape[0]), -prior)).astype(np.int64)
+
+
+def saved_order(saved: Mapping[str, np.ndarray], key: str, prior: np.ndarray) -> np.ndarray:
+    """:func:`prior_order` of ``prior`` as a model saved it under ``key`` (mapped when loaded:
+    shared between the processes that load the model), or derived again when the model was
+    saved without it."""
+    order = saved.get(key)
+    if order is not None and order.dtype == np.int64 and order.shape == prior.shape:
+        return order
+    return prior_order(prior)
 
 
 def merge_top_n(
