@@ -75,6 +75,33 @@ def test_a_model_saved_without_its_order_derives_it(
     assert _answers(models, snap) == want
 
 
+def test_track_ids_are_looked_up_in_the_saved_mapped_keys(
+    saved: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    monkeypatch.delenv(mapped.ENV, raising=False)
+    snap = Snapshot.load(saved[0])
+    keys, order = snap._positions()
+    assert mapped.is_mapped(keys) and mapped.is_mapped(order)
+    ids = snap.tracks["track_id"].tolist()
+    asked = [ids[7], "nope", ids[0], ids[-1], ids[7] + "x"]
+    want = [7, -1, 0, len(ids) - 1, -1]
+    assert snap.lookup(asked).tolist() == want
+    # a snapshot saved before the keys were: they are derived again, with the same answers
+    older = tmp_path / "snapshot"
+    shutil.copytree(saved[0], older)
+    shutil.rmtree(older / "track_keys")
+    manifest = json.loads((older / "manifest.json").read_text())
+    manifest["files"] = {
+        k: v for k, v in manifest["files"].items() if not k.startswith("track_keys/")
+    }
+    (older / "manifest.json").write_text(json.dumps(manifest))
+    again = Snapshot.load(older)
+    assert again.lookup(asked).tolist() == want
+    assert not mapped.is_mapped(again._positions()[0])
+
+
 def test_copy_mode_reads_into_memory_and_answers_the_same(
     saved: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -13,8 +13,9 @@
   the track.
 
 Saved without pickle as Parquet + ``interactions/*.npy`` and its transpose
-``interactions_t/*.npy`` (mapped read-only when loaded, so processes that load one snapshot
-share them) + ``manifest.json``; models never touch
+``interactions_t/*.npy`` + ``track_keys/*.npy`` (the sorted track ids that
+:meth:`Snapshot.lookup` searches, and the track of each) (mapped read-only when loaded, so
+processes that load one snapshot share them) + ``manifest.json``; models never touch
 the database.
 """
 
@@ -42,6 +43,7 @@ from segue.core.records import AUDIO_FEATURES
 FORMAT_VERSION = 2
 INTERACTIONS = "interactions"
 INTERACTIONS_T = "interactions_t"
+TRACK_KEYS = "track_keys"
 
 TRACK_COLUMNS = (
     "track_id",
@@ -274,6 +276,8 @@ class Snapshot:
                 tmp / INTERACTIONS_T,
                 {"data": t.data, "indices": t.indices, "indptr": t.indptr},
             )
+            keys, order = self._positions()
+            mapped.write_arrays(tmp / TRACK_KEYS, {"keys": keys, "order": order})
             self.snapshot_id  # noqa: B018 - into the manifest
             files = sync_and_describe(tmp)
             write_json(tmp / MANIFEST_NAME, {**self.manifest, "files": files})
@@ -342,6 +346,15 @@ class Snapshot:
             matrix_t = sp.csr_matrix(
                 (z["data"], z["indices"], z["indptr"]), shape=(shape[1], shape[0])
             )
+            reading = TRACK_KEYS
+            z = mapped.read_arrays(directory / reading)  # empty: saved before they were
+            positions = None
+            if (
+                set(z) == {"keys", "order"}
+                and z["keys"].dtype.kind == "S"
+                and z["keys"].shape == z["order"].shape == (len(tracks),)
+            ):
+                positions = (z["keys"], np.asarray(z["order"], dtype=np.int64))
         except MemoryError:
             raise
         except Exception as exc:  # any failure to read a file of the set: the file is bad
@@ -356,6 +369,7 @@ class Snapshot:
             playlists=playlists,
             interactions=matrix,
             manifest=manifest,
+            _track_pos=positions,
             _transposed=(matrix, matrix_t),
         )
 
