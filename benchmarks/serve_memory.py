@@ -4,6 +4,7 @@
     python benchmarks/serve_memory.py --playlists 200000 --home /tmp/mem-home
     python benchmarks/serve_memory.py --home /tmp/mem-home --workers 1 2 4   # reuse the home
     python benchmarks/serve_memory.py --playlists 1000000 --home /tmp/full-home  # full MPD shape
+    python benchmarks/serve_memory.py --home /tmp/full-home --breakdown  # one process's memory
 
 Builds a home when ``--home`` has no snapshot yet: MPD-shaped playlists from the sampler of
 :mod:`segue.formats.synth` (the one behind ``segue synth``) turned into a snapshot (as
@@ -13,6 +14,11 @@ saved in its own subprocess. Then for each worker count and each mode it starts 
 ``2 N`` connections at once (so every worker loads every model), and prints the PSS of the
 whole process tree (psutil ``memory_full_info().pss`` summed: a page shared by k processes
 counts 1/k in each) and of each compute process. PSS counts only pages a process has touched.
+
+``--breakdown`` instead loads the service in this process as a compute process does (snapshot,
+name index, each model), answers the same requests, and prints after each step its memory from
+``/proc/self/smaps_rollup``: anonymous (this process's own: what each further worker adds
+again) and file-backed (mapped arrays and libraries: shared between the processes).
 """
 
 from __future__ import annotations
@@ -96,7 +102,11 @@ def tree_pss(pid: int) -> tuple[int, list[int]]:
 def seed_lists(home: Path, count: int, length: int, seed: int) -> list[list[str]]:
     from segue.snapshot.arrays import Snapshot
 
-    snap = Snapshot.load(home / "artifacts" / "snapshot")
+    return seeds_of(Snapshot.load(home / "artifacts" / "snapshot"), count, length, seed)
+
+
+def seeds_of(snap: Any, count: int, length: int, seed: int) -> list[list[str]]:
+    """``count`` playlists of ``snap`` with at least ``length`` tracks, their first tracks."""
     m = snap.interactions
     rows = np.flatnonzero(np.diff(m.indptr) >= length)
     chosen = np.random.default_rng(seed).choice(rows, size=min(count, rows.size), replace=False)
@@ -182,6 +192,52 @@ def measure(
             proc.wait()
 
 
+def _rollup() -> dict[str, int]:
+    """This process's ``/proc/self/smaps_rollup`` figures, in bytes."""
+    out = {}
+    with open("/proc/self/smaps_rollup") as fh:
+        for line in fh:
+            parts = line.split()
+            if len(parts) == 3 and parts[2] == "kB":
+                out[parts[0].rstrip(":")] = int(parts[1]) * 1024
+    return out
+
+
+def breakdown(home: Path, models: list[str], requests: int, seed: int) -> None:
+    """Memory of one process loading and serving as a compute process does, step by step."""
+    from segue.core.threads import pin_single_thread_blas
+    from segue.service.engine import service_for_api
+
+    pin_single_thread_blas()
+    print("| step | RSS | anonymous (own) | file-backed (shared) |")
+    print("|---|---|---|---|")
+
+    def row(step: str) -> None:
+        r = _rollup()
+        own = r["Anonymous"]
+        print(f"| {step} | {_gb(r['Rss'])} | {_gb(own)} | {_gb(r['Rss'] - own)} |", flush=True)
+
+    from segue.models.registry import model_class
+
+    for name in models:  # the code first, so that the steps below are data
+        model_class(name)
+    import lightgbm  # noqa: F401 - the hybrid's rankers
+
+    row("imports")
+    service = service_for_api(home)
+    seeds = seeds_of(service.snapshot, 100, 10, seed)
+    row("snapshot")
+    service.warm()
+    row("name index")
+    for name in models:
+        service.model(name)
+        row(f"model {name}")
+    for name in models:
+        for i in range(requests):
+            service.recommend(seeds[i % len(seeds)], n=10, model=name, explain=True)
+        row(f"{requests} requests, {name}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--home", type=Path, required=True, help="home to build or reuse")
@@ -191,12 +247,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--arrays", nargs="+", default=["copy", "map"], choices=["copy", "map"])
     parser.add_argument("--requests", type=int, default=40, help="requests per model")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--breakdown", action="store_true", help="one process, step by step")
     parser.add_argument("--fit", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.fit:
         fit_one(args.fit, args.home)
         return 0
     build_home(args.home, args.playlists, args.seed, args.models)
+    if args.breakdown:
+        breakdown(args.home, args.models, args.requests, args.seed)
+        return 0
     seeds = seed_lists(args.home, 100, 10, args.seed)
     rows = []
     for workers in args.workers:
