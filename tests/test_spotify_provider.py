@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from segue.core.home import Home
 from segue.providers.audio_service import AudioFeatureService
 from segue.providers.base import (
     CredentialsRejected,
@@ -418,7 +419,7 @@ def test_spotify_model_maps_answers_to_indices_and_drops_unknown(fake, world):
     from segue.models.spotify import SpotifyRecommender
 
     snap = _snapshot(world, 100)
-    model = SpotifyRecommender(limit=20).use_provider(provider_for(fake)).fit(snap)
+    model = SpotifyRecommender(limit=20).attach(provider_for(fake)).fit(snap)
     seeds = np.array([0, 1, 2, 3, 4, 5, 6], dtype=np.int64)
     idx, scores = model.recommend(seeds, n=10)
     answered = [t for t in world.recommendations if t not in _ids(world, 5)]
@@ -444,15 +445,15 @@ def test_spotify_model_save_load_round_trip(fake, world, tmp_path):
 
 
 def test_recommendations_403_reason_and_availability(fake):
-    from segue.models.spotify import SpotifyRecommender
+    from segue.providers.spotify import recommendations_available
 
     provider = provider_for(fake)
-    assert SpotifyRecommender.available(provider=provider) == (True, "")
+    assert recommendations_available(provider) == (True, "")
     fake.fail("recommendations", status=403)
     # cached: asked once per process
-    assert SpotifyRecommender.available(provider=provider) == (True, "")
+    assert recommendations_available(provider) == (True, "")
     assert len(fake.requests_to("recommendations")) == 1
-    assert SpotifyRecommender.available(provider=provider, refresh=True) == (
+    assert recommendations_available(provider, refresh=True) == (
         False,
         RECOMMENDATIONS_GONE,
     )
@@ -462,8 +463,8 @@ def test_recommendations_403_reason_and_availability(fake):
 
 
 def test_availability_without_credentials(monkeypatch, tmp_path):
-    from segue.models.spotify import SpotifyRecommender
+    from segue.providers import for_models
 
     without_credentials(monkeypatch, tmp_path)
-    ok, reason = SpotifyRecommender.available()
+    ok, reason = for_models.available("spotify", home=Home(tmp_path / "home"))
     assert not ok and "SPOTIPY_CLIENT_ID" in reason

@@ -17,8 +17,10 @@ the client at a server on 127.0.0.1.
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable, Iterator
+import weakref
+from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -770,3 +772,81 @@ class SpotifyProvider(FactsProvider):
             if track_id is not None and spotify_ids.is_spotify_id(track_id):
                 out.append(parse_track(obj, track_id, RECOMMENDATIONS))
         return out
+
+
+# -- does the recommendations endpoint answer? -----------------------------------------------
+
+#: A track every catalog of Spotify has, used only to ask whether the endpoint answers.
+PROBE_TRACK = "4uLU6hMCjMI75M1A2tKUQC"
+#: Seconds a failed probe that may pass is remembered when the server sent no Retry-After.
+RETRY_PROBE_AFTER = 60.0
+
+#: A remembered availability: (available, why not, time.monotonic() it is good until).
+_Remembered = tuple[bool, str, float]
+#: Answers for providers built from credentials, keyed by (API base, client id).
+_availability: dict[tuple[str, str], _Remembered] = {}
+# Answers for given providers, keyed by the provider object itself, held weakly: an ``id()``
+# key would hand a freed provider's answer to a new one that happens to get the same address.
+_provider_availability: weakref.WeakKeyDictionary[SpotifyProvider, _Remembered] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _recall(memory: MutableMapping[Any, _Remembered], key: Any) -> tuple[bool, str] | None:
+    """The remembered availability under ``key`` while it is still good, else None."""
+    known = memory.get(key)
+    if known is None or time.monotonic() >= known[2]:
+        return None
+    return known[0], known[1]
+
+
+def recommendations_available(
+    provider: SpotifyProvider | None = None, *, home: Home | None = None, refresh: bool = False
+) -> tuple[bool, str]:
+    """``(True, "")`` when credentials exist and the recommendations endpoint answers, else
+    ``(False, why)``. Asks through ``provider``, else through one built from the credentials
+    of ``home`` (:func:`~segue.providers.credentials.load_credentials`).
+
+    The answer is remembered per API base and client (or per ``provider``): an answer or a 403
+    for the life of the process, any other failure (429, 5xx, timeout, refused login) for the
+    ``Retry-After`` the server sent, else :data:`RETRY_PROBE_AFTER` seconds, so a passing
+    failure does not hide the endpoint for good. ``refresh=True`` asks again at once.
+    """
+    from segue.providers.credentials import CredentialsError, load_credentials
+
+    if provider is None:
+        try:
+            credentials = load_credentials(home=home)
+        except CredentialsError as exc:
+            return False, str(exc)
+        if credentials is None:
+            return False, (
+                "no Spotify credentials: set SPOTIPY_CLIENT_ID and SPOTIPY_CLIENT_SECRET "
+                "or write a Spotify.yaml"
+            )
+        key: Any = (NetworkSettings.from_env().spotify_api_base, credentials.client_id)
+        memory: MutableMapping[Any, _Remembered] = _availability
+        remembered = None if refresh else _recall(memory, key)
+        if remembered is not None:
+            return remembered
+        probe = SpotifyProvider(credentials)
+    else:
+        key, memory, probe = provider, _provider_availability, provider
+        remembered = None if refresh else _recall(memory, key)
+        if remembered is not None:
+            return remembered
+    keep = math.inf
+    try:
+        probe.recommendations([PROBE_TRACK], limit=1)
+        answer = (True, "")
+    except ProviderError as exc:
+        if exc.status == 403:
+            answer = (False, RECOMMENDATIONS_GONE)
+        else:
+            answer = (False, f"Spotify's recommendations endpoint did not answer: {exc}")
+            keep = exc.retry_after if exc.retry_after is not None else RETRY_PROBE_AFTER
+    finally:
+        if provider is None:
+            probe.close()
+    memory[key] = (*answer, time.monotonic() + keep)
+    return answer

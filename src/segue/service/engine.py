@@ -32,6 +32,7 @@ from segue.snapshot.arrays import Snapshot
 
 if TYPE_CHECKING:
     from segue.catalog.fetch import GrowReport
+    from segue.models.base import Recommender
 
 #: Seeds per request, after duplicates are dropped.
 MAX_SEEDS = 1000
@@ -303,6 +304,8 @@ class Service:
         self.max_variants = max_variants
         self._variants: OrderedDict[str, Any] = OrderedDict()
         self._variant_lock = threading.Lock()
+        self._providers: dict[str, Any] = {}
+        self._provider_lock = threading.Lock()
 
     # artifacts ----------------------------------------------------------------------------
     def generation(self) -> artifacts.Generation:
@@ -422,6 +425,24 @@ class Service:
                 self._variants.popitem(last=False)
             return fitted
 
+    def _attach(self, model: Recommender) -> None:
+        """Give ``model`` the provider it asks at query time, when it needs one and has none
+        yet: one per kind for this service, built from this home's credentials on first use
+        (a :class:`~segue.providers.credentials.CredentialsError` saying what is needed when
+        there are none; asked again on the next request)."""
+        kind = model.needs_provider
+        if kind is None or model.attached:
+            return
+        with self._provider_lock:
+            if model.attached:
+                return
+            provider = self._providers.get(kind)
+            if provider is None:
+                from segue.providers import for_models
+
+                provider = self._providers[kind] = for_models.build(kind, home=self.home)
+            model.attach(provider)
+
     def warm(self) -> None:
         """Build what the first request would otherwise wait for (the name index)."""
         from segue.service.names import NameIndex
@@ -463,10 +484,11 @@ class Service:
                 status = artifacts.Status(True, False, broken)
             built = status.built
             available, reason = status.ok, status.reason
-            if name == "spotify":
-                from segue.models.spotify import SpotifyRecommender
+            kind = model_class(name).needs_provider
+            if kind is not None:
+                from segue.providers import for_models
 
-                available, reason = SpotifyRecommender.available()
+                available, reason = for_models.available(kind, home=self.home)
             elif not built and not reason:
                 available, reason = False, f"not built yet: run `segue fit --model {name}`"
             out.append(
@@ -863,6 +885,7 @@ class Service:
                 + "; give tracks, an artist or a playlist the catalog knows, or a playlist title"
             )
         recommender = self._variant(variant) if variant.params else self._built(variant.model)
+        self._attach(recommender)
         snap = self.snapshot
         mask = self._filter_mask(filters)
         exclude = None if mask is None else np.flatnonzero(~mask)
@@ -873,7 +896,7 @@ class Service:
         idx, scores = recommender.recommend(seeds.indices, want, title=seeds.title, exclude=exclude)
         # Tracks a model found outside the snapshot (Spotify's own recommendations), read at once
         # on this thread: the model keeps each thread's last call apart.
-        outside = list(getattr(recommender, "last_unknown_", None) or [])
+        outside = recommender.last_unknown_
         if not filters.allow_versions:
             from segue.models.versions import drop_versions
 
