@@ -391,6 +391,36 @@ def test_audio_service_uses_the_single_form_when_the_multi_form_is_missing(fake,
     assert service.batch_size("audio_features") == SINGLES_PER_BATCH
 
 
+def test_audio_service_single_lookups_follow_the_one_by_one_rules(fake, world):
+    """Once the multi form is gone, single lookups follow the rules every provider shares
+    (FactsProvider.one_by_one): 404 is unknown, 405 marks the single form gone and skips
+    the ids left."""
+    ids = _ids(world, 6)
+    fake.fail("recco-batch", status=405)
+    fake.fail("recco-single", status=404, ids=[ids[0]])
+    fake.fail("recco-single", status=405, ids=[ids[3]])
+    notices: list[str] = []
+    service = _service(fake, notify=notices.append)
+    result = service.fetch("audio_features", ids)
+    assert [r.track_id for r in result.found] == ids[1:3]
+    assert result.not_found == [ids[0]] and result.skipped == ids[3:] and result.errors == []
+    assert len(fake.requests_to("recco-single")) == 4
+    assert not service.can_answer("audio_features") and len(notices) == 2
+    assert "answered 405 to GET /track/{id}/audio-features too" in notices[1]
+
+
+def test_audio_service_stops_asking_one_by_one_when_the_source_is_down(fake, world):
+    ids = _ids(world, 5)
+    fake.fail("recco-batch", status=404)
+    fake.fail("recco-single", status=503)  # every attempt of every id
+    result = _service(fake).fetch("audio_features", ids)
+    assert result.found == [] and result.not_found == []
+    # the first id fails alone; the second failing too means the source is down: the rest
+    # are recorded with it, never asked
+    assert [group for group, _ in result.errors] == [ids[:1], ids[1:]]
+    assert len(fake.requests_to("recco-single")) == 2 * 3
+
+
 def test_audio_service_rate_limit_over_the_cap_stops(fake, world):
     fake.fail("recco-batch", status=429, retry_after=120)
     result = _service(fake).fetch("audio_features", _ids(world, 5))

@@ -34,7 +34,6 @@ from segue.core.config import NetworkSettings
 from segue.core.home import Home
 from segue.core.records import AUDIO_FEATURES, ArtistFacts, ArtistRef, AudioFeatures, TrackFacts
 from segue.providers.base import (
-    BatchInterrupted,
     BatchResult,
     CredentialsRejected,
     FactKind,
@@ -487,7 +486,13 @@ class SpotifyProvider(FactsProvider):
         """Track facts by single lookups only (``GET /tracks/{id}``), for a few ids at a time."""
         check_ids(ids)
         result: BatchResult[TrackFacts] = BatchResult("track_facts", list(ids))
-        self._singles(result, ids, TRACK_SINGLE, "tracks/{id}", parse_track)
+        self.one_by_one(
+            result,
+            ids,
+            label=TRACK_SINGLE,
+            ask=self._single("track_facts", TRACK_SINGLE, "tracks/{id}", parse_track),
+            gone=self._single_gone(TRACK_SINGLE, "tracks/{id}"),
+        )
         return result
 
     def _facts(
@@ -500,97 +505,62 @@ class SpotifyProvider(FactsProvider):
         single_path: str,
         parse: Callable[[Any, str, str], Any],
     ) -> BatchResult:  # type: ignore[type-arg]
-        result: BatchResult = BatchResult(kind, list(ids))  # type: ignore[type-arg]
-        if not ids:
-            return result
-        if not self.is_gone(batch_label):
-            try:
-                data = self.get(batch_label, key, {"ids": ",".join(ids)})
-                items = _list_field(data, key, len(ids), batch_label)
-                records = [
-                    (i, parse(obj, i, batch_label))
-                    for i, obj in zip(ids, items, strict=True)
-                    if obj is not None
-                ]
-            except (RateLimitStop, CredentialsRejected) as exc:
-                result.stop = exc
-                return result
-            except ProviderError as exc:
-                if exc.status == 403:
-                    self.mark_gone(
-                        batch_label,
-                        f"Spotify answered 403 to {batch_label} (batch lookups removed for this app): "
-                        f"using single lookups {single_label} for the rest of this run",
-                    )
-                elif exc.status != 400:  # 400: a bad id in the batch; single lookups find it
-                    result.errors.append((list(ids), str(exc)))
-                    return result
-            else:
-                got = {i for i, _ in records}
-                result.found.extend(r for _, r in records)
-                result.not_found.extend(i for i in ids if i not in got)
-                self._note_missing_fields(kind, items)
-                return result
-        self._singles(result, ids, single_label, single_path, parse)
-        return result
+        def ask_batch() -> list[tuple[str, Any]]:
+            data = self.get(batch_label, key, {"ids": ",".join(ids)})
+            items = _list_field(data, key, len(ids), batch_label)
+            records = [
+                (i, parse(obj, i, batch_label))
+                for i, obj in zip(ids, items, strict=True)
+                if obj is not None
+            ]
+            self._note_missing_fields(kind, items)
+            return records
 
-    def _singles(
-        self,
-        result: BatchResult,  # type: ignore[type-arg]
-        ids: list[str],
-        label: str,
-        path: str,
-        parse: Callable[[Any, str, str], Any],
-    ) -> None:
-        try:
-            self._singles_loop(result, ids, label, path, parse)
-        except KeyboardInterrupt:
-            raise BatchInterrupted(result) from None  # the caller keeps what was answered
+        def batch_gone(status: int | None) -> str | None:
+            if status != 403:
+                return None
+            return (
+                f"Spotify answered 403 to {batch_label} (batch lookups removed for this app): "
+                f"using single lookups {single_label} for the rest of this run"
+            )
 
-    def _singles_loop(
-        self,
-        result: BatchResult,  # type: ignore[type-arg]
-        ids: list[str],
-        label: str,
-        path: str,
-        parse: Callable[[Any, str, str], Any],
-    ) -> None:
-        down = False  # the previous id failed after all its retries
-        for pos, one in enumerate(ids):
-            if self.is_gone(label):
-                result.skipped.extend(ids[pos:])
-                return
-            try:
-                obj = self.get(label, path.format(id=one))
-                record = parse(obj, one, label)
-            except (RateLimitStop, CredentialsRejected) as exc:
-                result.stop = exc
-                return
-            except ProviderError as exc:
-                if exc.status in (404, 400):
-                    down = False
-                    result.not_found.append(one)
-                elif exc.status == 403:
-                    what = "track facts" if "tracks" in path else "artist facts"
-                    self.mark_gone(
-                        label,
-                        f"Spotify answered 403 to {label} too: {what} cannot be had from Spotify "
-                        "with this app; skipped for this run",
-                    )
-                    result.skipped.extend(ids[pos:])
-                    return
-                elif exc.transient and down:
-                    # Two ids in a row failed after all their retries: the source is down;
-                    # don't spend the retries again on every id left.
-                    result.errors.append((ids[pos:], str(exc)))
-                    return
-                else:
-                    down = exc.transient
-                    result.errors.append(([one], str(exc)))
-            else:
-                down = False
-                result.found.append(record)
-                self._note_missing_fields(result.kind, [obj])
+        return self.batch_then_single(
+            BatchResult(kind, list(ids)),
+            batch_label=batch_label,
+            ask_batch=ask_batch,
+            batch_gone=batch_gone,
+            singles_after=(400,),  # a bad id in the batch; single lookups find it
+            single_label=single_label,
+            ask_single=self._single(kind, single_label, single_path, parse),
+            single_gone=self._single_gone(single_label, single_path),
+        )
+
+    def _single(
+        self, kind: FactKind, label: str, path: str, parse: Callable[[Any, str, str], Any]
+    ) -> Callable[[str], Any]:
+        """Asks ``GET path`` for one id and parses the answer."""
+
+        def ask(one: str) -> Any:
+            obj = self.get(label, path.format(id=one))
+            record = parse(obj, one, label)
+            self._note_missing_fields(kind, [obj])
+            return record
+
+        return ask
+
+    @staticmethod
+    def _single_gone(label: str, path: str) -> Callable[[int | None], str | None]:
+        what = "track facts" if "tracks" in path else "artist facts"
+
+        def gone(status: int | None) -> str | None:
+            if status != 403:
+                return None
+            return (
+                f"Spotify answered 403 to {label} too: {what} cannot be had from Spotify "
+                "with this app; skipped for this run"
+            )
+
+        return gone
 
     def _note_missing_fields(self, kind: FactKind, objects: list[Any]) -> None:
         """Say once per field when Spotify's objects lack a field this app used to get."""
