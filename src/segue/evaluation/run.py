@@ -210,11 +210,18 @@ def make_recommend_fn(model_name: str, home: Home) -> tuple[RecommendFn, list[st
     model asks a provider and ``home`` leads to no credentials.
     """
     from segue.models.registry import load_model
+    from segue.providers import for_models
     from segue.snapshot.arrays import Snapshot
 
     generation = home.generation()
     snapshot = Snapshot.load(generation.snapshot_dir)
-    model = attach_provider(load_model(model_name, snapshot, root=generation.models_dir), home)
+    model = load_model(
+        model_name,
+        snapshot,
+        root=generation.models_dir,
+        provider_status=lambda kind: for_models.available(kind, home=home),
+    )
+    model = attach_provider(model, home)
     return recommend_fn_for(model, snapshot)
 
 

@@ -378,7 +378,9 @@ class Service:
                         f"model {name!r} is not loaded and the set of models this server "
                         "started with was rebuilt since: restart the server to serve the new set"
                     )
-                self._models[name] = load_model(name, snap, root=generation.models_dir)
+                self._models[name] = load_model(
+                    name, snap, root=generation.models_dir, provider_status=self._provider_status
+                )
             return self._models[name]
 
     def genre_setting(self, model: str) -> variants.GenreSetting | None:
@@ -424,6 +426,12 @@ class Service:
             while len(self._variants) > self.max_variants:
                 self._variants.popitem(last=False)
             return fitted
+
+    def _provider_status(self, kind: str) -> tuple[bool, str]:
+        """Whether a provider of ``kind`` can be had from this home and answers."""
+        from segue.providers import for_models
+
+        return for_models.available(kind, home=self.home)
 
     def _attach(self, model: Recommender) -> None:
         """Give ``model`` the provider it asks at query time, when it needs one and has none
@@ -486,9 +494,7 @@ class Service:
             available, reason = status.ok, status.reason
             kind = model_class(name).needs_provider
             if kind is not None:
-                from segue.providers import for_models
-
-                available, reason = for_models.available(kind, home=self.home)
+                available, reason = self._provider_status(kind)
             elif not built and not reason:
                 available, reason = False, f"not built yet: run `segue fit --model {name}`"
             out.append(
