@@ -678,7 +678,7 @@ def test_uvicorn_workers_elsewhere_get_the_home(
     environment."""
     import uvicorn
 
-    from segue.core import config
+    from segue.core.home import Home
     from segue.wire import serving
 
     seen: dict[str, object] = {}
@@ -690,8 +690,7 @@ def test_uvicorn_workers_elsewhere_get_the_home(
 
     monkeypatch.setattr(uvicorn, "run", run)
     monkeypatch.setenv("SEGUE_HOME", str(tmp_path / "elsewhere"))  # restored after the test
-    with config.temporary_home(tmp_path / "home"):
-        serving._uvicorn_workers("127.0.0.1", 8123, 3)
+    serving._uvicorn_workers(Home(tmp_path / "home"), "127.0.0.1", 8123, 3)
     assert seen["home"] == str(tmp_path / "home")
     assert seen["app"] == "segue.wire.serving:create_served_app" and seen["workers"] == 3
 
@@ -873,3 +872,15 @@ def test_closing_stops_a_replacement_still_starting_or_waiting(
     took, tasks = asyncio.run(scenario())
     assert tasks == 0 and took < 4.0
     assert _child_pids() <= before
+
+
+@pytest.mark.parametrize(
+    "seed", ["Ed\x00Sheeran", "\x00", "spotify:track:6rqhFgbbKwnb9MLmUQDhG6\x00"]
+)
+def test_a_seed_with_a_nul_is_refused_as_an_invalid_character(
+    client: TestClient, seed: str
+) -> None:
+    r = client.post("/recommend", json={"seeds": ["x", seed]})
+    assert r.status_code == 422, r.text
+    assert "seeds.1 holds an invalid character (NUL)" in r.json()["detail"]
+    assert "file" not in r.json()["detail"]

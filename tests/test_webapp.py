@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from segue.core import config
+from segue.core.home import Home
 from segue.models.base import Recommender
 from segue.models.registry import MODELS
 from segue.service.engine import Service
@@ -186,9 +186,6 @@ def test_bad_form_values_raise_plain_value_errors(
 
 
 def test_an_uploaded_playlist_file_is_read(service: Service, built: tuple[Path, Snapshot]) -> None:
-    pytest.importorskip(
-        "segue.service.inputs", reason="segue.service.inputs (playlist files) is not available"
-    )
     links = [f"https://open.spotify.com/track/{t}" for t in built[1].tracks["track_id"].iloc[20:24]]
     req = logic.AppRequest(
         upload=logic.Upload("../my list.txt", "\n".join(links).encode()), model=MODEL, n=3
@@ -315,9 +312,7 @@ def test_about_facts(service: Service) -> None:
 @pytest.fixture
 def app_home(built: tuple[Path, Snapshot], monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("SEGUE_HOME", str(built[0]))
-    config.set_home(None)
     yield built[0]
-    config.set_home(None)
 
 
 def run_app() -> AppTest:
@@ -434,7 +429,6 @@ def test_app_without_a_built_catalog_says_what_to_do(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SEGUE_HOME", str(tmp_path / "nothing"))
-    config.set_home(None)
     at = run_app()
     assert len(at.error) == 1
     assert f"`segue --home {tmp_path / 'nothing'} fit`" in at.error[0].value  # the home shown
@@ -598,15 +592,12 @@ def test_serve_and_app_on_an_empty_home_say_what_to_run(
     from segue.cli.serve import _nothing_built_hint
 
     monkeypatch.delenv("SEGUE_HOME", raising=False)
-    with config.temporary_home(tmp_path / "empty"):
-        hint = _nothing_built_hint("segue serve")
+    hint = _nothing_built_hint(Home(tmp_path / "empty"), "segue serve")
     assert hint is not None
     assert f"`segue --home {tmp_path / 'empty'} ingest <MPD slices>`" in hint
     assert "`segue serve --demo`" in hint
     monkeypatch.setenv("SEGUE_HOME", str(tmp_path / "empty"))  # the shell already says where
-    config.set_home(None)
-    assert "`segue ingest <MPD slices>`" in (_nothing_built_hint("segue app") or "")
-    with config.temporary_home(app_home_path := tmp_path / "built"):
-        (app_home_path / "artifacts" / "snapshot").mkdir(parents=True)
-        assert _nothing_built_hint("segue serve") is None
-    config.set_home(None)
+    hint = _nothing_built_hint(Home.resolve(None), "segue app")
+    assert "`segue ingest <MPD slices>`" in (hint or "")
+    (tmp_path / "built" / "artifacts" / "snapshot").mkdir(parents=True)
+    assert _nothing_built_hint(Home(tmp_path / "built"), "segue serve") is None

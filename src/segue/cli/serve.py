@@ -10,14 +10,14 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import typer
 
 from segue.cli._console import err, error
-from segue.core import config
+from segue.cli.core import home_of
 from segue.core.errors import SegueError
+from segue.core.home import HOME_ENV, Home
 from segue.wire import serving
 from segue.wire.pool import PoolUnavailable
 
@@ -25,13 +25,13 @@ from segue.wire.pool import PoolUnavailable
 APP_START_TIMEOUT = 180.0
 
 
-def _demo_home() -> None:
-    """Switch this process to the demo home, building it on first use."""
+def _demo_home(home: Home) -> Home:
+    """The demo home of ``home``, built on first use."""
     from segue.fitting.demo import ensure_demo_ready
 
     try:
-        ensure_demo_ready(log=lambda m: err.print(m, highlight=False))
-    except (SegueError, ValueError, OSError, ImportError) as exc:
+        return ensure_demo_ready(home, log=lambda m: err.print(m, highlight=False))
+    except (SegueError, ValueError, OSError) as exc:
         error(f"the demo catalog cannot be set up: {exc}")
         raise typer.Exit(1) from None
 
@@ -165,8 +165,8 @@ def _stderr_fd() -> int | None:
         return None
 
 
-def run_app(*, host: str, port: int, open_browser: bool, command: str) -> int:
-    """Run the web app in a Streamlit server on the current home until stopped.
+def run_app(home: Home, *, host: str, port: int, open_browser: bool, command: str) -> int:
+    """Run the web app in a Streamlit server on ``home`` until stopped.
 
     The server runs in a child process. Its URL is printed once, on stdout, when the server
     answers; the browser is opened then if ``open_browser`` and a browser can be opened here.
@@ -179,10 +179,10 @@ def run_app(*, host: str, port: int, open_browser: bool, command: str) -> int:
     if problem is not None:
         error(f"{_port_message(host, port, command, problem)}")
         return 1
-    home = config.home().resolve()
     env = dict(os.environ)
-    # The script runs in Streamlit's own process: hand it this process's home folder.
-    env["SEGUE_HOME"] = str(home)
+    # The script runs in Streamlit's own process: hand it the home folder (it builds its Home
+    # from SEGUE_HOME, as any segue without --home does).
+    env[HOME_ENV] = str(home.ensure().root.resolve())
     popen: dict[str, Any] = {}
     if sys.platform.startswith("linux"):
         popen["preexec_fn"] = _die_with_parent
@@ -245,31 +245,30 @@ def run_app(*, host: str, port: int, open_browser: bool, command: str) -> int:
             proc.wait()
 
 
-def _nothing_built_hint(command: str) -> str | None:
+def _nothing_built_hint(home: Home, command: str) -> str | None:
     """What to run when this home has no snapshot yet (None when it has one)."""
     from segue.core import artifacts
 
-    generation = artifacts.current_or_none(config.home())
+    generation = artifacts.current_or_none(home.ensure().root)
     if generation is not None and generation.exists and generation.snapshot_dir.exists():
         return None
-    where = _home_flag()
+    where = _home_flag(home)
     return (
-        f"nothing is built in {config.home()} yet: run `segue{where} ingest <MPD slices>` and "
+        f"nothing is built in {home} yet: run `segue{where} ingest <MPD slices>` and "
         f"`segue{where} fit`, or try the bundled demo catalog with `{command} --demo`"
     )
 
 
-def _home_flag() -> str:
+def _home_flag(home: Home) -> str:
     """`` --home <home>`` when a bare ``segue`` in this shell would use another home, else ``""``."""
-    home = config.home().resolve()
-    env = os.environ.get("SEGUE_HOME")
-    bare = Path(env).expanduser() if env else config.default_home()
-    return "" if home == bare.resolve() else f" --home {shlex.quote(str(home))}"
+    root = home.root.resolve()
+    return "" if home.is_bare() else f" --home {shlex.quote(str(root))}"
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
     def serve(
+        ctx: typer.Context,
         host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
         port: int = typer.Option(8000, "--port", min=1, max=65535, help="Port to listen on."),
         demo: bool = typer.Option(
@@ -292,20 +291,23 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Run the HTTP API (OpenAPI docs at /docs)."""
+        home = home_of(ctx)
         if demo:
-            _demo_home()
+            home = _demo_home(home)
         problem = listen_problem(host, port)
         if problem is not None:  # before any hint or URL: the one thing to change is the port
-            command = "segue serve --demo" if demo else f"segue{_home_flag()} serve"
+            command = "segue serve --demo" if demo else f"segue{_home_flag(home)} serve"
             error(_port_message(host, port, command, problem))
             raise typer.Exit(1)
         say = lambda m: err.print(m, highlight=False)  # noqa: E731
-        hint = None if demo else _nothing_built_hint("segue serve")
+        hint = None if demo else _nothing_built_hint(home, "segue serve")
         if hint:
             say(hint)
         say(f"segue API: http://{host}:{port}  (docs at /docs, Ctrl+C stops it)")
         try:
-            serving.serve(host, port, workers=workers, allow_growth=allow_growth, say=say)
+            serving.serve(
+                host, port, home=home, workers=workers, allow_growth=allow_growth, say=say
+            )
         except KeyboardInterrupt:  # Ctrl+C is how a server is stopped: nothing to run again
             say("segue API stopped (Ctrl+C)")
             raise typer.Exit(130) from None
@@ -315,6 +317,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command(name="app")
     def web_app(
+        ctx: typer.Context,
         host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
         port: int = typer.Option(8501, "--port", min=1, max=65535, help="Port to listen on."),
         demo: bool = typer.Option(
@@ -328,18 +331,20 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Run the web app (Streamlit); its URL is printed when it answers."""
+        home = home_of(ctx)
         if demo:
-            _demo_home()
+            home = _demo_home(home)
         else:
-            hint = _nothing_built_hint("segue app")
+            hint = _nothing_built_hint(home, "segue app")
             if hint:
                 err.print(hint, highlight=False)
         raise typer.Exit(
-            run_app(host=host, port=port, open_browser=not no_browser, command="segue app")
+            run_app(home, host=host, port=port, open_browser=not no_browser, command="segue app")
         )
 
     @app.command()
     def demo(
+        ctx: typer.Context,
         port: int = typer.Option(8501, "--port", min=1, max=65535, help="Port to listen on."),
         no_browser: bool = typer.Option(
             False,
@@ -353,7 +358,7 @@ def register(app: typer.Typer) -> None:
         if problem is not None:  # before the first run's build, not after it
             error(f"{_port_message(host, port, 'segue demo', problem)}")
             raise typer.Exit(1)
-        _demo_home()
+        home = _demo_home(home_of(ctx))
         raise typer.Exit(
-            run_app(host=host, port=port, open_browser=not no_browser, command="segue demo")
+            run_app(home, host=host, port=port, open_browser=not no_browser, command="segue demo")
         )

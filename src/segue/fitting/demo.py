@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from segue.core import config
+from segue.core.home import Home
 
 
 def demo_ready(home: Path) -> bool:
@@ -56,20 +56,20 @@ def _set_aside_old_catalog(home: Path, say: Callable[[str], None]) -> None:
     )
 
 
-def ensure_demo_ready(*, log: Callable[[str], None] | None = None) -> Path:
-    """Switch this process to the demo home and build what is missing there. Returns the home."""
-    from segue.catalog.bundled import demo_home, ensure_demo_catalog
+def ensure_demo_ready(home: Home, *, log: Callable[[str], None] | None = None) -> Home:
+    """The demo's home of ``home`` (:attr:`Home.demo`), with what is missing there built.
+    The caller serves that home from then on."""
+    from segue.catalog.bundled import ensure_demo_catalog
 
-    home = demo_home()
-    config.set_home(home)
-    home.mkdir(parents=True, exist_ok=True)
-    if demo_ready(home):
-        return home
+    demo = home.demo.ensure()
+    home_path = demo.root
+    if demo_ready(home_path):
+        return demo
     say = log or (lambda m: None)
-    _set_aside_old_catalog(home, say)
-    say(f"building the demo catalog in {home} (first run only)")
-    ensure_demo_catalog(home)
+    _set_aside_old_catalog(home_path, say)
+    say(f"building the demo catalog in {home_path} (first run only)")
+    ensure_demo_catalog(home_path)
     from segue.fitting.build import build
 
-    build(home=home, log=say)
-    return home
+    build(home=demo, log=say)
+    return demo

@@ -10,9 +10,11 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from segue.core.text import title_key
+from segue.core.threads import single_thread_blas
 from segue.models.als import ALSRecommender
 from segue.models.base import fit_phase
-from segue.models.content import Model1, _single_thread_blas
+from segue.models.content import Model1
 from segue.models.hybrid.features import FEATURES, Batch, HybridFeatures, lookup
 from segue.models.itemknn import (
     ItemKNNRecommender,
@@ -21,8 +23,9 @@ from segue.models.itemknn import (
     popularity_prior,
 )
 from segue.models.rows import rows_dot, sparse_sum_rows
-from segue.models.title import NameIndex, NameMatches, TitleRecommender, title_key
+from segue.models.title import NameIndex, NameMatches, TitleRecommender
 from segue.models.topn import prior_order
+from segue.snapshot.arrays import transpose
 
 #: Generator settings of the hybrid unless ``knn``/``als`` say otherwise: lighter than the
 #: standalone defaults (half the neighbours, no search for one-playlist tracks, 10 sweeps),
@@ -149,10 +152,13 @@ class CandidateGenerators(HybridFeatures):
             dtype=np.float32,
         )
 
-    def _set_playlists(self, matrix: sp.csr_matrix) -> None:
-        """The playlist x track matrix the playlist-kNN generator searches (and its transpose)."""
+    def _set_playlists(
+        self, matrix: sp.csr_matrix, transposed: sp.csr_matrix | None = None
+    ) -> None:
+        """The playlist x track matrix the playlist-kNN generator searches and its transpose
+        (``transposed`` when given, else computed)."""
         self.playlists_ = matrix
-        self.playlists_t_ = sp.csr_matrix(matrix.T)
+        self.playlists_t_ = transposed if transposed is not None else transpose(matrix)
         self.playlist_norms_ = np.sqrt(np.maximum(np.diff(matrix.indptr), 1)).astype(np.float32)
 
     def _playlist_knn(self, seeds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -223,7 +229,7 @@ class CandidateGenerators(HybridFeatures):
         return cols, counts.astype(np.float32) * scale
 
     def _batch(self, seed_lists: Sequence[np.ndarray], titles: Sequence[str | None]) -> Batch:
-        with _single_thread_blas():
+        with single_thread_blas():
             return self._batch_inner(seed_lists, titles)
 
     def _batch_inner(self, seed_lists: Sequence[np.ndarray], titles: Sequence[str | None]) -> Batch:

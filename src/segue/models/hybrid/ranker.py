@@ -3,7 +3,7 @@ measuring of the ranker against its parts at fit, and the scoring of candidates.
 
 from __future__ import annotations
 
-import sys
+import logging
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -16,6 +16,8 @@ from segue.models.content import mean_ndcg
 from segue.models.hybrid.candidates import CandidateGenerators
 from segue.models.hybrid.features import COLUMN, FEATURES, Batch
 from segue.models.topn import merge_top_n
+
+log = logging.getLogger(__name__)
 
 #: Fixed blend used when there are too few playlists to train the ranker.
 BLEND = {
@@ -46,7 +48,7 @@ class RankedCandidates(CandidateGenerators):
 
     def _say(self, message: str) -> None:
         if self.progress:
-            print(f"hybrid: {message}", file=sys.stderr, flush=True)
+            log.info("hybrid: %s", message)
 
     def _training_queries(
         self, snapshot: Any, matrix: sp.csr_matrix, rng: np.random.Generator

@@ -422,7 +422,15 @@ class HybridRecommender(Explanations):
             )
             generators.append(model)
         self.knn_, self.als_, self.title_ = generators  # type: ignore[assignment]
-        self._set_playlists(check_interactions(snapshot, self.name))
+        matrix = check_interactions(snapshot, self.name)
+        # the loaded snapshot's own transpose (mapped: shared between processes) when the
+        # matrix is the snapshot's (no copy was needed to make it binary)
+        self._set_playlists(
+            matrix,
+            snapshot.interactions_t()
+            if matrix is getattr(snapshot, "interactions", None)
+            else None,
+        )
         self.names_ = TrackNames(snapshot, int(self.prior_.shape[0]))
         saved = {k.split("__", 1)[1]: v for k, v in arrays.items() if k.startswith("names__")}
         # a model saved before the index was: built again from the snapshot
