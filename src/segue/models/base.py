@@ -179,6 +179,17 @@ class Recommender(ABC):
         add to the catalog; always empty for models that rank the snapshot's tracks only."""
         return []
 
+    # variants ------------------------------------------------------------------------------
+    def variant_params(self) -> dict[str, Any]:
+        """The parameters a variant of this fitted model starts from before a few of them are
+        changed (:mod:`segue.service.variants`): its own, unless it chose settings at fit."""
+        return self.get_params()
+
+    def genre_terms(self) -> int | None:
+        """Genre terms this fitted model's features keep, or None when it keeps no genre
+        block of its own."""
+        return None
+
     # the hooks -----------------------------------------------------------------------------
     @abstractmethod
     def _score(self, seeds: np.ndarray, *, title: str | None) -> np.ndarray:

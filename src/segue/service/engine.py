@@ -241,12 +241,12 @@ class Recommendation:
         }
 
 
-def _genre_vocabulary(model: Any, snapshot: Snapshot) -> int:
-    """Genre terms in a fitted content model (its TF-IDF block), else distinct catalog genres."""
-    blocks = getattr(getattr(model, "features_", None), "blocks", None)
-    if isinstance(blocks, dict) and isinstance(blocks.get("genres"), slice):
-        cols = blocks["genres"]
-        return int(cols.stop - cols.start)
+def _genre_vocabulary(model: Recommender, snapshot: Snapshot) -> int:
+    """Genre terms in a fitted model's features (a content model's TF-IDF block), else distinct
+    catalog genres."""
+    terms = model.genre_terms()
+    if terms is not None:
+        return terms
     return len({g for gs in snapshot.artists["genres"] for g in gs})
 
 
@@ -401,12 +401,7 @@ class Service:
         """``variant`` fitted on the served snapshot, kept in a small LRU (``max_variants``);
         the built model itself when the variant changes nothing it uses."""
         built = self._built(variant.model)
-        params = {**built.get_params()}
-        chosen = getattr(built, "chosen_", None)
-        if isinstance(chosen, dict) and params.get("tune"):
-            # the settings the built model chose at fit, not a new search
-            keys = ("weights", "aggregate", "era_width", "popularity_width", "crowd_tags")
-            params.update({k: chosen[k] for k in keys if k in chosen}, tune=False)
+        params = {**built.variant_params()}  # e.g. the settings it chose at fit, not a new search
         changed = variant.as_dict()
         if "n_genres" in changed and params.get("n_genres") is None:
             # the built model keeps every genre: asking for as many or more changes nothing
