@@ -91,7 +91,8 @@ def rp3beta_similarity(
     # n_i ** (beta - alpha) turns row i of X^T X into row i of W.
     to_walk = np.zeros(n_tracks)
     np.power(track_count, beta - alpha, out=to_walk, where=held)
-    out_data = np.empty(product.nnz, dtype=np.float64)
+    # float32 at once: at full scale the neighbour lists hold hundreds of millions of entries
+    out_data = np.empty(product.nnz, dtype=np.float32)
     out_cols = np.empty(product.nnz, dtype=np.int32)
     lengths = np.zeros(n_tracks, dtype=np.int64)
     filled = 0
@@ -117,13 +118,12 @@ def rp3beta_similarity(
         lengths[lo:hi] = np.bincount(rows - lo, minlength=hi - lo)
     indptr = np.zeros(n_tracks + 1, dtype=np.int64)
     np.cumsum(lengths, out=indptr[1:])
+    del product
     data = out_data[:filled]
     top = float(data.max(initial=0.0))
     if top > 0:
-        data = data / top  # rank-neutral; keeps float32 far from its smallest normal numbers
-    return sp.csr_matrix(
-        (data.astype(np.float32), out_cols[:filled].copy(), indptr), shape=(n_tracks, n_tracks)
-    )
+        data /= np.float32(top)  # rank-neutral: the largest weight is 1
+    return sp.csr_matrix((data, out_cols[:filled], indptr), shape=(n_tracks, n_tracks))
 
 
 class RP3betaRecommender(PriorRankedRecommender):
