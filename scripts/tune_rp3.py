@@ -131,8 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"rp3beta on validation seeds {args.validation_seeds}, best NDCG first:")
     for i in order:
         print(
-            f"{label(settings[i])}: R-prec {mean[i]['r_precision']:.4f} "
-            f"NDCG {mean[i]['ndcg']:.4f}"
+            f"{label(settings[i])}: R-prec {mean[i]['r_precision']:.4f} NDCG {mean[i]['ndcg']:.4f}"
         )
     return 0
 

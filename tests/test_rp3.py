@@ -173,3 +173,16 @@ def test_save_load_answers_the_same(tmp_path: Path) -> None:
     other = snapshot_of(playlists, 31)
     with pytest.raises(ValueError, match="refit"):
         RP3betaRecommender.load(tmp_path / "rp3beta", other)
+
+
+def test_a_row_keeps_neighbors_entries_when_its_own_track_is_not_among_them() -> None:
+    # Track 0 is in all 10 playlists, every other track in one: with beta = 1.5 track 0's own
+    # weight falls below those of the rare tracks, so the search finds neighbors + 1 others.
+    playlists = [[0, 1 + 2 * p, 2 + 2 * p] for p in range(10)]
+    dense = np.zeros((10, 21), dtype=np.float32)
+    for p, tracks in enumerate(playlists):
+        dense[p, tracks] = 1.0
+    got = rp3beta_similarity(sp.csr_matrix(dense), alpha=1.0, beta=1.5, neighbors=5)
+    assert np.diff(got.indptr)[0] == 5
+    assert 0 not in got.indices[: got.indptr[1]]
+    assert np.diff(got.indptr)[1:].tolist() == [2] * 20  # the rare tracks: 0 and their partner

@@ -150,8 +150,8 @@ class RP3betaRecommender(PriorRankedRecommender):
     def __init__(
         self,
         *,
-        alpha: float = 1.0,
-        beta: float = 0.5,
+        alpha: float = 0.55,
+        beta: float = 0.1,
         neighbors: int = 200,
         num_threads: int = 0,
         progress: bool = False,
