@@ -9,9 +9,12 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -20,6 +23,9 @@ from segue.core import config
 from segue.core.errors import SegueError
 from segue.wire import serving
 from segue.wire.pool import PoolUnavailable
+
+if TYPE_CHECKING:
+    from segue.fitting.demo import BuildProgress
 
 #: How long the web app may take to answer its health check before segue gives up on it.
 APP_START_TIMEOUT = 180.0
@@ -32,6 +38,18 @@ def _demo_home() -> None:
     try:
         ensure_demo_ready(log=lambda m: err.print(m, highlight=False))
     except (SegueError, ValueError, OSError, ImportError) as exc:
+        error(f"the demo catalog cannot be set up: {exc}")
+        raise typer.Exit(1) from None
+
+
+def _use_demo_home() -> bool:
+    """Switch this process to the demo home, building nothing; True when the demo there is
+    built (else the web app builds it behind a progress page)."""
+    from segue.fitting.demo import demo_ready, use_demo_home
+
+    try:
+        return demo_ready(use_demo_home())
+    except (SegueError, ValueError, OSError) as exc:
         error(f"the demo catalog cannot be set up: {exc}")
         raise typer.Exit(1) from None
 
@@ -165,12 +183,20 @@ def _stderr_fd() -> int | None:
         return None
 
 
-def run_app(*, host: str, port: int, open_browser: bool, command: str) -> int:
+def run_app(
+    *, host: str, port: int, open_browser: bool, command: str, build_demo: bool = False
+) -> int:
     """Run the web app in a Streamlit server on the current home until stopped.
 
     The server runs in a child process. Its URL is printed once, on stdout, when the server
     answers; the browser is opened then if ``open_browser`` and a browser can be opened here.
     Ctrl+C or SIGTERM stops the server. ``command`` is how the person started it, for hints.
+
+    ``build_demo``: the current home is the demo's and is not built yet. The server starts
+    first and shows a page with the build's progress (read from the status file of
+    :class:`segue.fitting.demo.BuildProgress`) while this process builds the demo; the page
+    turns into the app when the build is done. A build that fails says why in the terminal and
+    on the page, which stays up until stopped; an interrupted one says what it kept.
     """
     url_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     url_host = f"[{url_host}]" if ":" in url_host else url_host
@@ -179,10 +205,20 @@ def run_app(*, host: str, port: int, open_browser: bool, command: str) -> int:
     if problem is not None:
         error(f"{_port_message(host, port, command, problem)}")
         return 1
+    from segue.fitting.demo import STATUS_ENV
+
     home = config.home().resolve()
     env = dict(os.environ)
     # The script runs in Streamlit's own process: hand it this process's home folder.
     env["SEGUE_HOME"] = str(home)
+    env.pop(STATUS_ENV, None)
+    progress: BuildProgress | None = None
+    if build_demo:
+        from segue.fitting.demo import BuildProgress, build_steps, status_path
+
+        # Written before the server starts: its first page shows the build.
+        progress = BuildProgress(status_path(home), build_steps(home))
+        env[STATUS_ENV] = str(progress.path)
     popen: dict[str, Any] = {}
     if sys.platform.startswith("linux"):
         popen["preexec_fn"] = _die_with_parent
@@ -195,14 +231,16 @@ def run_app(*, host: str, port: int, open_browser: bool, command: str) -> int:
         stdout=_stderr_fd(),
         **popen,
     )
-    stop = {"signal": 0}
+    stop = {"signal": 0, "building": progress is not None}
 
     def on_term(signum: int, frame: Any) -> None:
         stop["signal"] = signum
         proc.terminate()
+        if stop["building"]:
+            raise KeyboardInterrupt  # stops the build, which says what it kept
 
-    previous = signal.signal(signal.SIGTERM, on_term)
-    try:
+    def announce() -> None:
+        """Print the URL (and open the browser) once the server answers."""
         deadline = time.monotonic() + APP_START_TIMEOUT
         while proc.poll() is None and not _answers(url):
             if time.monotonic() > deadline:
@@ -211,38 +249,114 @@ def run_app(*, host: str, port: int, open_browser: bool, command: str) -> int:
                     f"{APP_START_TIMEOUT:.0f} s; stopping it"
                 )
                 proc.terminate()
-                break
+                return
             time.sleep(0.2)
+        if proc.poll() is None:
+            typer.echo(f"segue web app: {url}  (Ctrl+C stops it)")
+            sys.stdout.flush()
+            if open_browser and can_open_browser():
+                _open_browser(url)
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    failed = False
+    try:
+        if progress is None:
+            announce()
         else:
-            if proc.poll() is None:
-                typer.echo(f"segue web app: {url}  (Ctrl+C stops it)")
-                sys.stdout.flush()
-                if open_browser and can_open_browser():
-                    _open_browser(url)
+            threading.Thread(target=announce, name="segue-app-url", daemon=True).start()
+            failed = not _build_demo_behind(progress, url, command)
+            stop["building"] = False
         code = proc.wait()
         if stop["signal"]:
-            return 0
+            return 1 if failed else 0
         problem = listen_problem(host, port) if code != 0 else None
         if problem is not None:
             # Another program took the port between segue's check and the server's start.
             error(f"{_port_message(host, port, command, problem)}")
         elif code != 0:
             error(f"the web app stopped (exit status {code})")
-        return 0 if code == 0 else 1
+        return 0 if code == 0 and not failed else 1
     except KeyboardInterrupt:
+        stop["building"] = False
         proc.terminate()
         try:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        if progress is not None and progress.status.state == "interrupted":
+            how = "stopped (SIGTERM)" if stop["signal"] else "interrupted (Ctrl+C)"
+            err.print(f"{how}: {progress.status.message}", highlight=False, markup=False)
+            return 128 + (stop["signal"] or signal.SIGINT)
         err.print("web app stopped", highlight=False)
-        return 0
+        return 1 if failed else 0
     finally:
         signal.signal(signal.SIGTERM, previous)
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@contextmanager
+def _ctrl_c_held() -> Iterator[None]:
+    """Ctrl+C waits for the end of the block, then raises ``KeyboardInterrupt``: a
+    KeyboardInterrupt raised inside an import that runs code from a string makes Python kill
+    itself with SIGINT at exit, so modules are loaded with it held (as ``segue fit`` does)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: got.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if got:
+        raise KeyboardInterrupt
+
+
+def _build_demo_behind(progress: BuildProgress, url: str, command: str) -> bool:
+    """Build the demo in the current home while the web app shows ``progress``. True when
+    built; False when it failed (said in the terminal and on the page). Interrupted: the page's
+    status says what was kept, and ``KeyboardInterrupt`` goes on."""
+    from segue.fitting.demo import what_was_kept
+
+    home = progress.path.parent
+    again = f"run `{command}` again to continue"
+
+    def say(line: str) -> None:
+        err.print(line, highlight=False, markup=False)
+        progress.log(line)
+
+    started = time.monotonic()
+    try:
+        with _ctrl_c_held():
+            from segue.fitting.build import DEFAULT_BUILD
+            from segue.fitting.demo import build_demo
+            from segue.models.registry import model_class
+
+            for name in DEFAULT_BUILD:
+                model_class(name)
+            import segue.catalog.bundled
+            import segue.snapshot.from_catalog  # noqa: F401
+        build_demo(home, log=say, on_step=progress.step)
+    except KeyboardInterrupt:
+        progress.finish("interrupted", f"the demo build stopped: {what_was_kept(home)}; {again}")
+        raise
+    except (SegueError, ValueError, OSError, ImportError) as exc:
+        kept = what_was_kept(home)
+        progress.finish("failed", f"{exc} ({kept})")
+        error(
+            f"the demo catalog cannot be set up: {exc}. {kept[0].upper()}{kept[1:]}; fix the "
+            f"cause and {again}. The page at {url} says so too; Ctrl+C stops it."
+        )
+        return False
+    progress.finish("ready")
+    err.print(
+        f"the demo is built ({time.monotonic() - started:.0f} s): the page now shows the app",
+        highlight=False,
+    )
+    return True
 
 
 def _nothing_built_hint(command: str) -> str | None:
@@ -328,14 +442,25 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Run the web app (Streamlit); its URL is printed when it answers."""
+        build = False
         if demo:
-            _demo_home()
+            problem = listen_problem(host, port)
+            if problem is not None:  # before the first run's build, not after it
+                error(_port_message(host, port, "segue app --demo", problem))
+                raise typer.Exit(1)
+            build = not _use_demo_home()
         else:
             hint = _nothing_built_hint("segue app")
             if hint:
                 err.print(hint, highlight=False)
         raise typer.Exit(
-            run_app(host=host, port=port, open_browser=not no_browser, command="segue app")
+            run_app(
+                host=host,
+                port=port,
+                open_browser=not no_browser,
+                command="segue app --demo" if demo else "segue app",
+                build_demo=build,
+            )
         )
 
     @app.command()
@@ -353,7 +478,13 @@ def register(app: typer.Typer) -> None:
         if problem is not None:  # before the first run's build, not after it
             error(f"{_port_message(host, port, 'segue demo', problem)}")
             raise typer.Exit(1)
-        _demo_home()
+        build = not _use_demo_home()
         raise typer.Exit(
-            run_app(host=host, port=port, open_browser=not no_browser, command="segue demo")
+            run_app(
+                host=host,
+                port=port,
+                open_browser=not no_browser,
+                command="segue demo",
+                build_demo=build,
+            )
         )
