@@ -873,3 +873,15 @@ def test_closing_stops_a_replacement_still_starting_or_waiting(
     took, tasks = asyncio.run(scenario())
     assert tasks == 0 and took < 4.0
     assert _child_pids() <= before
+
+
+@pytest.mark.parametrize(
+    "seed", ["Ed\x00Sheeran", "\x00", "spotify:track:6rqhFgbbKwnb9MLmUQDhG6\x00"]
+)
+def test_a_seed_with_a_nul_is_refused_as_an_invalid_character(
+    client: TestClient, seed: str
+) -> None:
+    r = client.post("/recommend", json={"seeds": ["x", seed]})
+    assert r.status_code == 422, r.text
+    assert "seeds.1 holds an invalid character (NUL)" in r.json()["detail"]
+    assert "file" not in r.json()["detail"]

@@ -215,3 +215,11 @@ def test_a_name_longer_than_any_name_is_refused_without_a_look_up(service: Servi
     (why,) = [i for i in seeds.inputs if i.input == long]
     assert why.reason == f"too long for a name (at most {MAX_NAME_CHARS} characters)"
     assert seeds.indices.size > 0  # the short name is still looked up
+
+
+def test_a_seed_with_a_nul_is_refused_before_any_lookup(service: Service) -> None:
+    """The command line's path to the service: refused as a character, not read as a file."""
+    service.allow_files = True  # as the command line makes it
+    for seed in ("Ed\x00Sheeran", "/tmp/x.csv\x00"):
+        with pytest.raises(ValueError, match=r"invalid character \(NUL\)"):
+            service.plan([seed])

@@ -7,6 +7,8 @@ import dataclasses
 import io
 import json
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -595,18 +597,67 @@ def test_app_hints_name_the_home_in_use(app_home: Path) -> None:
 def test_serve_and_app_on_an_empty_home_say_what_to_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from segue.cli.serve import _nothing_built_hint
+    from segue.cli.serve import nothing_built_hint
 
     monkeypatch.delenv("SEGUE_HOME", raising=False)
     with config.temporary_home(tmp_path / "empty"):
-        hint = _nothing_built_hint("segue serve")
+        hint = nothing_built_hint("segue serve")
     assert hint is not None
     assert f"`segue --home {tmp_path / 'empty'} ingest <MPD slices>`" in hint
     assert "`segue serve --demo`" in hint
     monkeypatch.setenv("SEGUE_HOME", str(tmp_path / "empty"))  # the shell already says where
     config.set_home(None)
-    assert "`segue ingest <MPD slices>`" in (_nothing_built_hint("segue app") or "")
+    assert "`segue ingest <MPD slices>`" in (nothing_built_hint("segue app") or "")
     with config.temporary_home(app_home_path := tmp_path / "built"):
         (app_home_path / "artifacts" / "snapshot").mkdir(parents=True)
-        assert _nothing_built_hint("segue serve") is None
+        assert nothing_built_hint("segue serve") is None
     config.set_home(None)
+
+
+# the page shown while `segue demo` builds the demo -------------------------------------------
+def test_the_demo_build_page_shows_progress_then_a_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from segue.fitting.demo import STATUS_ENV, BuildProgress, read_status
+
+    monkeypatch.setenv("SEGUE_HOME", str(tmp_path))
+    config.set_home(None)
+    progress = BuildProgress(tmp_path / "status.json", ["demo catalog", "fitting hybrid"])
+    progress.step("fitting hybrid: ranker")
+    progress.log("snapshot: 471 playlists")
+    monkeypatch.setenv(STATUS_ENV, str(progress.path))
+    at = run_app()
+    assert "Building the demo catalog" in texts(at.subheader)
+    assert "step 2 of 2: fitting hybrid: ranker" in at.get("progress")[0].proto.text
+    assert not at.sidebar.radio  # the app itself waits for the build
+    progress.finish("failed", "the disk is full (kept the demo catalog)")
+    at = run_app()
+    assert "could not be built: the disk is full" in texts(at.error)
+    status = read_status(progress.path)
+    assert (
+        status is not None
+        and status.state == "failed"
+        and status.log == ["snapshot: 471 playlists"]
+    )
+    progress.finish("ready")
+    assert read_status(progress.path).fraction == 1.0  # type: ignore[union-attr]
+    config.set_home(None)
+
+
+def test_a_build_status_whose_builder_is_gone_says_so(tmp_path: Path) -> None:
+    import json
+
+    from segue.fitting.demo import read_status
+
+    path = tmp_path / "status.json"
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    path.write_text(json.dumps({"state": "building", "pid": int(gone.stdout)}))
+    status = read_status(path)
+    assert status is not None and status.builder_gone()
+    path.write_text("{half")
+    assert read_status(path) is None

@@ -493,9 +493,12 @@ def create_app(
 def _refuse_paths(seeds: list[str]) -> None:
     """Refuse seeds that name files (:func:`segue.service.inputs.names_a_file`, decided from the text
     alone): the API never reads a server file, and its answer tells nothing about which exist."""
+    from segue.service.engine import NUL_SEED
     from segue.service.inputs import names_a_file
 
     for position, text in enumerate(seeds):
+        if "\x00" in text:
+            raise ValueError(f"seeds.{position} holds an invalid character (NUL): {NUL_SEED}")
         if names_a_file(text):
             raise ValueError(
                 f"seeds.{position} names a file: seeds cannot be files on the server; "

@@ -234,7 +234,13 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """List the models, whether each is built here and usable, and why one is not."""
+        from segue.cli.serve import nothing_built_hint
         from segue.service.engine import Service
+
+        hint = nothing_built_hint("segue models", demo="segue demo")
+        if hint is not None:  # an empty home: what to run, not a table of "not built"
+            err.print(hint, markup=False, highlight=False)
+            raise typer.Exit(1)
 
         service = Service()
         failed = False

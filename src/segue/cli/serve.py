@@ -359,8 +359,9 @@ def _build_demo_behind(progress: BuildProgress, url: str, command: str) -> bool:
     return True
 
 
-def _nothing_built_hint(command: str) -> str | None:
-    """What to run when this home has no snapshot yet (None when it has one)."""
+def nothing_built_hint(command: str, demo: str | None = None) -> str | None:
+    """What to run when this home has no snapshot yet (None when it has one). ``demo``: the
+    command that tries the bundled demo (default: ``command`` with ``--demo``)."""
     from segue.core import artifacts
 
     generation = artifacts.current_or_none(config.home())
@@ -369,7 +370,7 @@ def _nothing_built_hint(command: str) -> str | None:
     where = _home_flag()
     return (
         f"nothing is built in {config.home()} yet: run `segue{where} ingest <MPD slices>` and "
-        f"`segue{where} fit`, or try the bundled demo catalog with `{command} --demo`"
+        f"`segue{where} fit`, or try the bundled demo catalog with `{demo or command + ' --demo'}`"
     )
 
 
@@ -414,7 +415,7 @@ def register(app: typer.Typer) -> None:
             error(_port_message(host, port, command, problem))
             raise typer.Exit(1)
         say = lambda m: err.print(m, highlight=False)  # noqa: E731
-        hint = None if demo else _nothing_built_hint("segue serve")
+        hint = None if demo else nothing_built_hint("segue serve")
         if hint:
             say(hint)
         say(f"segue API: http://{host}:{port}  (docs at /docs, Ctrl+C stops it)")
@@ -450,7 +451,7 @@ def register(app: typer.Typer) -> None:
                 raise typer.Exit(1)
             build = not _use_demo_home()
         else:
-            hint = _nothing_built_hint("segue app")
+            hint = nothing_built_hint("segue app")
             if hint:
                 err.print(hint, highlight=False)
         raise typer.Exit(

@@ -46,6 +46,10 @@ NAME_BUDGET_SECONDS = 5.0
 GROWTH_PER_MINUTE = 100
 
 
+#: Why a seed with a NUL character is refused (no reference, name or title holds one).
+NUL_SEED = "no track, artist or playlist reference or name holds one; remove it"
+
+
 class RateLimit:
     """A token bucket: ``per_minute`` units a minute, at most that many at once.
 
@@ -582,6 +586,8 @@ class Service:
         paths: list[tuple[str, Path]] = [(str(p.name), Path(p)) for p in files]
         names: list[str] = []
         for text in texts:
+            if "\x00" in text:
+                raise ValueError(f"{text!r} holds an invalid character (NUL): {NUL_SEED}")
             ref = ids.try_parse(text, default_kind=ids.Kind.TRACK)
             if ref is not None:
                 refs.append((text, ref))
