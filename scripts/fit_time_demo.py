@@ -7,8 +7,8 @@ Usage::
 Builds the demo catalog and snapshot in a temporary home, then fits the hybrid twice: the
 reference (``select=False`` and a content model with ``tune=False``: the fit as it was before
 the hybrid measured itself and the content settings were tuned) and the default. The ratio
-is what the machine's load cannot change much; the content search's own budget is wall-clock
-time (``tune_seconds``, 8 s) whatever the load.
+is what the machine's load cannot change much; the content search's own budget is a count of
+work (``tune_budget``, 300 million track scores), so it grows with the load like the rest.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ class ScoreByIndex(Recommender):
     def n_tracks(self) -> int:
         return self.n_
 
-    def scores(self, seeds: np.ndarray, *, title: str | None = None) -> np.ndarray:
+    def _score(self, seeds: np.ndarray, *, title: str | None) -> np.ndarray:
         return np.arange(self.n_, 0, -1, dtype=np.float32)
 
     def explain(self, seeds: np.ndarray, track: int, *, title: str | None = None) -> str:

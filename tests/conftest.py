@@ -137,3 +137,13 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             f"{SHARED_DATA} (MPD slices and feature tables, never copied into the repository; "
             "set SEGUE_TEST_DATA to use another folder)"
         )
+
+
+@pytest.fixture(scope="session")
+def built_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo home, built once per test run as ``segue demo`` builds it (the bundled catalog,
+    its snapshot and the default models), in a temporary folder; this process's home is not
+    switched to it."""
+    from scripts.make_pins import build_demo_home
+
+    return build_demo_home(tmp_path_factory.mktemp("built-demo") / "demo")

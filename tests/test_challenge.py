@@ -781,7 +781,7 @@ class ToyPopularity(Recommender):
     def n_tracks(self) -> int:
         return int(self.counts_.shape[0])
 
-    def scores(self, seeds: np.ndarray, *, title: str | None = None) -> np.ndarray:
+    def _score(self, seeds: np.ndarray, *, title: str | None) -> np.ndarray:
         return self.counts_.copy()
 
 

@@ -16,7 +16,6 @@ from segue.models.content import (
     Model2,
     OriginalScoring,
     cap_per_key,
-    fast_top_n,
 )
 from segue.models.popularity import PopularityRecommender, RandomRecommender
 from segue.snapshot.arrays import Snapshot
@@ -425,25 +424,6 @@ def test_original_scoring_uses_unknown_as_a_genre() -> None:
 # -------------------------------------------------------------------------------------------
 
 
-def reference_top_n(scores: np.ndarray, n: int) -> np.ndarray:
-    finite = np.flatnonzero(np.isfinite(scores))
-    order = np.lexsort((finite, -scores[finite]))
-    return finite[order[:n]]
-
-
-@pytest.mark.parametrize("size", [10, 1000, 200_000])
-@pytest.mark.parametrize("n", [1, 7, 500])
-def test_fast_top_n_equals_a_full_sort(size: int, n: int) -> None:
-    rng = np.random.default_rng(size + n)
-    for scores in (
-        rng.random(size, dtype=np.float32),
-        rng.integers(0, 5, size).astype(np.float32),  # heavy ties: ties go by index
-        np.where(rng.random(size) < 0.5, -np.inf, rng.random(size)).astype(np.float32),
-        np.sort(rng.random(size)).astype(np.float32),  # sorted input: a strided sample is biased
-    ):
-        assert np.array_equal(fast_top_n(scores.copy(), n), reference_top_n(scores, n))
-
-
 def test_cap_per_key() -> None:
     ranked = np.array([10, 11, 12, 13, 14, 15])
     keys = np.array([1, 1, 2, 1, 2, 3])
@@ -536,12 +516,57 @@ def test_settings_are_chosen_once_per_snapshot_and_again_for_other_data(
 
     monkeypatch.setattr(content, "choose_settings", counting)
     monkeypatch.setattr(content, "_TUNED", {})
-    first = Model1(progress=False, tune_seconds=30).fit(snapshot)
-    again = Model1(progress=False, tune_seconds=30, max_per_artist=2).fit(snapshot)
+    first = Model1(progress=False, tune_budget=10**9).fit(snapshot)
+    again = Model1(progress=False, tune_budget=10**9, max_per_artist=2).fit(snapshot)
     assert len(calls) == 1 and again.chosen_ == first.chosen_  # same data, same parameters
-    Model1(progress=False, tune_seconds=31).fit(snapshot)  # another parameter tuning reads
+    Model1(progress=False, tune_budget=10**9 + 1).fit(snapshot)  # another parameter tuning reads
     assert len(calls) == 2
     other = copy.copy(snapshot)  # same manifest (and snapshot id), other rows
     other.interactions = snapshot.interactions.copy()
-    Model1(progress=False, tune_seconds=30).fit(other)
+    Model1(progress=False, tune_budget=10**9).fit(other)
     assert len(calls) == 3
+
+
+def many_playlists() -> Snapshot:
+    """The tracks of :func:`two_clusters` in 30 playlists of 18 tracks, each of one cluster:
+    enough for the settings search to validate on."""
+    base = two_clusters()
+    rng = np.random.default_rng(5)
+    rows, cols = [], []
+    for p in range(30):
+        first = 0 if p % 2 == 0 else 20
+        picked = rng.choice(np.arange(first, first + 20), size=18, replace=False)
+        rows += [p] * 18
+        cols += picked.tolist()
+    playlists = pd.DataFrame(
+        {
+            "pid": np.arange(30),
+            "name": ["pop party" if p % 2 == 0 else "metal gym" for p in range(30)],
+        }
+    )
+    artists = base.artists.reset_index()
+    return Snapshot.from_frames(base.tracks, artists, playlists, (np.array(rows), np.array(cols)))
+
+
+def test_the_settings_search_stops_at_its_budget_of_track_scores() -> None:
+    snap = many_playlists()
+    whole = content.choose_settings(Model1(progress=False), snap)
+    assert whole["settings_tried"] > 3 and "stopped at the budget" not in whole["how"]
+    per_setting = 30 * snap.n_tracks  # every playlist held out, scored against every track
+    three = content.choose_settings(Model1(progress=False, tune_budget=3 * per_setting), snap)
+    assert three["settings_tried"] == 3
+    assert f"stopped at the budget of {3 * per_setting:,} track scores" in three["how"]
+    one = content.choose_settings(Model1(progress=False, tune_budget=1), snap)
+    assert one["settings_tried"] == 1 and one["validation_ndcg"] == one["preset_ndcg"]
+
+
+def test_the_settings_search_chooses_the_same_settings_every_time() -> None:
+    snap = many_playlists()
+
+    def without_time(chosen: dict) -> dict:
+        return {**chosen, "how": chosen["how"].rsplit(" settings in ", 1)[0]}
+
+    first = content.choose_settings(Model1(progress=False), snap)
+    again = content.choose_settings(Model1(progress=False), snap)
+    assert without_time(first) == without_time(again)
+    assert content.choose_settings(Model2(progress=False), snap)["settings_tried"] >= 1

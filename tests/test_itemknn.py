@@ -9,13 +9,8 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from segue.models.itemknn import (
-    ItemKNNRecommender,
-    exact_top_n,
-    merge_top_n,
-    prior_order,
-    seed_matrix,
-)
+from segue.models.itemknn import ItemKNNRecommender, seed_matrix
+from segue.models.topn import top_n
 from segue.snapshot.arrays import Snapshot
 
 
@@ -101,25 +96,6 @@ def test_no_seeds_and_unplayed_tracks_rank_by_popularity(snapshot: Snapshot) -> 
     assert ids.size == 8 and lonely[0] not in ids
 
 
-def test_merge_top_n_equals_dense_top_n() -> None:
-    rng = np.random.default_rng(3)
-    prior = (rng.integers(0, 5, 200) * 1e-6).astype(np.float32)
-    order = prior_order(prior)
-    for _ in range(20):
-        cand = rng.choice(200, size=rng.integers(0, 30), replace=False)
-        vals = rng.random(cand.size).astype(np.float32)
-        exclude = rng.choice(200, size=5, replace=False)
-        dense = prior.copy()
-        dense[cand] = vals
-        dense[exclude] = -np.inf
-        full = np.lexsort((np.arange(200), -dense))[:25]  # a full sort: ties by index
-        got = merge_top_n(cand, vals, prior, order, 25, exclude)
-        assert got[0].tolist() == full.tolist()
-        np.testing.assert_array_equal(got[1], dense[full])
-        want = exact_top_n(dense.copy(), 25)
-        assert want[0].tolist() == full.tolist()
-
-
 def test_batch_equals_single_and_dense_scores(snapshot: Snapshot) -> None:
     model = ItemKNNRecommender().fit(snapshot)
     seed_lists = [
@@ -132,7 +108,7 @@ def test_batch_equals_single_and_dense_scores(snapshot: Snapshot) -> None:
     for row, seeds in enumerate(seed_lists):
         one_ids, _ = model.recommend(seeds, 12)
         assert ids[row].tolist() == one_ids.tolist()
-        want_ids, _ = exact_top_n(model.scores(seeds), 12, seeds)
+        want_ids, _ = top_n(model.scores(seeds), 12, seeds)
         assert want_ids.tolist() == one_ids.tolist()
 
 

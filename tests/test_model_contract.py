@@ -235,6 +235,16 @@ class RecommenderContract:
         with pytest.raises(ValueError):
             fitted.recommend(np.array([[0, 2]]), 5, title=EVEN_TITLE)
 
+    def test_bad_n_is_refused(self, case: ModelCase, fitted: Recommender) -> None:
+        seeds = np.array([0, 2])
+        for bad in (-1, 2.5, True):
+            with pytest.raises(ValueError, match="n must be a non-negative integer"):
+                fitted.recommend(seeds, bad, title=EVEN_TITLE)  # type: ignore[arg-type]
+            with pytest.raises(ValueError, match="n must be a non-negative integer"):
+                fitted.recommend_batch([seeds], bad, titles=[EVEN_TITLE])  # type: ignore[arg-type]
+        ids, vals = fitted.recommend(seeds, 0, title=EVEN_TITLE)
+        assert ids.shape == vals.shape == (0,)
+
     def test_unfitted_model_says_so(self, case: ModelCase) -> None:
         with pytest.raises(NotFittedError):
             case.make().recommend(np.array([0]), 5, title=EVEN_TITLE)

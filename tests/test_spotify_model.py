@@ -142,7 +142,10 @@ def test_a_failed_request_leaves_no_stale_unknown_ids(fake, snap):
 
 
 def test_bad_parameters_and_unfitted_use_say_what_is_wrong(fake, snap):
-    with pytest.raises(ValueError, match=r"limit must be an int within 1\.\.100, got 0"):
+    with pytest.raises(
+        ValueError,
+        match=r"parameter .limit. of model .spotify. must be an integer in \[1, 100\], got 0",
+    ):
         SpotifyRecommender(limit=0).fit(snap)
     with pytest.raises(NotFittedError, match="not fitted"):
         SpotifyRecommender().explain(np.array([0]), 1)

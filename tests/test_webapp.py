@@ -59,7 +59,7 @@ class FakeContent(Recommender):
     def n_tracks(self) -> int:
         return int(self.dance_.shape[0])
 
-    def scores(self, seeds: np.ndarray, *, title: str | None = None) -> np.ndarray:
+    def _score(self, seeds: np.ndarray, *, title: str | None) -> np.ndarray:
         centre = self.dance_[seeds].mean() if seeds.size else 0.5
         return -np.abs(self.dance_ - centre) - 1e-4 * self.n_genres * np.arange(self.n_tracks)
 

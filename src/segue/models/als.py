@@ -20,13 +20,9 @@ from typing import Any, ClassVar, Self
 import numpy as np
 
 from segue.models.base import Recommender, as_seed_array, dropped
-from segue.models.itemknn import (
-    check_interactions,
-    check_n,
-    check_state_tracks,
-    exact_top_n,
-    popularity_prior,
-)
+from segue.models.itemknn import check_interactions, check_state_tracks, popularity_prior
+from segue.models.params import Constraints, Interval
+from segue.models.topn import padded, top_n
 
 
 class ALSRecommender(Recommender):
@@ -41,6 +37,12 @@ class ALSRecommender(Recommender):
     """
 
     name = "als"
+    _parameter_constraints: ClassVar[Constraints] = {
+        "factors": [Interval(int, 1, None)],
+        "regularization": [Interval(float, 0, None)],
+        "iterations": [Interval(int, 1, None)],
+        "alpha": [Interval(float, 0, None, closed="neither")],
+    }
     #: Catalogs from this many tracks on take their top items by the early-stopping scan.
     early_stop_min_items: ClassVar[int] = 100_000
 
@@ -63,21 +65,10 @@ class ALSRecommender(Recommender):
         self.num_threads = num_threads
         self.progress = progress
 
-    def _validate(self) -> None:
-        for name in ("factors", "iterations"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.regularization < 0:
-            raise ValueError(f"regularization must be >= 0, got {self.regularization!r}")
-        if self.alpha <= 0:
-            raise ValueError(f"alpha must be > 0, got {self.alpha!r}")
-
     def fit(self, snapshot: Any) -> Self:
         from implicit.cpu.als import AlternatingLeastSquares
         from threadpoolctl import threadpool_limits
 
-        self._validate()
         matrix = check_interactions(snapshot, self.name)
         # implicit parallelises over users itself; a multi-threaded BLAS underneath it
         # oversubscribes the cores (implicit warns about exactly this), so BLAS gets one
@@ -191,40 +182,23 @@ class ALSRecommender(Recommender):
         block += self.prior_
         return block
 
-    def scores(self, seeds: np.ndarray, *, title: str | None = None) -> np.ndarray:
+    def _score(self, seeds: np.ndarray, *, title: str | None) -> np.ndarray:
         return self._dense(self.user_factors([seeds]))[0]
 
-    def recommend(
-        self,
-        seeds: Any,
-        n: int = 10,
-        *,
-        title: str | None = None,
-        exclude: np.ndarray | None = None,
+    def _select(
+        self, seeds: np.ndarray, n: int, *, title: str | None, exclude: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        self._check_fitted()
-        n = check_n(n)
-        seed_arr = as_seed_array(seeds, self.n_tracks)
-        drop = dropped(seed_arr, exclude)
-        return exact_top_n(self.scores(seed_arr), n, drop)
+        return top_n(self._score(seeds, title=title), n, dropped(seeds, exclude))
 
-    def recommend_batch(
-        self,
-        seed_lists: list[Any],
-        n: int = 10,
-        *,
-        titles: list[str | None] | None = None,
+    def _select_batch(
+        self, seed_lists: list[np.ndarray], n: int, titles: list[str | None]
     ) -> tuple[np.ndarray, np.ndarray]:
-        self._check_fitted()
-        n = check_n(n)
-        seeds = [as_seed_array(s, self.n_tracks) for s in seed_lists]
-        users = self.user_factors(seeds)
-        ids = np.full((len(seeds), n), -1, dtype=np.int64)
-        vals = np.full((len(seeds), n), -np.inf, dtype=np.float32)
-        for r, seed_arr in enumerate(seeds):
+        users = self.user_factors(seed_lists)
+        ids, vals = padded(len(seed_lists), n)
+        for r, seed_arr in enumerate(seed_lists):
             # One row at a time, exactly as `scores` does: the same BLAS call gives the
             # same floats, so batch and single queries rank identically.
-            got_i, got_v = exact_top_n(self._dense(users[r : r + 1])[0], n, seed_arr)
+            got_i, got_v = top_n(self._dense(users[r : r + 1])[0], n, seed_arr)
             ids[r, : got_i.size] = got_i
             vals[r, : got_v.size] = got_v
         return ids, vals

@@ -8,19 +8,25 @@ indices of a :class:`segue.snapshot.arrays.Snapshot`; raw ids become indices in 
 * ``recommend(seeds, n, *, title=None, exclude=None)`` scores every track for one query:
   ``seeds`` int array of track indices (may be empty), ``title`` the playlist's name if any,
   ``exclude`` extra track indices never to return. Seeds are never returned. Returns
-  ``(track_indices int64 (k,), scores float32 (k,))`` with ``k <= n``, scores non-increasing.
+  ``(track_indices int64 (k,), scores float32 (k,))`` with ``k <= n``, scores non-increasing,
+  ties by track index; a negative (or non-integer) ``n`` raises ValueError.
 * ``recommend_batch(seed_lists, n, *, titles=None)`` does the same for many queries and returns
   2-D arrays of shape ``(len(seed_lists), n)`` padded with -1 (indices) and -inf (scores).
 * ``explain(seeds, track, *, title=None)`` says in words why ``track`` scored for these seeds.
 * ``save(dir)`` / ``load(dir, snapshot)`` round-trip without pickle (``.npz`` + JSON).
+
+These are written once, in :class:`Recommender`; a model implements the scoring hook
+``_score`` and, when it ranks without scoring every track, ``_select`` / ``_select_batch``.
+Top-n selection lives in :mod:`segue.models.topn`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -28,6 +34,8 @@ from typing import Any, ClassVar, Self
 import numpy as np
 
 from segue.core.errors import NotFittedError
+from segue.models.params import Constraints, check_params
+from segue.models.topn import check_n, padded, top_n
 
 _phase_hook: ContextVar[Callable[[str], None] | None] = ContextVar("segue_fit_phase", default=None)
 
@@ -48,29 +56,6 @@ def reporting_phases(hook: Callable[[str], None]) -> Iterator[None]:
         yield
     finally:
         _phase_hook.reset(token)
-
-
-def top_n(
-    scores: np.ndarray, n: int, exclude: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Indices and values of the ``n`` largest finite scores, best first.
-
-    ``scores`` float array (n_tracks,), modified in place at ``exclude``. Uses
-    ``argpartition`` so the cost is O(n_tracks) rather than a full sort.
-    """
-    if exclude is not None and len(exclude):
-        scores[exclude] = -np.inf
-    n = min(n, scores.shape[0])
-    if n <= 0:
-        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
-    if n < scores.shape[0]:
-        part = np.argpartition(-scores, n - 1)[:n]
-    else:
-        part = np.arange(scores.shape[0])
-    order = part[np.lexsort((part, -scores[part]))]
-    keep = np.isfinite(scores[order])
-    order = order[keep]
-    return order.astype(np.int64), scores[order].astype(np.float32)
 
 
 def as_seed_array(seeds: Any, n_tracks: int) -> np.ndarray:
@@ -99,11 +84,51 @@ def dropped(seeds: np.ndarray, exclude: np.ndarray | None) -> np.ndarray:
 
 
 class Recommender(ABC):
-    """Base class of every model. Subclasses set ``name`` and implement ``fit``/``_scores``."""
+    """Base class of every model.
+
+    Subclasses set ``name`` and implement ``fit``, ``n_tracks`` and the scoring hook
+    :meth:`_score`. The public methods are written here once: :meth:`scores`,
+    :meth:`recommend` and :meth:`recommend_batch` check that the model is fitted, validate the
+    seeds (and ``n``), then call the hooks with int64 seed arrays. A model that selects its
+    answer without scoring every track overrides :meth:`_select` (and :meth:`_select_batch`
+    when many queries at once can share work).
+    """
 
     name: ClassVar[str] = "base"
     #: True for models that cannot use seed tracks (e.g. title-only).
     needs_title: ClassVar[bool] = False
+    #: What each constructor parameter takes (see :mod:`segue.models.params`), checked before
+    #: every ``fit``; parameters not declared here are not checked.
+    _parameter_constraints: ClassVar[Constraints] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Every ``fit`` a model defines checks the declared parameters first, so no model
+        # writes that check (or can forget it).
+        super().__init_subclass__(**kwargs)
+        fit = cls.__dict__.get("fit")
+        if fit is not None and not getattr(fit, "_checks_params", False):
+
+            @functools.wraps(fit)
+            def checked_fit(self: Recommender, snapshot: Any, *args: Any, **kw: Any) -> Any:
+                self._validate_params()
+                return fit(self, snapshot, *args, **kw)
+
+            checked_fit._checks_params = True  # type: ignore[attr-defined]
+            cls.fit = checked_fit  # type: ignore[method-assign]
+
+    @classmethod
+    def check_params(cls, params: Mapping[str, Any]) -> None:
+        """Raise :class:`~segue.models.params.ParameterError` for the first of ``params`` that
+        its declared constraints refuse (e.g. a variant's parameters, before it is built)."""
+        check_params(cls.name, cls._parameter_constraints, params)
+
+    def _validate_params(self) -> None:
+        """Check this model's declared parameters as they are set now."""
+        check_params(
+            self.name,
+            self._parameter_constraints,
+            {k: getattr(self, k) for k in self._parameter_constraints if hasattr(self, k)},
+        )
 
     def _check_fitted(self) -> None:
         if not getattr(self, "fitted_", False):
@@ -114,13 +139,44 @@ class Recommender(ABC):
     @abstractmethod
     def fit(self, snapshot: Any) -> Self: ...
 
-    @abstractmethod
-    def scores(self, seeds: np.ndarray, *, title: str | None = None) -> np.ndarray:
-        """Dense float32 scores of every track (n_tracks,) for one query; higher is better."""
-
     @property
     @abstractmethod
     def n_tracks(self) -> int: ...
+
+    # the hooks -----------------------------------------------------------------------------
+    @abstractmethod
+    def _score(self, seeds: np.ndarray, *, title: str | None) -> np.ndarray:
+        """Dense float32 scores of every track (n_tracks,) for one query; higher is better.
+
+        ``seeds`` int64 track indices, already validated (in range, possibly repeated or
+        empty); the model is fitted.
+        """
+
+    def _select(
+        self, seeds: np.ndarray, n: int, *, title: str | None, exclude: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``n`` best tracks that are neither seeds nor in ``exclude`` (int64, possibly
+        empty), as :meth:`recommend` returns them. By default: every score, then top n."""
+        scores = self._score(seeds, title=title).astype(np.float32, copy=True)
+        return top_n(scores, n, dropped(seeds, exclude))
+
+    def _select_batch(
+        self, seed_lists: list[np.ndarray], n: int, titles: list[str | None]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_select` of each query into arrays padded with -1 and -inf."""
+        ids, vals = padded(len(seed_lists), n)
+        no_exclusion = np.empty(0, dtype=np.int64)
+        for row, seeds in enumerate(seed_lists):
+            got_ids, got_vals = self._select(seeds, n, title=titles[row], exclude=no_exclusion)
+            ids[row, : len(got_ids)] = got_ids
+            vals[row, : len(got_vals)] = got_vals
+        return ids, vals
+
+    # the interface -------------------------------------------------------------------------
+    def scores(self, seeds: Any, *, title: str | None = None) -> np.ndarray:
+        """Dense float32 scores of every track (n_tracks,) for one query; higher is better."""
+        self._check_fitted()
+        return self._score(as_seed_array(seeds, self.n_tracks), title=title)
 
     def recommend(
         self,
@@ -131,10 +187,12 @@ class Recommender(ABC):
         exclude: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         self._check_fitted()
+        n = check_n(n)
         seed_arr = as_seed_array(seeds, self.n_tracks)
-        scores = self.scores(seed_arr, title=title).astype(np.float32, copy=True)
-        drop = dropped(seed_arr, exclude)
-        return top_n(scores, n, drop)
+        extra = (
+            np.empty(0, dtype=np.int64) if exclude is None else np.asarray(exclude, dtype=np.int64)
+        )
+        return self._select(seed_arr, n, title=title, exclude=extra)
 
     def recommend_batch(
         self,
@@ -143,14 +201,16 @@ class Recommender(ABC):
         *,
         titles: list[str | None] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        ids = np.full((len(seed_lists), n), -1, dtype=np.int64)
-        vals = np.full((len(seed_lists), n), -np.inf, dtype=np.float32)
-        for row, seeds in enumerate(seed_lists):
-            t = titles[row] if titles is not None else None
-            got_ids, got_vals = self.recommend(seeds, n, title=t)
-            ids[row, : len(got_ids)] = got_ids
-            vals[row, : len(got_vals)] = got_vals
-        return ids, vals
+        self._check_fitted()
+        n = check_n(n)
+        if titles is not None and len(titles) != len(seed_lists):
+            raise ValueError(
+                f"titles must have one entry per seed list: {len(titles)} != {len(seed_lists)}"
+            )
+        seeds = [as_seed_array(s, self.n_tracks) for s in seed_lists]
+        return self._select_batch(
+            seeds, n, list(titles) if titles is not None else [None] * len(seeds)
+        )
 
     def explain(self, seeds: np.ndarray, track: int, *, title: str | None = None) -> str:
         return f"scored by {self.name}"

@@ -45,7 +45,9 @@ import scipy.sparse as sp
 
 from segue.core.errors import NotFittedError
 from segue.models.base import Recommender, as_seed_array, dropped
+from segue.models.params import Constraints, Interval, Options
 from segue.models.rows import sum_rows
+from segue.models.topn import empty, padded, top_indices
 from segue.snapshot.features import (
     BLOCKS,
     SOURCE_BOTH,
@@ -108,46 +110,6 @@ def pin_single_thread_blas() -> None:
     _BLAS_PINNED = True
 
 
-def _sorted_candidates(scores: np.ndarray, candidates: np.ndarray, n: int) -> np.ndarray:
-    """The ``n`` best of ``candidates`` by (score descending, index ascending), finite only."""
-    vals = scores[candidates]
-    keep = np.isfinite(vals)
-    candidates, vals = candidates[keep], vals[keep]
-    order = np.lexsort((candidates, -vals))
-    return candidates[order[:n]].astype(np.int64)
-
-
-def fast_top_n(scores: np.ndarray, n: int) -> np.ndarray:
-    """Indices of the ``n`` largest finite ``scores`` (float 1-D), best first, ties by index.
-
-    Same answer as :func:`segue.models.base.top_n`, faster on large arrays: a threshold is
-    estimated from a strided sample so that only about ``2 n`` candidates are sorted; if the
-    sample misleads (fewer than ``n`` candidates) it falls back to a full ``argpartition``.
-    Written by hand because numpy's ``argpartition`` over millions of scores costs more than
-    the scoring itself.
-    """
-    size = scores.shape[0]
-    if n <= 0 or size == 0:
-        return np.empty(0, dtype=np.int64)
-    if size > 65_536 and n * 16 < size:
-        step = max(1, size // 16_384)
-        sample = scores[::step]
-        rank = min(sample.size, int(2 * n / step) + 16)
-        threshold = np.partition(sample, sample.size - rank)[sample.size - rank]
-        if np.isfinite(threshold):
-            candidates = np.flatnonzero(scores >= threshold)
-            if n <= candidates.size <= max(64 * n, size // 8):
-                return _sorted_candidates(scores, candidates, n)
-    if n < size:
-        candidates = np.argpartition(-scores, n - 1)[:n]
-        cut = scores[candidates].min()
-        # argpartition splits ties at the boundary arbitrarily: take every tie, then sort
-        candidates = np.flatnonzero(scores >= cut) if np.isfinite(cut) else candidates
-    else:
-        candidates = np.arange(size)
-    return _sorted_candidates(scores, candidates, n)
-
-
 def cap_per_key(ranked: np.ndarray, keys: np.ndarray, cap: int) -> np.ndarray:
     """Boolean mask over ``ranked`` keeping at most ``cap`` entries per key, earliest first.
 
@@ -170,6 +132,14 @@ def cap_per_key(ranked: np.ndarray, keys: np.ndarray, cap: int) -> np.ndarray:
 # the content recommender
 # ---------------------------------------------------------------------------------------------
 
+#: The work the settings search may do, in track scores (one held-out playlist scored against
+#: one track). On the demo catalog (150 held-out playlists x 28,352 tracks) a setting costs
+#: 4.25 million and Model 1's search runs its rounds to the end (64 settings, 272 million); at
+#: the full MPD shape (2.26 million tracks) a setting costs 339 million, so only the preset's
+#: settings are scored. A count, not a time: the same data and parameters choose the same
+#: settings whatever the machine's load.
+TUNE_BUDGET = 300_000_000
+
 
 class ContentRecommender(Recommender):
     """Cosine similarity per feature block, weighted, against every track.
@@ -188,9 +158,16 @@ class ContentRecommender(Recommender):
       the original used 5).
     * ``collapse_duplicates``: return one version of a song (same title and artist) and never
       a version of a seed song.
+    * ``tune``: choose the settings on the catalog's own playlists at ``fit``
+      (:func:`choose_settings`), searching ``tune_playlists`` held-out playlists within
+      ``tune_budget`` track scores; ``random_state`` seeds the held-out cut.
     """
 
     name: ClassVar[str] = "content"
+    _parameter_constraints: ClassVar[Constraints] = {
+        "aggregate": [Options("sum", "mean")],
+        "max_per_artist": [Interval(int, 1, None), None],
+    }
     default_weights: ClassVar[dict[str, float]] = dict.fromkeys(BLOCKS, 1.0)
     #: Whether tuning searches the block weights (Model 2 keeps its equal weights).
     tunes_weights: ClassVar[bool] = True
@@ -208,7 +185,7 @@ class ContentRecommender(Recommender):
         max_per_artist: int | None = None,
         collapse_duplicates: bool = True,
         tune: bool = True,
-        tune_seconds: float = 8.0,
+        tune_budget: int = TUNE_BUDGET,
         tune_playlists: int = 150,
         random_state: int = 0,
         progress: bool = True,
@@ -223,21 +200,14 @@ class ContentRecommender(Recommender):
         self.max_per_artist = max_per_artist
         self.collapse_duplicates = collapse_duplicates
         self.tune = tune
-        self.tune_seconds = tune_seconds
+        self.tune_budget = tune_budget
         self.tune_playlists = tune_playlists
         self.random_state = random_state
         self.progress = progress
 
     # fitting -------------------------------------------------------------------------------
-    def _validate(self) -> None:
-        if self.aggregate not in ("sum", "mean"):
-            raise ValueError(f"aggregate must be 'sum' or 'mean', got {self.aggregate!r}")
-        if self.max_per_artist is not None and (
-            not isinstance(self.max_per_artist, int) or self.max_per_artist < 1
-        ):
-            raise ValueError(
-                f"max_per_artist must be a positive int or None, got {self.max_per_artist!r}"
-            )
+    def _check_weights(self) -> None:
+        """The block weights: known block names, finite, >= 0, one positive."""
         unknown = set(self.weights or {}) - set(BLOCKS)
         if unknown:
             raise ValueError(
@@ -262,7 +232,7 @@ class ContentRecommender(Recommender):
         With ``tune`` the settings are first chosen on the catalog's own playlists
         (:func:`tune_content`); ``chosen_`` records them and how they were chosen.
         """
-        self._validate()
+        self._check_weights()
         if self.tune:
             self.chosen_ = tune_content(self, snapshot)
         else:
@@ -293,7 +263,8 @@ class ContentRecommender(Recommender):
 
     def fit_features(self, features: ContentFeatures, artist_keys: np.ndarray) -> Self:
         """Use an already built feature matrix; ``artist_keys`` int64 (n_tracks,)."""
-        self._validate()
+        self._validate_params()
+        self._check_weights()
         artist_keys = np.asarray(artist_keys, dtype=np.int64)
         if artist_keys.shape != (features.n_tracks,):
             raise ValueError(
@@ -420,10 +391,9 @@ class ContentRecommender(Recommender):
             out += self._genres @ q
         return out
 
-    def scores(self, seeds: np.ndarray, *, title: str | None = None) -> np.ndarray:
+    def _score(self, seeds: np.ndarray, *, title: str | None) -> np.ndarray:
         """Dense float32 scores (n_tracks,) in [0, 1]; all zero when ``seeds`` is empty."""
-        self._check_fitted()
-        seed_arr = np.unique(as_seed_array(seeds, self.n_tracks))
+        seed_arr = np.unique(seeds)
         if seed_arr.size == 0:
             return np.zeros(self.n_tracks, dtype=np.float32)
         queries = self._queries([seed_arr])
@@ -460,12 +430,12 @@ class ContentRecommender(Recommender):
         """
         ids = (lambda pos: pos) if index is None else (lambda pos: index[pos])
         if not self.collapse_duplicates and self.max_per_artist is None:
-            return ids(fast_top_n(scores, n))
+            return ids(top_indices(scores, n))
         want = n * 2 + 32
         while True:
             if limit is not None and want > limit:
                 return None
-            ranked = ids(fast_top_n(scores, want))
+            ranked = ids(top_indices(scores, want))
             keep = np.ones(ranked.size, dtype=bool)
             if self.collapse_duplicates:
                 keep &= cap_per_key(ranked, self.features_.duplicate_group[ranked], 1)
@@ -479,13 +449,8 @@ class ContentRecommender(Recommender):
                 return None if limit is not None else ranked[keep]
             want *= 4
 
-    def recommend(
-        self,
-        seeds: Any,
-        n: int = 10,
-        *,
-        title: str | None = None,
-        exclude: np.ndarray | None = None,
+    def _select(
+        self, seeds: np.ndarray, n: int, *, title: str | None, exclude: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top ``n`` tracks for one query: ``(indices int64 (k,), scores float32 (k,))``, k <= n.
 
@@ -496,10 +461,9 @@ class ContentRecommender(Recommender):
         [0, w_audio], so with ``tau`` the K-th best score without audio, only tracks whose
         score without audio reaches ``tau - w_audio`` can enter the top K.
         """
-        self._check_fitted()
-        seed_arr = np.unique(as_seed_array(seeds, self.n_tracks))
-        if seed_arr.size == 0 or n <= 0:
-            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+        seed_arr = np.unique(seeds)
+        if seed_arr.size == 0 or n == 0:
+            return empty()
         queries = self._queries([seed_arr])
         scores = self._partial_one(queries)
         self._drop(scores, seed_arr, exclude)
@@ -507,7 +471,7 @@ class ContentRecommender(Recommender):
         w_audio = self.weights_["audio"]
         budget = n * 2 + 32
         if w_audio > 0 and self.n_tracks >= PRUNE_MIN_TRACKS and budget < self.n_tracks:
-            top = fast_top_n(scores, budget)
+            top = top_indices(scores, budget)
             if top.size == budget:
                 candidates = np.flatnonzero(scores >= scores[top[-1]] - w_audio * AUDIO_BOUND)
                 if candidates.size <= self.n_tracks // 4:
@@ -524,19 +488,13 @@ class ContentRecommender(Recommender):
             raise RuntimeError("ranking without a limit gave up")
         return picked, scores[picked].astype(np.float32)
 
-    def recommend_batch(
-        self,
-        seed_lists: list[Any],
-        n: int = 10,
-        *,
-        titles: list[str | None] | None = None,
+    def _select_batch(
+        self, seed_lists: list[np.ndarray], n: int, titles: list[str | None]
     ) -> tuple[np.ndarray, np.ndarray]:
         """Many queries as matrix products: ``(indices int64, scores float32)`` of shape
         ``(len(seed_lists), n)``, padded with -1 and -inf."""
-        self._check_fitted()
-        seeds = [np.unique(as_seed_array(s, self.n_tracks)) for s in seed_lists]
-        ids = np.full((len(seeds), n), -1, dtype=np.int64)
-        vals = np.full((len(seeds), n), -np.inf, dtype=np.float32)
+        seeds = [np.unique(s) for s in seed_lists]
+        ids, vals = padded(len(seeds), n)
         chunk = max(1, BATCH_CELLS // max(1, self.n_tracks))
         for lo in range(0, len(seeds), chunk):
             part = seeds[lo : lo + chunk]
@@ -800,9 +758,17 @@ def choose_settings(model: ContentRecommender, snapshot: Snapshot) -> dict[str, 
     (from the crowd tags too); each setting is scored by the NDCG of its top 500 against the
     hidden tracks. A coordinate search from the preset's settings: the aggregate, each lesser
     block's weight relative to genres (Model 1; Model 2 keeps equal weights), era width,
-    popularity width, crowd tags; again while something improves, until ``tune_seconds``.
+    popularity width, crowd tags; again while something improves, until the settings scored
+    have cost ``tune_budget`` track scores (held-out playlists x catalog tracks per setting).
+    BLAS runs on one thread, so the float sums, and the choice, do not depend on the machine's
+    cores or load: the same data and parameters choose the same settings.
     Returns the settings with ``how`` (one line) and the validation figures.
     """
+    with _single_thread_blas():
+        return _search_settings(model, snapshot)
+
+
+def _search_settings(model: ContentRecommender, snapshot: Snapshot) -> dict[str, Any]:
     started = time.perf_counter()
     given = model._given_settings()
     rng = np.random.default_rng(model.random_state)
@@ -824,15 +790,22 @@ def choose_settings(model: ContentRecommender, snapshot: Snapshot) -> dict[str, 
     masked = copy.copy(snapshot)
     masked.interactions = masked_matrix
     keys = snapshot.track_artist_keys()
-    budget = float(model.tune_seconds)
-    _say(model, f"tuning on {len(seeds)} held-out playlists (at most {budget:g} s)")
+    budget = int(model.tune_budget)
+    per_setting = len(seeds) * snapshot.n_tracks
+    _say(
+        model,
+        f"tuning on {len(seeds)} held-out playlists (at most {budget:,} track scores, "
+        f"{per_setting:,} a setting)",
+    )
     scorers: dict[tuple[Any, ...], ContentRecommender] = {}
     tried: dict[tuple[Any, ...], float] = {}
+    spent = 0  # track scores so far
 
     def feature_key(settings: Mapping[str, Any]) -> tuple[Any, ...]:
         return (settings["era_width"], settings["popularity_width"], settings["crowd_tags"])
 
     def score(settings: dict[str, Any], keep: tuple[Any, ...] | None) -> float:
+        nonlocal spent
         fkey = feature_key(settings)
         if fkey not in scorers:
             for other in [k for k in scorers if k != keep]:
@@ -846,6 +819,7 @@ def choose_settings(model: ContentRecommender, snapshot: Snapshot) -> dict[str, 
         used = present_weights(settings["weights"], scorer.features_)
         key = (*fkey, settings["aggregate"], *(round(used[b], 6) for b in BLOCKS))
         if key not in tried:
+            spent += per_setting
             scorer.weights_ = used
             scorer.aggregate_ = settings["aggregate"]
             ids, _ = scorer.recommend_batch(seeds, TUNE_N)
@@ -854,7 +828,7 @@ def choose_settings(model: ContentRecommender, snapshot: Snapshot) -> dict[str, 
 
     best = dict(given)
     best_score = base_score = score(best, None)
-    out_of_time = False
+    out_of_budget = False
 
     def candidates() -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
@@ -872,8 +846,8 @@ def choose_settings(model: ContentRecommender, snapshot: Snapshot) -> dict[str, 
     for _round in range(3):
         improved = False
         for settings in candidates():
-            if time.perf_counter() - started > budget:
-                out_of_time = True
+            if spent >= budget:
+                out_of_budget = True
                 break
             value = score(settings, feature_key(best))
             if value > best_score + 1e-4:
@@ -881,13 +855,13 @@ def choose_settings(model: ContentRecommender, snapshot: Snapshot) -> dict[str, 
                 _say(
                     model, f"validation NDCG {best_score:.4f}: {settings_line({**best, 'how': ''})}"
                 )
-        if out_of_time or not improved:
+        if out_of_budget or not improved:
             break
     seconds = time.perf_counter() - started
     how = (
         f"tuned on {len(seeds)} held-out playlists: NDCG {best_score:.4f} against "
         f"{base_score:.4f} for the preset's settings, {len(tried)} settings in {seconds:.1f} s"
-        + (" (stopped at the time budget)" if out_of_time else "")
+        + (f" (stopped at the budget of {budget:,} track scores)" if out_of_budget else "")
     )
     _say(model, how)
     return {
@@ -956,33 +930,24 @@ class PlainMethod(Recommender):
         self.fitted_ = True
         return self
 
-    def scores(self, seeds: np.ndarray, *, title: str | None = None) -> np.ndarray:
-        self._check_fitted()
-        seed_arr = as_seed_array(seeds, self.n_tracks)
-        if seed_arr.size == 0:
+    def _score(self, seeds: np.ndarray, *, title: str | None) -> np.ndarray:
+        if seeds.size == 0:
             return np.zeros(self.n_tracks, dtype=np.float32)
-        q = self.raw_[seed_arr].sum(axis=0)
+        q = self.raw_[seeds].sum(axis=0)
         norm = float(np.linalg.norm(q))
         if norm == 0:
             return np.zeros(self.n_tracks, dtype=np.float32)
         with _single_thread_blas():
             return np.asarray(self.x_ @ (q / norm), dtype=np.float32)
 
-    def recommend(
-        self,
-        seeds: Any,
-        n: int = 10,
-        *,
-        title: str | None = None,
-        exclude: np.ndarray | None = None,
+    def _select(
+        self, seeds: np.ndarray, n: int, *, title: str | None, exclude: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        self._check_fitted()
-        seed_arr = as_seed_array(seeds, self.n_tracks)
-        if seed_arr.size == 0 or n <= 0:
-            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
-        scores = self.scores(seed_arr)
-        scores[dropped(seed_arr, exclude)] = -np.inf
-        picked = fast_top_n(scores, n)
+        if seeds.size == 0 or n == 0:
+            return empty()
+        scores = self._score(seeds, title=title)
+        scores[dropped(seeds, exclude)] = -np.inf
+        picked = top_indices(scores, n)
         return picked, scores[picked]
 
     def explain(self, seeds: np.ndarray, track: int, *, title: str | None = None) -> str:
@@ -1073,6 +1038,7 @@ class OriginalScoring(Recommender):
     """
 
     name: ClassVar[str] = "original"
+    _parameter_constraints: ClassVar[Constraints] = {"mode": [Options("model1", "model2")]}
 
     def __init__(
         self,
@@ -1097,8 +1063,6 @@ class OriginalScoring(Recommender):
 
         from segue.snapshot.arrays import AUDIO_FEATURES
 
-        if self.mode not in ("model1", "model2"):
-            raise ValueError(f"mode must be 'model1' or 'model2', got {self.mode!r}")
         tracks = snapshot.tracks
         n = len(tracks)
         self.genres_, self.genre_names_ = _original_genre_tfidf(snapshot, self.n_genres)
@@ -1196,9 +1160,8 @@ class OriginalScoring(Recommender):
                     out["all"] = np.where(norm > 0, dot_all / norm, 0.0).astype(np.float32)
         return out
 
-    def scores(self, seeds: np.ndarray, *, title: str | None = None) -> np.ndarray:
-        self._check_fitted()
-        seed_arr = as_seed_array(seeds, self.n_tracks)
+    def _score(self, seeds: np.ndarray, *, title: str | None) -> np.ndarray:
+        seed_arr = seeds
         if seed_arr.size == 0:
             return np.zeros(self.n_tracks, dtype=np.float32)
         s = self._similarities(seed_arr)
@@ -1206,30 +1169,24 @@ class OriginalScoring(Recommender):
             return ((s["genres"] + s["pop_era"] + s["all"]) / 3.0).astype(np.float32)
         return (s["genres"] + 1e-3 * s["pop_era"] + 1e-6 * s["all"]).astype(np.float32)
 
-    def recommend(
-        self,
-        seeds: Any,
-        n: int = 10,
-        *,
-        title: str | None = None,
-        exclude: np.ndarray | None = None,
+    def _select(
+        self, seeds: np.ndarray, n: int, *, title: str | None, exclude: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top ``n`` by the original's order; returned scores are the genre similarity in
         ``model1`` mode (the primary sort key) and the mean similarity in ``model2`` mode."""
-        self._check_fitted()
-        seed_arr = as_seed_array(seeds, self.n_tracks)
-        if seed_arr.size == 0 or n <= 0:
-            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+        seed_arr = seeds
+        if seed_arr.size == 0 or n == 0:
+            return empty()
         drop = dropped(seed_arr, exclude)
         if self.mode == "model2":
-            scores = self.scores(seed_arr)
+            scores = self._score(seed_arr, title=title)
             scores[drop] = -np.inf
-            picked = fast_top_n(scores, n)
+            picked = top_indices(scores, n)
             return picked, scores[picked]
         query = self._query(seed_arr)
         primary = self._similarities(seed_arr, keys=("genres",), query=query)["genres"]
         primary[drop] = -np.inf
-        top = fast_top_n(primary, n)
+        top = top_indices(primary, n)
         if top.size == 0:
             return top, np.empty(0, dtype=np.float32)
         # the lexicographic top n: everything above the n-th genre similarity, plus the best
@@ -1241,7 +1198,7 @@ class OriginalScoring(Recommender):
         need = n - above.size
         if tied.size > need:
             second = self._similarities(seed_arr, tied, keys=("pop_era",), query=query)["pop_era"]
-            cut = second[fast_top_n(second, need)[-1]]
+            cut = second[top_indices(second, need)[-1]]
             tied = tied[second >= cut]
         candidates = np.concatenate([above, tied])
         sub = self._similarities(seed_arr, candidates, keys=("pop_era", "all"), query=query)
@@ -1293,6 +1250,5 @@ __all__ = [
     "OriginalScoring",
     "PlainMethod",
     "cap_per_key",
-    "fast_top_n",
     "tune_content",
 ]

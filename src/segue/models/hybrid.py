@@ -66,7 +66,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
@@ -74,22 +74,21 @@ import scipy.sparse as sp
 from segue.core.errors import NotFittedError
 from segue.models.als import ALSRecommender
 from segue.models.base import Recommender, as_seed_array, dropped, fit_phase
-from segue.models.content import Model1, _single_thread_blas, fast_top_n, mean_ndcg
+from segue.models.content import Model1, _single_thread_blas, mean_ndcg
 from segue.models.itemknn import (
     ItemKNNRecommender,
     TrackNames,
     check_interactions,
-    check_n,
     check_state_tracks,
     csr_arrays,
     csr_from_arrays,
     join_words,
-    merge_top_n,
     popularity_prior,
-    prior_order,
 )
+from segue.models.params import Constraints, InstanceOf, Interval, Options
 from segue.models.rows import entries, row_positions, rows_dot, sparse_sum_rows, sum_rows
 from segue.models.title import NameIndex, NameMatches, TitleRecommender, title_key
+from segue.models.topn import merge_top_n, padded, prior_order, top_indices
 
 FEATURES = (
     "knn",
@@ -242,6 +241,29 @@ class HybridRecommender(Recommender):
     """
 
     name = "hybrid"
+    _parameter_constraints: ClassVar[Constraints] = {
+        **dict.fromkeys(
+            ("candidates", "ranker_playlists", "n_estimators", "num_leaves", "playlist_neighbors"),
+            (Interval(int, 1, None),),
+        ),
+        **dict.fromkeys(
+            (
+                "content_candidates",
+                "popular",
+                "pseudo_seeds",
+                "name_candidates",
+                "name_seeds",
+                "min_ranker_playlists",
+                "refit_max_rows",
+                "folds",
+                "negatives",
+            ),
+            (Interval(int, 0, None),),
+        ),
+        "title_share": [Interval(float, 0, 1)],
+        "objective": [Options("lambdarank", "rank_xendcg", "binary")],
+        **dict.fromkeys(("knn", "als", "title", "content"), (InstanceOf(dict), None)),
+    }
     #: Per thread, the last single query's answer (see :meth:`_ranked_one`).
     _kept: threading.local | None = None
     #: The tuned content model answering queries with seeds alone, when chosen at fit.
@@ -303,44 +325,6 @@ class HybridRecommender(Recommender):
         self.progress = progress
 
     # fitting -------------------------------------------------------------------------------
-    def _validate(self) -> None:
-        for name in (
-            "candidates",
-            "ranker_playlists",
-            "n_estimators",
-            "num_leaves",
-            "playlist_neighbors",
-        ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name in (
-            "content_candidates",
-            "popular",
-            "pseudo_seeds",
-            "name_candidates",
-            "name_seeds",
-            "min_ranker_playlists",
-            "refit_max_rows",
-            "folds",
-            "negatives",
-        ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
-        if not 0.0 <= self.title_share <= 1.0:
-            raise ValueError(f"title_share must be in [0, 1], got {self.title_share!r}")
-        if self.objective not in ("lambdarank", "rank_xendcg", "binary"):
-            raise ValueError(
-                f"objective must be 'lambdarank', 'rank_xendcg' or 'binary', got {self.objective!r}"
-            )
-        for name in ("knn", "als", "title", "content"):
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, dict):
-                raise TypeError(
-                    f"{name} must be a dict of parameters or None, got {type(value).__name__}"
-                )
-
     def _generators(self) -> tuple[ItemKNNRecommender, ALSRecommender, TitleRecommender, Model1]:
         threads = {"num_threads": self.num_threads}
         return (
@@ -401,7 +385,6 @@ class HybridRecommender(Recommender):
             print(f"hybrid: {message}", file=sys.stderr, flush=True)
 
     def fit(self, snapshot: Any) -> Self:
-        self._validate()
         matrix = check_interactions(snapshot, self.name)
         fit_phase("popularity and names")
         self._fit_content(snapshot, matrix)
@@ -1144,87 +1127,68 @@ class HybridRecommender(Recommender):
         how = (getattr(self, "selection_", None) or {}).get("how", "")
         return f"queries with seeds: {mode['seeded']}, title only: {mode['title']} ({how})"
 
-    def scores(self, seeds: np.ndarray, *, title: str | None = None) -> np.ndarray:
-        self._check_fitted()
-        seed_arr = as_seed_array(seeds, self.n_tracks)
-        alone = self._generator_for(seed_arr)
+    def _score(self, seeds: np.ndarray, *, title: str | None) -> np.ndarray:
+        alone = self._generator_for(seeds)
         if alone is not None:
-            return alone.scores(seed_arr, title=title)
+            return alone.scores(seeds, title=title)
         _, cands, _, values = self._ranked_one(seeds, title)
         out = self.prior_.copy()
         out[cands] = values
         return out
 
-    def recommend(
-        self,
-        seeds: Any,
-        n: int = 10,
-        *,
-        title: str | None = None,
-        exclude: np.ndarray | None = None,
+    def _select(
+        self, seeds: np.ndarray, n: int, *, title: str | None, exclude: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        self._check_fitted()
-        n = check_n(n)
-        alone = self._generator_for(as_seed_array(seeds, self.n_tracks))
+        alone = self._generator_for(seeds)
         if alone is not None:
             return alone.recommend(seeds, n, title=title, exclude=exclude)
         seed_arr, cands, _, values = self._ranked_one(seeds, title)
-        if exclude is not None and len(exclude) and cands.size:
-            keep = ~np.isin(cands, np.asarray(exclude, dtype=np.int64))
+        if exclude.size and cands.size:
+            keep = ~np.isin(cands, exclude)
             cands, values = cands[keep], values[keep]
         if cands.size >= n and float(values.min()) > float(self.prior_[self.order_[0]]):
             # every candidate outscores every other track's prior: the top n are candidates
             # (ties by index, as merge_top_n breaks them: candidates are sorted)
-            top = fast_top_n(values, n)
+            top = top_indices(values, n)
             return cands[top], values[top]
         drop = dropped(seed_arr, exclude)
         return merge_top_n(cands, values, self.prior_, self.order_, n, np.unique(drop))
 
-    def recommend_batch(
-        self,
-        seed_lists: list[Any],
-        n: int = 10,
-        *,
-        titles: list[str | None] | None = None,
-        _routed: bool = False,
+    def _select_batch(
+        self, seed_lists: list[np.ndarray], n: int, titles: list[str | None]
     ) -> tuple[np.ndarray, np.ndarray]:
-        self._check_fitted()
-        n = check_n(n)
-        ids = np.full((len(seed_lists), n), -1, dtype=np.int64)
-        vals = np.full((len(seed_lists), n), -np.inf, dtype=np.float32)
-        arrays = [as_seed_array(s, self.n_tracks) for s in seed_lists]
+        ids, vals = padded(len(seed_lists), n)
         routed: dict[int, list[int]] = {}
-        for row, arr in enumerate(arrays):
-            gen = None if _routed else self._generator_for(arr)
+        for row, arr in enumerate(seed_lists):
+            gen = self._generator_for(arr)
             if gen is not None:
                 routed.setdefault(id(gen), []).append(row)
-        if routed:
-            # the kinds of query a generator answers alone go to it as one batch
-            for rows in routed.values():
-                gen = self._generator_for(arrays[rows[0]])
-                assert gen is not None
-                got_i, got_v = gen.recommend_batch(
-                    [arrays[r] for r in rows],
-                    n,
-                    titles=None if titles is None else [titles[r] for r in rows],
-                )
-                ids[rows], vals[rows] = got_i, got_v
-            rest = [r for r in range(len(arrays)) if all(r not in v for v in routed.values())]
-            if rest:
-                got_i, got_v = self.recommend_batch(
-                    [arrays[r] for r in rest],
-                    n,
-                    titles=None if titles is None else [titles[r] for r in rest],
-                    _routed=True,
-                )
-                ids[rest], vals[rest] = got_i, got_v
-            return ids, vals
+        # the kinds of query a generator answers alone go to it as one batch
+        for rows in routed.values():
+            gen = self._generator_for(seed_lists[rows[0]])
+            assert gen is not None
+            got_i, got_v = gen.recommend_batch(
+                [seed_lists[r] for r in rows], n, titles=[titles[r] for r in rows]
+            )
+            ids[rows], vals[rows] = got_i, got_v
+        taken = {r for rows in routed.values() for r in rows}
+        rest = [r for r in range(len(seed_lists)) if r not in taken]
+        if rest:
+            got_i, got_v = self._ranker_batch(
+                [seed_lists[r] for r in rest], n, [titles[r] for r in rest]
+            )
+            ids[rest], vals[rest] = got_i, got_v
+        return ids, vals
+
+    def _ranker_batch(
+        self, seed_lists: list[np.ndarray], n: int, titles: list[str | None]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ranker's answer to each query, whatever ``mode_`` routes."""
+        ids, vals = padded(len(seed_lists), n)
         step = 256  # bounds the candidate feature matrices held at once
         for lo in range(0, len(seed_lists), step):
             chunk = seed_lists[lo : lo + step]
-            seeds, batch, values = self._ranked(
-                chunk, None if titles is None else titles[lo : lo + step]
-            )
+            seeds, batch, values = self._ranked(chunk, titles[lo : lo + step])
             for r in range(len(chunk)):
                 got_i, got_v = merge_top_n(
                     batch.candidates[r], values[r], self.prior_, self.order_, n, np.unique(seeds[r])

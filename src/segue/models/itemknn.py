@@ -15,21 +15,24 @@ closest neighbours. implicit offers no shrinkage or asymmetry, hence the re-weig
 A playlist's score of track ``j`` is ``sum_{s in seeds} sim_sj`` plus a tiny popularity prior
 that orders tracks with equal (often zero) scores by how many playlists hold them.
 
-This module also holds the ranking helpers the other collaborative models share: a seed matrix
-builder and exact top-n selection that treats the popularity prior as the score of every track
-without a collaborative score, so the sparse batch path and the dense single path agree.
+This module also holds what the other collaborative models share: a seed matrix builder, the
+popularity prior, and :class:`PriorRankedRecommender`, which ranks with
+:func:`segue.models.topn.merge_top_n` (the prior as the score of every track without a
+collaborative score), so the sparse batch path and the dense single path agree.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import pyarrow as pa
 import scipy.sparse as sp
 
 from segue.models.base import Recommender, as_seed_array, dropped
+from segue.models.params import Constraints, Interval
+from segue.models.topn import merge_top_n, prior_order, sparse_top_n
 
 #: Weight of the popularity prior: small enough to only break ties between equal scores.
 PRIOR_WEIGHT = 1e-6
@@ -68,99 +71,6 @@ def popularity_prior(interactions: sp.spmatrix, weight: float = PRIOR_WEIGHT) ->
     counts = np.bincount(sp.csr_matrix(interactions).indices, minlength=interactions.shape[1])
     top = max(int(counts.max(initial=0)), 1)
     return (weight * counts / top).astype(np.float32)
-
-
-def prior_order(prior: np.ndarray) -> np.ndarray:
-    """int64 track indices sorted by prior descending, ties by index (as ``top_n`` breaks them)."""
-    return np.lexsort((np.arange(prior.shape[0]), -prior)).astype(np.int64)
-
-
-def exact_top_n(
-    scores: np.ndarray, n: int, exclude: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Like :func:`segue.models.base.top_n`, but ties at the cut also go to the lowest index.
-
-    ``argpartition`` alone picks an arbitrary subset of the tracks tied with the n-th score;
-    here every track above the cut is kept and the tied ones are taken in index order, so the
-    answer is the first ``n`` of a full sort by (score desc, index asc). Modifies ``scores``
-    at ``exclude``.
-    """
-    if exclude is not None and len(exclude):
-        scores[exclude] = -np.inf
-    n = min(n, scores.shape[0])
-    if n <= 0:
-        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
-    if n < scores.shape[0]:
-        cut = np.partition(scores, scores.shape[0] - n)[scores.shape[0] - n]
-        above = np.flatnonzero(scores > cut)
-        tied = np.flatnonzero(scores == cut)[: n - above.size]
-        part = np.concatenate([above, tied])
-    else:
-        part = np.arange(scores.shape[0])
-    order = part[np.lexsort((part, -scores[part]))]
-    order = order[np.isfinite(scores[order])]
-    return order.astype(np.int64), scores[order].astype(np.float32)
-
-
-def merge_top_n(
-    cand_idx: np.ndarray,
-    cand_val: np.ndarray,
-    prior: np.ndarray,
-    order: np.ndarray,
-    n: int,
-    exclude: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Top ``n`` of a score vector given sparsely: ``cand_val`` at ``cand_idx``, ``prior`` elsewhere.
-
-    Gives exactly what :func:`segue.models.base.top_n` gives on the dense vector (ties by
-    index), in O(len(cand) + n) instead of O(n_tracks). ``order`` is :func:`prior_order`.
-    Returns ``(int64 (k,), float32 (k,))``.
-    """
-    n = min(n, prior.shape[0])
-    if n <= 0:
-        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
-    taken = np.concatenate([cand_idx, exclude]) if exclude.size else cand_idx
-    want = n + taken.size
-    head = order[:want]
-    tail = head[~np.isin(head, taken)][:n]
-    if exclude.size and cand_idx.size:
-        keep = ~np.isin(cand_idx, exclude)
-        cand_idx, cand_val = cand_idx[keep], cand_val[keep]
-    idx = np.concatenate([cand_idx.astype(np.int64), tail])
-    val = np.concatenate([cand_val.astype(np.float32), prior[tail]])
-    pick = np.lexsort((idx, -val))[:n]
-    return idx[pick], val[pick]
-
-
-def sparse_top_n(
-    result: sp.csr_matrix,
-    prior: np.ndarray,
-    order: np.ndarray,
-    n: int,
-    excludes: Sequence[np.ndarray],
-) -> tuple[np.ndarray, np.ndarray]:
-    """Row-wise :func:`merge_top_n` of ``result`` (float32 CSR, queries x tracks) + ``prior``.
-
-    Returns ``(int64 (rows, n) padded with -1, float32 (rows, n) padded with -inf)``.
-    """
-    rows = result.shape[0]
-    ids = np.full((rows, n), -1, dtype=np.int64)
-    vals = np.full((rows, n), -np.inf, dtype=np.float32)
-    for r in range(rows):
-        lo, hi = result.indptr[r], result.indptr[r + 1]
-        cols = result.indices[lo:hi]
-        got_i, got_v = merge_top_n(
-            cols, result.data[lo:hi].astype(np.float32) + prior[cols], prior, order, n, excludes[r]
-        )
-        ids[r, : got_i.size] = got_i
-        vals[r, : got_v.size] = got_v
-    return ids, vals
-
-
-def check_n(n: int) -> int:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-        raise ValueError(f"n must be a non-negative integer, got {n!r}")
-    return int(n)
 
 
 def check_interactions(snapshot: Any, model: str) -> sp.csr_matrix:
@@ -283,45 +193,25 @@ class PriorRankedRecommender(Recommender):
         """float32 CSR (len(seed_lists), n_tracks) of scores without the prior."""
         raise NotImplementedError
 
-    def scores(self, seeds: np.ndarray, *, title: str | None = None) -> np.ndarray:
+    def _score(self, seeds: np.ndarray, *, title: str | None) -> np.ndarray:
         raw = self._raw([seeds], [title])
         out = self.prior_.copy()
         out[raw.indices] = raw.data + self.prior_[raw.indices]
         return out
 
-    def recommend(
-        self,
-        seeds: Any,
-        n: int = 10,
-        *,
-        title: str | None = None,
-        exclude: np.ndarray | None = None,
+    def _select(
+        self, seeds: np.ndarray, n: int, *, title: str | None, exclude: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        self._check_fitted()
-        n = check_n(n)
-        seed_arr = as_seed_array(seeds, self.n_tracks)
-        drop = dropped(seed_arr, exclude)
-        raw = self._raw([seed_arr], [title])
+        raw = self._raw([seeds], [title])
         cols = raw.indices
-        return merge_top_n(
-            cols, raw.data + self.prior_[cols], self.prior_, self.order_, n, np.unique(drop)
-        )
+        drop = np.unique(dropped(seeds, exclude))
+        return merge_top_n(cols, raw.data + self.prior_[cols], self.prior_, self.order_, n, drop)
 
-    def recommend_batch(
-        self,
-        seed_lists: list[Any],
-        n: int = 10,
-        *,
-        titles: list[str | None] | None = None,
+    def _select_batch(
+        self, seed_lists: list[np.ndarray], n: int, titles: list[str | None]
     ) -> tuple[np.ndarray, np.ndarray]:
-        self._check_fitted()
-        n = check_n(n)
-        seeds = [np.unique(as_seed_array(s, self.n_tracks)) for s in seed_lists]
-        if titles is not None and len(titles) != len(seeds):
-            raise ValueError(
-                f"titles must have one entry per seed list: {len(titles)} != {len(seeds)}"
-            )
-        raw = self._raw(seeds, titles if titles is not None else [None] * len(seeds))
+        seeds = [np.unique(s) for s in seed_lists]
+        raw = self._raw(seeds, titles)
         return sparse_top_n(raw, self.prior_, self.order_, n, seeds)
 
 
@@ -338,6 +228,13 @@ class ItemKNNRecommender(PriorRankedRecommender):
     """
 
     name = "itemknn"
+    _parameter_constraints: ClassVar[Constraints] = {
+        "neighbors": [Interval(int, 1, None)],
+        "shrink": [Interval(float, 0, None)],
+        "alpha": [Interval(float, 0, 1)],
+        "power": [Interval(float, 0, None, closed="neither")],
+        "min_count": [Interval(int, 1, None)],
+    }
 
     def __init__(
         self,
@@ -358,28 +255,7 @@ class ItemKNNRecommender(PriorRankedRecommender):
         self.num_threads = num_threads
         self.progress = progress
 
-    def _validate(self) -> None:
-        if (
-            isinstance(self.neighbors, bool)
-            or not isinstance(self.neighbors, int)
-            or self.neighbors < 1
-        ):
-            raise ValueError(f"neighbors must be a positive integer, got {self.neighbors!r}")
-        if self.shrink < 0:
-            raise ValueError(f"shrink must be >= 0, got {self.shrink!r}")
-        if (
-            isinstance(self.min_count, bool)
-            or not isinstance(self.min_count, int)
-            or self.min_count < 1
-        ):
-            raise ValueError(f"min_count must be a positive integer, got {self.min_count!r}")
-        if not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1], got {self.alpha!r}")
-        if self.power <= 0:
-            raise ValueError(f"power must be > 0, got {self.power!r}")
-
     def fit(self, snapshot: Any) -> Self:
-        self._validate()
         matrix = check_interactions(snapshot, self.name)
         self.similarity_ = self._similarity(matrix)
         self.prior_ = popularity_prior(matrix)

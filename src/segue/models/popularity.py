@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
 
-from segue.models.base import Recommender, as_seed_array, dropped
+from segue.models.base import Recommender, dropped
+from segue.models.params import Constraints, Interval
 
 if TYPE_CHECKING:
     from segue.snapshot.arrays import Snapshot
@@ -47,25 +48,17 @@ class PopularityRecommender(Recommender):
         # the whole order once: a query is then a walk down it, skipping the seeds
         self._ranking = np.lexsort((np.arange(self.counts_.size), -self.counts_))
 
-    def recommend(
-        self,
-        seeds: Any,
-        n: int = 10,
-        *,
-        title: str | None = None,
-        exclude: np.ndarray | None = None,
+    def _select(
+        self, seeds: np.ndarray, n: int, *, title: str | None, exclude: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """The ``n`` most-held tracks that are not seeds (or ``exclude``d), ties by index."""
-        self._check_fitted()
-        seed_arr = as_seed_array(seeds, self.n_tracks)
-        drop = dropped(seed_arr, exclude)
-        head = self._ranking[: max(0, n) + np.unique(drop).size]
-        picked = head[~np.isin(head, drop)][: max(0, n)].astype(np.int64)
+        drop = dropped(seeds, exclude)
+        head = self._ranking[: n + np.unique(drop).size]
+        picked = head[~np.isin(head, drop)][:n].astype(np.int64)
         return picked, self.counts_[picked]
 
-    def scores(self, seeds: np.ndarray, *, title: str | None = None) -> np.ndarray:
+    def _score(self, seeds: np.ndarray, *, title: str | None) -> np.ndarray:
         """``playlist_count`` of every track, float32 (n_tracks,); ``seeds`` and ``title`` unused."""
-        self._check_fitted()
         return self.counts_.copy()
 
     def explain(self, seeds: np.ndarray, track: int, *, title: str | None = None) -> str:
@@ -96,6 +89,7 @@ class RandomRecommender(Recommender):
     the (sorted, distinct) seed tracks of the query."""
 
     name: ClassVar[str] = "random"
+    _parameter_constraints: ClassVar[Constraints] = {"random_state": [Interval(int, 0, None)]}
 
     def __init__(self, *, random_state: int = 0) -> None:
         self.random_state = random_state
@@ -105,16 +99,13 @@ class RandomRecommender(Recommender):
         return int(self.n_tracks_)
 
     def fit(self, snapshot: Snapshot) -> Self:
-        if not isinstance(self.random_state, int) or self.random_state < 0:
-            raise ValueError(f"random_state must be a non-negative int, got {self.random_state!r}")
         self.n_tracks_ = int(snapshot.n_tracks)
         self.fitted_ = True
         return self
 
-    def scores(self, seeds: np.ndarray, *, title: str | None = None) -> np.ndarray:
+    def _score(self, seeds: np.ndarray, *, title: str | None) -> np.ndarray:
         """Random float32 scores in [0, 1) (n_tracks,), the same for the same seeds."""
-        self._check_fitted()
-        seed_arr = np.unique(as_seed_array(seeds, self.n_tracks))
+        seed_arr = np.unique(seeds)
         digest = zlib.crc32(seed_arr.astype("<i8").tobytes())
         rng = np.random.default_rng([self.random_state, digest, seed_arr.size])
         return rng.random(self.n_tracks, dtype=np.float32)

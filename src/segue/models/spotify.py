@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
 
-from segue.models.base import Recommender, as_seed_array
+from segue.models.base import Recommender
+from segue.models.params import Constraints, Interval
 
 if TYPE_CHECKING:
     from segue.providers.spotify import SpotifyProvider
@@ -55,6 +56,10 @@ class SpotifyRecommender(Recommender):
     """
 
     name: ClassVar[str] = "spotify"
+    _parameter_constraints: ClassVar[Constraints] = {
+        "limit": [Interval(int, 1, 100)],
+        "max_seeds": [Interval(int, 1, 5)],
+    }
     #: Seconds a failed probe that may pass is remembered when the server sent no Retry-After.
     retry_probe_after: ClassVar[float] = 60.0
     _availability: ClassVar[dict[tuple[str, str], _Remembered]] = {}
@@ -141,10 +146,6 @@ class SpotifyRecommender(Recommender):
 
     # the estimator -----------------------------------------------------------------------
     def fit(self, snapshot: Snapshot) -> Self:
-        if not isinstance(self.limit, int) or not 1 <= self.limit <= 100:
-            raise ValueError(f"limit must be an int within 1..100, got {self.limit!r}")
-        if not isinstance(self.max_seeds, int) or not 1 <= self.max_seeds <= 5:
-            raise ValueError(f"max_seeds must be an int within 1..5, got {self.max_seeds!r}")
         self.snapshot_ = snapshot
         self._calls.unknown = []
         self.fitted_ = True
@@ -160,14 +161,13 @@ class SpotifyRecommender(Recommender):
     def n_tracks(self) -> int:
         return int(self.snapshot_.n_tracks)
 
-    def scores(self, seeds: np.ndarray, *, title: str | None = None) -> np.ndarray:
+    def _score(self, seeds: np.ndarray, *, title: str | None) -> np.ndarray:
         """float32 (n_tracks,): rank scores of the tracks Spotify returned, ``-inf`` elsewhere.
 
         Raises :class:`SegueError` (a ``ProviderError`` or ``CredentialsError``) when Spotify
         cannot be asked; with no seeds, every score is ``-inf``.
         """
-        self._check_fitted()
-        seed_arr = as_seed_array(seeds, self.n_tracks)
+        seed_arr = seeds
         out = np.full(self.n_tracks, -np.inf, dtype=np.float32)
         self._calls.unknown = []
         if seed_arr.size == 0:

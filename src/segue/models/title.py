@@ -27,7 +27,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import pandas as pd
@@ -40,8 +40,9 @@ from segue.models.itemknn import (
     csr_arrays,
     csr_from_arrays,
     popularity_prior,
-    prior_order,
 )
+from segue.models.params import Constraints, Interval
+from segue.models.topn import prior_order
 
 _YEAR_2K = re.compile(r"\b2k(\d{2})\b")
 _YEAR_APOSTROPHE = re.compile(r"(?<![\w])['\u2019`](\d{2})\b")
@@ -348,6 +349,12 @@ class TitleRecommender(PriorRankedRecommender):
     """
 
     name = "title"
+    _parameter_constraints: ClassVar[Constraints] = {
+        "neighbors": [Interval(int, 1, None)],
+        "min_similarity": [Interval(float, 0, 1)],
+        "power": [Interval(float, 0, None, closed="neither")],
+        "shrink": [Interval(float, 0, None)],
+    }
     needs_title = True
 
     def __init__(
@@ -365,22 +372,7 @@ class TitleRecommender(PriorRankedRecommender):
         self.shrink = shrink
         self.emoji = emoji
 
-    def _validate(self) -> None:
-        if (
-            isinstance(self.neighbors, bool)
-            or not isinstance(self.neighbors, int)
-            or self.neighbors < 1
-        ):
-            raise ValueError(f"neighbors must be a positive integer, got {self.neighbors!r}")
-        if not 0.0 <= self.min_similarity <= 1.0:
-            raise ValueError(f"min_similarity must be in [0, 1], got {self.min_similarity!r}")
-        if self.power <= 0 or self.shrink < 0:
-            raise ValueError(
-                f"power must be > 0 and shrink >= 0, got {self.power!r}, {self.shrink!r}"
-            )
-
     def fit(self, snapshot: Any) -> Self:
-        self._validate()
         matrix = check_interactions(snapshot, self.name)
         names = snapshot.playlists["name"].tolist() if len(snapshot.playlists) else []
         if len(names) != matrix.shape[0]:

@@ -212,6 +212,9 @@ def parse(model: str, params: Mapping[str, Any] | None = None, *, text: bool = F
         if name in values:
             raise ValueError(f"parameter {name!r} is given twice")
         values[name] = param.read(str(value), base) if as_text else param.check(value, base)
+    # the model's own declared constraints too (a ParameterError, a ValueError), so a variant
+    # is refused here rather than when the service fits it
+    model_class(base).check_params(values)
     return Variant(base, tuple((n, values[n]) for n in allowed if n in values))
 
 
