@@ -38,9 +38,10 @@ import pandas as pd
 import psutil
 from sklearn.metrics.pairwise import cosine_similarity
 
+from segue.core.records import AUDIO_FEATURES
 from segue.models.base import Recommender
 from segue.models.content import Model1, Model2, OriginalScoring
-from segue.snapshot.arrays import AUDIO_FEATURES, Snapshot
+from segue.snapshot.arrays import Snapshot
 from segue.snapshot.features import build_content_features
 
 MPD_TRACKS = 2_262_292

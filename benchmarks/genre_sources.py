@@ -53,9 +53,9 @@ from eval_content import (  # noqa: E402
     make_splits,
 )
 from segue.catalog import Catalog  # noqa: E402
-from segue.catalog.core import normalise_name  # noqa: E402
 from segue.catalog.fetch import run_fetch  # noqa: E402
 from segue.core.records import ArtistRef, TrackFacts  # noqa: E402
+from segue.core.text import normalise_name  # noqa: E402
 from segue.models.content import Model1, Model2  # noqa: E402
 from segue.providers.base import RetryPolicy  # noqa: E402
 from segue.providers.lastfm import LastfmProvider  # noqa: E402

@@ -37,10 +37,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from segue.core.records import AUDIO_FEATURES
 from segue.evaluation.score import ndcg, r_precision
 from segue.models.content import ContentRecommender, Model1, Model2, OriginalScoring, PlainMethod
 from segue.models.popularity import PopularityRecommender, RandomRecommender
-from segue.snapshot.arrays import AUDIO_FEATURES, Snapshot
+from segue.snapshot.arrays import Snapshot
 
 REPO = Path(__file__).resolve().parents[1]
 #: The TidyTuesday table bundled with segue (the same rows as

@@ -24,12 +24,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="segue-fit-time-") as tmp:
         os.environ["SEGUE_DEMO_HOME"] = str(Path(tmp) / "demo")
         from segue.catalog.bundled import ensure_demo_catalog
-        from segue.core import config
         from segue.fitting.build import build_snapshot_from_catalog
         from segue.models.hybrid import HybridRecommender
 
         home = Path(tmp) / "demo"
-        config.set_home(home)
         home.mkdir(parents=True)
         ensure_demo_catalog(home)
         snapshot = build_snapshot_from_catalog(home)

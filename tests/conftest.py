@@ -93,14 +93,10 @@ def write_slice(path: Path, playlists: list[dict[str, Any]]) -> Path:
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh segue home for this test (SEGUE_HOME and the process-wide override)."""
-    from segue.core import config
-
+    """A fresh segue home for this test (SEGUE_HOME names it, as for a segue without --home)."""
     h = tmp_path / "home"
     monkeypatch.setenv("SEGUE_HOME", str(h))
-    config.set_home(None)
-    yield h
-    config.set_home(None)
+    return h
 
 
 def shared(*parts: str) -> Path:

@@ -1018,11 +1018,8 @@ def env_for(fake: FakeSpotify, **kwargs: Any) -> dict[str, str]:
 
 def without_credentials(monkeypatch: Any, tmp_path: Path) -> None:
     """No Spotify credentials anywhere segue looks (environment, Spotify.yaml, home)."""
-    from segue.core import config
-
     for name in ("SPOTIPY_CLIENT_ID", "SPOTIPY_CLIENT_SECRET", "SEGUE_SPOTIFY_YAML"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("SEGUE_HOME", str(tmp_path / "home"))
-    config.set_home(None)

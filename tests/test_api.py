@@ -678,7 +678,7 @@ def test_uvicorn_workers_elsewhere_get_the_home(
     environment."""
     import uvicorn
 
-    from segue.core import config
+    from segue.core.home import Home
     from segue.wire import serving
 
     seen: dict[str, object] = {}
@@ -690,8 +690,7 @@ def test_uvicorn_workers_elsewhere_get_the_home(
 
     monkeypatch.setattr(uvicorn, "run", run)
     monkeypatch.setenv("SEGUE_HOME", str(tmp_path / "elsewhere"))  # restored after the test
-    with config.temporary_home(tmp_path / "home"):
-        serving._uvicorn_workers("127.0.0.1", 8123, 3)
+    serving._uvicorn_workers(Home(tmp_path / "home"), "127.0.0.1", 8123, 3)
     assert seen["home"] == str(tmp_path / "home")
     assert seen["app"] == "segue.wire.serving:create_served_app" and seen["workers"] == 3
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from playwright import sync_api
 
 from tests._serving_home import build_home
 
@@ -108,7 +109,6 @@ def app_url(tmp_path: Path) -> Iterator[str]:
 
 
 def test_a_playlist_gets_recommendations_in_a_real_browser(app_url: str) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
@@ -234,7 +234,6 @@ def spotify_stand_in(tmp_path: Path) -> Iterator[int]:
 
 
 def test_players_show_when_the_page_reaches_spotify(app_url: str, spotify_stand_in: int) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api")
     args = [a for a in CHROMIUM_ARGS if not a.startswith("--host-resolver-rules")] + [
         f"--host-resolver-rules=MAP open.spotify.com 127.0.0.1:{spotify_stand_in}, "
         "MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",

@@ -574,7 +574,7 @@ def test_score_perfect_submission(made: dict[str, Any], tmp_path: Path) -> None:
 
 
 def test_score_missing_playlists_count_as_zero(
-    made: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    made: dict[str, Any], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     recs = perfect_recs(made["truth"])
     dropped = sorted(recs)[:2]
@@ -585,11 +585,14 @@ def test_score_missing_playlists_count_as_zero(
     assert result["n_missing"] == 2
     assert result["overall"]["r_precision"] == pytest.approx(28 / 30)
     assert result["overall"]["clicks"] == pytest.approx(2 * 51 / 30)
-    err = capsys.readouterr().err
-    assert err == (
-        f"warning: {path}: 2 of 30 challenge playlists have no recommendations and score 0 "
-        f"(51 clicks): pid {dropped[0]}, {dropped[1]}\n"
-    )
+    assert [(r.name, r.levelname, r.getMessage()) for r in caplog.records] == [
+        (
+            "segue.evaluation.score",
+            "WARNING",
+            f"{path}: 2 of 30 challenge playlists have no recommendations and score 0 "
+            f"(51 clicks): pid {dropped[0]}, {dropped[1]}",
+        )
+    ]
 
 
 def test_score_artist_credit(made: dict[str, Any], tmp_path: Path) -> None:
@@ -730,6 +733,15 @@ def test_cli_challenge_make_and_score(tmp_path: Path, source: tuple[Path, Any]) 
     )
     assert result.exit_code == 0
     assert json.loads(result.stdout)["overall"]["r_precision"] == 1.0
+    # what the library logs is shown on stderr, a warning with its label
+    recs = perfect_recs(truth)
+    del recs[min(recs)]
+    partial = write_submission(tmp_path / "partial.csv", "t", "e", recs)
+    result = runner.invoke(cli(), ["challenge", "score", str(partial), str(out / "truth.json")])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.startswith(
+        f"warning: {partial}: 1 of 20 challenge playlists have no recommendations"
+    ), result.stderr
 
 
 def test_cli_errors(tmp_path: Path, source: tuple[Path, Any]) -> None:
@@ -814,7 +826,6 @@ def test_evaluate_end_to_end(
 
 
 def test_evaluate_with_a_real_model(made: dict[str, Any], tmp_path: Path) -> None:
-    pytest.importorskip("segue.models.itemknn")
     from segue.evaluation.run import evaluate
 
     results = evaluate(made["out"], ["itemknn"], tmp_path / "r", progress=False)
@@ -855,7 +866,7 @@ def test_cli_challenge_run(
 
     fallback = [tid(10_000 + i) for i in range(700)]
 
-    def fake_make(model_name: str) -> tuple[Any, list[str]]:
+    def fake_make(model_name: str, home: Any) -> tuple[Any, list[str]]:
         assert model_name == "itemknn"
         return (lambda seeds, title, n=500: [tid(20_000)]), fallback
 
@@ -886,10 +897,12 @@ def test_evaluate_reports_a_failing_model_and_goes_on(
     made: dict[str, Any],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     from segue.core.errors import SegueError
     from segue.evaluation.run import evaluate
+
+    caplog.set_level("INFO", logger="segue")
     from segue.models import registry
 
     def fit(name: str, snapshot: Any, **kw: Any) -> Any:
@@ -900,7 +913,7 @@ def test_evaluate_reports_a_failing_model_and_goes_on(
     monkeypatch.setattr(registry, "fit_model", fit)
     results = evaluate(made["out"], ["spotify", "popularity"], tmp_path / "r", progress=False)
     assert list(results) == ["popularity"]
-    assert "evaluate: spotify skipped: this app's Spotify access lacks" in capsys.readouterr().err
+    assert "evaluate: spotify skipped: this app's Spotify access lacks" in caplog.text
     assert "spotify (skipped)" in (tmp_path / "r" / "results.md").read_text()
     with pytest.raises(SegueError, match="no model could be evaluated: spotify: "):
         evaluate(made["out"], ["spotify"], tmp_path / "r2", progress=False)

@@ -16,8 +16,8 @@ import typer
 from rich.console import Console
 from typer.testing import CliRunner
 
-from segue.cli._console import cell, err, labelled
-from segue.cli.recommend import OutputFormat, render
+from segue.cli._console import err, labelled
+from segue.wire.export import OutputFormat, cell, render
 from tests._serving_home import build_home
 
 HOSTILE = ["[/]", "[bold red]loud[/bold red]", "[link=http://x]y[/link]", ":skull:", "\\[x]"]

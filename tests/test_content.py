@@ -468,8 +468,7 @@ def test_too_few_playlists_fall_back_to_the_plain_weighting_and_say_so(
     assert f"fewer than {MIN_TUNE_PLAYLISTS}" in model.chosen_["how"]
     assert model.chosen_["era_width"] == 50 and model.chosen_["aggregate"] == "sum"
     assert model.weights_["audio"] > 0
-    monkeypatch.setenv("SEGUE_HOME", str(tmp_path))
-    save_model(model, "model1")
+    save_model(model, "model1", root=tmp_path / "artifacts" / "models")
     printed = Service(tmp_path).chosen_settings("model1")
     assert printed is not None and "eras of 50 years" in printed and "plain method" in printed
     loaded = Model1.load(tmp_path / "artifacts" / "models" / "model1", snapshot)
@@ -482,8 +481,8 @@ def test_plain_method_is_the_cosine_of_summed_plain_vectors(snapshot: Snapshot) 
     from sklearn.impute import SimpleImputer
     from sklearn.preprocessing import MinMaxScaler
 
+    from segue.core.records import AUDIO_FEATURES
     from segue.models.content import PlainMethod
-    from segue.snapshot.arrays import AUDIO_FEATURES
 
     t = snapshot.tracks
     cols = [c for c in AUDIO_FEATURES if t[c].notna().any()]

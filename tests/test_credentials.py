@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from segue.core import config
 from segue.providers.base import ProviderError
 from segue.providers.credentials import (
     Credentials,
@@ -41,9 +40,7 @@ def clean(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.chdir(tmp_path / "cwd")
     monkeypatch.setenv("HOME", str(tmp_path / "user"))
     monkeypatch.setenv("SEGUE_HOME", str(tmp_path / "segue"))
-    config.set_home(None)
     yield tmp_path
-    config.set_home(None)
 
 
 def _yaml(

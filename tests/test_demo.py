@@ -19,7 +19,7 @@ from segue.catalog.bundled import (
     ensure_demo_catalog,
     is_demo_catalog,
 )
-from segue.core import config
+from segue.core.home import Home
 from tests.conftest import REPO, shared
 
 # Measured on the bundled table (= the TidyTuesday CSV): 32,833 rows, 471 playlists,
@@ -160,13 +160,14 @@ def test_a_failed_build_leaves_no_catalog(tmp_path: Path, monkeypatch: pytest.Mo
 
 def test_demo_home(home: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("SEGUE_DEMO_HOME", raising=False)
-    assert demo_home() == config.home() / "demo" == home / "demo"
+    assert demo_home(Home.resolve(None)) == Home.resolve(None).demo.root == home / "demo"
+    assert demo_home(Home(tmp_path / "other")) == tmp_path / "other" / "demo"
     monkeypatch.setenv("SEGUE_DEMO_HOME", str(tmp_path / "elsewhere"))
-    assert demo_home() == tmp_path / "elsewhere"
+    assert demo_home(Home.resolve(None)) == tmp_path / "elsewhere"
 
 
 def test_snapshot_and_crowd_tags_from_the_demo(demo: Path) -> None:
-    from segue.catalog.derived import crowd_tags, track_popularity
+    from segue.snapshot.derived import crowd_tags, track_popularity
     from segue.snapshot.from_catalog import build_snapshot
 
     with Catalog.open(demo, read_only=True) as catalog:

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 from segue.catalog import Catalog
-from segue.catalog import derived as cf
 from segue.catalog.ingest import ingest_paths
 from segue.core.records import ArtistFacts, ArtistRef, AudioFeatures, TrackFacts
+from segue.snapshot import derived as cf
 from segue.snapshot.arrays import Snapshot
 from tests.conftest import fake_id, make_playlists, write_slice
 

@@ -18,9 +18,9 @@ from segue.snapshot.features import (
     SOURCE_TAGS,
     ContentFeatures,
     build_content_features,
-    catalog_popularity,
-    crowd_tags,
     duplicate_groups,
+    playlist_count_percentile,
+    pooled_crowd_tags,
 )
 
 
@@ -121,7 +121,7 @@ def test_genre_block_equals_tfidf_vectorizer(
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     f = build_content_features(snapshot, crowd_tag_mode=mode, n_genres=n_genres)  # type: ignore[arg-type]
-    tags = crowd_tags(snapshot, top_k=10, groups=duplicate_groups(snapshot.tracks))
+    tags = pooled_crowd_tags(snapshot, top_k=10, groups=duplicate_groups(snapshot.tracks))
     docs = []
     for genres, words in zip(snapshot.track_genres(), tags, strict=True):
         docs.append(list(dict.fromkeys([*genres, *(words if mode == "all" or not genres else [])])))
@@ -131,8 +131,8 @@ def test_genre_block_equals_tfidf_vectorizer(
     np.testing.assert_allclose(f.block("genres").toarray(), expected, rtol=1e-5, atol=1e-7)
 
 
-def test_crowd_tags_drop_stop_words_and_rank_by_count(snapshot: Snapshot) -> None:
-    tags = crowd_tags(snapshot, top_k=2)
+def test_pooled_crowd_tags_drop_stop_words_and_rank_by_count(snapshot: Snapshot) -> None:
+    tags = pooled_crowd_tags(snapshot, top_k=2)
     assert tags[6] == ["beats", "chill"], "'beats' is in two titles, then ties by word order"
     assert tags[1] == []
     assert all("the" not in t for t in tags)
@@ -181,14 +181,14 @@ def test_popularity_falls_back_to_catalog_percentile(
     assert len(labels) == 21 and labels[0] == "0-4" and labels[-1] == "100"
     assert labels[int(pop[0].argmax())] == "80-84"
     # track 3 has no Spotify popularity and is in no playlist: lowest catalog percentile
-    expected = catalog_popularity(snapshot.tracks["playlist_count"].to_numpy())[3]
+    expected = playlist_count_percentile(snapshot.tracks["playlist_count"].to_numpy())[3]
     assert labels[int(pop[3].argmax())] == f"{int(expected // 5) * 5}-{int(expected // 5) * 5 + 4}"
     # track 7 (no facts at all) is in two playlists: it still gets a popularity bucket
     assert pop[7].sum() == 1.0
 
 
-def test_catalog_popularity_is_a_percentile() -> None:
-    got = catalog_popularity(np.array([0, 10, 10, 100]))
+def test_playlist_count_percentile_is_a_percentile() -> None:
+    got = playlist_count_percentile(np.array([0, 10, 10, 100]))
     assert got[3] == 100.0 and got[1] == got[2] and got[0] < got[1]
 
 
@@ -246,8 +246,9 @@ def test_save_load_round_trip(features: ContentFeatures, tmp_path: Path) -> None
     assert back.weights == features.weights and back.params == features.params
     assert np.array_equal(back.duplicate_group, features.duplicate_group)
     assert np.array_equal(back.genre_source, features.genre_source)
-    with np.load(tmp_path / "content_features.npz", allow_pickle=False) as z:
-        assert all(z[k].dtype != object for k in z.files)
+    files = sorted((tmp_path / "content_features").glob("*.npy"))
+    assert len(files) == 7
+    assert all(np.load(f, allow_pickle=False).dtype != object for f in files)
 
 
 def test_load_from_an_empty_folder_says_what_is_missing(tmp_path: Path) -> None:

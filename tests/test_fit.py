@@ -124,9 +124,14 @@ def test_fitting_one_model_keeps_the_others_when_the_catalog_is_unchanged(
     assert any("kept itemknn, popularity" in m for m in said)
     # carried as they were: the same files
     for name in MODELS:
-        assert (new.model_dir(name) / "state.npz").read_bytes() == (
-            gen.model_dir(name) / "state.npz"
-        ).read_bytes()
+        arrays = sorted(p.name for p in (gen.model_dir(name) / "arrays").iterdir())
+        assert arrays and sorted(p.name for p in (new.model_dir(name) / "arrays").iterdir()) == (
+            arrays
+        )
+        for file in arrays:
+            assert (new.model_dir(name) / "arrays" / file).read_bytes() == (
+                gen.model_dir(name) / "arrays" / file
+            ).read_bytes()
 
 
 def test_fitting_one_model_after_the_catalog_changed_refits_the_others(
@@ -180,7 +185,7 @@ def test_a_failing_model_switches_nothing(base: dict[str, Any], home: Path) -> N
 _CHILD = """
 import os, sys, time
 import numpy as np
-from segue.core import artifacts
+from segue.core import artifacts, mapped
 from segue.fitting import build as build_module
 point = sys.argv[1]
 
@@ -207,15 +212,15 @@ elif point == "model written, not listed":
     wrap(artifacts, "sync_and_describe", nth=2)
 elif point == "fitting":
     wrap(build_module, "save_model", nth=2)
-elif point == "state.npz half written":
-    real_savez = np.savez
-    def savez(file, *args, **kwargs):
-        real_savez(file, *args, **kwargs)
-        size = os.path.getsize(file)
-        with open(file, "r+b") as fh:
+elif point == "array half written":
+    real_write = mapped.write_array
+    def write_array(path, array):
+        real_write(path, array)
+        size = os.path.getsize(path)
+        with open(path, "r+b") as fh:
             fh.truncate(size // 2)
         pause()
-    np.savez = savez
+    mapped.write_array = write_array
 elif point == "set renamed, pointer not switched":
     wrap(artifacts, "switch")
 elif point == "switched, not cleaned up":
@@ -229,7 +234,7 @@ POINTS = (
     "snapshot written, not listed",
     "model written, not listed",
     "fitting",
-    "state.npz half written",
+    "array half written",
     "set renamed, pointer not switched",
     "switched, not cleaned up",
 )
@@ -328,10 +333,12 @@ def _damage(home: Path, how: str) -> str:
     """Damage one file of the set in use; returns the file's name as messages show it."""
     gen = artifacts.current(home)
     targets = {
-        "cut state.npz": gen.model_dir("itemknn") / "state.npz",
+        "cut similarity_data.npy": gen.model_dir("itemknn") / "arrays" / "similarity_data.npy",
         "cut model manifest": gen.model_dir("itemknn") / artifacts.MANIFEST,
         "missing model.json": gen.model_dir("itemknn") / "model.json",
-        "changed state.npz": gen.model_dir("itemknn") / "state.npz",
+        "changed similarity_indices.npy": (
+            gen.model_dir("itemknn") / "arrays" / "similarity_indices.npy"
+        ),
         "cut tracks.parquet": gen.snapshot_dir / "tracks.parquet",
         "cut snapshot manifest": gen.snapshot_dir / artifacts.MANIFEST,
     }
@@ -341,9 +348,10 @@ def _damage(home: Path, how: str) -> str:
         path.write_bytes(data[: len(data) // 2])
     elif how.startswith("missing"):
         path.unlink()
-    else:  # same size, other bytes
+    else:  # same size, other bytes: in the array's header, so that loading it fails too (a
+        # changed byte among an array's values is found by checksums: `segue models --verify`)
         data = bytearray(path.read_bytes())
-        data[len(data) // 2] ^= 0xFF
+        data[12 if path.suffix == ".npy" else len(data) // 2] ^= 0xFF
         path.write_bytes(bytes(data))
     return path.name
 
@@ -351,9 +359,9 @@ def _damage(home: Path, how: str) -> str:
 @pytest.mark.parametrize(
     "how",
     [
-        "cut state.npz",
+        "cut similarity_data.npy",
         "cut model manifest",
-        "changed state.npz",
+        "changed similarity_indices.npy",
         "cut tracks.parquet",
         "cut snapshot manifest",
     ],
@@ -399,9 +407,11 @@ def test_a_damaged_artifact_is_named_with_its_rebuild_command_everywhere(
 
 def test_a_missing_model_file_is_named(base: dict[str, Any], home: Path) -> None:
     gen = artifacts.current(home)
-    (gen.model_dir("itemknn") / "state.npz").unlink()
+    (gen.model_dir("itemknn") / "arrays" / "prior.npy").unlink()
     line = next(x for x in _cli(home, "models").stdout.splitlines() if x.startswith("itemknn"))
-    assert "state.npz is missing" in line and f"segue --home {home} fit --model itemknn" in line
+    assert (
+        "arrays/prior.npy is missing" in line and f"segue --home {home} fit --model itemknn" in line
+    )
 
 
 def test_a_model_of_another_snapshot_is_refused(base: dict[str, Any], home: Path) -> None:
@@ -519,10 +529,11 @@ def test_a_server_keeps_serving_the_set_it_loaded_while_fits_switch(
 def test_a_manifest_edited_by_hand_is_reported_not_raised(base: dict[str, Any], home: Path) -> None:
     path = artifacts.current(home).model_dir("itemknn") / artifacts.MANIFEST
     manifest = json.loads(path.read_text())
-    manifest["files"]["state.npz"] = {"size": "many"}
+    manifest["files"]["arrays/prior.npy"] = {"size": "many"}
     path.write_text(json.dumps(manifest))
     line = next(x for x in _cli(home, "models").stdout.splitlines() if x.startswith("itemknn"))
-    assert "lists state.npz without its size" in line
-    manifest["files"]["state.npz"] = {"size": (path.parent / "state.npz").stat().st_size}
+    assert "lists arrays/prior.npy without its size" in line
+    size = (path.parent / "arrays" / "prior.npy").stat().st_size
+    manifest["files"]["arrays/prior.npy"] = {"size": size}
     path.write_text(json.dumps(manifest))  # no checksum listed: the size is checked alone
     assert _cli(home, "models", "--verify").exit_code == 0

@@ -640,34 +640,6 @@ def test_a_file_rolled_back_after_its_tracks_teaches_the_run_nothing(
     consistent(catalog)
 
 
-def test_normalise_names_equals_normalise_name() -> None:
-    from segue.catalog.core import normalise_name, normalise_names
-
-    names = [
-        "  The  Beatles ",
-        "ABC\tdef\x1c\x1f",
-        "Beyonc\u00e9",
-        "\ufb01 Stra\u00dfe",
-        "",
-        "x\x0by\x0cz\rw\nv",
-        "\x85a",
-        "\uff21\uff42\uff43",
-        "a\u3000b\u00a0c",
-        "\u0130stanbul",
-        "MIXED case   TRAILING   ",
-    ]
-    assert normalise_names(pa.array(names)).to_pylist() == [normalise_name(n) for n in names]
-
-
-@given(st.lists(st.text(max_size=12), max_size=20))
-def test_normalise_names_property(names: list[str]) -> None:
-    from segue.catalog.core import normalise_name, normalise_names
-
-    assert normalise_names(pa.array(names, pa.string())).to_pylist() == [
-        normalise_name(n) for n in names
-    ]
-
-
 @given(st.lists(st.text(alphabet="0123456789abcdefABCDEF", min_size=22, max_size=22), max_size=30))
 def test_id_keys_tell_distinct_ids_apart(ids: list[str]) -> None:
     from segue.formats.mpd import fixed_ids, id_keys

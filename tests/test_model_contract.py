@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -264,18 +263,8 @@ def spotify_fake() -> Iterator[FakeSpotify]:
         yield server
 
 
-def _available(name: str) -> Any:
-    try:
-        model_class(name)
-    except (ImportError, AttributeError) as exc:
-        return pytest.param(
-            name, marks=pytest.mark.skip(reason=f"{name} not importable yet: {exc}")
-        )
-    return name
-
-
 class TestRegistryModels(RecommenderContract):
-    @pytest.fixture(params=[_available(name) for name in MODELS])
+    @pytest.fixture(params=list(MODELS))
     def case(self, request: pytest.FixtureRequest) -> ModelCase:
         name = request.param
         if name in NETWORK_MODELS:

@@ -16,17 +16,11 @@ from typer.testing import CliRunner
 from segue.catalog import Catalog
 from segue.catalog.fetch import ERROR_LOG_NAME, build_providers, run_fetch
 from segue.catalog.ingest import ingest_paths
-from segue.catalog.matching import (
-    Candidate,
-    TrackKey,
-    best_track,
-    match_counts,
-    normalise_artist,
-    normalise_title,
-)
+from segue.catalog.matching import match_counts
 from segue.core.redact import MASK
 from segue.providers.deezer import DeezerProvider
 from segue.providers.lastfm import LastfmProvider
+from segue.providers.matching import Candidate, TrackKey, best_track
 from segue.providers.musicbrainz import MusicBrainzProvider, lucene_phrase
 from segue.providers.ratelimit import RateLimiter
 from tests.fake_open_sources import LASTFM_KEY, FakeOpenSources, catalog_world
@@ -86,29 +80,6 @@ def _dates(path: Path) -> dict[str, str | None]:
 
 
 # -- matching ----------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("title", "expected"),
-    [
-        ("Crazy In Love (feat. Jay-Z)", "crazy in love"),
-        ("Here Comes The Sun - Remastered 2009", "here comes the sun"),
-        ("Bohemian Rhapsody - 2011 Remaster", "bohemian rhapsody"),
-        ("Hoppípolla", "hoppipolla"),
-        ("Song [Radio Edit]", "song"),
-        ('Lose Yourself - From "8 Mile" Soundtrack', "lose yourself from 8 mile soundtrack"),
-        ("Dancing On My Own (Calvin Harris Remix)", "dancing on my own calvin harris remix"),
-        ("Love Me Do - Mono / Remastered", "love me do mono remastered"),
-    ],
-)
-def test_titles_normalise_without_featurings_and_remaster_notes(title, expected):
-    assert normalise_title(title) == expected
-
-
-def test_artists_normalise_accents_case_and_the():
-    assert normalise_artist("Beyoncé") == normalise_artist("BEYONCE") == "beyonce"
-    assert normalise_artist("The Beatles") == "beatles"
-    assert normalise_artist("MØ") == normalise_artist("Mø") == "mo"
 
 
 def test_best_track_prefers_isrc_then_name_and_duration_and_refuses_a_remix():

@@ -61,6 +61,8 @@ def test_readme_opens_with_exactly_two_setup_commands() -> None:
     assert "segue demo" in commands[0]
     test_command = commands[1].split("  #", 1)[0].strip()
     assert "pytest" in test_command
+    # the layers contracts (pyproject.toml, [tool.importlinter]) run before the tests
+    assert "&& lint-imports && python -m pytest" in test_command
     ci = (REPO / ".ci" / "run").read_text()
     assert test_command in ci, "CI must run the README's test command verbatim"
 

@@ -193,15 +193,15 @@ def test_too_many_distinct_names_are_refused_before_any_lookup(service: Service)
     service.resolve(["Band 2"] * 5 + [f"love {i}" for i in range(MAX_NAME_LOOKUPS - 1)])
 
 
-def test_growth_is_rate_limited() -> None:
+def test_growth_is_rate_limited(tmp_path: Path) -> None:
     from segue.service.engine import GROWTH_PER_MINUTE, RateLimit, service_for_api
 
     limit = RateLimit(GROWTH_PER_MINUTE)
     assert limit.take(GROWTH_PER_MINUTE * 10) == GROWTH_PER_MINUTE
     assert limit.take(5) == 0  # refilled at GROWTH_PER_MINUTE a minute, not at once
-    api = service_for_api(None)
+    api = service_for_api(tmp_path)
     assert not api.grow and not api.outbound and not api.allow_files and api.growth is None
-    growing = service_for_api(None, allow_growth=True)
+    growing = service_for_api(tmp_path, allow_growth=True)
     assert growing.grow and growing.outbound and not growing.allow_files
     assert growing.growth is not None and growing.growth.per_minute == GROWTH_PER_MINUTE
 

@@ -13,7 +13,9 @@ from segue.snapshot.arrays import Snapshot
 from segue.snapshot.from_catalog import build_snapshot
 from tests.conftest import make_playlists, write_slice
 
-REFERENCE = Path(__file__).parent / "data" / "snapshot-v1"
+REFERENCE = Path(__file__).parent / "data" / "snapshot-v2"
+#: A snapshot saved by a segue of format 1 (its matrix in one ``interactions.npz``).
+OLD_FORMAT = Path(__file__).parent / "data" / "snapshot-v1"
 
 
 def test_build_from_catalog_matches_the_rows(tmp_path: Path) -> None:
@@ -47,14 +49,21 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
 
 
 def test_reference_artifact_still_loads() -> None:
-    """A saved snapshot of format 1: a change of the on-disk format must fail here."""
+    """A saved snapshot of format 2: a change of the on-disk format must fail here."""
     snap = Snapshot.load(REFERENCE)
     manifest = json.loads((REFERENCE / "manifest.json").read_text())
-    assert manifest["format_version"] == 1
+    assert manifest["format_version"] == 2
     assert snap.interactions.shape == (3, 5) and snap.interactions.nnz == 7
     assert snap.tracks["name"].tolist() == ["a", "b", "c", "d", "e"]
     assert snap.artists.loc[1, "genres"] == ["indie pop", "dream pop"]
     assert snap.track_index("t" * 21 + "2") == 2
+
+
+def test_snapshot_of_the_older_format_is_refused_with_the_command_that_rebuilds_it() -> None:
+    with pytest.raises(NotFittedError) as info:
+        Snapshot.load(OLD_FORMAT)
+    text = str(info.value)
+    assert "format 1" in text and "reads format 2" in text and "`segue fit`" in text
 
 
 def test_missing_snapshot_says_what_to_run(tmp_path: Path) -> None:

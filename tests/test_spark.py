@@ -24,9 +24,6 @@ from segue.catalog import Catalog
 from segue.catalog.ingest import ingest_paths
 from segue.core.errors import InputFileError
 from segue.formats.synth import generate
-
-pytest.importorskip("pyspark", reason="the Spark engine's tests need segue[spark]")
-
 from segue.spark import SparkUnavailable, require_pyspark, spark_failure
 from segue.spark.ingest import ingest_spark
 from segue.spark.session import start

@@ -190,14 +190,16 @@ def test_cli_login_prints_the_url_and_reads_the_pasted_redirect(fake, home):
 
 def test_cli_save_playlist_step(fake, monkeypatch, capsys):
     from segue.cli import recommend
+    from segue.core.home import Home
 
+    home = Home.resolve(None)  # the one SEGUE_HOME names, as without --home
     monkeypatch.setattr("sys.stdin", io.StringIO(""))  # not a terminal: no login prompt
     with pytest.raises(typer.Exit) as info:
-        recommend._save("Mix", _ids(3))
+        recommend._save(home, "Mix", _ids(3))
     assert info.value.exit_code == 2
     assert "segue login" in capsys.readouterr().err
     _login(fake)
-    recommend._save("Mix", _ids(3))
+    recommend._save(home, "Mix", _ids(3))
     assert "saved 3 track(s) to Spotify playlist 'Mix'" in capsys.readouterr().err
     assert [p["name"] for p in fake.playlists.values()] == ["Mix"]
 

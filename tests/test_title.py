@@ -11,58 +11,8 @@ import pytest
 from segue.models.title import (
     NameIndex,
     TitleRecommender,
-    _name_key_column,
-    name_key,
-    normalize_title,
-    title_key,
 )
 from segue.snapshot.arrays import Snapshot
-
-
-@pytest.mark.parametrize(
-    ("raw", "normalized"),
-    [
-        ("Chill Vibes", "chill vibes"),
-        ("chilllll vibes!!", "chill vibes"),
-        ("  WORKOUT  ", "workout"),
-        ("Summer 2k17", "summer 2017"),
-        ("summer '17", "summer 2017"),
-        ("Café del Mar", "cafe del mar"),
-        ("Hip-Hop/R&B", "hip hop r b"),
-        ("ｆｕｌｌ width", "full width"),
-        ("🔥🔥 lit 🔥", "🔥 🔥 lit 🔥"),
-        ("ok 👍🏽", "ok 👍"),
-        ("", ""),
-        (None, ""),
-    ],
-)
-def test_normalize_title(raw: str | None, normalized: str) -> None:
-    assert normalize_title(raw) == normalized
-
-
-def test_emoji_can_be_stripped() -> None:
-    assert normalize_title("🔥 lit 🔥", emoji=False) == "lit"
-    assert normalize_title("🎄", emoji=False) == ""
-    assert title_key("🎄") == "🎄"
-
-
-@pytest.mark.parametrize(
-    ("a", "b"),
-    [
-        ("Work Out", "workout"),
-        ("WORK OUT!!!", "work-out"),
-        ("chill", "chilllll"),
-        ("Summer 2k17", "summer '17"),
-        ("Throwbacks", "throw backs"),
-    ],
-)
-def test_variants_share_a_key(a: str, b: str) -> None:
-    assert title_key(a) == title_key(b) != ""
-
-
-def test_normalize_rejects_non_strings() -> None:
-    with pytest.raises(TypeError, match="str"):
-        normalize_title(12)  # type: ignore[arg-type]
 
 
 def title_snapshot() -> Snapshot:
@@ -274,21 +224,3 @@ def test_name_index_keeps_the_most_popular_tracks_per_name() -> None:
     tracks, popularity = name_tracks()
     index = NameIndex(tracks, popularity, per_name=1)
     assert index.match("kevin gates").tracks["artist"].tolist() == [1]
-
-
-def test_column_keys_equal_single_keys() -> None:
-    values = [
-        "Bj\u00f6rk",
-        "Marco Antonio Sol\u00eds",
-        "*NSYNC",
-        "Tiësto",
-        "Chilllll   Vibes!!",
-        "\uff26\uff55\uff4c\uff4c width",
-        "\u30d4\u30a2\u30ce Specialists",
-        "Guns N' Roses",
-        "",
-    ]
-    column = _name_key_column(pd.Series(values)).tolist()
-    assert column == [name_key(v) for v in values]
-    assert name_key("Bj\u00f6rk") == "bjork"
-    assert name_key("Chilllll   Vibes!!") == name_key("chill vibes") == "chilvibes"

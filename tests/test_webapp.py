@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from segue.core import config
+from segue.core.home import Home
 from segue.models.base import Recommender
 from segue.models.registry import MODELS
 from segue.service.engine import Service
@@ -188,9 +188,6 @@ def test_bad_form_values_raise_plain_value_errors(
 
 
 def test_an_uploaded_playlist_file_is_read(service: Service, built: tuple[Path, Snapshot]) -> None:
-    pytest.importorskip(
-        "segue.service.inputs", reason="segue.service.inputs (playlist files) is not available"
-    )
     links = [f"https://open.spotify.com/track/{t}" for t in built[1].tracks["track_id"].iloc[20:24]]
     req = logic.AppRequest(
         upload=logic.Upload("../my list.txt", "\n".join(links).encode()), model=MODEL, n=3
@@ -317,9 +314,7 @@ def test_about_facts(service: Service) -> None:
 @pytest.fixture
 def app_home(built: tuple[Path, Snapshot], monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("SEGUE_HOME", str(built[0]))
-    config.set_home(None)
     yield built[0]
-    config.set_home(None)
 
 
 def run_app() -> AppTest:
@@ -436,7 +431,6 @@ def test_app_without_a_built_catalog_says_what_to_do(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SEGUE_HOME", str(tmp_path / "nothing"))
-    config.set_home(None)
     at = run_app()
     assert len(at.error) == 1
     assert f"`segue --home {tmp_path / 'nothing'} fit`" in at.error[0].value  # the home shown
@@ -600,18 +594,15 @@ def test_serve_and_app_on_an_empty_home_say_what_to_run(
     from segue.cli.serve import nothing_built_hint
 
     monkeypatch.delenv("SEGUE_HOME", raising=False)
-    with config.temporary_home(tmp_path / "empty"):
-        hint = nothing_built_hint("segue serve")
+    hint = nothing_built_hint(Home(tmp_path / "empty"), "segue serve")
     assert hint is not None
     assert f"`segue --home {tmp_path / 'empty'} ingest <MPD slices>`" in hint
     assert "`segue serve --demo`" in hint
     monkeypatch.setenv("SEGUE_HOME", str(tmp_path / "empty"))  # the shell already says where
-    config.set_home(None)
-    assert "`segue ingest <MPD slices>`" in (nothing_built_hint("segue app") or "")
-    with config.temporary_home(app_home_path := tmp_path / "built"):
-        (app_home_path / "artifacts" / "snapshot").mkdir(parents=True)
-        assert nothing_built_hint("segue serve") is None
-    config.set_home(None)
+    hint = nothing_built_hint(Home.resolve(None), "segue app")
+    assert "`segue ingest <MPD slices>`" in (hint or "")
+    (tmp_path / "built" / "artifacts" / "snapshot").mkdir(parents=True)
+    assert nothing_built_hint(Home(tmp_path / "built"), "segue serve") is None
 
 
 # the page shown while `segue demo` builds the demo -------------------------------------------
@@ -621,7 +612,6 @@ def test_the_demo_build_page_shows_progress_then_a_failure(
     from segue.fitting.demo import STATUS_ENV, BuildProgress, read_status
 
     monkeypatch.setenv("SEGUE_HOME", str(tmp_path))
-    config.set_home(None)
     progress = BuildProgress(tmp_path / "status.json", ["demo catalog", "fitting hybrid"])
     progress.step("fitting hybrid: ranker")
     progress.log("snapshot: 471 playlists")
@@ -641,7 +631,6 @@ def test_the_demo_build_page_shows_progress_then_a_failure(
     )
     progress.finish("ready")
     assert read_status(progress.path).fraction == 1.0  # type: ignore[union-attr]
-    config.set_home(None)
 
 
 def test_a_build_status_whose_builder_is_gone_says_so(tmp_path: Path) -> None:

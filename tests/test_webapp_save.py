@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from segue.core import config
 from segue.snapshot.arrays import Snapshot
 from segue.webapp import APP_SCRIPT, logic
 from tests._serving_home import build_home
@@ -33,13 +32,11 @@ def fake(
 ) -> Iterator[FakeSpotifyUser]:
     monkeypatch.setenv("SEGUE_HOME", str(built[0]))
     monkeypatch.delenv("SEGUE_SPOTIFY_YAML", raising=False)
-    config.set_home(None)
     with FakeSpotifyUser() as server:
         for key, value in server.env().items():
             monkeypatch.setenv(key, value)
         yield server
     (built[0] / "spotify-user-token.json").unlink(missing_ok=True)
-    config.set_home(None)
 
 
 def texts(elements: Any) -> str:

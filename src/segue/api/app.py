@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from segue import __version__
+from segue.core.home import Home
 from segue.models.registry import DEFAULT_MODEL
 from segue.service import variants
 from segue.service.engine import (
@@ -258,11 +259,13 @@ def _error(e: dict[str, Any]) -> dict[str, str]:
 def create_app(
     service: Service | None = None,
     *,
+    home: Home | None = None,
     compute: ComputePool | None = None,
     allow_growth: bool = False,
 ) -> FastAPI:
-    """The API over ``service`` (default: :func:`service_for_api` on the configured home
-    folder, growing the catalog only with ``allow_growth``).
+    """The API over ``service`` (default: :func:`service_for_api` on ``home``, growing the
+    catalog only with ``allow_growth``; without ``home``, the one ``SEGUE_HOME`` or the
+    platform default names).
 
     With ``compute``, recommendations are computed by that pool's worker processes
     (``segue serve --workers N``) and this process loads no model.
@@ -270,7 +273,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        svc = service if service is not None else service_for_api(allow_growth=allow_growth)
+        svc = (
+            service
+            if service is not None
+            else service_for_api(home or Home.resolve(None), allow_growth=allow_growth)
+        )
         if svc.allow_files:
             raise ValueError("the API must not read files named in requests (allow_files=False)")
         app.state.service = svc
@@ -330,7 +337,7 @@ def create_app(
         @app.exception_handler(exc_class)
         async def service_error(request: Request, exc: Exception) -> JSONResponse:
             status, body = error_reply(exc)
-            if status == 500 or isinstance(exc, ImportError):
+            if status == 500:
                 log.error("%s on %s", type(exc).__name__, request.url.path, exc_info=exc)
             return JSONResponse(status_code=status, content=body)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from segue.catalog.core import SCHEMA_VERSION, normalise_name, normalise_names
+from segue.catalog.core import SCHEMA_VERSION
 from segue.catalog.facts import FactsWrites
 from segue.catalog.playlists import MpdWrites, SliceResult
 from segue.catalog.queries import Queries
@@ -12,4 +12,4 @@ class Catalog(MpdWrites, FactsWrites, Queries):
     """The whole catalog API: :class:`CatalogBase` plus the write and query mixins."""
 
 
-__all__ = ["SCHEMA_VERSION", "Catalog", "SliceResult", "normalise_name", "normalise_names"]
+__all__ = ["SCHEMA_VERSION", "Catalog", "SliceResult"]

@@ -25,20 +25,19 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from segue.core import config
-from segue.snapshot.arrays import AUDIO_FEATURES
+from segue.core.home import CATALOG_FILE, Home
+from segue.core.records import AUDIO_FEATURES
 
 DEMO_TABLE = "tidytuesday_spotify_songs.parquet"
 DEMO_SOURCE = "tidytuesday"
-CATALOG_NAME = "catalog.duckdb"
+CATALOG_NAME = CATALOG_FILE
 # The table has every audio feature but time_signature.
 _FEATURES = tuple(f for f in AUDIO_FEATURES if f != "time_signature")
 
 
-def demo_home() -> Path:
+def demo_home(home: Home) -> Path:
     """The demo's home folder: ``$SEGUE_DEMO_HOME``, else ``<segue home>/demo``."""
-    override = os.environ.get("SEGUE_DEMO_HOME")
-    return Path(override).expanduser() if override else config.home() / "demo"
+    return home.demo.root
 
 
 def demo_table_path() -> Path:
@@ -94,7 +93,7 @@ def _demo_records(table_path: Path) -> dict[str, Any]:
     labels: dict[str, Counter[str]] = {}
     artist_names: dict[str, str] = {}
     playlists: dict[str, dict[str, Any]] = {}
-    from segue.catalog.core import normalise_name
+    from segue.core.text import normalise_name
 
     for i in range(n):
         tid = cols["track_id"][i]

@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import time
-import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Self
 
 import duckdb
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from segue.core.errors import CatalogError
 
@@ -120,41 +117,6 @@ CREATE TABLE IF NOT EXISTS fetch_attempts (
     PRIMARY KEY (provider, kind, id)
 );
 """
-
-
-def normalise_name(name: str) -> str:
-    """Key of an artist known only by name: NFKC, case-folded, inner whitespace collapsed."""
-    return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
-
-
-#: The ASCII characters ``str.split()`` splits on, as a regular expression class.
-_ASCII_SPACE = r"[\t\n\x0b\x0c\r\x1c-\x1f ]+"
-#: What :func:`normalise_name` changes in an ASCII name besides its case.
-_ODD_SPACE = r"[\t\n\x0b\x0c\r\x1c-\x1f]|  |^ | $"
-
-
-def normalise_names(names: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """:func:`normalise_name` of each name (NULL stays NULL), as an Arrow string array.
-
-    ASCII names are normalised in bulk by Arrow's string kernels (for them NFKC changes nothing
-    and case-folding is lower-casing), the others one by one in Python.
-    """
-    if isinstance(names, pa.ChunkedArray):
-        names = names.combine_chunks()
-    names = names.cast(pa.string())
-    bulk = pc.ascii_lower(names)
-    # Most names hold single spaces only: only the others are rewritten.
-    spaced = pc.match_substring_regex(bulk, _ODD_SPACE).fill_null(False)
-    if pc.any(spaced).as_py():
-        fixed = pc.utf8_trim(
-            pc.replace_substring_regex(bulk.filter(spaced), _ASCII_SPACE, " "), characters=" "
-        )
-        bulk = pc.replace_with_mask(bulk, spaced, fixed)
-    other = pc.invert(pc.string_is_ascii(names).fill_null(True))
-    if not pc.any(other).as_py():
-        return bulk
-    rest = [normalise_name(n) for n in names.filter(other).to_pylist()]
-    return pc.replace_with_mask(bulk, other, pa.array(rest, pa.string()))
 
 
 def unregister(con: duckdb.DuckDBPyConnection, name: str) -> None:

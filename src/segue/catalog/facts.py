@@ -5,7 +5,7 @@ with set-based SQL inside one transaction, so 100k records go in within a second
 failure leaves the catalog as it was.
 
 Artists are resolved as :mod:`segue.catalog.playlists` does it: by Spotify id where known, else by
-normalised name (:func:`segue.catalog.core.normalise_name`); an artist known only by name learns
+normalised name (:func:`segue.core.text.normalise_name`); an artist known only by name learns
 its id the first time a record names it with one. An artist known only by id (a feature table
 without names) is stored with the empty name ``''`` until a record names it.
 """
@@ -20,10 +20,10 @@ from typing import Any
 
 import pyarrow as pa
 
-from segue.catalog.core import CatalogBase, normalise_name, unregister
+from segue.catalog.core import CatalogBase, unregister
 from segue.core.ids import Kind, is_spotify_id, try_parse
-from segue.core.records import ArtistFacts, AudioFeatures, TrackFacts
-from segue.snapshot.arrays import AUDIO_FEATURES
+from segue.core.records import AUDIO_FEATURES, ArtistFacts, AudioFeatures, TrackFacts
+from segue.core.text import normalise_name
 
 MISSING_KINDS = ("track_facts", "audio_features")
 ATTEMPT_STATUSES = ("ok", "not_found", "unavailable")

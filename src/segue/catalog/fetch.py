@@ -14,7 +14,7 @@ Ctrl+C stops a run the same way: the lookups already answered in the batch in fl
 (an interrupt that arrives during a write waits for its end), then :class:`FetchInterrupted`
 carries the report of what was kept; a resumed run asks only for the rest.
 
-Every failed batch goes to ``fetch-errors.log`` under :func:`segue.core.config.logs_dir` (timestamp,
+Every failed batch goes to ``fetch-errors.log`` in the home's logs folder (timestamp,
 provider, kind, reason, ids) and to the catalog's fetch log; the run ends with a total.
 
 :func:`grow_catalog` adds unknown tracks (by single lookups) for the service;
@@ -28,14 +28,14 @@ import os
 import signal
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from segue.core import config
 from segue.core.errors import SegueError
+from segue.core.home import Home
 from segue.core.ids import is_spotify_id
 from segue.core.records import ArtistFacts, AudioFeatures, TrackFacts
 from segue.providers.base import (
@@ -49,6 +49,7 @@ from segue.providers.base import (
     redact,
 )
 from segue.providers.credentials import CredentialsError
+from segue.providers.matching import NAME_KEY, ArtistKey, TrackKey
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -95,6 +96,19 @@ class _CatalogAccess:
             raise RuntimeError("no catalog given")
         with Catalog.open(self._path, wait=60) as catalog:
             yield catalog
+
+    # what a name-matching source reads (segue.providers.open_sources.CatalogAccess)
+    def track_keys(self, track_ids: Sequence[str]) -> dict[str, TrackKey]:
+        from segue.catalog.matching import track_keys
+
+        with self.use() as catalog:
+            return track_keys(catalog, track_ids)
+
+    def artist_keys(self, artist_ids: Sequence[str]) -> dict[str, ArtistKey]:
+        from segue.catalog.matching import artist_keys
+
+        with self.use() as catalog:
+            return artist_keys(catalog, artist_ids)
 
 
 # -- the report --------------------------------------------------------------------------------
@@ -183,7 +197,7 @@ class FetchReport:
 
 
 def build_providers(
-    which: str = "all", *, credentials_path: str | None = None
+    which: str = "all", *, credentials_path: str | None = None, home: Home | None = None
 ) -> tuple[list[FactsProvider], list[str]]:
     """Providers for ``which`` (one of :data:`PROVIDER_CHOICES`) and why others are left out.
 
@@ -206,7 +220,7 @@ def build_providers(
     errors: list[SegueError] = []
     if which in ("spotify", "all"):
         try:
-            providers.append(SpotifyProvider.from_env(credentials_path))
+            providers.append(SpotifyProvider.from_env(credentials_path, home=home))
         except (CredentialsError, ProviderUnavailable) as exc:
             if which == "spotify":
                 raise
@@ -224,7 +238,9 @@ def build_providers(
         ):
             continue  # keyless sources join the default order only when asked for
         try:
-            providers.append(cls())
+            # Last.fm's key may be in the home's settings file
+            settings: dict[str, Any] = {"home": home} if name == "lastfm" else {}
+            providers.append(cls(**settings))
         except ProviderUnavailable as exc:
             if which == name:
                 raise
@@ -289,15 +305,23 @@ def _record_key(record: TrackFacts | ArtistFacts | AudioFeatures) -> str | None:
     return key(record)
 
 
+def error_log_path(home: Home) -> Path:
+    """``home``'s ``fetch-errors.log``."""
+    return home.logs / ERROR_LOG_NAME
+
+
 class _ErrorLog:
     """``fetch-errors.log``: one tab-separated line per failed batch, appended and flushed at once."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path | None) -> None:
         self.path = path
 
     def write(self, run_id: str, provider: str, kind: str, ids: list[str], reason: str) -> None:
         reason = " ".join(redact(reason).split())
         line = "\t".join([_now(), run_id, provider, kind, reason, ",".join(ids)])
+        if self.path is None:  # no home given: the catalog's fetch log only
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="utf-8") as fh:
             fh.write(line + "\n")
 
@@ -417,12 +441,14 @@ def run_fetch(
     console: Console | None = None,
     log_path: Path | None = None,
     run_id: str | None = None,
+    home: Home | None = None,
 ) -> FetchReport:
     """Fill the catalog's missing facts from ``providers``; see the module docstring.
 
     ``catalog``: an open catalog, or its path (then it is opened for each write only, so other
     processes can use it between batches). ``limit``: at most this many ids per provider and
-    kind. ``console``: where notices and the progress bar go (default: stderr). Returns a
+    kind. ``console``: where notices and the progress bar go (default: stderr). Failed batches
+    go to ``log_path``, else to ``home``'s error log (one of them is needed). Returns a
     :class:`FetchReport`; network failures never raise, they are logged and counted.
     """
     from rich.console import Console
@@ -438,7 +464,10 @@ def run_fetch(
         raise ValueError(f"limit must be a non-negative int or None, got {limit!r}")
     console = console or Console(stderr=True, soft_wrap=True, highlight=False)
     run_id = run_id or datetime.now(UTC).strftime("%Y%m%dT%H%M%S-") + uuid.uuid4().hex[:6]
-    log_path = log_path or (config.logs_dir() / ERROR_LOG_NAME)
+    if log_path is None:
+        if home is None:
+            raise ValueError("run_fetch: give the home (or log_path) for its error log")
+        log_path = error_log_path(home)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     errlog = _ErrorLog(log_path)
     report = FetchReport(run_id=run_id, log_path=log_path)
@@ -523,7 +552,7 @@ def _run_provider(
         by_name = getattr(provider, "matches_by_name", False) and kind == "artist_facts"
         with access.use() as catalog:
             if by_name:  # artists known by name only can be matched too
-                from segue.catalog.matching import NAME_KEY, artists_missing_genres
+                from segue.catalog.matching import artists_missing_genres
 
                 wanted = artists_missing_genres(catalog, limit, provider.name)
             else:
@@ -620,12 +649,15 @@ def grow_catalog(
     *,
     provider: SpotifyProvider | None = None,
     audio: FactsProvider | None = None,
+    home: Home | None = None,
 ) -> GrowReport:
     """Fetch tracks the catalog does not know (single lookups ``GET /tracks/{id}``), with their
     artists' facts and audio features where available, and add them.
 
     Never raises for network trouble or missing credentials: the ids stay in ``unknown`` and
     ``message`` says why. Ids already in the catalog count as added without being asked.
+    ``home``: whose settings file may hold the credentials and whose error log gets failed
+    batches (none without it).
     """
     from segue.providers.spotify import SpotifyProvider
 
@@ -641,7 +673,7 @@ def grow_catalog(
     own = provider is None
     try:
         if provider is None:
-            provider = SpotifyProvider.from_env()
+            provider = SpotifyProvider.from_env(home=home)
     except CredentialsError as exc:
         return GrowReport(
             already,
@@ -655,7 +687,7 @@ def grow_catalog(
         added = result.found_ids
         found_facts: list[TrackFacts] = list(result.found)
         if found_facts:
-            _grow_extras(catalog, provider, audio, found_facts, messages)
+            _grow_extras(catalog, provider, audio, found_facts, messages, home)
     finally:
         provider.set_notify(None)
         if own:
@@ -712,6 +744,7 @@ def _grow_extras(
     audio: FactsProvider | None,
     facts: list[TrackFacts],
     messages: list[str],
+    home: Home | None = None,
 ) -> None:
     """Artist facts and audio features of newly added tracks, best effort (errors only logged)."""
     artist_ids = []
@@ -729,7 +762,7 @@ def _grow_extras(
         sources.append((audio, "audio_features", track_ids))
     elif provider.can_answer("audio_features"):
         sources.append((provider, "audio_features", track_ids))
-    errlog = _ErrorLog(config.logs_dir() / ERROR_LOG_NAME)
+    errlog = _ErrorLog(error_log_path(home) if home is not None else None)
     access = _CatalogAccess(catalog)
     try:
         for source, kind, ids in sources:
@@ -750,7 +783,7 @@ def _grow_extras(
 
 
 def fetch_playlist_tracks(
-    ref: str, *, provider: SpotifyProvider | None = None
+    ref: str, *, provider: SpotifyProvider | None = None, home: Home | None = None
 ) -> tuple[str | None, list[TrackFacts]]:
     """Name and tracks (in playlist order) of a Spotify playlist given in any reference form.
 
@@ -761,7 +794,7 @@ def fetch_playlist_tracks(
     from segue.providers.spotify import SpotifyProvider
 
     own = provider is None
-    provider = provider or SpotifyProvider.from_env()
+    provider = provider or SpotifyProvider.from_env(home=home)
     try:
         return provider.playlist_tracks(ref)
     finally:
@@ -777,11 +810,15 @@ class ImportReport:
 
 
 def import_playlist(
-    catalog: Catalog, ref: str, *, provider: SpotifyProvider | None = None
+    catalog: Catalog,
+    ref: str,
+    *,
+    provider: SpotifyProvider | None = None,
+    home: Home | None = None,
 ) -> ImportReport:
     """Read a Spotify playlist and add its tracks to the catalog (tracks only: the playlist itself
     is not stored as a training playlist)."""
-    name, facts = fetch_playlist_tracks(ref, provider=provider)
+    name, facts = fetch_playlist_tracks(ref, provider=provider, home=home)
     unique: dict[str, TrackFacts] = {}
     for f in facts:
         unique.setdefault(f.track_id, f)

@@ -1,175 +1,19 @@
-"""Matching catalog tracks and artists to another service's, and remembering how each was matched.
-
-A catalog track is matched by **ISRC** when one is known for it (learnt from an earlier match:
-the catalog itself has none from the MPD), else by **normalised artist + title**, plus
-**duration** when both sides know it. Names are compared after :func:`normalise_title` /
-:func:`normalise_artist`: accents folded, case folded, featured artists and remaster/version
-notes dropped ("Song (feat. X) - 2011 Remaster" and "Song" are one recording; a remix, a live
-or an acoustic take is not). Similarity is RapidFuzz's normalised Indel ratio; a candidate is
-accepted only at :data:`THRESHOLD` confidence or above.
+"""The catalog's record of matches with other services, and the keys it gives to match by.
 
 What was matched how (method, confidence, the other service's id, the ISRC learnt) is kept in
-the catalog's ``source_matches`` table, created on first use (:func:`store_matches`).
+the catalog's ``source_matches`` table, created on first use (:func:`store_matches`). The
+matching rules and records are :mod:`segue.providers.matching`.
 """
 
 from __future__ import annotations
 
-import re
-import unicodedata
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from rapidfuzz import fuzz
+from segue.providers.matching import NAME_KEY, ArtistKey, MatchRecord, TrackKey
 
 if TYPE_CHECKING:
     from segue.catalog import Catalog
-
-#: Lowest confidence (0-1) at which a name match is accepted.
-THRESHOLD = 0.85
-
-MatchMethod = Literal["isrc", "name", "name+duration"]
-
-_FEAT = r"(?:feat\.?|ft\.?|featuring|with|avec|con)"
-# "(feat. X)", "[ft. X]", "(with X)" anywhere; "feat. X" to the end of the string.
-_BRACKETED_FEAT = re.compile(rf"[\(\[]\s*{_FEAT}\s[^\)\]]*[\)\]]", re.IGNORECASE)
-_TRAILING_FEAT = re.compile(rf"\s{_FEAT}\s.*$", re.IGNORECASE)
-# Notes that do not change the recording: remasters, edits of the same take, formats.
-_SAME_RECORDING = (
-    r"(?:\d{4}\s+)?(?:digital(?:ly)?\s+)?remaster(?:ed)?(?:\s+\d{4})?(?:\s+version)?"
-    r"|(?:single|album|lp|original|radio|mono|stereo)\s+(?:version|edit|mix)"
-    r"|radio\s+edit|mono|stereo|explicit|clean|bonus\s+track|deluxe(?:\s+edition)?"
-)
-_BRACKETED_NOTE = re.compile(rf"[\(\[]\s*(?:{_SAME_RECORDING})\s*[\)\]]", re.IGNORECASE)
-_DASH_NOTE = re.compile(rf"\s[-–—]\s*(?:{_SAME_RECORDING})\s*$", re.IGNORECASE)
-_PUNCT = re.compile(r"[^\w\s]")
-_ARTIST_SPLIT = re.compile(rf"\s*(?:,|;|\s&\s|\sx\s|\s{_FEAT}\s|\s/\s)\s*", re.IGNORECASE)
-
-
-#: Letters NFKD does not decompose.
-_LETTERS = str.maketrans({"ø": "o", "Ø": "O", "ß": "ss", "æ": "ae", "Æ": "AE", "œ": "oe", "ł": "l"})
-
-
-def fold(text: str) -> str:
-    """Accents removed (é -> e, ø -> o), case folded, ``&`` as "and", punctuation as spaces."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
-    bare = bare.translate(_LETTERS)
-    bare = bare.casefold().replace("&", " and ")
-    return " ".join(_PUNCT.sub(" ", bare).split())
-
-
-def normalise_title(title: str) -> str:
-    """A title without featured artists and remaster/version notes, folded."""
-    text = _BRACKETED_FEAT.sub(" ", title)
-    text = _BRACKETED_NOTE.sub(" ", text)
-    for _ in range(2):  # "Song - Remastered 2009 - Mono"
-        text = _DASH_NOTE.sub("", text)
-    text = _TRAILING_FEAT.sub("", text)
-    return fold(text)
-
-
-def normalise_artist(name: str) -> str:
-    """An artist name folded, without a leading "the"."""
-    text = fold(name)
-    return text[4:] if text.startswith("the ") else text
-
-
-def primary_artist(name: str) -> str:
-    """The first artist of a credit like "A feat. B", "A, B & C", "A x B"."""
-    head = _ARTIST_SPLIT.split(name.strip(), maxsplit=1)[0]
-    return head or name
-
-
-def artist_similarity(a: str, b: str) -> float:
-    """0-1: the best of the whole credits and their primary artists compared."""
-    whole = fuzz.ratio(normalise_artist(a), normalise_artist(b)) / 100.0
-    primary = (
-        fuzz.ratio(normalise_artist(primary_artist(a)), normalise_artist(primary_artist(b))) / 100.0
-    )
-    return max(whole, primary)
-
-
-def title_similarity(a: str, b: str) -> float:
-    return fuzz.ratio(normalise_title(a), normalise_title(b)) / 100.0
-
-
-def duration_agreement(a_ms: int | None, b_ms: int | None) -> float | None:
-    """1 within 3 s, falling to 0 at 30 s apart; None when either is unknown."""
-    if not a_ms or not b_ms:
-        return None
-    gap = abs(a_ms - b_ms) / 1000.0
-    if gap <= 3:
-        return 1.0
-    return max(0.0, 1.0 - (gap - 3) / 27.0)
-
-
-@dataclass(frozen=True, slots=True)
-class TrackKey:
-    """What the catalog knows of a track to match it: primary artist, title, duration, ISRC."""
-
-    track_id: str
-    artist: str
-    title: str
-    duration_ms: int | None = None
-    isrc: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """One answer of the other service: its id, names, duration and ISRC where given."""
-
-    external_id: str
-    artist: str
-    title: str
-    duration_ms: int | None = None
-    isrc: str | None = None
-    payload: Any = None
-
-
-@dataclass(frozen=True, slots=True)
-class Match:
-    candidate: Candidate
-    method: MatchMethod
-    confidence: float
-
-
-def score(key: TrackKey, cand: Candidate) -> tuple[float, MatchMethod]:
-    """Confidence (0-1) that ``cand`` is the catalog track ``key``, and how it was judged."""
-    if key.isrc and cand.isrc and key.isrc.strip().upper() == cand.isrc.strip().upper():
-        return 1.0, "isrc"
-    names = 0.55 * title_similarity(key.title, cand.title) + 0.45 * artist_similarity(
-        key.artist, cand.artist
-    )
-    agreement = duration_agreement(key.duration_ms, cand.duration_ms)
-    if agreement is None:
-        return names, "name"
-    return 0.8 * names + 0.2 * agreement, "name+duration"
-
-
-def best_track(
-    key: TrackKey, candidates: Iterable[Candidate], threshold: float = THRESHOLD
-) -> Match | None:
-    """The best candidate at ``threshold`` or above (ties: the first given), or None."""
-    best: Match | None = None
-    for cand in candidates:
-        confidence, method = score(key, cand)
-        if confidence >= threshold and (best is None or confidence > best.confidence):
-            best = Match(cand, method, round(confidence, 4))
-    return best
-
-
-def best_artist(
-    name: str, candidates: Iterable[tuple[str, str, Any]], threshold: float = THRESHOLD
-) -> Match | None:
-    """The best of ``(external_id, name, payload)`` candidates for an artist ``name``."""
-    best: Match | None = None
-    for ext_id, cand_name, payload in candidates:
-        confidence = artist_similarity(name, cand_name)
-        if confidence >= threshold and (best is None or confidence > best.confidence):
-            best = Match(Candidate(ext_id, cand_name, "", payload=payload), "name", confidence)
-    return best
-
 
 # -- the catalog's record of matches -----------------------------------------------------------
 
@@ -186,19 +30,6 @@ CREATE TABLE IF NOT EXISTS source_matches (
     PRIMARY KEY (provider, kind, id)
 )
 """
-
-
-@dataclass(frozen=True, slots=True)
-class MatchRecord:
-    """One row of ``source_matches``: how catalog ``id`` was matched at ``provider``."""
-
-    provider: str
-    kind: Literal["track", "artist"]
-    id: str
-    external_id: str | None
-    method: str
-    confidence: float | None = None
-    isrc: str | None = None
 
 
 def _has_table(catalog: Catalog) -> bool:
@@ -271,35 +102,6 @@ def track_keys(catalog: Catalog, track_ids: Sequence[str]) -> dict[str, TrackKey
         tid = row["track_id"]
         out[tid] = TrackKey(tid, row["artist"], row["name"], durations.get(tid), isrcs.get(tid))
     return out
-
-
-@dataclass(frozen=True, slots=True)
-class ArtistKey:
-    """An artist to match: its name and its most-played catalog tracks (to pick the right one
-    among namesakes, and for sources that know genres only through tracks or albums)."""
-
-    artist_id: str  # the key asked about: a Spotify id or ``name:<normalised name>``
-    name: str
-    tracks: tuple[TrackKey, ...] = ()
-
-    @property
-    def spotify_id(self) -> str | None:
-        return None if self.artist_id.startswith(NAME_KEY) else self.artist_id
-
-
-#: Prefix of the key of an artist known by name only (no Spotify id): ``name:<normalised name>``.
-NAME_KEY = "name:"
-
-
-def name_key(norm_name: str) -> str:
-    return NAME_KEY + norm_name
-
-
-def artist_ref(key: str) -> tuple[str | None, str | None]:
-    """``(spotify_id, None)`` or ``(None, normalised_name)`` for an artist key."""
-    if key.startswith(NAME_KEY):
-        return None, key[len(NAME_KEY) :]
-    return key, None
 
 
 def artists_missing_genres(

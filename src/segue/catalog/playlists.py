@@ -9,8 +9,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from segue.catalog.core import CatalogBase, normalise_names, unregister
+from segue.catalog.core import CatalogBase, unregister
 from segue.core.errors import InputFileError
+from segue.core.text import normalise_names
 
 if TYPE_CHECKING:
     from segue.formats.mpd import DistinctRows, IdKeys, SliceColumns

@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import pyarrow as pa
 
 from segue.catalog.core import CatalogBase
-
-_PUNCT = re.compile(r"[.,/#!$%^*;:{}=_`~()@]")
-
-
-def mpd_normalize_title(name: str) -> str:
-    """The MPD statistics' title normalisation: lower case, punctuation to spaces, spaces collapsed."""
-    return " ".join(_PUNCT.sub(" ", name.lower()).split())
+from segue.core.text import normalise_mpd_title
 
 
 class Queries(CatalogBase):
@@ -46,7 +39,7 @@ class Queries(CatalogBase):
             for r in con.execute("SELECT name FROM playlists WHERE name IS NOT NULL").fetchall()
         ]
         out["unique_titles"] = len(set(names))
-        out["unique_normalized_titles"] = len({mpd_normalize_title(n) for n in names})
+        out["unique_normalized_titles"] = len({normalise_mpd_title(n) for n in names})
         out["playlists_with_descriptions"] = int(
             self.scalar(
                 "SELECT count(*) FROM playlists WHERE description IS NOT NULL AND description <> ''"
@@ -60,7 +53,7 @@ class Queries(CatalogBase):
         )
         title_counts: dict[str, int] = {}
         for n in names:
-            key = mpd_normalize_title(n)
+            key = normalise_mpd_title(n)
             title_counts[key] = title_counts.get(key, 0) + 1
         out["top_titles"] = [
             {"title": t, "count": c}

@@ -35,11 +35,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from segue.catalog.core import normalise_name
 from segue.core.errors import InputFileError
 from segue.core.ids import Kind, is_spotify_id, try_parse
-from segue.core.records import ArtistFacts, ArtistRef, AudioFeatures, TrackFacts
-from segue.snapshot.arrays import AUDIO_FEATURES
+from segue.core.records import AUDIO_FEATURES, ArtistFacts, ArtistRef, AudioFeatures, TrackFacts
+from segue.core.text import normalise_name
 
 if TYPE_CHECKING:
     from segue.catalog import Catalog

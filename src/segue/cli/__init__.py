@@ -62,21 +62,10 @@ def _unexpected(exc: BaseException) -> None:
 
 def _passed_through() -> tuple[type[BaseException], ...]:
     """Exits and usage errors: already what the user should see. typer raises click's own
-    classes in older releases and its vendored copies (under TyperException) in newer ones."""
-    found: list[type[BaseException]] = [typer.Exit, typer.Abort]
-    try:
-        from typer.exceptions import TyperException
-
-        found.append(TyperException)
-    except ImportError:
-        pass
-    try:
-        import click
-
-        found += [click.exceptions.Exit, click.exceptions.Abort, click.ClickException]
-    except ImportError:
-        pass
-    return tuple(found)
+    classes in older releases and its vendored copies in newer ones; either way its usage error
+    (``typer.BadParameter``) derives from the ``ClickException`` that all of them share."""
+    usage = [k for k in typer.BadParameter.__mro__ if k.__name__ == "ClickException"]
+    return (typer.Exit, typer.Abort, *usage)
 
 
 _PASSED_THROUGH = _passed_through()

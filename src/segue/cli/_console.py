@@ -5,13 +5,16 @@ prints a path like ``nope[/].json`` or a name like ``[bold red]x`` exactly as gi
 Rich would raise ``MarkupError`` on the first and restyle the terminal with the second). Colour
 comes only from :class:`rich.text.Text` built here (:func:`error`, :func:`warn`, :func:`fail`)
 or by a caller that passes ``markup=True`` on a string it wrote itself with
-:func:`rich.markup.escape` around every user part. Table cells go through :func:`cell`.
+:func:`rich.markup.escape` around every user part. Table cells go through :func:`segue.wire.export.cell`.
 
 ``stderr=True`` makes rich look up ``sys.stderr`` at write time, so test runners that swap the
 streams see the output.
 """
 
 from __future__ import annotations
+
+import logging
+from collections.abc import Callable
 
 import typer
 from rich.console import Console
@@ -21,11 +24,6 @@ from segue.core.redact import redact
 
 err = Console(stderr=True, soft_wrap=True, highlight=False, markup=False, emoji=False)
 out = Console(soft_wrap=True, highlight=False, markup=False, emoji=False)
-
-
-def cell(value: object) -> Text:
-    """A table cell (or title) showing ``value`` literally: never parsed as markup or emoji."""
-    return Text("" if value is None else str(value))
 
 
 def labelled(label: str, style: str, message: str) -> Text:
@@ -46,6 +44,40 @@ def warn(message: str) -> None:
 def info(message: str) -> None:
     """Print ``message`` on stderr as it is (a notice, never markup)."""
     err.print(Text(message))
+
+
+class LibraryMessages(logging.Handler):
+    """Shows what segue's library modules log (they never print) on stderr, as the CLI's own
+    notices: a warning with the ``warning:`` label, anything else as it is (an error logged by
+    the API server comes with its traceback)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record)
+            if record.levelno == logging.WARNING:
+                warn(text)
+            else:
+                info(text)
+        except Exception:
+            self.handleError(record)
+
+
+def show_library_messages() -> Callable[[], None]:
+    """Show the ``segue`` loggers' records of level INFO and up through :class:`LibraryMessages`
+    while a command runs; returns what undoes it (called when the command ends)."""
+    logger = logging.getLogger("segue")
+    if any(isinstance(h, LibraryMessages) for h in logger.handlers):
+        return lambda: None  # a command run from inside another: the outer one shows them
+    handler, level = LibraryMessages(), logger.level
+    logger.addHandler(handler)
+    if level == logging.NOTSET or level > logging.INFO:
+        logger.setLevel(logging.INFO)
+
+    def undo() -> None:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+    return undo
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

@@ -15,8 +15,9 @@ from rich.table import Table
 
 from segue.cli import _spark
 from segue.cli._console import err, fail, out
-from segue.core import config
+from segue.cli.core import home_of
 from segue.core.errors import InputFileError, SegueError
+from segue.core.home import Home
 
 if TYPE_CHECKING:
     from segue.catalog.ingest import IngestReport
@@ -57,15 +58,16 @@ def _interrupted(report: IngestReport, *, at_once: bool) -> NoReturn:
     raise typer.Exit(130)
 
 
-def open_catalog(read_only: bool = False, bulk: bool = False):
+def open_catalog(home: Home, read_only: bool = False, bulk: bool = False):
     from segue.catalog import Catalog
 
-    return Catalog.open(config.catalog_path(), read_only=read_only, bulk=bulk)
+    return Catalog.open(home.ensure().catalog, read_only=read_only, bulk=bulk)
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
     def ingest(
+        ctx: typer.Context,
         paths: list[str] = typer.Argument(
             ..., help="MPD slice files (.json, .json.gz), folders, globs or .tar.gz archives."
         ),
@@ -99,14 +101,17 @@ def register(app: typer.Typer) -> None:
         """
         from segue.catalog.ingest import IngestReport, ingest_paths
 
+        home = home_of(ctx)
         if _spark.use_spark(engine):
-            _ingest_spark(paths, skip_bad, salvage, quiet, spark_master, spark_conf or [], lake)
+            _ingest_spark(
+                home, paths, skip_bad, salvage, quiet, spark_master, spark_conf or [], lake
+            )
             return
         report = IngestReport()
         with _stop_on_interrupt() as stop:
             try:
                 # In bulk: files reach the catalog file at checkpoints, not one WAL write each.
-                with open_catalog(bulk=True) as catalog:
+                with open_catalog(home, bulk=True) as catalog:
                     ingest_paths(
                         catalog,
                         paths,
@@ -171,6 +176,7 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1 if not added else 0)
 
     def _ingest_spark(
+        home: Home,
         paths: list[str],
         skip_bad: bool,
         salvage: bool,
@@ -187,8 +193,8 @@ def register(app: typer.Typer) -> None:
             from segue.spark.session import parse_conf, start
 
             session = start(master, parse_conf(conf), app="segue ingest")
-            where = lake or str(config.home() / "lake")
-            with open_catalog() as catalog:
+            where = lake or str(home.ensure().lake)
+            with open_catalog(home) as catalog:
                 report = ingest_spark(
                     catalog,
                     paths,
@@ -226,12 +232,12 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1 if not added else 0)
 
     @app.command()
-    def upgrade() -> None:
+    def upgrade(ctx: typer.Context) -> None:
         """Upgrade a catalog written by an earlier segue to this one's schema (the old file is
         kept beside it)."""
         from segue.catalog.upgrade import upgrade_catalog
 
-        path = config.catalog_path()
+        path = home_of(ctx).ensure().catalog
         try:
             report = upgrade_catalog(path)
         except SegueError as exc:
@@ -248,13 +254,14 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def stats(
+        ctx: typer.Context,
         as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
         top: int = typer.Option(20, "--top", min=1, help="Length of the top lists."),
     ) -> None:
         """What the official MPD statistics print, for this catalog."""
         try:
             # Opened for writing: that finishes the merge of an interrupted ingest, if any.
-            with open_catalog() as catalog:
+            with open_catalog(home_of(ctx)) as catalog:
                 data = catalog.stats(top=top)
         except SegueError as exc:
             raise fail(str(exc)) from None

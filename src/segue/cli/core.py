@@ -1,4 +1,5 @@
-"""Global options: --home, --debug, --version."""
+"""Global options: --home, --debug, --version. The callback builds the one :class:`Home` of the
+command (``ctx.obj``); commands take it with :func:`home_of`."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from segue.core import config
+from segue.core.home import Home
 
 
 def _version() -> str:
@@ -26,9 +27,16 @@ def _print_version(value: bool) -> None:
         raise typer.Exit()
 
 
+def home_of(ctx: typer.Context) -> Home:
+    """The home of this command, as the callback built it from ``--home`` / ``SEGUE_HOME``."""
+    obj = ctx.find_root().obj
+    return obj if isinstance(obj, Home) else Home.resolve(None)
+
+
 def register(app: typer.Typer) -> None:
     @app.callback()
     def _root(
+        ctx: typer.Context,
         home: Path | None = typer.Option(
             None,
             "--home",
@@ -48,7 +56,8 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         from segue.cli import set_debug
+        from segue.cli._console import show_library_messages
 
         set_debug(debug)
-        if home is not None:
-            config.set_home(home)
+        ctx.call_on_close(show_library_messages())
+        ctx.obj = Home.resolve(home)

@@ -9,6 +9,7 @@ from typing import Any
 
 import typer
 
+from segue.cli.core import home_of
 from segue.core.errors import SegueError
 
 DEFAULT_EVALUATE_MODELS = ["popularity", "itemknn", "als", "hybrid"]
@@ -81,6 +82,7 @@ def register(app: typer.Typer) -> None:
 
     @challenge.command("run")
     def run(
+        ctx: typer.Context,
         challenge_set: Path = typer.Argument(..., help="An official-format challenge_set.json."),
         out: Path = typer.Option(..., "--out", help="Submission to write (.csv or .csv.gz)."),
         model: str = typer.Option(
@@ -96,10 +98,7 @@ def register(app: typer.Typer) -> None:
         from segue.evaluation.run import make_recommend_fn, run_challenge
 
         try:
-            try:
-                recommend, fallback = make_recommend_fn(model)
-            except ImportError as exc:
-                raise _fail(f"model {model!r} cannot be loaded: {exc}") from None
+            recommend, fallback = make_recommend_fn(model, home_of(ctx))
             summary = run_challenge(
                 challenge_set,
                 out,
@@ -149,8 +148,6 @@ def register(app: typer.Typer) -> None:
 
         try:
             evaluate(challenge_dir, models, out, progress=not quiet)
-        except ImportError as exc:
-            raise _fail(f"a model cannot be loaded: {exc}") from None
         except (SegueError, ValueError, OSError) as exc:
             raise _fail(str(exc)) from None
         typer.echo((out / "results.md").read_text(encoding="utf-8"), nl=False)

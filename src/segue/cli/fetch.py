@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from segue.cli._console import err, fail, info, out
-from segue.core import config
+from segue.cli.core import home_of
 from segue.core.errors import SegueError
 
 #: Exit code when the command cannot start for want of credentials or configuration.
@@ -27,6 +27,7 @@ class ProviderChoice(StrEnum):
 def register(app: typer.Typer) -> None:
     @app.command()
     def fetch(
+        ctx: typer.Context,
         provider: ProviderChoice = typer.Option(
             ProviderChoice.all,
             "--provider",
@@ -60,21 +61,26 @@ def register(app: typer.Typer) -> None:
         from segue.providers.base import ProviderUnavailable
         from segue.providers.credentials import CredentialsError
 
+        home = home_of(ctx)
         try:
             providers, left_out = build_providers(
-                provider.value, credentials_path=str(credentials) if credentials else None
+                provider.value,
+                credentials_path=str(credentials) if credentials else None,
+                home=home,
             )
         except (CredentialsError, ProviderUnavailable) as exc:
             raise fail(str(exc), EXIT_NEEDS_SETUP) from None
         for line in left_out:
             err.print(f"note: {line}", markup=False)
-        path = config.catalog_path()
+        path = home.ensure().catalog
         if not path.exists():
             raise fail(
                 f"no catalog at {path}: ingest playlists first (`segue ingest`)", EXIT_NEEDS_SETUP
             )
         try:
-            report = run_fetch(path, providers, limit=limit, progress=not quiet, console=err)
+            report = run_fetch(
+                path, providers, limit=limit, progress=not quiet, console=err, home=home
+            )
         except SegueError as exc:
             raise fail(str(exc)) from None
         except FetchInterrupted as stop:
@@ -97,6 +103,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("import-playlist")
     def import_playlist_cmd(
+        ctx: typer.Context,
         ref: str = typer.Argument(..., help="A Spotify playlist link, URI or id."),
         name: str | None = typer.Option(None, "--name", help="Name to show instead of Spotify's."),
         credentials: Path | None = typer.Option(
@@ -114,13 +121,16 @@ def register(app: typer.Typer) -> None:
             parse(ref, Kind.PLAYLIST)
         except ValueError as exc:
             raise fail(str(exc), EXIT_NEEDS_SETUP) from None
+        home = home_of(ctx)
         try:
-            provider = SpotifyProvider.from_env(str(credentials) if credentials else None)
+            provider = SpotifyProvider.from_env(
+                str(credentials) if credentials else None, home=home
+            )
         except CredentialsError as exc:
             raise fail(str(exc), EXIT_NEEDS_SETUP) from None
         try:
-            with Catalog.open(config.catalog_path()) as catalog:
-                report = import_playlist(catalog, ref, provider=provider)
+            with Catalog.open(home.ensure().catalog) as catalog:
+                report = import_playlist(catalog, ref, provider=provider, home=home)
                 rows = {r["track_id"]: r for r in catalog.track_rows(report.track_ids)}
         except SegueError as exc:
             raise fail(str(exc)) from None

@@ -2,31 +2,19 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import signal
 import sys
 import threading
-from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from segue.cli import _spark
-from segue.cli._console import cell, err, fail, out
-from segue.core import config
+from segue.cli._console import err, fail, out
+from segue.cli.core import home_of
 from segue.core.errors import SegueError
-
-
-class OutputFormat(StrEnum):
-    table = "table"
-    json = "json"
-    csv = "csv"
-    m3u = "m3u"
+from segue.core.home import Home
+from segue.wire.export import OutputFormat, render
 
 
 def _model_names() -> list[str]:
@@ -35,76 +23,12 @@ def _model_names() -> list[str]:
     return list(MODELS)
 
 
-def render(rec, fmt: OutputFormat) -> str:
-    """Recommendations as text in one of the output formats."""
-    if fmt is OutputFormat.json:
-        return json.dumps([t.to_dict() for t in rec.tracks], indent=2, ensure_ascii=False) + "\n"
-    if fmt is OutputFormat.csv:
-        buf = io.StringIO()
-        writer = csv.writer(buf)
-        writer.writerow(
-            [
-                "rank",
-                "uri",
-                "name",
-                "artists",
-                "album",
-                "year",
-                "popularity",
-                "score",
-                "explanation",
-            ]
-        )
-        for i, t in enumerate(rec.tracks, 1):
-            writer.writerow(
-                [
-                    i,
-                    t.uri,
-                    t.name,
-                    "; ".join(t.artists),
-                    t.album or "",
-                    t.year or "",
-                    "" if t.popularity is None else f"{t.popularity:g}",
-                    f"{t.score:.6f}",
-                    t.explanation or "",
-                ]
-            )
-        return buf.getvalue()
-    if fmt is OutputFormat.m3u:
-        lines = ["#EXTM3U"]
-        for t in rec.tracks:
-            lines.append(f"#EXTINF:-1,{', '.join(t.artists)} - {t.name}")
-            lines.append(t.url)
-        return "\n".join(lines) + "\n"
-    buf = io.StringIO()
-    # Names, titles and explanations are user and catalog text: cells are Text, never markup.
-    console = Console(file=buf, width=160, soft_wrap=False, markup=False, emoji=False)
-    table = Table(
-        title=cell(
-            f"{rec.model}: {len(rec.tracks)} tracks" + (f" for {rec.title!r}" if rec.title else "")
-        )
-    )
-    for col in ("#", "track", "artist", "year", "score", "why"):
-        table.add_column(col, overflow="fold")
-    for i, t in enumerate(rec.tracks, 1):
-        table.add_row(
-            cell(i),
-            cell(t.name),
-            cell(", ".join(t.artists)),
-            cell(t.year or ""),
-            cell(f"{t.score:.3f}"),
-            cell(t.explanation or ""),
-        )
-    console.print(table)
-    return buf.getvalue()
-
-
-def _interrupted(home: Path, in_use: Any, models: list[str]) -> str:
+def _interrupted(home: Home, in_use: Any, models: list[str]) -> str:
     """What an interrupted fit kept and how to continue, in one line."""
     from segue.core import artifacts
 
-    kept = artifacts.current_or_none(home)
-    again = artifacts.fit_command(home, models)
+    kept = artifacts.current_or_none(home.root)
+    again = artifacts.fit_command(home.root, models)
     if kept is not None and in_use is not None and kept.id != in_use.id:
         return f"fit interrupted after the switch: the new models are in use, {kept.describe()}"
     if kept is not None and (kept.built_models() or (kept.snapshot_dir / "manifest.json").exists()):
@@ -121,6 +45,7 @@ def _interrupted(home: Path, in_use: Any, models: list[str]) -> str:
 def register(app: typer.Typer) -> None:
     @app.command()
     def fit(
+        ctx: typer.Context,
         model: list[str] = typer.Option(
             None, "--model", "-m", help="Model(s) to build; default: the set the service uses."
         ),
@@ -145,8 +70,9 @@ def register(app: typer.Typer) -> None:
         # whatever the exit code asked), then raised. Inside a library's native code
         # (DuckDB reading the catalog) it can come back as that library's own error: the
         # flag tells an interrupt from a failure.
+        home = home_of(ctx)
         if _spark.use_spark(engine):
-            _fit_spark(model or ["als", "popularity"], spark_master, spark_conf or [], lake)
+            _fit_spark(home, model or ["als", "popularity"], spark_master, spark_conf or [], lake)
             return
         interrupted = threading.Event()
 
@@ -159,7 +85,7 @@ def register(app: typer.Typer) -> None:
 
         main = threading.current_thread() is threading.main_thread()
         previous_handler = signal.signal(signal.SIGINT, hold) if main else None
-        home = config.home()
+        home.ensure()
         in_use = None
         try:
             from segue.core import artifacts
@@ -179,7 +105,7 @@ def register(app: typer.Typer) -> None:
                 signal.signal(signal.SIGINT, on_sigint)
             if interrupted.is_set():
                 raise KeyboardInterrupt
-            in_use = artifacts.current_or_none(home)
+            in_use = artifacts.current_or_none(home.root)
             build(
                 names,
                 home=home,
@@ -198,7 +124,9 @@ def register(app: typer.Typer) -> None:
             if main:
                 signal.signal(signal.SIGINT, previous_handler)
 
-    def _fit_spark(names: list[str], master: str, conf: list[str], lake: str | None) -> None:
+    def _fit_spark(
+        home: Home, names: list[str], master: str, conf: list[str], lake: str | None
+    ) -> None:
         from segue.spark import require_pyspark, spark_failure
 
         try:
@@ -207,12 +135,12 @@ def register(app: typer.Typer) -> None:
             from segue.spark.train import fit_on_spark
 
             session = start(master, parse_conf(conf), app="segue fit")
-            home = config.home()
+            home.ensure()
             fit_on_spark(
                 session,
                 names,
                 home=home,
-                lake=lake or str(home / "lake"),
+                lake=lake or str(home.lake),
                 log=lambda m: err.print(m, highlight=False),
             )
         except SegueError as exc:
@@ -226,6 +154,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def models(
+        ctx: typer.Context,
         verify: bool = typer.Option(
             False,
             "--verify",
@@ -237,12 +166,13 @@ def register(app: typer.Typer) -> None:
         from segue.cli.serve import nothing_built_hint
         from segue.service.engine import Service
 
-        hint = nothing_built_hint("segue models", demo="segue demo")
+        home = home_of(ctx).ensure()
+        hint = nothing_built_hint(home, "segue models", demo="segue demo")
         if hint is not None:  # an empty home: what to run, not a table of "not built"
             err.print(hint, markup=False, highlight=False)
             raise typer.Exit(1)
 
-        service = Service()
+        service = Service(home)
         failed = False
         for m in service.models(deep=verify):
             if verify and m["available"] and m["built"]:
@@ -264,6 +194,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def recommend(
+        ctx: typer.Context,
         inputs: list[str] = typer.Argument(
             None,
             help="Tracks, artists or playlists (links, URIs, ids), files (Exportify CSV, MPD JSON, list of links), "
@@ -321,11 +252,13 @@ def register(app: typer.Typer) -> None:
             raise fail(
                 "give at least one input (a track, artist, playlist, file or name) or --title", 2
             )
+        home = home_of(ctx)
         if demo:
             from segue.fitting.demo import ensure_demo_ready
 
-            ensure_demo_ready(log=lambda m: err.print(m, highlight=False))
-        service = Service(allow_files=True)  # a person names their own files here
+            home = ensure_demo_ready(home, log=lambda m: err.print(m, highlight=False))
+        # a person names their own files here
+        service = Service(home.ensure(), allow_files=True)
         filters = Filters(
             exclude_artists=list(exclude_artist or []),
             year_min=year_min,
@@ -350,19 +283,19 @@ def register(app: typer.Typer) -> None:
             err.print(message, highlight=False)
         sys.stdout.write(render(rec, fmt))
         if save_playlist is not None:
-            _save(save_playlist, [t.id for t in rec.tracks])
+            _save(home_of(ctx), save_playlist, [t.id for t in rec.tracks])
 
 
-def _save(name: str, track_ids: list[str]) -> None:
+def _save(home: Home, name: str, track_ids: list[str]) -> None:
     """Save the recommended tracks as a Spotify playlist; log in first on a terminal."""
     from segue.cli.account import EXIT_NEEDS_SETUP, interactive_login
     from segue.providers.credentials import CredentialsError
     from segue.providers.spotify_save import NeedsLogin, logged_in, save_playlist
 
     try:
-        if not logged_in() and sys.stdin.isatty():
-            interactive_login(None, open_browser=True)
-        saved = save_playlist(name, track_ids)
+        if not logged_in(home) and sys.stdin.isatty():
+            interactive_login(None, open_browser=True, home=home)
+        saved = save_playlist(name, track_ids, home=home)
     except (CredentialsError, NeedsLogin) as exc:
         raise fail(str(exc), EXIT_NEEDS_SETUP) from None
     except (SegueError, ValueError) as exc:
@@ -373,4 +306,4 @@ def _save(name: str, track_ids: list[str]) -> None:
     )
 
 
-__all__ = ["config", "register", "render"]
+__all__ = ["register", "render"]

@@ -13,14 +13,14 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
 
 from segue.cli._console import err, error
-from segue.core import config
+from segue.cli.core import home_of
 from segue.core.errors import SegueError
+from segue.core.home import HOME_ENV, Home
 from segue.wire import serving
 from segue.wire.pool import PoolUnavailable
 
@@ -31,24 +31,25 @@ if TYPE_CHECKING:
 APP_START_TIMEOUT = 180.0
 
 
-def _demo_home() -> None:
-    """Switch this process to the demo home, building it on first use."""
+def _demo_home(home: Home) -> Home:
+    """The demo home of ``home``, built on first use."""
     from segue.fitting.demo import ensure_demo_ready
 
     try:
-        ensure_demo_ready(log=lambda m: err.print(m, highlight=False))
-    except (SegueError, ValueError, OSError, ImportError) as exc:
+        return ensure_demo_ready(home, log=lambda m: err.print(m, highlight=False))
+    except (SegueError, ValueError, OSError) as exc:
         error(f"the demo catalog cannot be set up: {exc}")
         raise typer.Exit(1) from None
 
 
-def _use_demo_home() -> bool:
-    """Switch this process to the demo home, building nothing; True when the demo there is
-    built (else the web app builds it behind a progress page)."""
-    from segue.fitting.demo import demo_ready, use_demo_home
+def _use_demo_home(home: Home) -> tuple[Home, bool]:
+    """The demo home of ``home`` (its folder made), building nothing, and True when the demo
+    there is built (else the web app builds it behind a progress page)."""
+    from segue.fitting.demo import demo_ready
 
     try:
-        return demo_ready(use_demo_home())
+        demo = home.demo.ensure()
+        return demo, demo_ready(demo.root)
     except (SegueError, ValueError, OSError) as exc:
         error(f"the demo catalog cannot be set up: {exc}")
         raise typer.Exit(1) from None
@@ -184,16 +185,22 @@ def _stderr_fd() -> int | None:
 
 
 def run_app(
-    *, host: str, port: int, open_browser: bool, command: str, build_demo: bool = False
+    home: Home,
+    *,
+    host: str,
+    port: int,
+    open_browser: bool,
+    command: str,
+    build_demo: bool = False,
 ) -> int:
-    """Run the web app in a Streamlit server on the current home until stopped.
+    """Run the web app in a Streamlit server on ``home`` until stopped.
 
     The server runs in a child process. Its URL is printed once, on stdout, when the server
     answers; the browser is opened then if ``open_browser`` and a browser can be opened here.
     Ctrl+C or SIGTERM stops the server. ``command`` is how the person started it, for hints.
 
-    ``build_demo``: the current home is the demo's and is not built yet. The server starts
-    first and shows a page with the build's progress (read from the status file of
+    ``build_demo``: ``home`` is a demo home not built yet. The server starts first and shows a
+    page with the build's progress (read from the status file of
     :class:`segue.fitting.demo.BuildProgress`) while this process builds the demo; the page
     turns into the app when the build is done. A build that fails says why in the terminal and
     on the page, which stays up until stopped; an interrupted one says what it kept.
@@ -207,17 +214,18 @@ def run_app(
         return 1
     from segue.fitting.demo import STATUS_ENV
 
-    home = config.home().resolve()
+    root = home.ensure().root.resolve()
     env = dict(os.environ)
-    # The script runs in Streamlit's own process: hand it this process's home folder.
-    env["SEGUE_HOME"] = str(home)
+    # The script runs in Streamlit's own process: hand it the home folder (it builds its Home
+    # from SEGUE_HOME, as any segue without --home does).
+    env[HOME_ENV] = str(root)
     env.pop(STATUS_ENV, None)
     progress: BuildProgress | None = None
     if build_demo:
         from segue.fitting.demo import BuildProgress, build_steps, status_path
 
         # Written before the server starts: its first page shows the build.
-        progress = BuildProgress(status_path(home), build_steps(home))
+        progress = BuildProgress(status_path(root), build_steps(root))
         env[STATUS_ENV] = str(progress.path)
     popen: dict[str, Any] = {}
     if sys.platform.startswith("linux"):
@@ -316,12 +324,12 @@ def _ctrl_c_held() -> Iterator[None]:
 
 
 def _build_demo_behind(progress: BuildProgress, url: str, command: str) -> bool:
-    """Build the demo in the current home while the web app shows ``progress``. True when
-    built; False when it failed (said in the terminal and on the page). Interrupted: the page's
-    status says what was kept, and ``KeyboardInterrupt`` goes on."""
+    """Build the demo in the folder of ``progress``'s status file while the web app shows
+    ``progress``. True when built; False when it failed (said in the terminal and on the page).
+    Interrupted: the page's status says what was kept, and ``KeyboardInterrupt`` goes on."""
     from segue.fitting.demo import what_was_kept
 
-    home = progress.path.parent
+    root = progress.path.parent
     again = f"run `{command}` again to continue"
 
     def say(line: str) -> None:
@@ -339,12 +347,12 @@ def _build_demo_behind(progress: BuildProgress, url: str, command: str) -> bool:
                 model_class(name)
             import segue.catalog.bundled
             import segue.snapshot.from_catalog  # noqa: F401
-        build_demo(home, log=say, on_step=progress.step)
+        build_demo(root, log=say, on_step=progress.step)
     except KeyboardInterrupt:
-        progress.finish("interrupted", f"the demo build stopped: {what_was_kept(home)}; {again}")
+        progress.finish("interrupted", f"the demo build stopped: {what_was_kept(root)}; {again}")
         raise
     except (SegueError, ValueError, OSError, ImportError) as exc:
-        kept = what_was_kept(home)
+        kept = what_was_kept(root)
         progress.finish("failed", f"{exc} ({kept})")
         error(
             f"the demo catalog cannot be set up: {exc}. {kept[0].upper()}{kept[1:]}; fix the "
@@ -359,32 +367,32 @@ def _build_demo_behind(progress: BuildProgress, url: str, command: str) -> bool:
     return True
 
 
-def nothing_built_hint(command: str, demo: str | None = None) -> str | None:
-    """What to run when this home has no snapshot yet (None when it has one). ``demo``: the
+def nothing_built_hint(home: Home, command: str, demo: str | None = None) -> str | None:
+    """What to run when ``home`` has no snapshot yet (None when it has one). ``demo``: the
     command that tries the bundled demo (default: ``command`` with ``--demo``)."""
     from segue.core import artifacts
 
-    generation = artifacts.current_or_none(config.home())
+    generation = artifacts.current_or_none(home.ensure().root)
     if generation is not None and generation.exists and generation.snapshot_dir.exists():
         return None
-    where = _home_flag()
+    where = _home_flag(home)
     return (
-        f"nothing is built in {config.home()} yet: run `segue{where} ingest <MPD slices>` and "
-        f"`segue{where} fit`, or try the bundled demo catalog with `{demo or command + ' --demo'}`"
+        f"nothing is built in {home} yet: run `segue{where} ingest <MPD slices>` and "
+        f"`segue{where} fit`, or try the bundled demo catalog with "
+        f"`{demo or command + ' --demo'}`"
     )
 
 
-def _home_flag() -> str:
+def _home_flag(home: Home) -> str:
     """`` --home <home>`` when a bare ``segue`` in this shell would use another home, else ``""``."""
-    home = config.home().resolve()
-    env = os.environ.get("SEGUE_HOME")
-    bare = Path(env).expanduser() if env else config.default_home()
-    return "" if home == bare.resolve() else f" --home {shlex.quote(str(home))}"
+    root = home.root.resolve()
+    return "" if home.is_bare() else f" --home {shlex.quote(str(root))}"
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
     def serve(
+        ctx: typer.Context,
         host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
         port: int = typer.Option(8000, "--port", min=1, max=65535, help="Port to listen on."),
         demo: bool = typer.Option(
@@ -407,20 +415,23 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Run the HTTP API (OpenAPI docs at /docs)."""
+        home = home_of(ctx)
         if demo:
-            _demo_home()
+            home = _demo_home(home)
         problem = listen_problem(host, port)
         if problem is not None:  # before any hint or URL: the one thing to change is the port
-            command = "segue serve --demo" if demo else f"segue{_home_flag()} serve"
+            command = "segue serve --demo" if demo else f"segue{_home_flag(home)} serve"
             error(_port_message(host, port, command, problem))
             raise typer.Exit(1)
         say = lambda m: err.print(m, highlight=False)  # noqa: E731
-        hint = None if demo else nothing_built_hint("segue serve")
+        hint = None if demo else nothing_built_hint(home, "segue serve")
         if hint:
             say(hint)
         say(f"segue API: http://{host}:{port}  (docs at /docs, Ctrl+C stops it)")
         try:
-            serving.serve(host, port, workers=workers, allow_growth=allow_growth, say=say)
+            serving.serve(
+                host, port, home=home, workers=workers, allow_growth=allow_growth, say=say
+            )
         except KeyboardInterrupt:  # Ctrl+C is how a server is stopped: nothing to run again
             say("segue API stopped (Ctrl+C)")
             raise typer.Exit(130) from None
@@ -430,6 +441,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command(name="app")
     def web_app(
+        ctx: typer.Context,
         host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
         port: int = typer.Option(8501, "--port", min=1, max=65535, help="Port to listen on."),
         demo: bool = typer.Option(
@@ -443,19 +455,22 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Run the web app (Streamlit); its URL is printed when it answers."""
+        home = home_of(ctx)
         build = False
         if demo:
             problem = listen_problem(host, port)
             if problem is not None:  # before the first run's build, not after it
                 error(_port_message(host, port, "segue app --demo", problem))
                 raise typer.Exit(1)
-            build = not _use_demo_home()
+            home, ready = _use_demo_home(home)
+            build = not ready
         else:
-            hint = nothing_built_hint("segue app")
+            hint = nothing_built_hint(home, "segue app")
             if hint:
                 err.print(hint, highlight=False)
         raise typer.Exit(
             run_app(
+                home,
                 host=host,
                 port=port,
                 open_browser=not no_browser,
@@ -466,6 +481,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def demo(
+        ctx: typer.Context,
         port: int = typer.Option(8501, "--port", min=1, max=65535, help="Port to listen on."),
         no_browser: bool = typer.Option(
             False,
@@ -479,13 +495,14 @@ def register(app: typer.Typer) -> None:
         if problem is not None:  # before the first run's build, not after it
             error(f"{_port_message(host, port, 'segue demo', problem)}")
             raise typer.Exit(1)
-        build = not _use_demo_home()
+        home, ready = _use_demo_home(home_of(ctx))
         raise typer.Exit(
             run_app(
+                home,
                 host=host,
                 port=port,
                 open_browser=not no_browser,
                 command="segue demo",
-                build_demo=build,
+                build_demo=not ready,
             )
         )

@@ -6,14 +6,16 @@ from pathlib import Path
 
 import typer
 
-from segue.cli._console import cell, err, fail, labelled, out
-from segue.core import config
+from segue.cli._console import err, fail, labelled, out
+from segue.cli.core import home_of
 from segue.core.errors import SegueError
+from segue.wire.export import cell
 
 
 def register(app: typer.Typer) -> None:
     @app.command("import-features")
     def import_features(
+        ctx: typer.Context,
         files: list[Path] = typer.Argument(
             ..., help="Feature tables: .csv, .csv.gz or .parquet with a Spotify id column."
         ),
@@ -31,7 +33,7 @@ def register(app: typer.Typer) -> None:
         failed = 0
         done = 0
         try:
-            with Catalog.open(config.catalog_path()) as catalog:
+            with Catalog.open(home_of(ctx).ensure().catalog) as catalog:
                 for path in files:
                     try:
                         with err.status(cell(f"importing {path.name}")):

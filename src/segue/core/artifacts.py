@@ -39,8 +39,9 @@ from pathlib import Path
 from typing import Any
 
 from segue.core.errors import NotFittedError, SegueError
+from segue.core.home import ARTIFACTS_DIR as ARTIFACTS
+from segue.core.home import Home
 
-ARTIFACTS = "artifacts"
 POINTER = "current.json"
 GENERATIONS = "generations"
 BUILDING = ".building-"
@@ -73,34 +74,15 @@ def home_of(path: Path) -> Path | None:
     return None
 
 
-def home_option(home: Path | None) -> str:
+def home_option(home: Home | Path | None) -> str:
     """``--home HOME `` for a command about ``home``, or ``""`` when ``segue`` without it
     would use the same home (``SEGUE_HOME`` or the platform default)."""
-    from segue.core import config
-
-    if home is None:
-        return ""
-    env = os.environ.get("SEGUE_HOME")
-    plain = Path(env).expanduser() if env else config.default_home()
-    return "" if _same(Path(home), plain) else f"--home {_quote(str(home))} "
+    return "" if home is None else Home.of(home).option()
 
 
 def fit_command(home: Path | None, models: list[str] | tuple[str, ...] = ()) -> str:
     """The command that rebuilds ``models`` (all when empty) of ``home``, as a user types it."""
     return f"segue {home_option(home)}fit" + "".join(f" --model {name}" for name in models)
-
-
-def _same(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == b.resolve()
-    except OSError:
-        return a == b
-
-
-def _quote(text: str) -> str:
-    import shlex
-
-    return shlex.quote(text)
 
 
 def shown(path: Path, home: Path | None) -> str:

@@ -8,7 +8,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from segue.snapshot.arrays import AUDIO_FEATURES
+#: Spotify's audio features, in the order every table and array of them uses.
+AUDIO_FEATURES = (
+    "danceability",
+    "energy",
+    "key",
+    "loudness",
+    "mode",
+    "speechiness",
+    "acousticness",
+    "instrumentalness",
+    "liveness",
+    "valence",
+    "tempo",
+    "time_signature",
+)
 
 _FEATURE_NAMES = frozenset(AUDIO_FEATURES)
 

@@ -19,7 +19,7 @@ Models, snapshots and the catalog are imported lazily.
 from __future__ import annotations
 
 import contextlib
-import sys
+import logging
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from segue.core import config
 from segue.core.errors import SegueError
+from segue.core.home import Home
 from segue.core.ids import is_spotify_id
 from segue.evaluation.formats import (
     DEFAULT_EMAIL,
@@ -49,6 +49,8 @@ from segue.evaluation.score import score_submission
 if TYPE_CHECKING:
     from segue.models.base import Recommender
     from segue.snapshot.arrays import Snapshot
+
+log = logging.getLogger(__name__)
 
 #: ``recommend_fn(seed_track_ids, title, n=500) -> track ids``: bare 22-character ids, best first.
 RecommendFn = Callable[..., Sequence[str]]
@@ -188,8 +190,8 @@ def recommend_fn_for(
     return recommend, popularity_fallback(snapshot, fallback_size)
 
 
-def make_recommend_fn(model_name: str) -> tuple[RecommendFn, list[str]]:
-    """Load the built snapshot and the saved model ``model_name`` from the home folder.
+def make_recommend_fn(model_name: str, home: Home) -> tuple[RecommendFn, list[str]]:
+    """Load the built snapshot and the saved model ``model_name`` of ``home``.
 
     Raises :class:`segue.core.errors.NotFittedError` when either is not built yet, ``ValueError``
     for an unknown model name.
@@ -197,8 +199,9 @@ def make_recommend_fn(model_name: str) -> tuple[RecommendFn, list[str]]:
     from segue.models.registry import load_model
     from segue.snapshot.arrays import Snapshot
 
-    snapshot = Snapshot.load(config.snapshot_dir())
-    model = load_model(model_name, snapshot)
+    generation = home.generation()
+    snapshot = Snapshot.load(generation.snapshot_dir)
+    model = load_model(model_name, snapshot, root=generation.models_dir)
     return recommend_fn_for(model, snapshot)
 
 
@@ -207,15 +210,22 @@ def make_recommend_fn(model_name: str) -> tuple[RecommendFn, list[str]]:
 # ------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Scratch:
+    """The temporary folders of one evaluation: ``home`` and a scratch folder beside it."""
+
+    home: Home
+    folder: Path
+
+
 @contextlib.contextmanager
-def temporary_home() -> Iterator[Path]:
+def temporary_home() -> Iterator[Scratch]:
     """A fresh, empty home for one evaluation, removed afterwards: its catalog, snapshot and
-    models never touch the user's. Yields a scratch folder beside it; the home is the current
-    one inside the block. The one place evaluation makes temporary folders for a run."""
+    models never touch the user's. Yields it with a scratch folder beside it. The one place
+    evaluation makes temporary folders for a run."""
     with tempfile.TemporaryDirectory(prefix="segue-evaluate-") as tmp_name:
         tmp = Path(tmp_name)
-        with config.temporary_home(tmp / "home"):
-            yield tmp
+        yield Scratch(Home(tmp / "home").ensure(), tmp)
 
 
 def _need(path: Path, what: str) -> Path:
@@ -277,17 +287,17 @@ def evaluate(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict[str, Any]] = {}
-    with temporary_home() as tmp:
-        seeds_file = tmp / "seeds" / "mpd.slice.challenge-seeds.json"
+    with temporary_home() as scratch:
+        seeds_file = scratch.folder / "seeds" / "mpd.slice.challenge-seeds.json"
         n_seed_playlists = write_seed_slice(challenge_set, seeds_file)
         started = time.perf_counter()
-        with Catalog.open(config.catalog_path()) as catalog:
+        with Catalog.open(scratch.home.catalog) as catalog:
             ingest_paths(catalog, [train_dir, seeds_file], progress=progress)
             snapshot = build_snapshot(catalog)
         build_seconds = time.perf_counter() - started
         failed: dict[str, str] = {}
         for name in models:
-            print(f"evaluate: fitting {name}", file=sys.stderr)
+            log.info("evaluate: fitting %s", name)
             try:
                 results[name] = _evaluate_one(
                     name, snapshot, challenge_set, truth, out, progress=progress
@@ -296,7 +306,7 @@ def evaluate(
                 # One model that cannot run (no network for `spotify`, say) must not cost
                 # the comparison of the others: report it and go on.
                 failed[name] = str(exc)
-                print(f"evaluate: {name} skipped: {exc}", file=sys.stderr)
+                log.info("evaluate: %s skipped: %s", name, exc)
     if not results:
         raise SegueError(
             "no model could be evaluated: "

@@ -21,14 +21,16 @@ with these metrics, then the means overall and per category (:func:`aggregate`).
 
 from __future__ import annotations
 
+import logging
 import math
-import sys
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from segue.core.errors import InputFileError
 from segue.evaluation.formats import N_RECOMMENDATIONS, load_truth, read_submission
+
+log = logging.getLogger(__name__)
 
 #: Credit of an artist match relative to a track match.
 ARTIST_CREDIT = 0.25
@@ -210,15 +212,13 @@ def aggregate(
 def score_submission(
     submission_path: str | Path,
     truth_path: str | Path,
-    *,
-    warnings: TextIO | None = None,
 ) -> dict[str, Any]:
     """Score a submission file against ``truth.json``.
 
     Returns ``{"overall": {"r_precision", "ndcg", "clicks"}, "per_category": {1..10: {...}},
     "n_playlists", "n_per_category", "n_missing", "team", "submission", "truth"}``. A challenge
-    playlist without a line scores R-precision 0, NDCG 0 and 51 clicks, with one warning line
-    on stderr (or ``warnings``). A line for a pid the truth does not know, or one that
+    playlist without a line scores R-precision 0, NDCG 0 and 51 clicks, with one warning logged
+    for all of them. A line for a pid the truth does not know, or one that
     recommends a seed, is an :class:`InputFileError`.
     """
     truth = load_truth(truth_path)
@@ -253,10 +253,13 @@ def score_submission(
         shown = ", ".join(str(p) for p in sorted(missing)[:5]) + (
             ", ..." if len(missing) > 5 else ""
         )
-        print(
-            f"warning: {sub.path}: {len(missing)} of {len(truth.category)} challenge playlists have "
-            f"no recommendations and score 0 (51 clicks): pid {shown}",
-            file=warnings if warnings is not None else sys.stderr,
+        log.warning(
+            "%s: %d of %d challenge playlists have no recommendations and score 0 (51 clicks): "
+            "pid %s",
+            sub.path,
+            len(missing),
+            len(truth.category),
+            shown,
         )
     result = aggregate(scored)
     result.update(

@@ -7,15 +7,17 @@ set answering, whole.
 
 from __future__ import annotations
 
-import sys
+import logging
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from segue.core import artifacts, config
+from segue.core import artifacts
 from segue.core.errors import SegueError
+from segue.core.home import Home
 from segue.models.registry import model_class, save_model
 from segue.snapshot.arrays import Snapshot
 
@@ -23,6 +25,8 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from segue.models.base import Recommender
+
+logger = logging.getLogger(__name__)
 
 #: What ``segue fit`` builds by default, and what the demo builds.
 DEFAULT_BUILD = ("hybrid", "model1", "model2", "itemknn", "als", "title", "popularity")
@@ -36,7 +40,7 @@ class FitError(SegueError):
     """A model could not be fitted; nothing was switched."""
 
 
-def no_data_message(home: Path, why: str) -> str:
+def no_data_message(home: Home | Path, why: str) -> str:
     h = artifacts.home_option(home)
     return (
         f"nothing to fit: {why}. Add MPD playlist files with `segue {h}ingest PATH...` "
@@ -45,13 +49,14 @@ def no_data_message(home: Path, why: str) -> str:
     )
 
 
-def read_snapshot(home: Path) -> Snapshot:
+def read_snapshot(home: Home | str | os.PathLike[str]) -> Snapshot:
     """Read the catalog of ``home`` into a snapshot (not saved). Refuses a home without a
     catalog or whose catalog has no tracks, without creating anything."""
     from segue.catalog import Catalog
     from segue.snapshot.from_catalog import build_snapshot
 
-    path = Path(home) / "catalog.duckdb"
+    home = Home.of(home)
+    path = home.catalog
     if not path.exists():
         raise NoDataError(no_data_message(home, f"{home} has no catalog"))
     with Catalog.open(path) as catalog:
@@ -61,9 +66,9 @@ def read_snapshot(home: Path) -> Snapshot:
     return snapshot
 
 
-def build_snapshot_from_catalog(home: Path | None = None) -> Snapshot:
-    """Read the catalog into a snapshot (not switched in: :func:`build` does that)."""
-    return read_snapshot(Path(home or config.home()))
+def build_snapshot_from_catalog(home: Home | str | os.PathLike[str]) -> Snapshot:
+    """Read the catalog of ``home`` into a snapshot (not switched in: :func:`build` does that)."""
+    return read_snapshot(home)
 
 
 class _Steps:
@@ -185,14 +190,15 @@ def _fitted_on(gen: artifacts.Generation, name: str) -> str | None:
 def build(
     models: tuple[str, ...] | list[str] = DEFAULT_BUILD,
     *,
-    home: Path | None = None,
+    home: Home | str | os.PathLike[str],
     log: Callable[[str], None] | None = None,
     only: bool = False,
     console: Console | None = None,
     fitters: Mapping[str, Callable[[Snapshot], Recommender]] | None = None,
     on_step: Callable[[str], None] | None = None,
 ) -> dict[str, float]:
-    """Read the catalog into a new snapshot, fit ``models`` on it and switch to the new set.
+    """Read the catalog of ``home`` into a new snapshot, fit ``models`` on it and switch to the
+    new set.
 
     Models built in the set in use and not named are carried over when the snapshot is
     unchanged, else fitted again (``only``: left out and reported stale). Returns seconds per
@@ -204,12 +210,13 @@ def build(
     cannot be fitted, :class:`~segue.core.artifacts.FitBusyError` when another fit runs; in every
     failure, and when interrupted, the set in use is left as it was.
     """
-    say = log or (lambda m: print(m, file=sys.stderr))
-    root = Path(home or config.home())
+    say = log or logger.info
+    home = Home.of(home)
+    root = home.root
     names = list(dict.fromkeys(models))
     for name in names:
         model_class(name)  # unknown: ValueError before any work
-    if not (root / "catalog.duckdb").exists():  # refused before anything is created
+    if not home.catalog.exists():  # refused before anything is created
         raise NoDataError(no_data_message(root, f"{root} has no catalog"))
     timings: dict[str, float] = {}
     with artifacts.fit_lock(root), _Steps(console, on_step) as steps:
@@ -217,7 +224,7 @@ def build(
         previous = artifacts.current_or_none(root)
         t0 = time.perf_counter()
         with steps.step("snapshot: reading the catalog"):
-            snapshot = read_snapshot(root)
+            snapshot = read_snapshot(home)
             snapshot_id = snapshot.snapshot_id
         timings["snapshot"] = time.perf_counter() - t0
         say(
@@ -245,7 +252,7 @@ def build(
                     try:
                         make = (fitters or {}).get(name)
                         model = make(snapshot) if make else model_class(name)().fit(snapshot)
-                    except (ValueError, SegueError, ImportError) as exc:
+                    except (ValueError, SegueError) as exc:
                         raise FitError(
                             f"fitting {name} failed: {exc}; nothing was switched, the models "
                             "in use are kept"

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from segue.core import config
+from segue.core.home import Home
 
 #: The status file of the demo's build, in the demo home.
 STATUS_NAME = ".demo-build.json"
@@ -73,28 +73,19 @@ def _set_aside_old_catalog(home: Path, say: Callable[[str], None]) -> None:
 
 
 def ensure_demo_ready(
+    home: Home,
     *,
     log: Callable[[str], None] | None = None,
     on_step: Callable[[str], None] | None = None,
-) -> Path:
-    """Switch this process to the demo home and build what is missing there. Returns the home.
-
-    ``on_step`` is told the text of each step as it starts (see :func:`build_steps`)."""
-    home = use_demo_home()
-    if demo_ready(home):
-        return home
-    build_demo(home, log=log, on_step=on_step)
-    return home
-
-
-def use_demo_home() -> Path:
-    """Switch this process to the demo home (made if missing), building nothing. Returns it."""
-    from segue.catalog.bundled import demo_home
-
-    home = demo_home()
-    config.set_home(home)
-    home.mkdir(parents=True, exist_ok=True)
-    return home
+) -> Home:
+    """The demo's home of ``home`` (:attr:`Home.demo`), with what is missing there built.
+    The caller serves that home from then on. ``on_step`` is told the text of each step as it
+    starts (see :func:`build_steps`)."""
+    demo = home.demo.ensure()
+    if demo_ready(demo.root):
+        return demo
+    build_demo(demo.root, log=log, on_step=on_step)
+    return demo
 
 
 def build_demo(

@@ -97,7 +97,7 @@ class SliceColumns:
 class DistinctRows:
     """One slice's distinct tracks (one row per track id, the values of its first row), artists
     (``artist_first``: one row per artist id, the name of its first row and its
-    :func:`~segue.catalog.core.normalise_name`) and albums (likewise), in order of first
+    :func:`~segue.core.text.normalise_name`) and albums (likewise), in order of first
     appearance.
 
     ``track_keys``, ``artist_keys`` and ``album_keys`` are the :func:`id_keys` of the ids of
@@ -214,7 +214,7 @@ def _validated_ids(values: pa.Array) -> np.ndarray[Any, Any]:
 def distinct_rows(rows: pa.Table) -> DistinctRows:
     """:class:`DistinctRows` of a table of slice rows (by Arrow's hash kernels, which release
     the GIL)."""
-    from segue.catalog.core import normalise_names
+    from segue.core.text import normalise_names
 
     rows = rows.combine_chunks()
     track_values, track_first, _ = _first_rows(rows["track_id"])

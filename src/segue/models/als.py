@@ -24,6 +24,9 @@ from segue.models.itemknn import check_interactions, check_state_tracks, popular
 from segue.models.params import Constraints, Interval
 from segue.models.topn import padded, top_n
 
+#: What the early-stopping search derives from the item factors (saved with them).
+_ORDERED = ("norm_order", "sorted_norms", "sorted_items")
+
 
 class ALSRecommender(Recommender):
     """Alternating least squares on the binary playlist x track matrix.
@@ -93,11 +96,17 @@ class ALSRecommender(Recommender):
         self.fitted_ = True
         return self
 
-    def _set_items(self, items: np.ndarray) -> None:
+    def _set_items(self, items: np.ndarray, saved: dict[str, np.ndarray] | None = None) -> None:
+        """Use ``items`` as the item factors, with what the search derives from them: the
+        ``saved`` copies of those (mapped, shared between processes) when given."""
         self.item_factors_ = items
         y64 = items.astype(np.float64)
         self.gram_ = y64.T @ y64
-        if items.shape[0] >= self.early_stop_min_items:
+        if saved and all(k in saved for k in _ORDERED):
+            self._norm_order = saved["norm_order"]
+            self._sorted_norms = saved["sorted_norms"]
+            self._sorted_items = saved["sorted_items"]
+        elif items.shape[0] >= self.early_stop_min_items:
             # items by decreasing norm, for top_items' early stop, and a copy of the factors in
             # that order: the scan reads contiguous blocks (a gather through the order reads
             # rows scattered over memory, measured 10x slower per row)
@@ -219,12 +228,19 @@ class ALSRecommender(Recommender):
     # persistence ---------------------------------------------------------------------------
     def _state_arrays(self) -> dict[str, np.ndarray]:
         self._check_fitted()
-        return {"item_factors": self.item_factors_, "prior": self.prior_}
+        arrays = {"item_factors": self.item_factors_, "prior": self.prior_}
+        if hasattr(self, "_sorted_items"):  # saved too, so processes share them
+            arrays.update(
+                norm_order=self._norm_order,
+                sorted_norms=self._sorted_norms,
+                sorted_items=self._sorted_items,
+            )
+        return arrays
 
     def _load_state(self, arrays: dict[str, np.ndarray], snapshot: Any) -> None:
         if "item_factors" not in arrays or "prior" not in arrays:
             raise ValueError("saved als model has no state: refit it with `segue fit --model als`")
         self.prior_ = np.asarray(arrays["prior"], dtype=np.float32)
         check_state_tracks(self.name, self.prior_.shape[0], snapshot)
-        self._set_items(np.ascontiguousarray(arrays["item_factors"], dtype=np.float32))
+        self._set_items(np.ascontiguousarray(arrays["item_factors"], dtype=np.float32), arrays)
         self.fitted_ = True

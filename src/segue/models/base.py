@@ -13,7 +13,8 @@ indices of a :class:`segue.snapshot.arrays.Snapshot`; raw ids become indices in 
 * ``recommend_batch(seed_lists, n, *, titles=None)`` does the same for many queries and returns
   2-D arrays of shape ``(len(seed_lists), n)`` padded with -1 (indices) and -inf (scores).
 * ``explain(seeds, track, *, title=None)`` says in words why ``track`` scored for these seeds.
-* ``save(dir)`` / ``load(dir, snapshot)`` round-trip without pickle (``.npz`` + JSON).
+* ``save(dir)`` / ``load(dir, snapshot)`` round-trip without pickle (JSON + one ``.npy`` per
+  array, mapped read-only on load: :mod:`segue.core.mapped`). Loaded arrays may be read-only.
 
 These are written once, in :class:`Recommender`; a model implements the scoring hook
 ``_score`` and, when it ranks without scoring every track, ``_select`` / ``_select_batch``.
@@ -33,9 +34,16 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 
+from segue.core import mapped
 from segue.core.errors import NotFittedError
 from segue.models.params import Constraints, check_params
 from segue.models.topn import check_n, padded, top_n
+
+#: The on-disk format of a saved model: ``model.json`` (name, format, parameters) and one
+#: ``.npy`` file per learned array in ``arrays/``, mapped read-only when loaded
+#: (:mod:`segue.core.mapped`). Format 1 kept the arrays in one ``state.npz``.
+FORMAT_VERSION = 2
+ARRAYS_DIR = "arrays"
 
 _phase_hook: ContextVar[Callable[[str], None] | None] = ContextVar("segue_fit_phase", default=None)
 
@@ -233,11 +241,14 @@ class Recommender(ABC):
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "model.json").write_text(
-            json.dumps({"name": self.name, "params": self.get_params()}, indent=2)
+            json.dumps(
+                {"name": self.name, "format_version": FORMAT_VERSION, "params": self.get_params()},
+                indent=2,
+            )
         )
         arrays = self._state_arrays()
         if arrays:
-            np.savez(directory / "state.npz", **arrays)  # type: ignore[arg-type]
+            mapped.write_arrays(directory / ARRAYS_DIR, arrays)
 
     def _state_arrays(self) -> dict[str, np.ndarray]:
         """Learned arrays to save; override with ``_load_state`` in models that have state."""
@@ -248,12 +259,26 @@ class Recommender(ABC):
 
     @classmethod
     def load(cls, directory: Path, snapshot: Any) -> Self:
+        directory = Path(directory)
         meta = json.loads((directory / "model.json").read_text())
+        check_format(directory, meta, cls.name)
         model = cls(**meta["params"])
-        state = directory / "state.npz"
-        arrays: dict[str, np.ndarray] = {}
-        if state.exists():
-            with np.load(state, allow_pickle=False) as npz:
-                arrays = {k: npz[k] for k in npz.files}
-        model._load_state(arrays, snapshot)
+        model._load_state(mapped.read_arrays(directory / ARRAYS_DIR), snapshot)
         return model
+
+
+def check_format(directory: Path, meta: dict[str, Any], name: str) -> None:
+    """Refuse a model saved in another format than this segue's (an older segue saved its
+    arrays in one ``state.npz``), with the command that rebuilds it."""
+    got = meta.get("format_version")
+    if got == FORMAT_VERSION:
+        return
+    from segue.core.artifacts import ArtifactError, fit_command, home_of, shown
+
+    home = home_of(directory)
+    was = f"format {got}" if got is not None else "an older format"
+    raise ArtifactError(
+        f"model {name!r} in {shown(directory, home)} was saved in {was} by another version "
+        f"of segue; this one reads format {FORMAT_VERSION}: rebuild it with "
+        f"`{fit_command(home)}`"
+    )

@@ -28,11 +28,10 @@ Presets (see docs/content-model.md for how they map to the original project):
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
+import logging
 import math
-import sys
 import time
 import weakref
 from collections.abc import Mapping, Sequence
@@ -43,8 +42,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from segue.core import mapped
 from segue.core.errors import NotFittedError
-from segue.models.base import Recommender, as_seed_array, dropped
+from segue.core.threads import single_thread_blas
+from segue.models.base import ARRAYS_DIR, Recommender, as_seed_array, check_format, dropped
 from segue.models.params import Constraints, Interval, Options
 from segue.models.rows import sum_rows
 from segue.models.topn import empty, padded, top_indices
@@ -55,11 +56,13 @@ from segue.snapshot.features import (
     ContentFeatures,
     CrowdTagMode,
     build_content_features,
-    catalog_popularity,
+    playlist_count_percentile,
 )
 
 if TYPE_CHECKING:
     from segue.snapshot.arrays import Snapshot
+
+log = logging.getLogger(__name__)
 
 Aggregate = Literal["sum", "mean"]
 
@@ -74,40 +77,6 @@ AUDIO_BOUND = 1.0 + 1e-4
 # ---------------------------------------------------------------------------------------------
 # top-n selection
 # ---------------------------------------------------------------------------------------------
-
-_BLAS_CONTROLLER: Any = None
-_BLAS_PINNED = False
-
-
-def _single_thread_blas() -> Any:
-    """Context manager limiting BLAS to one thread (threadpoolctl, a scikit-learn dependency).
-
-    One query is a memory-bound product over millions of rows: a second BLAS thread gains
-    little when a core is free and, on a busy machine, OpenBLAS threads spin-waiting for a
-    core made one product 50x slower in measurements. Batches keep all threads.
-    """
-    if _BLAS_PINNED:
-        return contextlib.nullcontext()
-    return _blas_controller().limit(limits=1, user_api="blas")
-
-
-def _blas_controller() -> Any:
-    global _BLAS_CONTROLLER
-    if _BLAS_CONTROLLER is None:
-        from threadpoolctl import ThreadpoolController
-
-        _BLAS_CONTROLLER = ThreadpoolController()
-    return _BLAS_CONTROLLER
-
-
-def pin_single_thread_blas() -> None:
-    """Limit BLAS to one thread for the rest of the process (a server computing one query per
-    thread): :func:`_single_thread_blas` then costs nothing. Limiting per query costs about
-    0.1 ms each time (threadpoolctl sets and restores every BLAS library's thread count), and
-    with several threads computing at once their limits and restores interleave anyway."""
-    global _BLAS_PINNED
-    _blas_controller().limit(limits=1, user_api="blas")
-    _BLAS_PINNED = True
 
 
 def cap_per_key(ranked: np.ndarray, keys: np.ndarray, cap: int) -> np.ndarray:
@@ -398,7 +367,7 @@ class ContentRecommender(Recommender):
             return np.zeros(self.n_tracks, dtype=np.float32)
         queries = self._queries([seed_arr])
         out = self._partial_one(queries)
-        with _single_thread_blas():
+        with single_thread_blas():
             out += queries["audio"][0] @ self._audio_t
         return out
 
@@ -475,13 +444,13 @@ class ContentRecommender(Recommender):
             if top.size == budget:
                 candidates = np.flatnonzero(scores >= scores[top[-1]] - w_audio * AUDIO_BOUND)
                 if candidates.size <= self.n_tracks // 4:
-                    with _single_thread_blas():
+                    with single_thread_blas():
                         audio = q_audio @ self._audio_t[:, candidates]
                     exact = scores[candidates] + audio
                     picked = self._rank(exact, n, index=candidates, limit=budget)
                     if picked is not None:
                         return picked, exact[np.searchsorted(candidates, picked)].astype(np.float32)
-        with _single_thread_blas():
+        with single_thread_blas():
             scores += q_audio @ self._audio_t
         picked = self._rank(scores, n)
         if picked is None:  # only a ranking with a limit gives up
@@ -578,7 +547,7 @@ class ContentRecommender(Recommender):
 
     # persistence ---------------------------------------------------------------------------
     def save(self, directory: Path) -> None:
-        """``model.json`` (name, parameters) + ``state.npz`` (artist keys) + the feature matrix."""
+        """``model.json`` (name, parameters) + ``arrays/`` (artist keys) + the feature matrix."""
         self._check_fitted()
         super().save(directory)
         meta_path = Path(directory) / "model.json"
@@ -597,6 +566,7 @@ class ContentRecommender(Recommender):
         if not meta_path.exists():
             raise NotFittedError(f"no model in {directory}: expected model.json")
         meta = json.loads(meta_path.read_text())
+        check_format(directory, meta, cls.name)
         model = cls(**meta["params"])
         features = ContentFeatures.load(directory)
         if snapshot is not None and snapshot.n_tracks != features.n_tracks:
@@ -604,8 +574,7 @@ class ContentRecommender(Recommender):
                 f"model in {directory} was built for {features.n_tracks} tracks, the snapshot has "
                 f"{snapshot.n_tracks}: rebuild it with `segue fit --model {model.name}`"
             )
-        with np.load(directory / "state.npz", allow_pickle=False) as z:
-            artist_keys = z["artist_keys"]
+        artist_keys = mapped.read_arrays(directory / ARRAYS_DIR)["artist_keys"]
         if "chosen" in meta:
             model.chosen_ = meta["chosen"]
         return model.fit_features(features, artist_keys)
@@ -721,7 +690,7 @@ def mean_ndcg(ids: np.ndarray, hidden: Sequence[np.ndarray]) -> float:
 
 def _say(model: ContentRecommender, message: str) -> None:
     if model.progress:
-        print(f"{model.name}: {message}", file=sys.stderr, flush=True)
+        log.info("%s: %s", model.name, message)
 
 
 #: Settings chosen in this process, by model class and the parameters tuning reads, with
@@ -764,7 +733,7 @@ def choose_settings(model: ContentRecommender, snapshot: Snapshot) -> dict[str, 
     cores or load: the same data and parameters choose the same settings.
     Returns the settings with ``how`` (one line) and the validation figures.
     """
-    with _single_thread_blas():
+    with single_thread_blas():
         return _search_settings(model, snapshot)
 
 
@@ -902,7 +871,7 @@ class PlainMethod(Recommender):
         from sklearn.impute import SimpleImputer
         from sklearn.preprocessing import MinMaxScaler
 
-        from segue.snapshot.arrays import AUDIO_FEATURES
+        from segue.core.records import AUDIO_FEATURES
 
         tracks = snapshot.tracks
         n = len(tracks)
@@ -912,7 +881,9 @@ class PlainMethod(Recommender):
             scaled = MinMaxScaler().fit_transform(tracks[present].to_numpy(dtype=np.float64))
             parts.append(SimpleImputer(strategy="median").fit_transform(scaled))
         pop = tracks["popularity"].to_numpy(dtype=np.float64)
-        pop = np.where(np.isnan(pop), catalog_popularity(tracks["playlist_count"].to_numpy()), pop)
+        pop = np.where(
+            np.isnan(pop), playlist_count_percentile(tracks["playlist_count"].to_numpy()), pop
+        )
         pop_code = (np.clip(pop, 0, 100) // self.popularity_width).astype(np.int64)
         parts.append(np.eye(int(100 // self.popularity_width) + 1)[pop_code])
         year = tracks["release_year"].to_numpy(dtype=np.float64)
@@ -937,7 +908,7 @@ class PlainMethod(Recommender):
         norm = float(np.linalg.norm(q))
         if norm == 0:
             return np.zeros(self.n_tracks, dtype=np.float32)
-        with _single_thread_blas():
+        with single_thread_blas():
             return np.asarray(self.x_ @ (q / norm), dtype=np.float32)
 
     def _select(
@@ -1061,7 +1032,7 @@ class OriginalScoring(Recommender):
         from sklearn.impute import SimpleImputer
         from sklearn.preprocessing import MinMaxScaler
 
-        from segue.snapshot.arrays import AUDIO_FEATURES
+        from segue.core.records import AUDIO_FEATURES
 
         tracks = snapshot.tracks
         n = len(tracks)
@@ -1074,7 +1045,9 @@ class OriginalScoring(Recommender):
             audio = np.zeros((n, 0))
         self.audio_ = np.ascontiguousarray(audio, dtype=np.float32)
         pop = tracks["popularity"].to_numpy(dtype=np.float64)
-        pop = np.where(np.isnan(pop), catalog_popularity(tracks["playlist_count"].to_numpy()), pop)
+        pop = np.where(
+            np.isnan(pop), playlist_count_percentile(tracks["playlist_count"].to_numpy()), pop
+        )
         width = self.popularity_width
         self.track_pop_ = (np.clip(pop, 0, 100) // width).astype(np.int64)
         artist_pop = (
@@ -1141,7 +1114,7 @@ class OriginalScoring(Recommender):
         q = query if query is not None else self._query(seeds)
         idx = slice(None) if subset is None else subset
         out: dict[str, np.ndarray] = {}
-        with _single_thread_blas(), np.errstate(divide="ignore", invalid="ignore"):
+        with single_thread_blas(), np.errstate(divide="ignore", invalid="ignore"):
             dot_g = self.genres_[idx] @ q["g"]
             if "genres" in keys:
                 norm = self._norm_g[idx] * q["norm_g"]

@@ -61,7 +61,7 @@ from __future__ import annotations
 
 import copy
 import json
-import sys
+import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -72,9 +72,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from segue.core.errors import NotFittedError
+from segue.core.text import title_key
+from segue.core.threads import single_thread_blas
 from segue.models.als import ALSRecommender
 from segue.models.base import Recommender, as_seed_array, dropped, fit_phase
-from segue.models.content import Model1, _single_thread_blas, mean_ndcg
+from segue.models.content import Model1, mean_ndcg
 from segue.models.itemknn import (
     ItemKNNRecommender,
     TrackNames,
@@ -87,8 +89,11 @@ from segue.models.itemknn import (
 )
 from segue.models.params import Constraints, InstanceOf, Interval, Options
 from segue.models.rows import entries, row_positions, rows_dot, sparse_sum_rows, sum_rows
-from segue.models.title import NameIndex, NameMatches, TitleRecommender, title_key
+from segue.models.title import NameIndex, NameMatches, TitleRecommender
 from segue.models.topn import merge_top_n, padded, prior_order, top_indices
+from segue.snapshot.arrays import transpose
+
+log = logging.getLogger(__name__)
 
 FEATURES = (
     "knn",
@@ -382,7 +387,7 @@ class HybridRecommender(Recommender):
 
     def _say(self, message: str) -> None:
         if self.progress:
-            print(f"hybrid: {message}", file=sys.stderr, flush=True)
+            log.info("hybrid: %s", message)
 
     def fit(self, snapshot: Any) -> Self:
         matrix = check_interactions(snapshot, self.name)
@@ -821,7 +826,7 @@ class HybridRecommender(Recommender):
         return cols, counts.astype(np.float32) * scale
 
     def _batch(self, seed_lists: Sequence[np.ndarray], titles: Sequence[str | None]) -> _Batch:
-        with _single_thread_blas():
+        with single_thread_blas():
             return self._batch_inner(seed_lists, titles)
 
     def _batch_inner(
@@ -1011,10 +1016,13 @@ class HybridRecommender(Recommender):
         ):
             x[:, c[name]] = ranks[:, i]
 
-    def _set_playlists(self, matrix: sp.csr_matrix) -> None:
-        """The playlist x track matrix the playlist-kNN generator searches (and its transpose)."""
+    def _set_playlists(
+        self, matrix: sp.csr_matrix, transposed: sp.csr_matrix | None = None
+    ) -> None:
+        """The playlist x track matrix the playlist-kNN generator searches and its transpose
+        (``transposed`` when given, else computed)."""
         self.playlists_ = matrix
-        self.playlists_t_ = sp.csr_matrix(matrix.T)
+        self.playlists_t_ = transposed if transposed is not None else transpose(matrix)
         self.playlist_norms_ = np.sqrt(np.maximum(np.diff(matrix.indptr), 1)).astype(np.float32)
 
     def _playlist_knn(self, seeds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -1412,7 +1420,15 @@ class HybridRecommender(Recommender):
             )
             generators.append(model)
         self.knn_, self.als_, self.title_ = generators  # type: ignore[assignment]
-        self._set_playlists(check_interactions(snapshot, self.name))
+        matrix = check_interactions(snapshot, self.name)
+        # the loaded snapshot's own transpose (mapped: shared between processes) when the
+        # matrix is the snapshot's (no copy was needed to make it binary)
+        self._set_playlists(
+            matrix,
+            snapshot.interactions_t()
+            if matrix is getattr(snapshot, "interactions", None)
+            else None,
+        )
         self.names_ = TrackNames(snapshot, int(self.prior_.shape[0]))
         saved = {k.split("__", 1)[1]: v for k, v in arrays.items() if k.startswith("names__")}
         # a model saved before the index was: built again from the snapshot

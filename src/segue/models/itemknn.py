@@ -43,7 +43,20 @@ PRIOR_WEIGHT = 1e-6
 
 
 def binary_csr(matrix: Any) -> sp.csr_matrix:
-    """``matrix`` as a float32 CSR with every stored entry 1.0 (duplicates summed first)."""
+    """``matrix`` as a float32 CSR with every stored entry 1.0 (duplicates summed first).
+
+    A read-only matrix that is one already (a loaded snapshot's, mapped from its files) is
+    returned as it is: processes that load the same snapshot then share its pages, and
+    nothing can change it in place. Any other is copied.
+    """
+    if (
+        isinstance(matrix, sp.csr_matrix)
+        and matrix.dtype == np.float32
+        and not matrix.data.flags.writeable
+        and matrix.has_canonical_format
+        and bool((matrix.data == 1.0).all())
+    ):
+        return matrix
     out = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
     out.sum_duplicates()
     out.eliminate_zeros()

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from segue.core import config
 from segue.core.errors import NotFittedError, SegueError
 
 if TYPE_CHECKING:
@@ -45,21 +44,26 @@ def model_class(name: str) -> type[Recommender]:
     return getattr(importlib.import_module(module), cls)  # type: ignore[no-any-return]
 
 
-def model_dir(name: str, root: Path | None = None) -> Path:
-    return (root or config.models_dir()) / name
+def model_dir(name: str, root: Path) -> Path:
+    """The folder of model ``name`` in the models folder ``root``."""
+    return Path(root) / name
 
 
 def fit_model(
     name: str, snapshot: Snapshot, *, save: bool = True, root: Path | None = None, **params: Any
 ) -> Recommender:
+    """Fit model ``name`` on ``snapshot``; with ``save``, save it in the models folder ``root``."""
+    if save and root is None:
+        raise ValueError("fit_model: saving a model needs the models folder (root)")
     model = model_class(name)(**params).fit(snapshot)
     if save:
+        assert root is not None
         save_model(model, name, root=root, snapshot_id=snapshot.snapshot_id)
     return model
 
 
 def save_model(
-    model: Recommender, name: str, *, root: Path | None = None, snapshot_id: str | None = None
+    model: Recommender, name: str, *, root: Path, snapshot_id: str | None = None
 ) -> Path:
     """Save a fitted ``model`` as model ``name`` under ``root``, whole or not at all.
 
@@ -99,7 +103,7 @@ def save_model(
     return target
 
 
-def load_model(name: str, snapshot: Snapshot, *, root: Path | None = None) -> Recommender:
+def load_model(name: str, snapshot: Snapshot, *, root: Path) -> Recommender:
     """Load model ``name`` saved under ``root`` for ``snapshot``.
 
     Checks first that its files are all there at the sizes written and that it was fitted on

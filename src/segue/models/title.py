@@ -23,8 +23,6 @@ the title or a phrase of it, for the hybrid's candidates and ranker features.
 from __future__ import annotations
 
 import hashlib
-import re
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
@@ -33,6 +31,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from segue.core.text import cut_name_tails, name_key, name_key_column, name_words, title_key
 from segue.models.itemknn import (
     PriorRankedRecommender,
     check_interactions,
@@ -43,115 +42,6 @@ from segue.models.itemknn import (
 )
 from segue.models.params import Constraints, Interval
 from segue.models.topn import prior_order
-
-_YEAR_2K = re.compile(r"\b2k(\d{2})\b")
-_YEAR_APOSTROPHE = re.compile(r"(?<![\w])['\u2019`](\d{2})\b")
-_LONG_RUN = re.compile(r"(.)\1{2,}")
-_DOUBLE_LETTER = re.compile(r"([a-z])\1+")
-_SPACES = re.compile(r"\s+")
-# Characters that only shape an emoji (variation selectors, skin tones, joiners, keycaps).
-_EMOJI_GLUE = {0xFE0E, 0xFE0F, 0x200D, 0x20E3, *range(0x1F3FB, 0x1F400)}
-
-
-def _is_symbol(ch: str) -> bool:
-    """Emoji and pictographs: Unicode symbol categories (So, Sk) outside ASCII."""
-    return ord(ch) > 0x7F and unicodedata.category(ch) in ("So", "Sk", "Cs")
-
-
-def normalize_title(title: str | None, *, emoji: bool = True) -> str:
-    """A playlist name as a comparable lower-case string of space-separated tokens.
-
-    Lower-cases (``casefold``), strips accents ("Café" -> "cafe"), turns "2k17" and "'17" into
-    "2017", cuts runs of three or more equal characters to two ("chilllll" -> "chill"),
-    replaces punctuation by spaces and keeps each emoji as a token of its own (or drops it
-    with ``emoji=False``). ``None`` and blank names give ``""``.
-    """
-    if title is None:
-        return ""
-    if not isinstance(title, str):
-        raise TypeError(f"normalize_title expected a str or None, got {type(title).__name__}")
-    text = unicodedata.normalize("NFKC", title).casefold()
-    text = _YEAR_2K.sub(r"20\1", text)
-    text = _YEAR_APOSTROPHE.sub(r"20\1", text)
-    out: list[str] = []
-    for ch in unicodedata.normalize("NFKD", text):
-        code = ord(ch)
-        if unicodedata.combining(ch) or code in _EMOJI_GLUE:
-            continue
-        if ch.isalnum():
-            out.append(ch)
-        elif _is_symbol(ch):
-            if emoji:
-                out.append(f" {ch} ")
-            else:
-                out.append(" ")
-        else:
-            out.append(" ")
-    text = _LONG_RUN.sub(r"\1\1", "".join(out))
-    return _SPACES.sub(" ", text).strip()
-
-
-def title_key(title: str | None, *, emoji: bool = True) -> str:
-    """The matching key of a name: :func:`normalize_title` without spaces or doubled letters.
-
-    "Work Out", "workout" and "WORKOUT!!!" share the key "workout"; "chill", "chilll" and
-    "chil" share "chil".
-    """
-    text = normalize_title(title, emoji=emoji).replace(" ", "")
-    return _DOUBLE_LETTER.sub(r"\1", text)
-
-
-# Catalog names (artist, album, track) get keys like titles (lower case, no accents, no
-# punctuation, spaces or doubled letters), by regular expressions and ``unicodedata`` calls
-# that pandas runs over a whole column and that a query runs on its own phrases, so both sides
-# are one function (title normalisation walks the characters in Python: too slow for the 2.26M
-# track names of the full MPD). Emoji are dropped: names rarely carry them.
-_COMBINING = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe00-\ufe2f\u200d]")
-_NON_WORD = re.compile(r"[\W_]+")
-# Version tags of track and album names: "Song - Remastered 2011", "Song (feat. X)", "[Live]".
-_NAME_TAIL = re.compile(r"\s+(?:[-\u2013\u2014]\s|[(\[]).*$")
-_WORD_STEPS: tuple[tuple[str, Any, str], ...] = (
-    ("normalize", "NFKC", ""),
-    ("casefold", None, ""),
-    ("normalize", "NFKD", ""),
-    ("sub", _COMBINING, ""),
-)
-_KEY_STEPS: tuple[tuple[str, Any, str], ...] = (
-    *_WORD_STEPS,
-    ("sub", _NON_WORD, ""),
-    ("sub", _LONG_RUN, r"\1\1"),
-    ("sub", _DOUBLE_LETTER, r"\1"),
-)
-
-
-def _apply(steps: Sequence[tuple[str, Any, str]], text: str) -> str:
-    for op, arg, repl in steps:
-        if op == "normalize":
-            text = unicodedata.normalize(arg, text)
-        elif op == "casefold":
-            text = text.casefold()
-        else:
-            text = arg.sub(repl, text)
-    return text
-
-
-def name_key(name: str) -> str:
-    """The matching key of a catalog name or a phrase: "Kevin Gates" -> "kevingates", "Björk"
-    -> "bjork" (the steps :func:`_name_key_column` runs over whole columns)."""
-    return _apply(_KEY_STEPS, name)
-
-
-def _name_key_column(values: pd.Series) -> pd.Series:
-    """:func:`name_key` of every string of ``values`` (pandas' vectorised string methods)."""
-    out = values.astype(str)
-    for op, arg, repl in _KEY_STEPS:
-        if op == "normalize":
-            out = out.str.normalize(arg)
-        elif op == "casefold":
-            out = out.str.casefold()
-        else:
-            out = out.str.replace(arg, repl, regex=True)
-    return out
 
 
 def _hash_keys(keys: Sequence[str] | np.ndarray) -> np.ndarray:
@@ -264,8 +154,8 @@ class NameIndex:
             return
         names = pd.Series(np.asarray(uniques, dtype=object))
         if cut_tail:
-            names = names.astype(str).str.replace(_NAME_TAIL, "", regex=True)
-        keys = _name_key_column(names)
+            names = cut_name_tails(names)
+        keys = name_key_column(names)
         ok = (keys.str.len() >= self.min_chars).to_numpy()
         key_hash = _hash_keys(keys.to_numpy())
         rows = np.flatnonzero((codes >= 0) & ok[np.maximum(codes, 0)])
@@ -285,7 +175,7 @@ class NameIndex:
         """The keys of the title's word runs (longest first) and the length of the whole key."""
         if not title or not isinstance(title, str):
             return [], 0
-        words = _NON_WORD.sub(" ", _apply(_WORD_STEPS, title)).split()
+        words = name_words(title)
         whole = len(name_key("".join(words)))
         out: list[str] = []
         for size in range(min(len(words), self.max_words), 0, -1):

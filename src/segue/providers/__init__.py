@@ -4,7 +4,7 @@
 * :mod:`segue.providers.spotify` — the Spotify Web API (network).
 * :mod:`segue.providers.audio_service` — audio-feature services keyed by Spotify id (network).
 * :mod:`segue.catalog.tables` — feature tables (CSV, CSV.gz, Parquet) imported by column name.
-* :mod:`segue.catalog.derived` — facts derived from the catalog itself, offline:
+* :mod:`segue.snapshot.derived` — facts derived from the catalog itself, offline:
   playlist counts as popularity and playlist titles as crowd tags.
 
 Modules are imported on demand: importing this package loads no network library.

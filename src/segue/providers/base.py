@@ -300,7 +300,7 @@ class BatchResult(Generic[R]):
     ids whose request failed, with the reason. ``stop``: set when this provider must not be
     asked again in this run (a rate limit past the cap, or credentials refused); everything in
     the result is still valid and should be kept. ``matches``: how ids were matched at a
-    source that does not know Spotify ids (:class:`segue.catalog.matching.MatchRecord`), stored with
+    source that does not know Spotify ids (:class:`segue.providers.matching.MatchRecord`), stored with
     the facts.
     """
 
@@ -340,7 +340,7 @@ def _record_key(record: TrackFacts | ArtistFacts | AudioFeatures) -> str | None:
         return record.track_id
     if record.artist_id is not None:
         return record.artist_id
-    from segue.catalog.core import normalise_name
+    from segue.core.text import normalise_name
 
     norm = normalise_name(record.name)
     return f"name:{norm}" if norm else None

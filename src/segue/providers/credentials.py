@@ -30,11 +30,11 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from segue.core import config
 from segue.core.errors import SegueError
+from segue.core.home import SETTINGS_FILE, Home
 from segue.core.redact import redact, register_secret
 
-YAML_NAME = "Spotify.yaml"
+YAML_NAME = SETTINGS_FILE
 ENV_ID = "SPOTIPY_CLIENT_ID"
 ENV_SECRET = "SPOTIPY_CLIENT_SECRET"
 ENV_PATH = "SEGUE_SPOTIFY_YAML"
@@ -99,9 +99,12 @@ class Credentials:
     __str__ = __repr__
 
 
-def search_paths() -> list[Path]:
-    """Where a ``Spotify.yaml`` is looked for when no path is given, in order."""
-    paths = [Path.cwd() / YAML_NAME, config.home() / YAML_NAME, Path.home() / YAML_NAME]
+def search_paths(home: Home | None = None) -> list[Path]:
+    """Where a ``Spotify.yaml`` is looked for when no path is given, in order: the current
+    folder, ``home``'s settings file (default: the home segue uses without ``--home``), the
+    user's home folder."""
+    settings = (home or Home.resolve(None)).settings
+    paths = [Path.cwd() / YAML_NAME, settings, Path.home() / YAML_NAME]
     unique: list[Path] = []
     for p in paths:
         if p not in unique:
@@ -109,9 +112,9 @@ def search_paths() -> list[Path]:
     return unique
 
 
-def missing_message() -> str:
+def missing_message(home: Home | None = None) -> str:
     """What to do when no credentials were found (no secrets in it, only names and paths)."""
-    where = ", ".join(str(p) for p in search_paths())
+    where = ", ".join(str(p) for p in search_paths(home))
     return (
         f"Spotify credentials are needed: set {ENV_ID} and {ENV_SECRET}, or write a {YAML_NAME} "
         f"with 'Client_id: …' and 'client_secret: …' in one of: {where} (or give its path with "
@@ -160,7 +163,9 @@ def read_yaml(path: Path) -> Credentials:
     return Credentials(str(client_id).strip(), str(client_secret).strip(), source=str(path))
 
 
-def load_credentials(path: str | os.PathLike[str] | None = None) -> Credentials | None:
+def load_credentials(
+    path: str | os.PathLike[str] | None = None, *, home: Home | None = None
+) -> Credentials | None:
     """The first complete credentials in the lookup order, or None when there are none.
 
     An explicit ``path`` (or ``SEGUE_SPOTIFY_YAML``) that does not exist or is broken raises
@@ -174,15 +179,17 @@ def load_credentials(path: str | os.PathLike[str] | None = None) -> Credentials 
     env_secret = os.environ.get(ENV_SECRET, "").strip()
     if env_id and env_secret:
         return Credentials(env_id, env_secret, source="environment")
-    for candidate in search_paths():
+    for candidate in search_paths(home):
         if candidate.is_file():
             return read_yaml(candidate)
     return None
 
 
-def require_credentials(path: str | os.PathLike[str] | None = None) -> Credentials:
+def require_credentials(
+    path: str | os.PathLike[str] | None = None, *, home: Home | None = None
+) -> Credentials:
     """Like :func:`load_credentials` but raises :class:`CredentialsError` with what is needed."""
-    found = load_credentials(path)
+    found = load_credentials(path, home=home)
     if found is None:
-        raise CredentialsError(missing_message())
+        raise CredentialsError(missing_message(home))
     return found

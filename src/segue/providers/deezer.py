@@ -18,18 +18,17 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from segue.catalog.matching import (
+from segue.core.records import ArtistFacts, TrackFacts
+from segue.core.text import normalise_recording_title, primary_artist
+from segue.providers.base import FactKind, ProviderError
+from segue.providers.matching import (
     ArtistKey,
     Candidate,
     Match,
     MatchRecord,
     TrackKey,
     best_track,
-    normalise_title,
-    primary_artist,
 )
-from segue.core.records import ArtistFacts, TrackFacts
-from segue.providers.base import FactKind, ProviderError
 from segue.providers.open_sources import OpenSourceProvider
 
 PROVIDER = "deezer"
@@ -109,7 +108,7 @@ class DeezerProvider(OpenSourceProvider):
                     return match
         query = (
             f"artist:{_quoted(primary_artist(key.artist))} "
-            f"track:{_quoted(normalise_title(key.title) or key.title)}"
+            f"track:{_quoted(normalise_recording_title(key.title) or key.title)}"
         )
         data = self.get(SEARCH, "search", {"q": query, "limit": "10"})
         self.expect(

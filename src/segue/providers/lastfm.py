@@ -22,10 +22,12 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from segue.catalog.matching import ArtistKey, MatchRecord, artist_similarity, primary_artist
+from segue.core.home import Home
 from segue.core.records import ArtistFacts
 from segue.core.redact import register_secret
+from segue.core.text import primary_artist
 from segue.providers.base import CredentialsRejected, FactKind, ProviderError, ProviderUnavailable
+from segue.providers.matching import ArtistKey, MatchRecord, artist_similarity
 from segue.providers.open_sources import OpenSourceProvider, settings_value
 
 PROVIDER = "lastfm"
@@ -102,8 +104,15 @@ class LastfmProvider(OpenSourceProvider):
     rate_env = "SEGUE_LASTFM_RATE"
     default_rate = (5, 1.0)
 
-    def __init__(self, api_key: str | None = None, base_url: str | None = None, **kwargs: Any):
-        key = api_key or settings_value(KEY_ENVS, KEY_YAML)
+    def __init__(
+        self,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        *,
+        home: Home | None = None,
+        **kwargs: Any,
+    ):
+        key = api_key or settings_value(KEY_ENVS, KEY_YAML, home=home)
         if not key:
             raise ProviderUnavailable(missing_key_message())
         super().__init__(base_url, **kwargs)

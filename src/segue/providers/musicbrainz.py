@@ -18,18 +18,17 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from segue.catalog.matching import (
+from segue.core.records import ArtistFacts, TrackFacts
+from segue.core.text import normalise_recording_title, primary_artist
+from segue.providers.base import FactKind, ProviderError
+from segue.providers.matching import (
     ArtistKey,
     Candidate,
     MatchRecord,
     TrackKey,
     best_artist,
     best_track,
-    normalise_title,
-    primary_artist,
 )
-from segue.core.records import ArtistFacts, TrackFacts
-from segue.providers.base import FactKind, ProviderError
 from segue.providers.open_sources import OpenSourceProvider
 
 PROVIDER = "musicbrainz"
@@ -122,7 +121,7 @@ class MusicBrainzProvider(OpenSourceProvider):
         match = best_track(key, candidates)
         if match is None:
             query = (
-                f"recording:{lucene_phrase(normalise_title(key.title) or key.title)} AND "
+                f"recording:{lucene_phrase(normalise_recording_title(key.title) or key.title)} AND "
                 f"artist:{lucene_phrase(primary_artist(key.artist))}"
             )
             recs = self._recordings(RECORDING_SEARCH, "recording", {"query": query, "limit": "10"})

@@ -1,11 +1,11 @@
 """What the open sources (MusicBrainz, Last.fm, Deezer) share: one HTTP path, a rate limiter,
 settings, and a per-id loop that matches catalog tracks and artists by name.
 
-These sources know nothing of Spotify ids: a provider is bound to the catalog
+These sources know nothing of Spotify ids: a provider is bound to the catalog's keys
 (:meth:`OpenSourceProvider.bind_catalog`, done by :func:`segue.catalog.fetch.run_fetch`) to read the
 names, durations and learnt ISRCs of the ids it is asked about, matches them
-(:mod:`segue.catalog.matching`), and answers in the typed records every provider gives, plus a
-:class:`~segue.catalog.matching.MatchRecord` per id saying how it was matched (stored with the facts).
+(:mod:`segue.providers.matching`), and answers in the typed records every provider gives, plus a
+:class:`~segue.providers.matching.MatchRecord` per id saying how it was matched (stored with the facts).
 
 Every request goes through :class:`~segue.providers.base.Retrier` with the provider's
 :class:`~segue.providers.ratelimit.RateLimiter`, so retries count against the published limit too.
@@ -19,26 +19,18 @@ never the URL, and httpx's own request log is filtered (:class:`RedactQuery`).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 import httpx
 import yaml
 
 from segue import __version__
-from segue.catalog.matching import (
-    NAME_KEY,
-    ArtistKey,
-    MatchRecord,
-    TrackKey,
-    artist_keys,
-    track_keys,
-)
+from segue.core.home import Home
 from segue.core.records import ArtistFacts, TrackFacts
 from segue.core.redact import redact
 from segue.providers.base import (
@@ -54,10 +46,8 @@ from segue.providers.base import (
     RetryPolicy,
     parse_retry_after,
 )
+from segue.providers.matching import NAME_KEY, ArtistKey, MatchRecord, TrackKey
 from segue.providers.ratelimit import RateLimiter
-
-if TYPE_CHECKING:
-    from segue.catalog import Catalog
 
 DEFAULT_CONTACT = "https://github.com/segue-music/segue"
 #: Keyless sources used by ``segue fetch`` without ``--provider`` (comma-separated names).
@@ -70,9 +60,12 @@ def user_agent() -> str:
     return f"segue/{__version__} ( {contact} )"
 
 
-def settings_value(names: tuple[str, ...], yaml_keys: tuple[str, ...]) -> str | None:
+def settings_value(
+    names: tuple[str, ...], yaml_keys: tuple[str, ...], *, home: Home | None = None
+) -> str | None:
     """The first of environment variables ``names``, else a key of the settings file
-    (``Spotify.yaml``, found as Spotify's credentials are). Never logged or echoed."""
+    (``Spotify.yaml``, found as Spotify's credentials are, ``home``'s among the places).
+    Never logged or echoed."""
     for name in names:
         value = os.environ.get(name, "").strip()
         if value:
@@ -80,7 +73,7 @@ def settings_value(names: tuple[str, ...], yaml_keys: tuple[str, ...]) -> str | 
     from segue.providers import credentials
 
     explicit = os.environ.get(credentials.ENV_PATH) or None
-    paths = [Path(explicit).expanduser()] if explicit else credentials.search_paths()
+    paths = [Path(explicit).expanduser()] if explicit else credentials.search_paths(home)
     for path in paths:
         if not path.is_file():
             continue
@@ -131,7 +124,12 @@ def install_redaction() -> None:
 
 
 class CatalogAccess(Protocol):
-    def use(self) -> contextlib.AbstractContextManager[Catalog]: ...
+    """What a name-matching source reads of the catalog: the match keys of the ids asked about
+    (given by :func:`segue.catalog.fetch.run_fetch`; ids unknown or without a name are left out)."""
+
+    def track_keys(self, track_ids: Sequence[str]) -> dict[str, TrackKey]: ...
+
+    def artist_keys(self, artist_ids: Sequence[str]) -> dict[str, ArtistKey]: ...
 
 
 def _short(text: str, limit: int = 200) -> str:
@@ -248,15 +246,13 @@ class OpenSourceProvider(FactsProvider):
     def unmatched(self, kind: str, ident: str) -> MatchRecord:
         return MatchRecord(self.name, kind, ident, None, "unmatched")  # type: ignore[arg-type]
 
-    @contextlib.contextmanager
-    def _catalog(self) -> Iterator[Catalog]:
+    def _catalog(self) -> CatalogAccess:
         if self._access is None:
             raise ProviderUnavailable(
                 f"the {self.name} provider matches by name: it must be bound to a catalog "
                 "(bind_catalog) before it is asked"
             )
-        with self._access.use() as catalog:
-            yield catalog
+        return self._access
 
     def fetch(self, kind: FactKind, ids: list[str]) -> BatchResult:  # type: ignore[type-arg]
         if kind not in self.kinds:
@@ -270,10 +266,10 @@ class OpenSourceProvider(FactsProvider):
         result: BatchResult[Any] = BatchResult(kind, list(ids))
         if not ids:
             return result
-        with self._catalog() as catalog:
-            keys: dict[str, Any] = (
-                track_keys(catalog, ids) if kind == "track_facts" else artist_keys(catalog, ids)
-            )
+        access = self._catalog()
+        keys: dict[str, Any] = (
+            access.track_keys(ids) if kind == "track_facts" else access.artist_keys(ids)
+        )
         match_kind = "track" if kind == "track_facts" else "artist"
         down = False  # the previous id failed after all its retries
         for pos, one in enumerate(ids):

@@ -29,7 +29,8 @@ from spotipy.oauth2 import SpotifyClientCredentials, _make_authorization_headers
 
 from segue.core import ids as spotify_ids
 from segue.core.config import NetworkSettings
-from segue.core.records import ArtistFacts, ArtistRef, AudioFeatures, TrackFacts
+from segue.core.home import Home
+from segue.core.records import AUDIO_FEATURES, ArtistFacts, ArtistRef, AudioFeatures, TrackFacts
 from segue.providers.base import (
     BatchInterrupted,
     BatchResult,
@@ -51,7 +52,6 @@ from segue.providers.credentials import (
     check_credential_url,
     require_credentials,
 )
-from segue.snapshot.arrays import AUDIO_FEATURES
 
 PROVIDER = "spotify"
 
@@ -417,15 +417,17 @@ class SpotifyProvider(FactsProvider):
         self.missing_fields: set[str] = set()
 
     @classmethod
-    def from_env(cls, credentials_path: str | None = None, **kwargs: Any) -> SpotifyProvider:
-        """Build from the environment; raises :class:`CredentialsError` saying what is needed,
+    def from_env(
+        cls, credentials_path: str | None = None, *, home: Home | None = None, **kwargs: Any
+    ) -> SpotifyProvider:
+        """Build from the environment (and ``home``'s settings file); raises :class:`CredentialsError` saying what is needed,
         and :class:`~segue.providers.credentials.InsecureURLError` when the token URL or the API
         base is neither HTTPS nor on this machine (credentials are never sent there)."""
         settings = kwargs.get("settings") or NetworkSettings.from_env()
         kwargs["settings"] = settings
         check_credential_url(settings.spotify_token_url, TOKEN_URL_ENV)
         check_credential_url(settings.spotify_api_base, API_BASE_ENV)
-        return cls(require_credentials(credentials_path), **kwargs)
+        return cls(require_credentials(credentials_path, home=home), **kwargs)
 
     def __repr__(self) -> str:
         return f"<SpotifyProvider api={self._client.prefix!r} gone={sorted(self.gone)}>"

@@ -39,16 +39,17 @@ import requests
 from spotipy.cache_handler import CacheHandler
 from spotipy.oauth2 import SpotifyOauthError, SpotifyPKCE
 
-from segue.core import config
 from segue.core import ids as spotify_ids
 from segue.core.config import NetworkSettings
 from segue.core.errors import SegueError
+from segue.core.home import TOKEN_FILE as HOME_TOKEN_FILE
+from segue.core.home import Home
 from segue.providers.base import ProviderError, Retrier, RetryPolicy
 from segue.providers.credentials import require_credentials
 from segue.providers.spotify import _error_from_response, _transport_error
 
 SCOPES = "playlist-modify-private playlist-modify-public"
-TOKEN_FILE = "spotify-user-token.json"
+TOKEN_FILE = HOME_TOKEN_FILE
 REDIRECT_ENV = "SEGUE_SPOTIFY_REDIRECT_URI"
 AUTHORIZE_ENV = "SEGUE_SPOTIFY_AUTHORIZE_URL"
 DEFAULT_REDIRECT = "http://127.0.0.1:8888/callback"
@@ -71,8 +72,10 @@ class SaveRefused(SegueError):
     """Spotify refused to create the playlist or add to it; the message says why and what to do."""
 
 
-def token_path() -> Path:
-    return config.home() / TOKEN_FILE
+def token_path(home: Home | None = None) -> Path:
+    """Where the user authorization of ``home`` is kept (default: the home segue uses without
+    ``--home``)."""
+    return (home or Home.resolve(None)).token
 
 
 _SECRET_FIELD = re.compile(
@@ -124,17 +127,20 @@ def redirect_uri() -> str:
 
 
 def auth_manager(
-    credentials_path: str | None = None, *, settings: NetworkSettings | None = None
+    credentials_path: str | None = None,
+    *,
+    settings: NetworkSettings | None = None,
+    home: Home | None = None,
 ) -> SpotifyPKCE:
     """spotipy's PKCE manager for this app (client id from the usual credentials), pointed at
-    the configured accounts URLs, caching in :func:`token_path`."""
+    the configured accounts URLs, caching in :func:`token_path` of ``home``."""
     settings = settings or NetworkSettings.from_env()
-    creds = require_credentials(credentials_path)
+    creds = require_credentials(credentials_path, home=home)
     auth = SpotifyPKCE(
         client_id=creds.client_id,
         redirect_uri=redirect_uri(),
         scope=SCOPES,
-        cache_handler=OwnerOnlyCache(token_path()),
+        cache_handler=OwnerOnlyCache(token_path(home)),
         open_browser=False,
         requests_timeout=settings.timeout,
     )
@@ -151,6 +157,7 @@ def login(
     credentials_path: str | None = None,
     open_browser: bool = False,
     auth: SpotifyPKCE | None = None,
+    home: Home | None = None,
 ) -> None:
     """Ask the user to authorize segue and cache the token.
 
@@ -158,7 +165,7 @@ def login(
     Raises :class:`NeedsLogin` when the answer is not a redirect with a code, the state does not
     match, or Spotify refuses the code.
     """
-    auth = auth or auth_manager(credentials_path)
+    auth = auth or auth_manager(credentials_path, home=home)
     state = secrets.token_urlsafe(16)
     url = auth.get_authorize_url(state=state)
     say(
@@ -196,9 +203,9 @@ def login(
         ) from None
 
 
-def logout() -> bool:
+def logout(home: Home | None = None) -> bool:
     """Delete the cached user token. True when there was one."""
-    path = token_path()
+    path = token_path(home)
     try:
         path.unlink()
     except FileNotFoundError:
@@ -206,8 +213,8 @@ def logout() -> bool:
     return True
 
 
-def logged_in() -> bool:
-    return OwnerOnlyCache(token_path()).get_cached_token() is not None
+def logged_in(home: Home | None = None) -> bool:
+    return OwnerOnlyCache(token_path(home)).get_cached_token() is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,6 +332,7 @@ def save_playlist(
     settings: NetworkSettings | None = None,
     policy: RetryPolicy | None = None,
     sleep: Callable[[float], None] | None = None,
+    home: Home | None = None,
 ) -> SavedPlaylist:
     """Create playlist ``name`` in the logged-in user's account holding ``track_ids`` in order.
 
@@ -340,7 +348,7 @@ def save_playlist(
         uris.append(f"spotify:track:{tid}")
     settings = settings or NetworkSettings.from_env()
     policy = policy or RetryPolicy.from_env(settings)
-    auth = auth or auth_manager(credentials_path, settings=settings)
+    auth = auth or auth_manager(credentials_path, settings=settings, home=home)
     client = _UserClient(auth, settings=settings, policy=policy, sleep=sleep)
     body = {"name": name.strip(), "public": public, "description": description}
     try:

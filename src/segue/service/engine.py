@@ -9,6 +9,7 @@ ranges) and explains each result.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -20,12 +21,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from segue.core import artifacts, config, ids
+from segue.core import artifacts, ids
 from segue.core.errors import NotFittedError, SegueError
+from segue.core.home import Home
+from segue.core.records import AUDIO_FEATURES
 from segue.models.registry import DEFAULT_MODEL, MODELS, load_model, model_class
 from segue.service import variants
 from segue.service.variants import MAX_VARIANTS
-from segue.snapshot.arrays import AUDIO_FEATURES, Snapshot
+from segue.snapshot.arrays import Snapshot
 
 if TYPE_CHECKING:
     from segue.catalog.fetch import GrowReport
@@ -262,11 +265,14 @@ def _nan_to_none(value: Any) -> Any:
 
 
 class Service:
-    """Recommendations over one home folder (catalog + built snapshot and models)."""
+    """Recommendations over one home folder (catalog + built snapshot and models).
+
+    ``home``: a :class:`segue.core.home.Home` (a path is taken as its root); every file the
+    service reads or writes is in it."""
 
     def __init__(
         self,
-        home: Path | None = None,
+        home: Home | str | os.PathLike[str],
         *,
         grow: bool = True,
         allow_files: bool = False,
@@ -283,7 +289,7 @@ class Service:
         from Spotify. ``max_names``: distinct free-text names per request; ``name_budget``:
         seconds a request may spend looking them up. ``max_variants``: fitted model variants
         kept (:mod:`segue.service.variants`)."""
-        self.home = home
+        self.home = Home.of(home)
         self.grow = grow
         self.allow_files = allow_files
         self.outbound = outbound
@@ -304,8 +310,7 @@ class Service:
         snapshot (models are then loaded from that same set), else the one in use now."""
         if self._generation is not None:
             return self._generation
-        root = self.home if self.home is not None else config.home()
-        return artifacts.current(root)
+        return self.home.generation()
 
     def chosen_settings(self, name: str) -> str | None:
         """What model ``name`` chose at fit (its saved ``model.json``), as one line; None
@@ -459,12 +464,9 @@ class Service:
             built = status.built
             available, reason = status.ok, status.reason
             if name == "spotify":
-                try:
-                    from segue.models.spotify import SpotifyRecommender
+                from segue.models.spotify import SpotifyRecommender
 
-                    available, reason = SpotifyRecommender.available()
-                except ImportError:
-                    available, reason = False, "the Spotify model is not installed"
+                available, reason = SpotifyRecommender.available()
             elif not built and not reason:
                 available, reason = False, f"not built yet: run `segue fit --model {name}`"
             out.append(
@@ -576,8 +578,8 @@ class Service:
         """Sort inputs into references, files and names, and check the per-request caps
         (``ValueError`` naming the cap), without looking anything up: cheap enough to run
         before a request is queued (the API sends requests with names to their own lane)."""
+        from segue.core.text import normalise_typed
         from segue.service.inputs import file_path, names_a_file
-        from segue.service.names import normalize
 
         texts = list(dict.fromkeys(t.strip() for t in inputs if t and t.strip()))
         if len(texts) + len(files) > MAX_SEEDS:
@@ -603,7 +605,7 @@ class Service:
                 ids.parse(text, default_kind=ids.Kind.TRACK)
             else:
                 names.append(text)
-        distinct = list(dict.fromkeys(normalize(n) for n in names))
+        distinct = list(dict.fromkeys(normalise_typed(n) for n in names))
         if len(distinct) > self.max_names:
             raise ValueError(
                 f"too many names to look up: {len(distinct)} distinct names, at most "
@@ -637,7 +639,8 @@ class Service:
         ``ValueError`` before any work; names are looked up together, within ``name_budget``
         seconds.
         """
-        from segue.service.names import NameIndex, NameMatch, NoMatch, normalize
+        from segue.core.text import normalise_typed
+        from segue.service.names import NameIndex, NameMatch, NoMatch
 
         plan = self.plan(inputs, files=files)
         texts, refs, paths, names = plan.texts, plan.refs, plan.paths, plan.names
@@ -657,10 +660,9 @@ class Service:
 
         # references: every track id in one lookup
         track_refs = [(t, r) for t, r in refs if r.kind is ids.Kind.TRACK]
-        _, missing = snap.known_indices([r.id for _, r in track_refs])
-        missing_set = set(missing)
-        positions = snap._positions()
-        known_refs = [(t, int(positions[r.id])) for t, r in track_refs if r.id not in missing_set]
+        found = snap.lookup([r.id for _, r in track_refs]).tolist()
+        missing_set = {r.id for (_, r), i in zip(track_refs, found, strict=True) if i < 0}
+        known_refs = [(t, i) for (t, _), i in zip(track_refs, found, strict=True) if i >= 0]
         records = self.records([row for _, row in known_refs])
         for (text, row), record in zip(known_refs, records, strict=True):
             seeds[text] = [row]
@@ -699,7 +701,7 @@ class Service:
             short = [d for d in distinct if len(d) <= MAX_NAME_CHARS]
             found = NameIndex.of(snap).lookup(short, deadline=deadline) if short else {}
             for text in names:
-                match = found.get(normalize(text)) or NoMatch(
+                match = found.get(normalise_typed(text)) or NoMatch(
                     "nothing to look up: a name needs letters or digits"
                     if len(text.strip()) <= MAX_NAME_CHARS
                     else f"too long for a name (at most {MAX_NAME_CHARS} characters)"
@@ -751,13 +753,10 @@ class Service:
                     None,
                     None,
                 )
-            try:
-                from segue.catalog.fetch import fetch_playlist_tracks
+            from segue.catalog.fetch import fetch_playlist_tracks
 
+            try:
                 name, facts = fetch_playlist_tracks(ref.uri)
-            except ImportError:
-                reason = "reading Spotify playlists is not available in this installation"
-                return SeedInput(text, reason=reason), [], None, None
             except (SegueError, ValueError) as exc:
                 reason = f"a Spotify playlist link that cannot be read: {exc}"
                 return SeedInput(text, reason=reason), [], None, None
@@ -793,18 +792,15 @@ class Service:
     def _grow_catalog(self, unknown: list[str], facts: Any = None) -> GrowReport | str:
         """Add ``unknown`` track ids to the catalog (with ``facts`` the input gave about them):
         the :class:`segue.catalog.fetch.GrowReport`, or a string saying why nothing could be done."""
+        from segue.catalog import Catalog
+        from segue.catalog.fetch import grow_catalog
+
         try:
-            from segue.catalog import Catalog
-            from segue.catalog.fetch import grow_catalog
-        except ImportError:
-            return "growing it is not installed"
-        root = self.home if self.home is not None else config.home()
-        try:
-            with Catalog.open(root / "catalog.duckdb", wait=5) as catalog:
+            with Catalog.open(self.home.catalog, wait=5) as catalog:
                 if facts:
                     wanted = set(unknown)
                     catalog.upsert_tracks([f for f in facts if f.track_id in wanted])
-                return grow_catalog(catalog, unknown)
+                return grow_catalog(catalog, unknown, home=self.home)
         except SegueError as exc:
             return str(exc)
 
@@ -1001,7 +997,7 @@ class Service:
         return {str(k): float(v) for k, v in means.items() if not pd.isna(v)}
 
 
-def service_for_api(home: Path | None = None, *, allow_growth: bool = False) -> Service:
+def service_for_api(home: Home | str | os.PathLike[str], *, allow_growth: bool = False) -> Service:
     """The service an API process runs: it never reads a file named in a request and, unless
     the operator allows growth (``segue serve --allow-growth``), never calls Spotify for a
     seed nor writes to the catalog; with growth, at most

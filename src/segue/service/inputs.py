@@ -28,9 +28,8 @@ from typing import Any
 from segue.core import ids
 from segue.core.errors import InputFileError
 from segue.core.ids import Kind, SpotifyRef
-from segue.core.records import ArtistFacts, ArtistRef, AudioFeatures, TrackFacts
+from segue.core.records import AUDIO_FEATURES, ArtistFacts, ArtistRef, AudioFeatures, TrackFacts
 from segue.formats.mpd import LOCAL_PREFIX, USER_RULES, PlaylistChecker, parse_json
-from segue.snapshot.arrays import AUDIO_FEATURES
 
 BYTES_NAME = "<input>"
 

@@ -9,12 +9,11 @@ only when its similarity to the name (rapidfuzz's ``WRatio``, 0-100) reaches
 Track". A name left unmatched gets near names as suggestions ("Taylor Swfit" -> "Taylor
 Swift").
 
-Names are compared normalised (:func:`normalize`): case folded, punctuation as spaces.
+Names are compared normalised (:func:`~segue.core.text.normalise_typed`): case folded, punctuation as spaces.
 """
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -25,6 +24,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from rapidfuzz import fuzz, process
+
+from segue.core.text import normalise_typed_column
 
 if TYPE_CHECKING:
     from segue.snapshot.arrays import Snapshot
@@ -41,23 +42,6 @@ CANDIDATES = 200
 SUGGEST_TRACKS = 200_000
 
 _lock = threading.Lock()
-_PUNCT = re.compile(r"[\W_]+")
-
-
-def normalize(text: str) -> str:
-    """``text`` case folded, with punctuation as spaces and spaces collapsed."""
-    return _PUNCT.sub(" ", text.casefold()).strip()
-
-
-def _normalized(values: pd.Series) -> pd.Series:
-    """:func:`normalize` of a column (vectorised)."""
-    return (
-        values.fillna("")
-        .astype(str)
-        .str.casefold()
-        .str.replace(r"[\W_]+", " ", regex=True)
-        .str.strip()
-    )
 
 
 @dataclass
@@ -86,8 +70,8 @@ class NameIndex:
         self.snap = snap
         self.track_title = tracks["name"].fillna("").astype(str).to_numpy()
         self.track_artist = tracks["artist_name"].fillna("").astype(str).to_numpy()
-        self.track_names = _normalized(tracks["name"])
-        artist_names = _normalized(tracks["artist_name"])
+        self.track_names = normalise_typed_column(tracks["name"])
+        artist_names = normalise_typed_column(tracks["artist_name"])
         # padded with spaces, so " word " finds whole words only; kept as Arrow only: its
         # kernels search several times faster than pandas on object strings, let other
         # threads run meanwhile, and it holds the text in one buffer, not a Python string each
@@ -96,9 +80,9 @@ class NameIndex:
         )
         self.counts = tracks["playlist_count"].to_numpy()
         self.artist_keys = tracks["artist_key"].to_numpy()
-        self.artists = _normalized(snap.artists["name"])
+        self.artists = normalise_typed_column(snap.artists["name"])
         self.artist_display = snap.artists["name"].fillna("").astype(str)
-        self.playlists = _normalized(snap.playlists["name"])
+        self.playlists = normalise_typed_column(snap.playlists["name"])
         # near names come from every artist and the most played track titles
         top = np.argsort(-self.counts, kind="stable")[:SUGGEST_TRACKS]
         self.suggest_choices = pd.unique(
@@ -109,7 +93,7 @@ class NameIndex:
                 ]
             )
         )
-        self.suggest_keys = _normalized(pd.Series(self.suggest_choices)).tolist()
+        self.suggest_keys = normalise_typed_column(pd.Series(self.suggest_choices)).tolist()
 
     @classmethod
     def of(cls, snap: Snapshot) -> NameIndex:
@@ -211,4 +195,4 @@ class NameIndex:
         return out[:limit]
 
 
-__all__ = ["MATCH_SCORE", "NameIndex", "NameMatch", "NoMatch", "normalize"]
+__all__ = ["MATCH_SCORE", "NameIndex", "NameMatch", "NoMatch"]

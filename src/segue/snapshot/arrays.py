@@ -12,7 +12,10 @@
 * ``interactions``: float32 CSR of shape (n_playlists, n_tracks), 1.0 where the playlist holds
   the track.
 
-Saved without pickle as Parquet + ``.npz`` + ``manifest.json``; models never touch the database.
+Saved without pickle as Parquet + ``interactions/*.npy`` and its transpose
+``interactions_t/*.npy`` (mapped read-only when loaded, so processes that load one snapshot
+share them) + ``manifest.json``; models never touch
+the database.
 """
 
 from __future__ import annotations
@@ -30,24 +33,15 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from segue.core import mapped
 from segue.core.errors import NotFittedError
+from segue.core.records import AUDIO_FEATURES
 
-FORMAT_VERSION = 1
-
-AUDIO_FEATURES = (
-    "danceability",
-    "energy",
-    "key",
-    "loudness",
-    "mode",
-    "speechiness",
-    "acousticness",
-    "instrumentalness",
-    "liveness",
-    "valence",
-    "tempo",
-    "time_signature",
-)
+#: 2: the interactions as one ``.npy`` per array in ``interactions/``, mapped read-only when
+#: loaded (:mod:`segue.core.mapped`); 1 kept them in ``interactions.npz``.
+FORMAT_VERSION = 2
+INTERACTIONS = "interactions"
+INTERACTIONS_T = "interactions_t"
 
 TRACK_COLUMNS = (
     "track_id",
@@ -70,7 +64,10 @@ class Snapshot:
     playlists: pd.DataFrame
     interactions: sp.csr_matrix
     manifest: dict[str, Any] = field(default_factory=dict)
-    _track_pos: dict[str, int] | None = field(default=None, repr=False)
+    _track_pos: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    #: the transpose of ``interactions`` and the matrix it was made from (valid while that is
+    #: still ``interactions``)
+    _transposed: tuple[sp.csr_matrix, sp.csr_matrix] | None = field(default=None, repr=False)
 
     # shape ------------------------------------------------------------------------------
     @property
@@ -81,30 +78,64 @@ class Snapshot:
     def n_playlists(self) -> int:
         return self.interactions.shape[0]
 
+    def interactions_t(self) -> sp.csr_matrix:
+        """The track x playlist transpose of ``interactions`` (float32 CSR): read from the
+        saved snapshot (mapped, shared between processes) or computed once."""
+        kept = self._transposed
+        if kept is None or kept[0] is not self.interactions:
+            kept = (self.interactions, transpose(self.interactions))
+            self._transposed = kept
+        return kept[1]
+
     # id maps: the one place raw ids become indices ----------------------------------------
-    def _positions(self) -> dict[str, int]:
+    def _positions(self) -> tuple[np.ndarray, np.ndarray]:
+        """Track ids as UTF-8 bytes, sorted, and the track index of each: a lookup by binary
+        search. At full MPD scale this holds about 70 MB where a dict of Python strings held
+        several times that in every process that resolves ids."""
         if self._track_pos is None:
-            self._track_pos = {tid: i for i, tid in enumerate(self.tracks["track_id"].tolist())}
+            keys = np.asarray([str(t).encode("utf-8") for t in self.tracks["track_id"].tolist()])
+            if keys.dtype.kind != "S":  # no tracks
+                keys = keys.astype("S1")
+            order = np.argsort(keys, kind="stable")
+            self._track_pos = (keys[order], order.astype(np.int64))
         return self._track_pos
 
+    def lookup(self, track_ids: list[str]) -> np.ndarray:
+        """The track index of each id (int64, in input order), -1 where it is unknown."""
+        keys, order = self._positions()
+        out = np.full(len(track_ids), -1, dtype=np.int64)
+        if not track_ids or keys.size == 0:
+            return out
+        width = keys.dtype.itemsize
+        encoded = [str(t).encode("utf-8") for t in track_ids]
+        # longer than every id, or ending in NUL (which bytes arrays drop): unknown
+        fits = np.asarray([len(b) <= width and not b.endswith(b"\0") for b in encoded])
+        wanted = np.asarray([b if ok else b"" for b, ok in zip(encoded, fits, strict=True)])
+        wanted = wanted.astype(keys.dtype)
+        # the last of equal ids, as a dict built in track order keeps
+        pos = np.searchsorted(keys, wanted, side="right") - 1
+        hit = fits & (pos >= 0)
+        hit[hit] = keys[pos[hit]] == wanted[hit]
+        out[hit] = order[pos[hit]]
+        return out
+
     def track_index(self, track_id: str) -> int:
-        try:
-            return self._positions()[track_id]
-        except KeyError:
+        got = int(self.lookup([track_id])[0])
+        if got < 0:
             raise ValueError(
                 f"track {track_id!r} is not in the snapshot; add it to the catalog "
                 "(`segue fetch` or an input playlist) and rebuild with `segue fit`"
-            ) from None
+            )
+        return got
 
     def known_indices(self, track_ids: list[str]) -> tuple[np.ndarray, list[str]]:
         """Indices of the known ids (in input order, deduplicated) and the unknown ids."""
-        pos = self._positions()
+        found = self.lookup(track_ids).tolist()
         seen: set[int] = set()
         out: list[int] = []
         unknown: list[str] = []
-        for tid in track_ids:
-            i = pos.get(tid)
-            if i is None:
+        for tid, i in zip(track_ids, found, strict=True):
+            if i < 0:
                 unknown.append(tid)
             elif i not in seen:
                 seen.add(i)
@@ -229,12 +260,19 @@ class Snapshot:
             artists.to_parquet(tmp / "artists.parquet", index=False)
             self.playlists.to_parquet(tmp / "playlists.parquet", index=False)
             m = self.interactions
-            np.savez(
-                tmp / "interactions.npz",
-                data=m.data,
-                indices=m.indices,
-                indptr=m.indptr,
-                shape=np.asarray(m.shape),
+            mapped.write_arrays(
+                tmp / INTERACTIONS,
+                {
+                    "data": m.data,
+                    "indices": m.indices,
+                    "indptr": m.indptr,
+                    "shape": np.asarray(m.shape, dtype=np.int64),
+                },
+            )
+            t = self.interactions_t()
+            mapped.write_arrays(
+                tmp / INTERACTIONS_T,
+                {"data": t.data, "indices": t.indices, "indptr": t.indptr},
             )
             self.snapshot_id  # noqa: B018 - into the manifest
             files = sync_and_describe(tmp)
@@ -275,8 +313,9 @@ class Snapshot:
         manifest = read_json(manifest_path, "the snapshot", rebuild, home)
         if manifest.get("format_version") != FORMAT_VERSION:
             raise NotFittedError(
-                f"snapshot in {directory} has format {manifest.get('format_version')}, this segue reads "
-                f"{FORMAT_VERSION}: rebuild it with `{rebuild}`"
+                f"the snapshot in {_shown(directory, home)} was saved in format "
+                f"{manifest.get('format_version')} by another version of segue; this one reads "
+                f"format {FORMAT_VERSION}: rebuild it with `{rebuild}`"
             )
         files = manifest.pop("files", None)
         if files is not None:
@@ -294,10 +333,15 @@ class Snapshot:
             artists["genres"] = [list(g) if g is not None else [] for g in artists["genres"]]
             reading = "playlists.parquet"
             playlists = pd.read_parquet(directory / reading)
-            reading = "interactions.npz"
-            with np.load(directory / reading, allow_pickle=False) as z:
-                shape = tuple(int(x) for x in z["shape"])
-                matrix = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=shape)
+            reading = INTERACTIONS
+            z = mapped.read_arrays(directory / reading)
+            shape = tuple(int(x) for x in z["shape"])
+            matrix = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=shape)
+            reading = INTERACTIONS_T
+            z = mapped.read_arrays(directory / reading)
+            matrix_t = sp.csr_matrix(
+                (z["data"], z["indices"], z["indptr"]), shape=(shape[1], shape[0])
+            )
         except MemoryError:
             raise
         except Exception as exc:  # any failure to read a file of the set: the file is bad
@@ -312,7 +356,13 @@ class Snapshot:
             playlists=playlists,
             interactions=matrix,
             manifest=manifest,
+            _transposed=(matrix, matrix_t),
         )
+
+
+def transpose(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    """The transpose of a CSR matrix, as a CSR matrix."""
+    return sp.csr_matrix(matrix.T)
 
 
 MANIFEST_NAME = "manifest.json"

@@ -29,15 +29,15 @@ era is that of the earliest known release (a 2011 remaster of a 1975 song belong
 unknown popularity takes the best known version's, and crowd tags are pooled over the versions.
 ``duplicate_group`` (int64, one id per song) lets models collapse versions at recommend time.
 
-Saved without pickle: ``content_features.npz`` (arrays) + ``content_features.json`` (blocks,
-weights, parameters).
+Saved without pickle: ``content_features/`` (one ``.npy`` per array, mapped read-only when
+loaded: :mod:`segue.core.mapped`) + ``content_features.json`` (blocks, weights, parameters).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -46,8 +46,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from segue.core import mapped
 from segue.core.errors import NotFittedError
-from segue.snapshot.arrays import AUDIO_FEATURES
+from segue.core.records import AUDIO_FEATURES
+from segue.snapshot.derived import crowd_tags
 
 if TYPE_CHECKING:
     from segue.snapshot.arrays import Snapshot
@@ -60,7 +62,8 @@ SOURCE_NONE, SOURCE_GENRES, SOURCE_TAGS, SOURCE_BOTH = 0, 1, 2, 3
 
 CrowdTagMode = Literal["missing", "all", "none"]
 
-FEATURES_FORMAT_VERSION = 1
+FEATURES_FORMAT_VERSION = 2
+FEATURES_ARRAYS = "content_features"
 
 
 @dataclass
@@ -136,19 +139,21 @@ class ContentFeatures:
 
     # persistence -------------------------------------------------------------------------
     def save(self, directory: Path) -> None:
-        """Write ``content_features.npz`` + ``content_features.json`` into ``directory``."""
+        """Write ``content_features/`` (arrays) + ``content_features.json`` into ``directory``."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         m = self.matrix
-        np.savez(
-            directory / "content_features.npz",
-            data=m.data,
-            indices=m.indices,
-            indptr=m.indptr,
-            shape=np.asarray(m.shape, dtype=np.int64),
-            feature_names=np.asarray(self.feature_names, dtype=str),
-            duplicate_group=self.duplicate_group,
-            genre_source=self.genre_source,
+        mapped.write_arrays(
+            directory / FEATURES_ARRAYS,
+            {
+                "data": m.data,
+                "indices": m.indices,
+                "indptr": m.indptr,
+                "shape": np.asarray(m.shape, dtype=np.int64),
+                "feature_names": np.asarray(self.feature_names, dtype=str),
+                "duplicate_group": self.duplicate_group,
+                "genre_source": self.genre_source,
+            },
         )
         meta = {
             "format_version": FEATURES_FORMAT_VERSION,
@@ -172,12 +177,12 @@ class ContentFeatures:
                 f"content features in {directory} have format {meta.get('format_version')}, "
                 f"this segue reads {FEATURES_FORMAT_VERSION}: rebuild them"
             )
-        with np.load(directory / "content_features.npz", allow_pickle=False) as z:
-            shape = tuple(int(x) for x in z["shape"])
-            matrix = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=shape)
-            names = [str(x) for x in z["feature_names"]]
-            dup = z["duplicate_group"].astype(np.int64)
-            source = z["genre_source"].astype(np.int8)
+        z = mapped.read_arrays(directory / FEATURES_ARRAYS)
+        shape = tuple(int(x) for x in z["shape"])
+        matrix = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=shape)
+        names = [str(x) for x in z["feature_names"]]
+        dup = np.asarray(z["duplicate_group"], dtype=np.int64)
+        source = np.asarray(z["genre_source"], dtype=np.int8)
         return cls(
             matrix=matrix,
             blocks={k: slice(int(a), int(b)) for k, (a, b) in meta["blocks"].items()},
@@ -194,13 +199,6 @@ class ContentFeatures:
 # ---------------------------------------------------------------------------------------------
 
 
-def normalise_title(name: object) -> str:
-    """Case- and space-insensitive form of a track title, for finding duplicates."""
-    if not isinstance(name, str):
-        return ""
-    return " ".join(name.casefold().split())
-
-
 def duplicate_groups(tracks: pd.DataFrame) -> np.ndarray:
     """int64 (n_tracks,): one id per (normalised title, artist); untitled tracks stand alone."""
     titles = tracks["name"].astype("string").str.casefold().str.split().str.join(" ").fillna("")
@@ -214,74 +212,6 @@ def duplicate_groups(tracks: pd.DataFrame) -> np.ndarray:
     return codes.astype(np.int64)
 
 
-def _top_k_per_row(counts: sp.csr_matrix, top_k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rows and columns of the ``top_k`` largest entries of each CSR row, in row order and,
-    within a row, largest first (ties by column).
-
-    Written with numpy because scipy has no per-row top-k; one lexsort over all entries.
-    """
-    counts = counts.tocsr()
-    counts.sum_duplicates()
-    rows = np.repeat(np.arange(counts.shape[0]), np.diff(counts.indptr))
-    order = np.lexsort((counts.indices, -counts.data, rows))
-    starts = counts.indptr[:-1][rows[order]]
-    rank = np.arange(order.size) - starts
-    keep = order[rank < top_k]
-    return rows[keep], counts.indices[keep]
-
-
-def _local_crowd_tags(snapshot: Snapshot) -> tuple[sp.csr_matrix, np.ndarray] | None:
-    """Track x word counts of the titles of the playlists holding each track.
-
-    Returns float32 CSR (n_tracks, n_words) and the words (object array), or None when no
-    playlist holding a track has a usable title.
-    """
-    from sklearn.feature_extraction.text import CountVectorizer
-
-    names = snapshot.playlists["name"].fillna("").astype(str).tolist()
-    if snapshot.interactions.nnz == 0 or not any(names):
-        return None
-    vectorizer = CountVectorizer(lowercase=True, stop_words="english", binary=True)
-    try:
-        words = vectorizer.fit_transform(names)
-    except ValueError:  # empty vocabulary: titles made only of stop words or symbols
-        return None
-    held = sp.csr_matrix(snapshot.interactions, dtype=np.float32)
-    held.data[:] = 1.0
-    counts = (held.T.tocsr() @ words.astype(np.float32)).tocsr()
-    return counts, np.asarray(vectorizer.get_feature_names_out(), dtype=object)
-
-
-def _tags_from_provider(snapshot: Snapshot, top_k: int) -> list[list[str]] | None:
-    """Crowd tags from ``segue.catalog.derived.crowd_tags`` when that module exists.
-
-    Accepts a sequence aligned with the tracks or a mapping track index -> tags; anything else
-    (or a missing module) means the tags are computed here.
-    """
-    try:
-        from segue.catalog.derived import crowd_tags as provided_tags  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    try:
-        got = provided_tags(snapshot, top_k)
-    except (TypeError, ValueError, KeyError):
-        return None
-    n = snapshot.n_tracks
-    if isinstance(got, Mapping):
-        return [[str(t) for t in (got.get(i) or [])][:top_k] for i in range(n)]
-    if isinstance(got, Sequence) and not isinstance(got, str) and len(got) == n:
-        out: list[list[str]] = []
-        for tags in got:
-            if tags is None:
-                out.append([])
-            elif isinstance(tags, str):
-                out.append(tags.split()[:top_k])
-            else:
-                out.append([str(t) for t in tags][:top_k])
-        return out
-    return None
-
-
 def _crowd_tag_pairs(
     snapshot: Snapshot, top_k: int, groups: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -291,39 +221,25 @@ def _crowd_tag_pairs(
     none = (np.empty(0, dtype=np.int64), np.empty(0, dtype=object))
     if top_k <= 0 or n == 0:
         return none
-    pooling = groups is not None and groups.size == n and int(groups.max()) + 1 < n
-    provided = _tags_from_provider(snapshot, top_k)
-    if provided is not None:
-        if pooling and groups is not None:
-            pooled: dict[int, list[str]] = {}
-            for g, tags in zip(groups.tolist(), provided, strict=True):
-                bucket = pooled.setdefault(g, [])
-                bucket.extend(t for t in tags if t not in bucket)
-            provided = [pooled[g][:top_k] for g in groups.tolist()]
-        lengths = np.fromiter((len(t) for t in provided), dtype=np.int64, count=n)
-        words = np.asarray([w for tags in provided for w in tags], dtype=object)
-        return np.repeat(np.arange(n, dtype=np.int64), lengths), words
-    local = _local_crowd_tags(snapshot)
-    if local is None:
-        return none
-    counts, vocab = local
-    if pooling and groups is not None:
-        member = sp.csr_matrix(
-            (np.ones(n, dtype=np.float32), (groups, np.arange(n))), shape=(int(groups.max()) + 1, n)
-        )
-        counts = (member.T @ (member @ counts)).tocsr()
-    rows, cols = _top_k_per_row(counts, top_k)
-    return rows.astype(np.int64), vocab[cols]
+    tags = crowd_tags(snapshot, top_k)
+    if groups is not None and groups.size == n and int(groups.max()) + 1 < n:
+        pooled: dict[int, list[str]] = {}
+        for g, own in zip(groups.tolist(), tags, strict=True):
+            bucket = pooled.setdefault(g, [])
+            bucket.extend(t for t in own if t not in bucket)
+        tags = [pooled[g][:top_k] for g in groups.tolist()]
+    lengths = np.fromiter((len(t) for t in tags), dtype=np.int64, count=n)
+    words = np.asarray([w for own in tags for w in own], dtype=object)
+    return np.repeat(np.arange(n, dtype=np.int64), lengths), words
 
 
-def crowd_tags(
+def pooled_crowd_tags(
     snapshot: Snapshot, *, top_k: int = 10, groups: np.ndarray | None = None
 ) -> list[list[str]]:
-    """Crowd tags of each track (list aligned with ``snapshot.tracks``), most frequent first.
-
-    Uses ``segue.catalog.derived.crowd_tags`` when that provider exists, else the
-    words (English stop words removed) of the titles of the playlists holding the track. With
-    ``groups`` (see :func:`duplicate_groups`) tags are pooled over the versions of a song.
+    """The crowd tags of :func:`segue.snapshot.derived.crowd_tags` (list aligned with
+    ``snapshot.tracks``, most frequent first), pooled over the versions of a song when
+    ``groups`` (see :func:`duplicate_groups`) is given: every version gets the same tags, those
+    of its versions in track order without repeats, at most ``top_k``.
     """
     rows, words = _crowd_tag_pairs(snapshot, top_k, groups)
     out: list[list[str]] = [[] for _ in range(snapshot.n_tracks)]
@@ -444,7 +360,7 @@ def _audio_block(tracks: pd.DataFrame, groups: np.ndarray) -> tuple[np.ndarray, 
     return block, [*present, "missing"]
 
 
-def catalog_popularity(playlist_count: np.ndarray) -> np.ndarray:
+def playlist_count_percentile(playlist_count: np.ndarray) -> np.ndarray:
     """Percentile (0-100, float32) of each track's playlist count among all tracks (ties averaged)."""
     counts = pd.Series(np.asarray(playlist_count, dtype=np.float64))
     if counts.empty:
@@ -474,7 +390,7 @@ def _popularity_block(
     spotify = _group_fill(tracks[["popularity"]].astype("float64"), groups, "max")[
         "popularity"
     ].to_numpy()
-    fallback = catalog_popularity(tracks["playlist_count"].fillna(0).to_numpy())
+    fallback = playlist_count_percentile(tracks["playlist_count"].fillna(0).to_numpy())
     pop = np.where(np.isnan(spotify), fallback, spotify)
     pop = np.clip(pop, 0.0, 100.0)
     n_buckets = 100 // width + 1
@@ -600,7 +516,7 @@ __all__ = [
     "BLOCKS",
     "ContentFeatures",
     "build_content_features",
-    "catalog_popularity",
-    "crowd_tags",
     "duplicate_groups",
+    "playlist_count_percentile",
+    "pooled_crowd_tags",
 ]

@@ -18,10 +18,17 @@ class SparkUnavailable(SegueError):
 
 
 def require_pyspark() -> None:
-    """Raise :class:`SparkUnavailable` with the install line when pyspark is missing."""
+    """Raise :class:`SparkUnavailable` with the install line when pyspark is missing.
+
+    The one import guard in segue: pyspark is the only optional dependency (the ``spark``
+    extra). Only pyspark itself being absent is caught; any other failed import (a module
+    pyspark needs, a bug) is raised as it is.
+    """
     try:
         import pyspark  # noqa: F401
-    except ImportError:
+    except ModuleNotFoundError as exc:
+        if exc.name != "pyspark":
+            raise
         raise SparkUnavailable(
             f"the Spark engine needs pyspark, which is not installed: run {INSTALL_LINE} "
             "(and have Java 17 or newer)"

@@ -138,7 +138,7 @@ def spark_inputs(specs: list[str]) -> list[str]:
 # executors ----------------------------------------------------------------------------------
 def _one_file(path: str, content: bytes, salvage: bool) -> pa.RecordBatch:
     """One file's record: its columns as two lists, or its problem."""
-    from segue.catalog.core import normalise_names
+    from segue.core.text import normalise_names
     from segue.formats.mpd import gunzipped, read_slice_data
 
     name = display_name(path)

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from segue.core.errors import SegueError
+from segue.core.home import Home
 
 if TYPE_CHECKING:
     from segue.models.base import Recommender
@@ -209,7 +210,7 @@ def fit_on_spark(
     session: Any,
     models: list[str],
     *,
-    home: Path,
+    home: Home | Path,
     lake: str,
     params: ALSParams | None = None,
     log: Callable[[str], None] | None = None,
@@ -233,7 +234,8 @@ def fit_on_spark(
         if log is not None:
             log(f"spark fit: {message} ({time.perf_counter() - began:.1f} s)")
 
-    rows = interaction_rows(session, home / "catalog.duckdb", lake, say)
+    home = Home.of(home)
+    rows = interaction_rows(session, home.catalog, lake, say)
     fit = spark_fit(rows, params if "als" in models else None, say)
     timings = {"spark": fit.seconds}
 

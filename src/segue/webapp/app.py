@@ -1,8 +1,8 @@
 """The segue web app: ``segue app`` (or ``streamlit run`` on this file).
 
 Layout only: every decision is made by :mod:`segue.webapp.logic` over :class:`Service`. The
-catalog is the one in the home folder (``SEGUE_HOME`` or the platform default); ``segue demo``
-points it at the bundled demo catalog. Every failure becomes a plain message on the page.
+catalog is the one in the home folder, built once per run of this script from ``SEGUE_HOME``
+(or the platform default); ``segue app`` and ``segue demo`` set it for the Streamlit process. Every failure becomes a plain message on the page.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from segue.core import config
 from segue.core.errors import NotFittedError, SegueError
+from segue.core.home import Home
 from segue.fitting import demo
 from segue.service.engine import Service
 from segue.webapp import logic
@@ -30,20 +30,21 @@ st.set_page_config(page_title="segue: continue your playlist", page_icon="🎧",
 def get_service(home: str) -> Service:
     """One service (and so one cache of models and variants) per home folder for the whole
     server."""
-    return Service(Path(home))
+    return Service(Home(Path(home)))
 
 
-def home() -> Path:
-    return config.home()
+#: This run's home.
+HOME = Home.resolve(None)
+
+
+def home() -> Home:
+    return HOME
 
 
 def show_failure(exc: BaseException) -> None:
     """A plain message for the person; the details go to the server's log only."""
     if isinstance(exc, NotFittedError | ValueError | SegueError):
         st.error(logic.command_for_home(str(exc), home()))
-    elif isinstance(exc, ImportError):
-        st.error("This part of segue is not installed here; try another input or model.")
-        log.warning("import failed in the web app: %s", exc)
     else:
         st.error("Something went wrong while preparing the recommendations. Please try again.")
         log.exception("unexpected error in the web app")
@@ -247,7 +248,7 @@ def show_results(service: Service, rec: Any, reachable: bool | None) -> None:
         name = st.text_input("Playlist name", value=rec.title or "segue mix", key="save_name")
         if st.button("Save to Spotify", key="save_spotify"):
             try:
-                st.success(logic.save_to_spotify(rec, name))
+                st.success(logic.save_to_spotify(rec, name, home=home()))
             except Exception as exc:
                 show_failure(exc)
 
@@ -475,7 +476,7 @@ def main() -> None:
             show_failure(exc)
         return
     try:
-        service = get_service(str(home()))
+        service = get_service(str(home().ensure().root))
         logic.catalog_bounds(service)  # loads the snapshot: fails early when nothing is built
     except Exception as exc:
         st.title("segue")

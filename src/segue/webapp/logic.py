@@ -20,6 +20,7 @@ import pandas as pd
 
 from segue.core import ids
 from segue.core.errors import SegueError
+from segue.core.home import Home
 from segue.models.registry import DEFAULT_MODEL, MODELS
 from segue.service.engine import MAX_RESULTS, MAX_SEEDS, Filters, Recommendation, Service
 
@@ -79,17 +80,11 @@ def model_options(service: Service) -> list[ModelOption]:
             name=n,
             label=MODEL_LABELS.get(n) or n,
             available=bool(info[n]["available"]),
-            reason=command_for_home(str(info[n]["reason"] or ""), _home_of(service)),
+            reason=command_for_home(str(info[n]["reason"] or ""), service.home.root),
             default=bool(info[n]["default"]),
         )
         for n in order
     ]
-
-
-def _home_of(service: Service) -> Path:
-    from segue.core import config
-
-    return service.home if service.home is not None else config.home()
 
 
 def default_model_index(options: Sequence[ModelOption]) -> int:
@@ -107,14 +102,14 @@ def option_label(option: ModelOption) -> str:
     return option.label if option.available else f"{option.label} (off)"
 
 
-def command_for_home(text: str, home: Path) -> str:
+def command_for_home(text: str, home: Home | Path) -> str:
     """``text`` with each `segue …` command it suggests aimed at ``home`` (`segue --home …`)
     when ``home`` is not the default one: the app's hints must act on the home it shows, and
     the person's shell knows nothing of the ``SEGUE_HOME`` the app was started with."""
-    from segue.core import config
+    from segue.core.home import default_root
 
     try:
-        default = config.default_home().resolve()
+        default = default_root().resolve()
         if Path(home).resolve() == default:
             return text
     except OSError:
@@ -638,7 +633,7 @@ class Export:
 
 def exports(rec: Recommendation) -> list[Export]:
     """The recommendations as CSV, M3U and JSON downloads (the CLI's own formats)."""
-    from segue.cli.recommend import OutputFormat, render
+    from segue.wire.export import OutputFormat, render
 
     stem = slug(rec.title or "segue") + "-" + rec.model.partition("@")[0]
     return [
@@ -660,14 +655,14 @@ class CatalogLog:
     message: str = ""
 
 
-def catalog_log(home: Path, limit: int = 200) -> CatalogLog:
+def catalog_log(home: Home | Path, limit: int = 200) -> CatalogLog:
     """The catalog's fetch log and the tracks added to it, newest first.
 
     Opens the catalog read-only and briefly; a catalog that is missing or busy gives empty
     tables and a message instead of an error.
     """
     empty = pd.DataFrame()
-    path = home / "catalog.duckdb"
+    path = Home.of(home).catalog
     if not path.exists():
         return CatalogLog(
             empty, empty, "no catalog here yet: run `segue demo` or `segue ingest` first"
@@ -760,7 +755,7 @@ def about_facts(service: Service) -> dict[str, Any]:
     }
 
 
-def save_to_spotify(rec: Recommendation, name: str) -> str:
+def save_to_spotify(rec: Recommendation, name: str, home: Home | None = None) -> str:
     """Create Spotify playlist ``name`` with the recommended tracks in the user's account.
 
     Needs a ``segue login`` done beforehand (the web app cannot take the pasted redirect).
@@ -769,18 +764,18 @@ def save_to_spotify(rec: Recommendation, name: str) -> str:
     """
     from segue.providers.spotify_save import save_playlist
 
-    saved = save_playlist(name, [t.id for t in rec.tracks])
+    saved = save_playlist(name, [t.id for t in rec.tracks], home=home)
     return f"Saved {saved.added} tracks to “{saved.name}”: {saved.url}"
 
 
-def catalog_sources(home: Path) -> dict[str, str]:
+def catalog_sources(home: Home | Path) -> dict[str, str]:
     """Which sources filled the catalog: tracks by source, artists with genres by source.
     Empty when the catalog is missing or busy (the About page then leaves the section out)."""
     from segue.catalog import Catalog
     from segue.catalog.matching import genres_by_source
     from segue.core.errors import SegueError
 
-    path = home / "catalog.duckdb"
+    path = Home.of(home).catalog
     if not path.exists():
         return {}
     try:

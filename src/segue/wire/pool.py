@@ -44,6 +44,8 @@ from typing import Any
 
 import orjson
 
+from segue.core.home import Home
+
 log = logging.getLogger("segue.wire.pool")
 
 _LENGTH = struct.Struct("!I")
@@ -109,23 +111,23 @@ def answer(service: Any, payload: bytes) -> tuple[int, bytes]:
         return 200, orjson.dumps(RecommendResponse.plain(rec))
     except Exception as exc:
         status, body = error_reply(exc)
-        if status == 500 or isinstance(exc, ImportError):
+        if status == 500:
             log.error("recommend failed in a compute worker", exc_info=exc)
         return status, orjson.dumps(body)
 
 
-def worker_main(fd: int, home: str, allow_growth: bool = False) -> None:
-    """A compute worker: load the service, then answer requests from socket ``fd`` until it
-    closes."""
+def worker_main(fd: int, home: Home, allow_growth: bool = False) -> None:
+    """A compute worker: load the service on ``home``, then answer requests from socket ``fd``
+    until it closes."""
     logging.basicConfig(level=logging.WARNING, format="segue worker: %(message)s")
-    from segue.models.content import pin_single_thread_blas
+    from segue.core.threads import pin_single_thread_blas
     from segue.models.registry import DEFAULT_MODEL
     from segue.service.engine import service_for_api
 
     pin_single_thread_blas()
     sock = socket.socket(fileno=fd)
     sock.set_inheritable(False)  # a process this one starts must not keep the API's end open
-    service = service_for_api(Path(home), allow_growth=allow_growth)
+    service = service_for_api(home, allow_growth=allow_growth)
     try:  # load now, so the first request is not the slow one
         service.snapshot  # noqa: B018
         service.warm()
@@ -196,10 +198,10 @@ class ComputePool:
     inside the server's event loop (the API's lifespan).
     """
 
-    def __init__(self, home: Path, size: int, *, allow_growth: bool = False) -> None:
+    def __init__(self, home: Home | Path, size: int, *, allow_growth: bool = False) -> None:
         if size < 1:
             raise ValueError(f"a compute pool needs at least one worker, got {size}")
-        self.home = Path(home)
+        self.home = Home.of(home)
         self.allow_growth = allow_growth
         self.size = size
         self._workers: list[_Worker] = []
@@ -234,7 +236,7 @@ class ComputePool:
                     "-m",
                     "segue.wire.pool",
                     str(child.fileno()),
-                    str(self.home),
+                    str(self.home.root),
                     *(["--allow-growth"] if self.allow_growth else []),
                 ],
                 pass_fds=[child.fileno()],
@@ -540,4 +542,5 @@ class ComputePool:
 
 
 if __name__ == "__main__":
-    worker_main(int(sys.argv[1]), sys.argv[2], "--allow-growth" in sys.argv[3:])
+    # The worker's home is built once, here, from its argv.
+    worker_main(int(sys.argv[1]), Home(Path(sys.argv[2])), "--allow-growth" in sys.argv[3:])

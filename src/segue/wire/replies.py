@@ -88,7 +88,6 @@ class ErrorOut(BaseModel):
 ERROR_REPLIES: dict[type[Exception], tuple[int, str | None]] = {
     ValueError: (422, None),
     NotFittedError: (503, None),
-    ImportError: (503, "this part of segue is not installed here"),
     SegueError: (500, None),
     Exception: (500, "internal server error"),
 }

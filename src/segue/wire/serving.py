@@ -15,6 +15,8 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
+from segue.core.home import HOME_ENV, Home
+
 
 def bind(host: str, port: int) -> socket.socket:
     """A TCP socket listening on ``host:port`` (OSError naming them if it cannot)."""
@@ -45,39 +47,44 @@ UVICORN_LIMITS: dict[str, Any] = {
 API_APP = "segue.api.app:create_app"
 
 
-def create_served_app(workers: int = 1, allow_growth: bool = False) -> Any:
-    """The API app of a serving process, computing on ``workers`` processes (1: in this one).
-    ``allow_growth``: unknown tracks and playlist links may be looked up on Spotify and added
-    to the catalog (rate-limited); off, the API never calls out nor writes the catalog.
+def create_served_app(
+    workers: int = 1, allow_growth: bool = False, home: Home | None = None
+) -> Any:
+    """The API app of a serving process on ``home``, computing on ``workers`` processes (1: in
+    this one). ``allow_growth``: unknown tracks and playlist links may be looked up on Spotify
+    and added to the catalog (rate-limited); off, the API never calls out nor writes the
+    catalog. Without ``home`` (uvicorn's own workers, started afresh), the home is the one
+    ``SEGUE_HOME`` names, as for any segue started without ``--home``.
 
     BLAS is limited to one thread for the process's life: each computing thread or process
-    runs one query at a time (see ``segue.models.content``).
+    runs one query at a time (see ``segue.core.threads``).
     """
     from uvicorn.importer import import_from_string
 
-    from segue.core import config
-    from segue.models.content import pin_single_thread_blas
+    from segue.core.threads import pin_single_thread_blas
     from segue.wire.pool import ComputePool
 
     create_app = import_from_string(API_APP)
 
+    home = home or Home.resolve(None)
     pin_single_thread_blas()
     if workers <= 1:
-        return create_app(allow_growth=allow_growth)
-    pool = ComputePool(config.home(), workers, allow_growth=allow_growth)
+        return create_app(home=home, allow_growth=allow_growth)
+    pool = ComputePool(home, workers, allow_growth=allow_growth)
     pool.launch()  # before the server starts: a worker that cannot start is one clear error
-    return create_app(compute=pool, allow_growth=allow_growth)
+    return create_app(home=home, compute=pool, allow_growth=allow_growth)
 
 
 def serve(
     host: str,
     port: int,
     *,
+    home: Home,
     workers: int = 1,
     allow_growth: bool = False,
     say: Callable[[str], None] = print,
 ) -> None:
-    """Run the API until interrupted, computing on ``workers`` processes."""
+    """Run the API on ``home`` until interrupted, computing on ``workers`` processes."""
     import uvicorn
 
     from segue.wire import pool
@@ -86,11 +93,11 @@ def serve(
     try:
         if workers > 1 and not pool.supported():
             sock.close()
-            _uvicorn_workers(host, port, workers, allow_growth)
+            _uvicorn_workers(home, host, port, workers, allow_growth)
             return
         if workers > 1:
             say(f"starting {workers} compute workers")
-        app = create_served_app(workers, allow_growth)
+        app = create_served_app(workers, allow_growth, home=home)
         config = uvicorn.Config(app, log_level="warning", access_log=False, **UVICORN_LIMITS)
         uvicorn.Server(config).run(sockets=[sock])
     finally:
@@ -102,14 +109,14 @@ def create_growing_app() -> Any:
     return create_served_app(1, allow_growth=True)
 
 
-def _uvicorn_workers(host: str, port: int, workers: int, allow_growth: bool = False) -> None:
+def _uvicorn_workers(
+    home: Home, host: str, port: int, workers: int, allow_growth: bool = False
+) -> None:
     import os
 
     import uvicorn
 
-    from segue.core import config
-
-    os.environ["SEGUE_HOME"] = str(config.home())  # uvicorn's workers start afresh
+    os.environ[HOME_ENV] = str(home.root)  # uvicorn's workers start afresh: they read it
 
     uvicorn.run(
         "segue.wire.serving:create_growing_app"

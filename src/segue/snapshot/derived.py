@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from segue.catalog.queries import mpd_normalize_title
+from segue.core.text import normalise_mpd_title
 from segue.snapshot.arrays import Snapshot
 
 if TYPE_CHECKING:
@@ -115,7 +115,7 @@ def title_words(names: list[str | None]) -> tuple[sp.csr_matrix, np.ndarray]:
     one-character tokens are dropped."""
     from sklearn.feature_extraction.text import CountVectorizer
 
-    docs = [mpd_normalize_title(n) if isinstance(n, str) else "" for n in names]
+    docs = [normalise_mpd_title(n) if isinstance(n, str) else "" for n in names]
     vectorizer = CountVectorizer(
         binary=True,
         lowercase=False,
@@ -192,7 +192,7 @@ def track_facts_frame(snapshot: Snapshot, top_k: int = 10) -> pd.DataFrame:
 def normalise_title_words(title: str) -> list[str]:
     """The crowd-tag words of one title (for matching a user's playlist title to tags)."""
     stops = stop_words()
-    return [w for w in re.findall(_TOKEN, mpd_normalize_title(title)) if w not in stops]
+    return [w for w in re.findall(_TOKEN, normalise_mpd_title(title)) if w not in stops]
 
 
 __all__ = [

@@ -1,0 +1,126 @@
+"""Large arrays on disk as plain ``.npy`` files, mapped read-only when loaded.
+
+A model's learned arrays and the snapshot's playlist x track matrix are written one array per
+uncompressed ``.npy`` file (a sparse matrix as its ``data``, ``indices`` and ``indptr``
+arrays). Loading maps each file read-only (``np.load(mmap_mode="r")``): the pages come from
+the operating system's page cache, so the compute processes of ``segue serve --workers N``
+that load the same set share one copy of every array instead of reading N, and a page is read
+from disk only when first used. Writing into a mapped array raises ``ValueError``.
+
+``SEGUE_ARRAYS=copy`` reads every array into the process's own memory instead (as segue did
+before arrays were mapped; for comparison, or for a home on a file system that cannot map
+files). ``SEGUE_ARRAYS=map`` (or unset) maps them.
+
+Each file is written whole or not at all: into a temporary file beside it, flushed to disk
+(fsync), then renamed into place.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from segue.core.errors import SegueError
+
+ENV = "SEGUE_ARRAYS"
+SUFFIX = ".npy"
+
+Mode = Literal["map", "copy"]
+
+
+class ArraysModeError(SegueError):
+    """``SEGUE_ARRAYS`` holds a value segue does not know."""
+
+
+def mode() -> Mode:
+    """How arrays load in this process: ``"map"`` (default) or ``"copy"`` (``SEGUE_ARRAYS``)."""
+    value = os.environ.get(ENV, "").strip().lower()
+    if value in ("", "map", "mapped", "mmap"):
+        return "map"
+    if value == "copy":
+        return "copy"
+    raise ArraysModeError(f"{ENV} must be `map` or `copy`, got {value!r}")
+
+
+def write_array(path: Path, array: np.ndarray) -> None:
+    """Write ``array`` to ``path`` as an uncompressed ``.npy`` (no pickle), in one step."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    arr = np.asarray(array)
+    if arr.dtype == object:
+        raise TypeError(f"{path.name}: an array of Python objects cannot be saved without pickle")
+    try:
+        with open(tmp, "wb") as fh:
+            np.save(fh, np.ascontiguousarray(arr), allow_pickle=False)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def read_array(path: Path, how: Mode | None = None) -> np.ndarray:
+    """The array in ``path``: mapped read-only, or (``how="copy"``, or ``SEGUE_ARRAYS=copy``)
+    read into memory. An empty array is always read (there is nothing to map)."""
+    how = how or mode()
+    if how == "map":
+        try:
+            return np.load(path, mmap_mode="r", allow_pickle=False)
+        except ValueError as exc:
+            if "empty" not in str(exc):  # mmap refuses a mapping of zero bytes
+                raise
+    return np.load(path, allow_pickle=False)
+
+
+def write_arrays(directory: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """Write each array of ``arrays`` to ``directory/<name>.npy``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, array in arrays.items():
+        if not name or "/" in name or name.startswith("."):
+            raise ValueError(f"array name {name!r} cannot name a file")
+        write_array(directory / f"{name}{SUFFIX}", array)
+
+
+def read_arrays(directory: Path, how: Mode | None = None) -> dict[str, np.ndarray]:
+    """Every ``<name>.npy`` in ``directory`` by name (mapped unless ``how``/``SEGUE_ARRAYS``
+    says copy); an empty dict when the folder is missing."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return {}
+    how = how or mode()
+    return {
+        path.name[: -len(SUFFIX)]: read_array(path, how)
+        for path in sorted(directory.iterdir())
+        if path.name.endswith(SUFFIX) and not path.name.startswith(".")
+    }
+
+
+def is_mapped(array: np.ndarray) -> bool:
+    """True when ``array`` (or the array it views) is a file mapped into memory."""
+    base: object = array
+    while isinstance(base, np.ndarray):
+        if isinstance(base, np.memmap):
+            return True
+        base = base.base
+    import mmap
+
+    return isinstance(base, mmap.mmap)
+
+
+__all__ = [
+    "ENV",
+    "ArraysModeError",
+    "is_mapped",
+    "mode",
+    "read_array",
+    "read_arrays",
+    "write_array",
+    "write_arrays",
+]
