@@ -650,3 +650,45 @@ def test_a_build_status_whose_builder_is_gone_says_so(tmp_path: Path) -> None:
     assert status is not None and status.builder_gone()
     path.write_text("{half")
     assert read_status(path) is None
+
+
+def test_a_failed_demo_build_says_why_in_the_terminal_and_on_the_page(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from segue.cli import serve
+    from segue.fitting import demo
+    from segue.fitting.demo import BuildProgress, read_status
+
+    def full_disk(home: Path, **kwargs: Any) -> None:
+        kwargs["log"]("building the demo catalog in the test's home (first run only)")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(demo, "build_demo", full_disk)
+    progress = BuildProgress(demo.status_path(tmp_path), demo.build_steps(tmp_path))
+    url = "http://127.0.0.1:8501"
+    built = serve._build_demo_behind(progress, url, "segue demo", stopped=lambda: False)
+    assert built is False
+    status = read_status(progress.path)
+    assert status is not None and status.state == "failed"
+    assert "No space left on device" in status.message
+    assert "nothing was kept" in status.message
+    assert status.log == ["building the demo catalog in the test's home (first run only)"]
+    said = capsys.readouterr().err
+    assert "error: the demo catalog cannot be set up: [Errno 28] No space left" in said
+    assert "run `segue demo` again to continue" in said and url in said
+    assert "Traceback" not in said
+
+    # An error once Ctrl+C came (DuckDB turns the interrupt into its own) is an interruption.
+    def interrupted(home: Path, **kwargs: Any) -> None:
+        raise RuntimeError("Query interrupted")
+
+    monkeypatch.setattr(demo, "build_demo", interrupted)
+    progress = BuildProgress(demo.status_path(tmp_path), demo.build_steps(tmp_path))
+    with pytest.raises(KeyboardInterrupt):
+        serve._build_demo_behind(progress, url, "segue demo", stopped=lambda: True)
+    status = read_status(progress.path)
+    assert status is not None and status.state == "interrupted"
+    assert status.message == (
+        "the demo build stopped: nothing was kept (the demo catalog was not finished); "
+        "run `segue demo` again to continue"
+    )

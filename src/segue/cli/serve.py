@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -265,14 +265,28 @@ def run_app(
             if open_browser and can_open_browser():
                 _open_browser(url)
 
+    got_int: list[int] = []
+    previous_int = signal.getsignal(signal.SIGINT)
+
+    def on_int(signum: int, frame: Any) -> None:
+        got_int.append(signum)  # a library may turn the KeyboardInterrupt into its own error
+        if callable(previous_int):
+            previous_int(signum, frame)
+        else:
+            signal.default_int_handler(signum, frame)
+
     previous = signal.signal(signal.SIGTERM, on_term)
+    if progress is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, on_int)
     failed = False
     try:
         if progress is None:
             announce()
         else:
             threading.Thread(target=announce, name="segue-app-url", daemon=True).start()
-            failed = not _build_demo_behind(progress, url, command)
+            failed = not _build_demo_behind(
+                progress, url, command, stopped=lambda: bool(stop["signal"] or got_int)
+            )
             stop["building"] = False
         code = proc.wait()
         if stop["signal"]:
@@ -300,6 +314,8 @@ def run_app(
         return 1 if failed else 0
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if progress is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, previous_int)
         if proc.poll() is None:
             proc.kill()
             proc.wait()
@@ -323,10 +339,14 @@ def _ctrl_c_held() -> Iterator[None]:
         raise KeyboardInterrupt
 
 
-def _build_demo_behind(progress: BuildProgress, url: str, command: str) -> bool:
+def _build_demo_behind(
+    progress: BuildProgress, url: str, command: str, stopped: Callable[[], bool]
+) -> bool:
     """Build the demo in the folder of ``progress``'s status file while the web app shows
     ``progress``. True when built; False when it failed (said in the terminal and on the page).
-    Interrupted: the page's status says what was kept, and ``KeyboardInterrupt`` goes on."""
+    Interrupted (``KeyboardInterrupt``, or any error once ``stopped()`` says Ctrl+C or SIGTERM
+    came: DuckDB turns the interrupt into its own error): the page's status says what was kept,
+    and ``KeyboardInterrupt`` goes on."""
     from segue.fitting.demo import what_was_kept
 
     root = progress.path.parent
@@ -351,11 +371,21 @@ def _build_demo_behind(progress: BuildProgress, url: str, command: str) -> bool:
     except KeyboardInterrupt:
         progress.finish("interrupted", f"the demo build stopped: {what_was_kept(root)}; {again}")
         raise
-    except (SegueError, ValueError, OSError, ImportError) as exc:
+    except Exception as exc:
+        if stopped():
+            progress.finish(
+                "interrupted", f"the demo build stopped: {what_was_kept(root)}; {again}"
+            )
+            raise KeyboardInterrupt from None
+        why = (
+            str(exc)
+            if isinstance(exc, (SegueError, ValueError, OSError, ImportError))
+            else f"unexpected {type(exc).__name__}: {exc}"
+        )
         kept = what_was_kept(root)
-        progress.finish("failed", f"{exc} ({kept})")
+        progress.finish("failed", f"{why} ({kept})")
         error(
-            f"the demo catalog cannot be set up: {exc}. {kept[0].upper()}{kept[1:]}; fix the "
+            f"the demo catalog cannot be set up: {why}. {kept[0].upper()}{kept[1:]}; fix the "
             f"cause and {again}. The page at {url} says so too; Ctrl+C stops it."
         )
         return False
@@ -456,11 +486,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run the web app (Streamlit); its URL is printed when it answers."""
         home = home_of(ctx)
+        # How to run this again (hints, the port message): the home named when not the default.
+        command = f"segue{_home_flag(home)} app" + (" --demo" if demo else "")
         build = False
         if demo:
             problem = listen_problem(host, port)
             if problem is not None:  # before the first run's build, not after it
-                error(_port_message(host, port, "segue app --demo", problem))
+                error(_port_message(host, port, command, problem))
                 raise typer.Exit(1)
             home, ready = _use_demo_home(home)
             build = not ready
@@ -474,7 +506,7 @@ def register(app: typer.Typer) -> None:
                 host=host,
                 port=port,
                 open_browser=not no_browser,
-                command="segue app --demo" if demo else "segue app",
+                command=command,
                 build_demo=build,
             )
         )
@@ -491,18 +523,20 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Set up the bundled demo catalog (first run only) and open the web app on it."""
         host = "127.0.0.1"
+        base = home_of(ctx)
+        command = f"segue{_home_flag(base)} demo"  # how to run it again, for the hints
         problem = listen_problem(host, port)
         if problem is not None:  # before the first run's build, not after it
-            error(f"{_port_message(host, port, 'segue demo', problem)}")
+            error(f"{_port_message(host, port, command, problem)}")
             raise typer.Exit(1)
-        home, ready = _use_demo_home(home_of(ctx))
+        home, ready = _use_demo_home(base)
         raise typer.Exit(
             run_app(
                 home,
                 host=host,
                 port=port,
                 open_browser=not no_browser,
-                command="segue demo",
+                command=command,
                 build_demo=not ready,
             )
         )
