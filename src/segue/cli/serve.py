@@ -184,6 +184,26 @@ def _stderr_fd() -> int | None:
         return None
 
 
+#: What Streamlit prints on its stdout when it stops: segue says itself why the app stopped.
+_SERVER_CHATTER = (b"Stopping...",)
+
+
+def _pass_on(stream: Any) -> None:
+    """Copy the server's stdout to this process's stderr, line by line, but its chatter."""
+    fd = _stderr_fd()
+    with stream:
+        for line in iter(stream.readline, b""):
+            if line.strip() in _SERVER_CHATTER:
+                continue
+            try:
+                if fd is not None:
+                    os.write(fd, line)
+                else:
+                    sys.stderr.write(line.decode("utf-8", "replace"))
+            except (OSError, ValueError):  # stderr closed: nothing to show it on
+                pass
+
+
 def run_app(
     home: Home,
     *,
@@ -236,9 +256,12 @@ def run_app(
         streamlit_command(host=host, port=port),
         env=env,
         stdin=subprocess.DEVNULL,
-        stdout=_stderr_fd(),
+        stdout=subprocess.PIPE,
         **popen,
     )
+    threading.Thread(
+        target=_pass_on, args=(proc.stdout,), name="segue-app-output", daemon=True
+    ).start()
     stop = {"signal": 0, "building": progress is not None}
 
     def on_term(signum: int, frame: Any) -> None:

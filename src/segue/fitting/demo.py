@@ -152,7 +152,15 @@ class BuildStatus:
 
     @property
     def elapsed(self) -> float:
+        """Seconds from the start to the last update."""
         return max(0.0, self.updated - self.started)
+
+    def running_for(self) -> float:
+        """Seconds from the start until now while building (a long step writes nothing),
+        else until the last update."""
+        if self.state != "building" or self.started <= 0:
+            return self.elapsed
+        return max(self.elapsed, time.time() - self.started)
 
     def builder_gone(self) -> bool:
         """The process that writes a ``building`` status no longer runs (killed)."""

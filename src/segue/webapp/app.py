@@ -456,9 +456,9 @@ def build_progress(path: Path) -> None:
         step = f"step {min(status.done + 1, status.total)} of {status.total}: {status.step}"
         st.progress(status.fraction, text=step)
         st.caption(
-            f"First run only: segue builds the bundled demo catalog and fits its models "
-            f"(about a minute; {status.elapsed:.0f} s so far). This page turns into the app "
-            "when they are ready."
+            "First run only: segue builds the bundled demo catalog and fits its models (about "
+            f"a minute; {status.running_for():.0f} s so far). This page turns into the app when "
+            "they are ready."
         )
     if status.log:
         with st.expander("Build log"):
