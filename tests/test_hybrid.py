@@ -207,7 +207,7 @@ def test_save_load_round_trip(model: HybridRecommender, snapshot: Snapshot, tmp_
 def test_the_name_index_is_saved_not_built_again(
     model: HybridRecommender, snapshot: Snapshot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from segue.models import hybrid as hybrid_module
+    from segue.models.hybrid import recommender as hybrid_module
 
     model.save(tmp_path / "hybrid")
 

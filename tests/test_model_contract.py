@@ -8,8 +8,8 @@ clear errors for bad input. :class:`TestRegistryModels` runs it over ``MODELS``;
 module does not import yet is skipped, so new models join the contract as soon as they land.
 
 Models that ask a web service at query time (``NETWORK_MODELS``) run it against a real HTTP
-server on 127.0.0.1 answering like the service (tests/fake_spotify.py), pointed at through the
-same environment variables a deployment sets. Its recommendations follow the checkerboard's
+server on 127.0.0.1 answering like the service (tests/fake_spotify.py), through a provider
+attached to the model as the service attaches one. Its recommendations follow the checkerboard's
 parity and include tracks the snapshot does not know.
 """
 
@@ -27,7 +27,7 @@ from segue.core.errors import NotFittedError
 from segue.models.base import Recommender
 from segue.models.registry import MODELS, fit_model, load_model, model_class
 from segue.snapshot.arrays import Snapshot
-from tests.fake_spotify import FakeSpotify, env_for, parity_world
+from tests.fake_spotify import FakeSpotify, parity_world, provider_for
 
 #: Models that ask Spotify at query time: run against the fake server (:func:`spotify_fake`).
 NETWORK_MODELS = {"spotify"}
@@ -89,10 +89,16 @@ def checkerboard_snapshot(seed: int = 0) -> Snapshot:
     )
 
 
+def _as_built(model: Recommender) -> Recommender:
+    return model
+
+
 @dataclass
 class ModelCase:
     name: str
     make: Callable[[], Recommender]
+    #: What whoever runs the model does to a fitted or loaded one (attach its provider).
+    ready: Callable[[Recommender], Recommender] = _as_built
 
     @property
     def parity(self) -> bool:
@@ -140,6 +146,8 @@ class RecommenderContract:
         if key not in _FITTED:
             model = case.make()
             assert model.fit(snapshot) is model
+            assert model.attached, "a model is ready to answer once fitted (and given a provider)"
+            assert (model.needs_provider is not None) == (case.name in NETWORK_MODELS)
             _FITTED[key] = model
         return _FITTED[key]
 
@@ -210,8 +218,8 @@ class RecommenderContract:
     def test_save_load_round_trip(
         self, case: ModelCase, snapshot: Snapshot, tmp_path: Path
     ) -> None:
-        model = fit_model(case.name, snapshot, save=True, root=tmp_path)
-        loaded = load_model(case.name, snapshot, root=tmp_path)
+        model = case.ready(fit_model(case.name, snapshot, save=True, root=tmp_path))
+        loaded = case.ready(load_model(case.name, snapshot, root=tmp_path))
         assert type(loaded) is type(model)
         for seeds in (np.array([0, 2, 4]), np.array([5])):
             a = model.recommend(seeds, 10, title=case.title_for(seeds))
@@ -269,8 +277,9 @@ class TestRegistryModels(RecommenderContract):
         name = request.param
         if name in NETWORK_MODELS:
             fake = request.getfixturevalue("spotify_fake")
-            monkeypatch = request.getfixturevalue("monkeypatch")
-            monkeypatch.delenv("SEGUE_SPOTIFY_YAML", raising=False)
-            for key, value in env_for(fake).items():
-                monkeypatch.setenv(key, value)
+
+            def ready(model: Recommender) -> Recommender:
+                return model.attach(provider_for(fake))
+
+            return ModelCase(name, lambda: ready(model_class(name)()), ready)
         return ModelCase(name, lambda: model_class(name)())

@@ -1,8 +1,9 @@
 """What is specific to the ``spotify`` model, against a real HTTP server on 127.0.0.1 answering
 like Spotify's /recommendations (tests/fake_spotify.py): how answers become scores, the ids the
 snapshot lacks (kept per thread, and grown into the catalog by the service), the seeds sent, the
-403 of apps created after Nov 2024, and 429 with Retry-After. The shared invariants run in
-tests/test_model_contract.py."""
+403 of apps created after Nov 2024, and 429 with Retry-After. The model never builds a provider
+itself: tests attach one, the service attaches one built from the credentials of its own home.
+The shared invariants run in tests/test_model_contract.py."""
 
 from __future__ import annotations
 
@@ -14,12 +15,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import segue.providers.spotify as spotify_provider
 from segue.catalog import Catalog
-from segue.core.errors import NotFittedError, SegueError
+from segue.core.errors import NotFittedError
+from segue.core.home import Home
 from segue.models.registry import fit_model
-from segue.models.spotify import SpotifyRecommender
+from segue.models.spotify import NoProviderError, SpotifyRecommender
+from segue.providers import for_models
 from segue.providers.base import ProviderError, RateLimitStop
-from segue.providers.spotify import RECOMMENDATIONS_GONE
+from segue.providers.credentials import CredentialsError
+from segue.providers.spotify import RECOMMENDATIONS_GONE, recommendations_available
 from segue.service.engine import Service
 from segue.snapshot.arrays import Snapshot
 from segue.snapshot.from_catalog import build_snapshot
@@ -51,7 +56,7 @@ def snap() -> Snapshot:
 @pytest.fixture(autouse=True)
 def fresh_availability(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test starts with no remembered availability (a later fake may reuse a port)."""
-    monkeypatch.setattr(SpotifyRecommender, "_availability", {})
+    monkeypatch.setattr(spotify_provider, "_availability", {})
 
 
 def _env(monkeypatch: pytest.MonkeyPatch, fake: FakeSpotify) -> None:
@@ -61,7 +66,7 @@ def _env(monkeypatch: pytest.MonkeyPatch, fake: FakeSpotify) -> None:
 
 
 def _model(fake: FakeSpotify, snap: Snapshot, **params: int) -> SpotifyRecommender:
-    return SpotifyRecommender(**params).use_provider(provider_for(fake)).fit(snap)
+    return SpotifyRecommender(**params).attach(provider_for(fake)).fit(snap)
 
 
 def _spotify_answer(fake: FakeSpotify, seed_ids: list[str], limit: int) -> list[str]:
@@ -154,11 +159,65 @@ def test_bad_parameters_and_unfitted_use_say_what_is_wrong(fake, snap):
     assert fake.requests == []
 
 
-def test_without_credentials_the_model_says_what_is_needed(snap, monkeypatch, tmp_path):
+# -- the provider is attached, never built by the model ----------------------------------------
+
+
+def test_with_a_provider_attached_the_model_answers_and_without_one_it_says_so(fake, snap):
+    bare = SpotifyRecommender().fit(snap)
+    assert bare.needs_provider == "spotify" and not bare.attached
+    with pytest.raises(NoProviderError, match=r"no provider attached: give it one with attach"):
+        bare.recommend(np.array([0, 2]), 5)
+    assert fake.requests == []  # nothing asked without a provider
+    with pytest.raises(NoProviderError):
+        bare.provider  # noqa: B018
+    ids, scores = bare.recommend(np.array([], dtype=np.int64), 5)  # no seeds: nothing to ask
+    assert ids.size == 0
+
+    provider = provider_for(fake)
+    assert bare.attach(provider) is bare and bare.attached and bare.provider is provider
+    ids, scores = bare.recommend(np.array([0, 2]), 5)
+    answer = _spotify_answer(fake, [numbered_id(0), numbered_id(2)], 100)
+    assert ids.tolist() == [int(t) for t in answer if int(t) < N_TRACKS][:5]
+    assert scores[0] == 1.0
+    assert len(fake.requests_to("recommendations")) == 1
+
+
+def test_without_credentials_the_service_says_what_is_needed(snap, monkeypatch, tmp_path):
     without_credentials(monkeypatch, tmp_path)
-    model = SpotifyRecommender().fit(snap)
-    with pytest.raises(SegueError, match="SPOTIPY_CLIENT_ID"):
-        model.recommend(np.array([0]), 5)
+    home = tmp_path / "served"
+    snap.save(home / "artifacts" / "snapshot")
+    fit_model("spotify", snap, root=home / "artifacts" / "models")
+    service = Service(home)
+    with pytest.raises(CredentialsError, match="SPOTIPY_CLIENT_ID") as err:
+        service.recommend([numbered_id(0)], n=5, model="spotify")
+    assert str(home / "Spotify.yaml") in str(err.value)  # the service's own home is searched
+    spotify = {m["name"]: m for m in service.models()}["spotify"]
+    assert not spotify["available"] and "no Spotify credentials" in spotify["reason"]
+
+
+def test_the_service_reads_the_credentials_of_its_own_home(fake, snap, monkeypatch, tmp_path):
+    """Credentials only in the served home's Spotify.yaml (none in the environment nor in the
+    default home): the service's provider is built from them."""
+    without_credentials(monkeypatch, tmp_path)
+    for key, value in env_for(fake, credentials=False).items():
+        monkeypatch.setenv(key, value)
+    home = tmp_path / "served"
+    snap.save(home / "artifacts" / "snapshot")
+    fit_model("spotify", snap, root=home / "artifacts" / "models")
+    (home / "Spotify.yaml").write_text(
+        f"Client_id: {fake.client_id}\nclient_secret: {fake.client_secret}\n"
+    )
+    assert recommendations_available()[0] is False  # the default home has none
+    service = Service(home, grow=False)
+    spotify = {m["name"]: m for m in service.models()}["spotify"]
+    assert spotify["available"] and spotify["reason"] == ""
+    rec = service.recommend([numbered_id(0), numbered_id(2)], n=5, model="spotify")
+    answer = _spotify_answer(fake, [numbered_id(0), numbered_id(2)], 100)
+    assert [t.id for t in rec.tracks] == [t for t in answer if int(t) < N_TRACKS][:5]
+    # One provider per service, attached once: a second request asks for no new token.
+    tokens = len(fake.requests_to("token"))
+    service.recommend([numbered_id(1)], n=5, model="spotify")
+    assert len(fake.requests_to("token")) == tokens
 
 
 # -- 403: the endpoint is gone for apps created after 27 Nov 2024 -------------------------------
@@ -169,14 +228,16 @@ def test_403_says_why_and_the_service_hides_the_model(fake, snap, monkeypatch, t
     spotify = {m["name"]: m for m in Service(tmp_path).models()}["spotify"]
     assert spotify["available"] and spotify["reason"] == ""
 
-    monkeypatch.setattr(SpotifyRecommender, "_availability", {})
+    monkeypatch.setattr(spotify_provider, "_availability", {})
     fake.fail("recommendations", status=403)
     spotify = {m["name"]: m for m in Service(tmp_path).models()}["spotify"]
     assert not spotify["available"] and spotify["reason"] == RECOMMENDATIONS_GONE
-    assert SpotifyRecommender.available() == (False, RECOMMENDATIONS_GONE)
+    assert recommendations_available() == (False, RECOMMENDATIONS_GONE)
     assert len(fake.requests_to("recommendations")) == 2  # the 403 is remembered
 
-    model = SpotifyRecommender().fit(snap)  # from the environment, as the service builds it
+    # with a provider from the environment, as the service builds it
+    model = SpotifyRecommender().attach(for_models.build("spotify", home=Home(tmp_path)))
+    model.fit(snap)
     with pytest.raises(ProviderError, match="removed for new apps since 27 Nov 2024") as err:
         model.recommend(np.array([0, 2]), 5)
     assert err.value.status == 403
@@ -184,11 +245,11 @@ def test_403_says_why_and_the_service_hides_the_model(fake, snap, monkeypatch, t
 
 def test_availability_of_one_provider_is_not_taken_for_another(fake):
     for _ in range(5):  # each provider freed at once: its address often goes to the next one
-        assert SpotifyRecommender.available(provider=provider_for(fake)) == (True, "")
+        assert recommendations_available(provider_for(fake)) == (True, "")
     fake.fail("recommendations", status=403)
     for _ in range(5):
         provider = provider_for(fake)
-        assert SpotifyRecommender.available(provider=provider) == (False, RECOMMENDATIONS_GONE)
+        assert recommendations_available(provider) == (False, RECOMMENDATIONS_GONE)
         assert provider.is_gone("GET /recommendations")
 
 
@@ -202,7 +263,7 @@ def test_429_within_the_cap_waits_retry_after_then_answers(fake, snap):
     assert ids.size == 5 and np.all(ids % 2 == 0)
     assert [r.status for r in fake.requests_to("recommendations")] == [429, 200]
     assert fake.gaps("recommendations")[0] >= 0.4
-    assert model._get_provider().retrier.waited == pytest.approx(0.4)
+    assert model.provider.retrier.waited == pytest.approx(0.4)
 
 
 def test_429_past_the_cap_stops_at_once_saying_how_long(fake, snap):
@@ -212,7 +273,7 @@ def test_429_past_the_cap_stops_at_once_saying_how_long(fake, snap):
         model.recommend(np.array([0, 2]), 5)
     assert err.value.retry_after == 120
     assert len(fake.requests_to("recommendations")) == 1
-    assert model._get_provider().retrier.waited == 0
+    assert model.provider.retrier.waited == 0
     assert model.last_unknown_ == []
 
 
@@ -220,34 +281,35 @@ def test_a_rate_limited_probe_is_remembered_only_for_its_retry_after(fake, monke
     _env(monkeypatch, fake)
     wait = CAP + 0.5  # past the cap: the probe stops at once
     fake.fail("recommendations", status=429, retry_after=wait, times=1)
-    ok, reason = SpotifyRecommender.available()
+    ok, reason = recommendations_available()
     assert not ok and "rate limited" in reason and "SEGUE_MAX_RETRY_AFTER" in reason
-    assert SpotifyRecommender.available() == (ok, reason)  # remembered: not asked again
+    assert recommendations_available() == (ok, reason)  # remembered: not asked again
     assert len(fake.requests_to("recommendations")) == 1
     time.sleep(wait)
-    assert SpotifyRecommender.available() == (True, "")
+    assert recommendations_available() == (True, "")
     assert len(fake.requests_to("recommendations")) == 2
 
 
 def test_a_failed_probe_without_retry_after_is_asked_again_later(fake, monkeypatch):
     _env(monkeypatch, fake)
-    monkeypatch.setattr(SpotifyRecommender, "retry_probe_after", 1.0)
+    monkeypatch.setattr(spotify_provider, "RETRY_PROBE_AFTER", 1.0)
     fake.fail("recommendations", status=503, times=3)  # every one of the 3 attempts
-    ok, reason = SpotifyRecommender.available()
+    ok, reason = recommendations_available()
     assert not ok and "HTTP 503" in reason
-    assert SpotifyRecommender.available() == (ok, reason)  # remembered for a while
+    assert recommendations_available() == (ok, reason)  # remembered for a while
     assert len(fake.requests_to("recommendations")) == 3
     time.sleep(1.0)
-    assert SpotifyRecommender.available() == (True, "")
+    assert recommendations_available() == (True, "")
     assert len(fake.requests_to("recommendations")) == 4
 
 
-def test_save_load_keeps_parameters_and_answers_alike(fake, snap, monkeypatch, tmp_path: Path):
-    _env(monkeypatch, fake)
-    model = SpotifyRecommender(limit=9, max_seeds=2).fit(snap)
+def test_save_load_keeps_parameters_and_answers_alike(fake, snap, tmp_path: Path):
+    model = _model(fake, snap, limit=9, max_seeds=2)
     model.save(tmp_path / "spotify")
     loaded = SpotifyRecommender.load(tmp_path / "spotify", snap)
     assert loaded.get_params() == {"limit": 9, "max_seeds": 2}
+    assert not loaded.attached  # a provider is never saved: whoever loads it attaches one
+    loaded.attach(provider_for(fake))
     a = model.recommend(np.array([1, 3, 5]), 5)
     b = loaded.recommend(np.array([1, 3, 5]), 5)
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from segue.core.home import Home
 from segue.providers.audio_service import AudioFeatureService
 from segue.providers.base import (
     CredentialsRejected,
@@ -390,6 +391,36 @@ def test_audio_service_uses_the_single_form_when_the_multi_form_is_missing(fake,
     assert service.batch_size("audio_features") == SINGLES_PER_BATCH
 
 
+def test_audio_service_single_lookups_follow_the_one_by_one_rules(fake, world):
+    """Once the multi form is gone, single lookups follow the rules every provider shares
+    (FactsProvider.one_by_one): 404 is unknown, 405 marks the single form gone and skips
+    the ids left."""
+    ids = _ids(world, 6)
+    fake.fail("recco-batch", status=405)
+    fake.fail("recco-single", status=404, ids=[ids[0]])
+    fake.fail("recco-single", status=405, ids=[ids[3]])
+    notices: list[str] = []
+    service = _service(fake, notify=notices.append)
+    result = service.fetch("audio_features", ids)
+    assert [r.track_id for r in result.found] == ids[1:3]
+    assert result.not_found == [ids[0]] and result.skipped == ids[3:] and result.errors == []
+    assert len(fake.requests_to("recco-single")) == 4
+    assert not service.can_answer("audio_features") and len(notices) == 2
+    assert "answered 405 to GET /track/{id}/audio-features too" in notices[1]
+
+
+def test_audio_service_stops_asking_one_by_one_when_the_source_is_down(fake, world):
+    ids = _ids(world, 5)
+    fake.fail("recco-batch", status=404)
+    fake.fail("recco-single", status=503)  # every attempt of every id
+    result = _service(fake).fetch("audio_features", ids)
+    assert result.found == [] and result.not_found == []
+    # the first id fails alone; the second failing too means the source is down: the rest
+    # are recorded with it, never asked
+    assert [group for group, _ in result.errors] == [ids[:1], ids[1:]]
+    assert len(fake.requests_to("recco-single")) == 2 * 3
+
+
 def test_audio_service_rate_limit_over_the_cap_stops(fake, world):
     fake.fail("recco-batch", status=429, retry_after=120)
     result = _service(fake).fetch("audio_features", _ids(world, 5))
@@ -418,7 +449,7 @@ def test_spotify_model_maps_answers_to_indices_and_drops_unknown(fake, world):
     from segue.models.spotify import SpotifyRecommender
 
     snap = _snapshot(world, 100)
-    model = SpotifyRecommender(limit=20).use_provider(provider_for(fake)).fit(snap)
+    model = SpotifyRecommender(limit=20).attach(provider_for(fake)).fit(snap)
     seeds = np.array([0, 1, 2, 3, 4, 5, 6], dtype=np.int64)
     idx, scores = model.recommend(seeds, n=10)
     answered = [t for t in world.recommendations if t not in _ids(world, 5)]
@@ -444,15 +475,15 @@ def test_spotify_model_save_load_round_trip(fake, world, tmp_path):
 
 
 def test_recommendations_403_reason_and_availability(fake):
-    from segue.models.spotify import SpotifyRecommender
+    from segue.providers.spotify import recommendations_available
 
     provider = provider_for(fake)
-    assert SpotifyRecommender.available(provider=provider) == (True, "")
+    assert recommendations_available(provider) == (True, "")
     fake.fail("recommendations", status=403)
     # cached: asked once per process
-    assert SpotifyRecommender.available(provider=provider) == (True, "")
+    assert recommendations_available(provider) == (True, "")
     assert len(fake.requests_to("recommendations")) == 1
-    assert SpotifyRecommender.available(provider=provider, refresh=True) == (
+    assert recommendations_available(provider, refresh=True) == (
         False,
         RECOMMENDATIONS_GONE,
     )
@@ -462,8 +493,8 @@ def test_recommendations_403_reason_and_availability(fake):
 
 
 def test_availability_without_credentials(monkeypatch, tmp_path):
-    from segue.models.spotify import SpotifyRecommender
+    from segue.providers import for_models
 
     without_credentials(monkeypatch, tmp_path)
-    ok, reason = SpotifyRecommender.available()
+    ok, reason = for_models.available("spotify", home=Home(tmp_path / "home"))
     assert not ok and "SPOTIPY_CLIENT_ID" in reason

@@ -147,6 +147,22 @@ def test_a_variant_is_the_model_refitted_with_the_parameter_and_kept(service: Se
     assert got[1].tolist() == pytest.approx(want[1].tolist())
 
 
+def test_a_tuned_model_s_variant_starts_from_the_settings_it_chose(built) -> None:
+    """A variant of a model that tuned at fit keeps what it chose (no new search); a model
+    with no settings of its own starts from its parameters, and one with no genre block says
+    so (the service then counts the catalog's genres)."""
+    _, snap = built
+    tuned = model_class("model1")(n_genres=3, tune=True).fit(snap)
+    params = tuned.variant_params()
+    assert params["tune"] is False and params["n_genres"] == 3
+    for key in ("weights", "aggregate", "era_width", "popularity_width", "crowd_tags"):
+        assert params[key] == tuned.chosen_[key]
+    assert tuned.genre_terms() == 3
+    assert model_class("model1")(tune=False).fit(snap).variant_params()["tune"] is False
+    plain = model_class("popularity")().fit(snap)
+    assert plain.variant_params() == plain.get_params() and plain.genre_terms() is None
+
+
 def test_variants_kept_are_bounded(service: Service) -> None:
     first = service.model("model1", {"n_genres": 1})
     service.model("model1", {"n_genres": 2})

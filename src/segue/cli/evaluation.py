@@ -134,6 +134,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("evaluate")
     def evaluate_command(
+        ctx: typer.Context,
         challenge_dir: Path = typer.Argument(..., help="A folder made by `segue challenge make`."),
         models: list[str] = typer.Option(
             DEFAULT_EVALUATE_MODELS, "--model", "-m", help="Model to compare (repeat the option)."
@@ -147,7 +148,7 @@ def register(app: typer.Typer) -> None:
         from segue.evaluation.run import evaluate
 
         try:
-            evaluate(challenge_dir, models, out, progress=not quiet)
+            evaluate(challenge_dir, models, out, progress=not quiet, home=home_of(ctx))
         except (SegueError, ValueError, OSError) as exc:
             raise _fail(str(exc)) from None
         typer.echo((out / "results.md").read_text(encoding="utf-8"), nl=False)

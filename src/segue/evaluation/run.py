@@ -190,18 +190,38 @@ def recommend_fn_for(
     return recommend, popularity_fallback(snapshot, fallback_size)
 
 
+def attach_provider(model: Recommender, home: Home) -> Recommender:
+    """``model``, given the provider it asks at query time when it needs one (built from
+    ``home``'s credentials: :mod:`segue.providers.for_models`)."""
+    kind = model.needs_provider
+    if kind is not None and not model.attached:
+        from segue.providers import for_models
+
+        model.attach(for_models.build(kind, home=home))
+    return model
+
+
 def make_recommend_fn(model_name: str, home: Home) -> tuple[RecommendFn, list[str]]:
-    """Load the built snapshot and the saved model ``model_name`` of ``home``.
+    """Load the built snapshot and the saved model ``model_name`` of ``home`` (given the
+    provider it asks, when it asks one, from ``home``'s credentials).
 
     Raises :class:`segue.core.errors.NotFittedError` when either is not built yet, ``ValueError``
-    for an unknown model name.
+    for an unknown model name, :class:`~segue.providers.credentials.CredentialsError` when the
+    model asks a provider and ``home`` leads to no credentials.
     """
     from segue.models.registry import load_model
+    from segue.providers import for_models
     from segue.snapshot.arrays import Snapshot
 
     generation = home.generation()
     snapshot = Snapshot.load(generation.snapshot_dir)
-    model = load_model(model_name, snapshot, root=generation.models_dir)
+    model = load_model(
+        model_name,
+        snapshot,
+        root=generation.models_dir,
+        provider_status=lambda kind: for_models.available(kind, home=home),
+    )
+    model = attach_provider(model, home)
     return recommend_fn_for(model, snapshot)
 
 
@@ -237,14 +257,23 @@ def _need(path: Path, what: str) -> Path:
 
 
 def _evaluate_one(
-    name: str, snapshot: Any, challenge_set: Path, truth: Path, out: Path, *, progress: bool
+    name: str,
+    snapshot: Any,
+    challenge_set: Path,
+    truth: Path,
+    out: Path,
+    *,
+    progress: bool,
+    home: Home,
 ) -> dict[str, Any]:
-    """Fit one model, write its submission, score it."""
+    """Fit one model, write its submission, score it (a model that asks a provider gets one
+    from ``home``'s credentials)."""
     from segue.models.registry import fit_model
 
     started = time.perf_counter()
     model = fit_model(name, snapshot, save=False)
     fit_seconds = time.perf_counter() - started
+    attach_provider(model, home)
     recommend, fallback = recommend_fn_for(model, snapshot)
     submission = out / "submissions" / f"{name}.csv.gz"
     started = time.perf_counter()
@@ -262,8 +291,13 @@ def evaluate(
     out_dir: str | Path,
     *,
     progress: bool = True,
+    home: Home | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Fit, run and score every model of ``models`` on one challenge; write the report.
+
+    Catalog, snapshot and models live in a temporary home; ``home`` (default: the one
+    :meth:`Home.resolve` finds) is only where a model that asks a provider at query time (the
+    ``spotify`` model) finds its credentials.
 
     ``challenge_dir`` holds ``train/``, ``challenge_set.json`` and ``truth.json``. Writes
     ``out_dir/submissions/<model>.csv.gz`` and ``out_dir/results.{md,json,png}``. Returns
@@ -280,6 +314,7 @@ def evaluate(
     unknown = [m for m in models if m not in MODELS]
     if unknown:
         raise ValueError(f"unknown model {unknown[0]!r}; expected one of: {', '.join(MODELS)}")
+    settings = home if home is not None else Home.resolve(None)
     source = Path(challenge_dir)
     train_dir = _need(source / "train", "train/ folder of training slices")
     challenge_set = _need(source / "challenge_set.json", "challenge_set.json")
@@ -300,7 +335,7 @@ def evaluate(
             log.info("evaluate: fitting %s", name)
             try:
                 results[name] = _evaluate_one(
-                    name, snapshot, challenge_set, truth, out, progress=progress
+                    name, snapshot, challenge_set, truth, out, progress=progress, home=settings
                 )
             except (SegueError, ValueError, RuntimeError) as exc:
                 # One model that cannot run (no network for `spotify`, say) must not cost

@@ -13,6 +13,11 @@ indices of a :class:`segue.snapshot.arrays.Snapshot`; raw ids become indices in 
 * ``recommend_batch(seed_lists, n, *, titles=None)`` does the same for many queries and returns
   2-D arrays of shape ``(len(seed_lists), n)`` padded with -1 (indices) and -inf (scores).
 * ``explain(seeds, track, *, title=None)`` says in words why ``track`` scored for these seeds.
+* ``needs_provider`` / ``attach(provider)``: a model that asks a web service at query time
+  names the kind of provider it needs and is handed one by whoever runs it (the service,
+  evaluation: :mod:`segue.providers.for_models`). Models never build a provider nor touch the
+  network themselves; ``last_unknown_`` holds the track ids such a model's last call (this
+  thread's) found outside the snapshot.
 * ``save(dir)`` / ``load(dir, snapshot)`` round-trip without pickle (JSON + one ``.npy`` per
   array, mapped read-only on load: :mod:`segue.core.mapped`). Loaded arrays may be read-only.
 
@@ -108,6 +113,10 @@ class Recommender(ABC):
     #: What each constructor parameter takes (see :mod:`segue.models.params`), checked before
     #: every ``fit``; parameters not declared here are not checked.
     _parameter_constraints: ClassVar[Constraints] = {}
+    #: The kind of provider this model asks at query time (a kind of
+    #: :mod:`segue.providers.for_models`), given with :meth:`attach`; None for models that
+    #: answer from the snapshot alone.
+    needs_provider: ClassVar[str | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         # Every ``fit`` a model defines checks the declared parameters first, so no model
@@ -150,6 +159,36 @@ class Recommender(ABC):
     @property
     @abstractmethod
     def n_tracks(self) -> int: ...
+
+    # a provider asked at query time -------------------------------------------------------
+    def attach(self, provider: Any) -> Self:
+        """Give this model the provider it asks at query time (see :attr:`needs_provider`)."""
+        raise TypeError(
+            f"model {self.name!r} answers from the snapshot alone: it takes no provider"
+        )
+
+    @property
+    def attached(self) -> bool:
+        """True when the model has what it needs to answer: always, unless it needs a provider
+        and none is attached yet."""
+        return True
+
+    @property
+    def last_unknown_(self) -> list[str]:
+        """Track ids this thread's last call found outside the snapshot, which the service may
+        add to the catalog; always empty for models that rank the snapshot's tracks only."""
+        return []
+
+    # variants ------------------------------------------------------------------------------
+    def variant_params(self) -> dict[str, Any]:
+        """The parameters a variant of this fitted model starts from before a few of them are
+        changed (:mod:`segue.service.variants`): its own, unless it chose settings at fit."""
+        return self.get_params()
+
+    def genre_terms(self) -> int | None:
+        """Genre terms this fitted model's features keep, or None when it keeps no genre
+        block of its own."""
+        return None
 
     # the hooks -----------------------------------------------------------------------------
     @abstractmethod

@@ -254,6 +254,20 @@ class ContentRecommender(Recommender):
         self.fitted_ = True
         return self
 
+    def variant_params(self) -> dict[str, Any]:
+        """Its parameters, with the settings it chose at fit in place of a new search
+        (``tune=False``) when it tuned."""
+        params = self.get_params()
+        chosen = self.chosen_
+        if isinstance(chosen, dict) and params.get("tune"):
+            keys = ("weights", "aggregate", "era_width", "popularity_width", "crowd_tags")
+            params.update({k: chosen[k] for k in keys if k in chosen}, tune=False)
+        return params
+
+    def genre_terms(self) -> int | None:
+        cols = self.features_.blocks.get("genres")
+        return int(cols.stop - cols.start) if isinstance(cols, slice) else None
+
     def describe_settings(self) -> str:
         """One line: the settings in use and how they were chosen."""
         self._check_fitted()

@@ -10,6 +10,7 @@ import importlib
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -103,8 +104,18 @@ def save_model(
     return target
 
 
-def load_model(name: str, snapshot: Snapshot, *, root: Path) -> Recommender:
+def load_model(
+    name: str,
+    snapshot: Snapshot,
+    *,
+    root: Path,
+    provider_status: Callable[[str], tuple[bool, str]] | None = None,
+) -> Recommender:
     """Load model ``name`` saved under ``root`` for ``snapshot``.
+
+    ``provider_status(kind)``: ``(usable, why not)`` of the kind of provider a model asks at
+    query time (:func:`segue.providers.for_models.available`); asked only for such a model that
+    is not built, so that what is missing first (credentials, say) is what the error names.
 
     Checks first that its files are all there at the sizes written and that it was fitted on
     this snapshot; any failure to read it is an :class:`~segue.core.artifacts.ArtifactError`
@@ -122,11 +133,11 @@ def load_model(name: str, snapshot: Snapshot, *, root: Path) -> Recommender:
     cls = model_class(name)
     target = model_dir(name, root)
     if not (target / "model.json").exists():
-        # A model that needs something besides a fit (the spotify model needs credentials)
-        # says what is missing first: "not built yet" would send a person to the wrong fix.
-        available = getattr(cls, "available", None)
-        if callable(available):
-            ok, why = available()
+        # A model that needs something besides a fit (the spotify model asks a provider, which
+        # needs credentials) says what is missing first: "not built yet" would send a person to
+        # the wrong fix. Whoever loads it says whether its provider answers.
+        if cls.needs_provider is not None and provider_status is not None:
+            ok, why = provider_status(cls.needs_provider)
             if not ok:
                 raise NotFittedError(f"model {name!r} cannot be used here: {why}")
         raise NotFittedError(f"model {name!r} is not built yet: run `segue fit --model {name}`")

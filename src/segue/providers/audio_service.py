@@ -27,14 +27,12 @@ from segue.core import ids as spotify_ids
 from segue.core.config import NetworkSettings
 from segue.core.records import AudioFeatures
 from segue.providers.base import (
-    BatchInterrupted,
     BatchResult,
     FactKind,
     FactsProvider,
     Notify,
     ProviderError,
     ProviderUnavailable,
-    RateLimitStop,
     Retrier,
     RetryPolicy,
     parse_retry_after,
@@ -159,71 +157,29 @@ class AudioFeatureService(FactsProvider):
         if len(ids) > limit:
             raise ValueError(f"at most {limit} ids per batch, got {len(ids)}")
         check_ids(ids)
-        result: BatchResult[AudioFeatures] = BatchResult("audio_features", list(ids))
-        if not ids:
-            return result
-        if not self.is_gone(MULTI):
-            try:
-                data = self.get(MULTI, "audio-features", {"ids": ",".join(ids)})
-                found = self._parse_multi(data, ids)
-            except RateLimitStop as exc:
-                result.stop = exc
-                return result
-            except ProviderError as exc:
-                if exc.status not in (403, 404, 405):
-                    result.errors.append((list(ids), str(exc)))
-                    return result
-                self.mark_gone(
-                    MULTI,
-                    f"the audio-feature service answered {exc.status} to {MULTI}: using {SINGLE} for the rest of this run",
-                )
-            else:
-                result.found.extend(found.values())
-                result.not_found.extend(i for i in ids if i not in found)
-                return result
-        try:
-            self._singles(result, ids)
-        except KeyboardInterrupt:
-            raise BatchInterrupted(result) from None  # the caller keeps what was answered
-        return result
-
-    def _singles(self, result: BatchResult[AudioFeatures], ids: list[str]) -> None:
-        down = False  # the previous id failed after all its retries
-        for pos, one in enumerate(ids):
-            if self.is_gone(SINGLE):
-                result.skipped.extend(ids[pos:])
-                break
-            try:
-                record = parse_audio_features(
-                    self.get(SINGLE, f"track/{one}/audio-features"), one, SINGLE, PROVIDER
-                )
-            except RateLimitStop as exc:
-                result.stop = exc
-                break
-            except ProviderError as exc:
-                if exc.status in (400, 404):
-                    down = False
-                    result.not_found.append(one)
-                elif exc.status in (403, 405):
-                    self.mark_gone(
-                        SINGLE,
-                        f"the audio-feature service answered {exc.status} to {SINGLE} too: skipped for this run",
-                    )
-                    result.skipped.extend(ids[pos:])
-                    break
-                elif exc.transient and down:
-                    # Two ids in a row failed after all their retries: the service is down.
-                    result.errors.append((ids[pos:], str(exc)))
-                    break
-                else:
-                    down = exc.transient
-                    result.errors.append(([one], str(exc)))
-            else:
-                down = False
-                if record is None:
-                    result.not_found.append(one)
-                else:
-                    result.found.append(record)
+        return self.batch_then_single(
+            BatchResult("audio_features", list(ids)),
+            batch_label=MULTI,
+            ask_batch=lambda: list(
+                self._parse_multi(
+                    self.get(MULTI, "audio-features", {"ids": ",".join(ids)}), ids
+                ).items()
+            ),
+            batch_gone=lambda status: (
+                f"the audio-feature service answered {status} to {MULTI}: using {SINGLE} for the rest of this run"
+                if status in (403, 404, 405)
+                else None
+            ),
+            single_label=SINGLE,
+            ask_single=lambda one: parse_audio_features(
+                self.get(SINGLE, f"track/{one}/audio-features"), one, SINGLE, PROVIDER
+            ),
+            single_gone=lambda status: (
+                f"the audio-feature service answered {status} to {SINGLE} too: skipped for this run"
+                if status in (403, 405)
+                else None
+            ),
+        )
 
     def _parse_multi(self, data: Any, ids: list[str]) -> dict[str, AudioFeatures]:
         if not isinstance(data, dict) or not isinstance(data.get("content"), list):

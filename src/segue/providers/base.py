@@ -17,6 +17,11 @@ failure:
 * everything else (403, 404, malformed JSON, 400) is raised to the provider, which knows what a
   403 or a 404 means for the endpoint it called.
 
+A provider whose source has a batch endpoint and a one-id endpoint asks through
+:meth:`FactsProvider.batch_then_single`: the batch first, then one id at a time once the batch
+endpoint is gone for this app, with the same rules for every source (what ends the run, what
+means unknown, when the source is down).
+
 Waits are capped everywhere: no call ever sleeps longer than ``max(max_retry_after, backoff_cap)``
 at a time.
 """
@@ -27,7 +32,7 @@ import email.utils
 import os
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
@@ -348,6 +353,12 @@ def _record_key(record: TrackFacts | ArtistFacts | AudioFeatures) -> str | None:
 
 Notify = Callable[[str], None]
 
+#: For the HTTP status of a failed request, the notice to mark its endpoint gone with for the run,
+#: or None when that status does not mean the endpoint is gone.
+GoneNotice = Callable[[int | None], str | None]
+#: Statuses of a one-id lookup that mean the source does not know the id.
+NOT_FOUND_STATUSES = frozenset({400, 404})
+
 
 class FactsProvider(ABC):
     """A source of track/artist facts keyed by Spotify id.
@@ -401,6 +412,116 @@ class FactsProvider(ABC):
     def can_answer(self, kind: FactKind) -> bool:
         """True while the provider can still be asked for ``kind`` in this run."""
         return kind in self.kinds
+
+    # the batch, then one id at a time ------------------------------------------------------
+    def batch_then_single(
+        self,
+        result: BatchResult[R],
+        *,
+        batch_label: str,
+        ask_batch: Callable[[], Sequence[tuple[str, R]]],
+        batch_gone: GoneNotice,
+        single_label: str,
+        ask_single: Callable[[str], R | None],
+        single_gone: GoneNotice,
+        singles_after: Collection[int] = (),
+    ) -> BatchResult[R]:
+        """Ask about ``result.requested`` with one batch request, or one id at a time once the
+        batch endpoint ``batch_label`` is gone for this run; returns ``result``, filled.
+
+        ``ask_batch()``: ``(id, record)`` of the ids the batch request found (the others are
+        unknown to the source). When it fails with a status ``batch_gone`` has a notice for, the
+        batch endpoint is marked gone and the ids are looked up singly; with a status in
+        ``singles_after`` (say 400: one bad id spoils the batch) this batch alone is; any other
+        failure is recorded for the whole batch. A rate limit past the cap or refused
+        credentials set ``result.stop``. The single lookups are :meth:`one_by_one`'s.
+        """
+        ids = result.requested
+        if not ids:
+            return result
+        if not self.is_gone(batch_label):
+            try:
+                records = ask_batch()
+            except (RateLimitStop, CredentialsRejected) as exc:
+                result.stop = exc
+                return result
+            except ProviderError as exc:
+                notice = batch_gone(exc.status)
+                if notice is not None:
+                    self.mark_gone(batch_label, notice)
+                elif exc.status not in singles_after:
+                    result.errors.append((list(ids), str(exc)))
+                    return result
+            else:
+                got = {i for i, _ in records}
+                result.found.extend(r for _, r in records)
+                result.not_found.extend(i for i in ids if i not in got)
+                return result
+        self.one_by_one(result, ids, label=single_label, ask=ask_single, gone=single_gone)
+        return result
+
+    def one_by_one(
+        self,
+        result: BatchResult[R],
+        ids: list[str],
+        *,
+        label: str,
+        ask: Callable[[str], R | None],
+        gone: GoneNotice,
+    ) -> None:
+        """Look ``ids`` up one at a time with ``ask(id)`` (None: unknown), into ``result``.
+
+        A status in :data:`NOT_FOUND_STATUSES` means the id is unknown; one ``gone`` has a
+        notice for marks the endpoint ``label`` gone and skips the ids left; two ids in a row
+        failing after all their retries mean the source is down, and the ids left are recorded
+        as failed without asking. A rate limit past the cap or refused credentials set
+        ``result.stop``. Ctrl+C raises :class:`BatchInterrupted` holding what was answered.
+        """
+        try:
+            self._one_by_one(result, ids, label, ask, gone)
+        except KeyboardInterrupt:
+            raise BatchInterrupted(result) from None  # the caller keeps what was answered
+
+    def _one_by_one(
+        self,
+        result: BatchResult[R],
+        ids: list[str],
+        label: str,
+        ask: Callable[[str], R | None],
+        gone: GoneNotice,
+    ) -> None:
+        down = False  # the previous id failed after all its retries
+        for pos, one in enumerate(ids):
+            if self.is_gone(label):
+                result.skipped.extend(ids[pos:])
+                return
+            try:
+                record = ask(one)
+            except (RateLimitStop, CredentialsRejected) as exc:
+                result.stop = exc
+                return
+            except ProviderError as exc:
+                if exc.status in NOT_FOUND_STATUSES:
+                    down = False
+                    result.not_found.append(one)
+                elif (notice := gone(exc.status)) is not None:
+                    self.mark_gone(label, notice)
+                    result.skipped.extend(ids[pos:])
+                    return
+                elif exc.transient and down:
+                    # Two ids in a row failed after all their retries: the source is down;
+                    # don't spend the retries again on every id left.
+                    result.errors.append((ids[pos:], str(exc)))
+                    return
+                else:
+                    down = exc.transient
+                    result.errors.append(([one], str(exc)))
+            else:
+                down = False
+                if record is None:
+                    result.not_found.append(one)
+                else:
+                    result.found.append(record)
 
     @abstractmethod
     def fetch(self, kind: FactKind, ids: list[str]) -> BatchResult:  # type: ignore[type-arg]

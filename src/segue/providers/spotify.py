@@ -17,8 +17,10 @@ the client at a server on 127.0.0.1.
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable, Iterator
+import weakref
+from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -32,7 +34,6 @@ from segue.core.config import NetworkSettings
 from segue.core.home import Home
 from segue.core.records import AUDIO_FEATURES, ArtistFacts, ArtistRef, AudioFeatures, TrackFacts
 from segue.providers.base import (
-    BatchInterrupted,
     BatchResult,
     CredentialsRejected,
     FactKind,
@@ -485,7 +486,13 @@ class SpotifyProvider(FactsProvider):
         """Track facts by single lookups only (``GET /tracks/{id}``), for a few ids at a time."""
         check_ids(ids)
         result: BatchResult[TrackFacts] = BatchResult("track_facts", list(ids))
-        self._singles(result, ids, TRACK_SINGLE, "tracks/{id}", parse_track)
+        self.one_by_one(
+            result,
+            ids,
+            label=TRACK_SINGLE,
+            ask=self._single("track_facts", TRACK_SINGLE, "tracks/{id}", parse_track),
+            gone=self._single_gone(TRACK_SINGLE, "tracks/{id}"),
+        )
         return result
 
     def _facts(
@@ -498,97 +505,62 @@ class SpotifyProvider(FactsProvider):
         single_path: str,
         parse: Callable[[Any, str, str], Any],
     ) -> BatchResult:  # type: ignore[type-arg]
-        result: BatchResult = BatchResult(kind, list(ids))  # type: ignore[type-arg]
-        if not ids:
-            return result
-        if not self.is_gone(batch_label):
-            try:
-                data = self.get(batch_label, key, {"ids": ",".join(ids)})
-                items = _list_field(data, key, len(ids), batch_label)
-                records = [
-                    (i, parse(obj, i, batch_label))
-                    for i, obj in zip(ids, items, strict=True)
-                    if obj is not None
-                ]
-            except (RateLimitStop, CredentialsRejected) as exc:
-                result.stop = exc
-                return result
-            except ProviderError as exc:
-                if exc.status == 403:
-                    self.mark_gone(
-                        batch_label,
-                        f"Spotify answered 403 to {batch_label} (batch lookups removed for this app): "
-                        f"using single lookups {single_label} for the rest of this run",
-                    )
-                elif exc.status != 400:  # 400: a bad id in the batch; single lookups find it
-                    result.errors.append((list(ids), str(exc)))
-                    return result
-            else:
-                got = {i for i, _ in records}
-                result.found.extend(r for _, r in records)
-                result.not_found.extend(i for i in ids if i not in got)
-                self._note_missing_fields(kind, items)
-                return result
-        self._singles(result, ids, single_label, single_path, parse)
-        return result
+        def ask_batch() -> list[tuple[str, Any]]:
+            data = self.get(batch_label, key, {"ids": ",".join(ids)})
+            items = _list_field(data, key, len(ids), batch_label)
+            records = [
+                (i, parse(obj, i, batch_label))
+                for i, obj in zip(ids, items, strict=True)
+                if obj is not None
+            ]
+            self._note_missing_fields(kind, items)
+            return records
 
-    def _singles(
-        self,
-        result: BatchResult,  # type: ignore[type-arg]
-        ids: list[str],
-        label: str,
-        path: str,
-        parse: Callable[[Any, str, str], Any],
-    ) -> None:
-        try:
-            self._singles_loop(result, ids, label, path, parse)
-        except KeyboardInterrupt:
-            raise BatchInterrupted(result) from None  # the caller keeps what was answered
+        def batch_gone(status: int | None) -> str | None:
+            if status != 403:
+                return None
+            return (
+                f"Spotify answered 403 to {batch_label} (batch lookups removed for this app): "
+                f"using single lookups {single_label} for the rest of this run"
+            )
 
-    def _singles_loop(
-        self,
-        result: BatchResult,  # type: ignore[type-arg]
-        ids: list[str],
-        label: str,
-        path: str,
-        parse: Callable[[Any, str, str], Any],
-    ) -> None:
-        down = False  # the previous id failed after all its retries
-        for pos, one in enumerate(ids):
-            if self.is_gone(label):
-                result.skipped.extend(ids[pos:])
-                return
-            try:
-                obj = self.get(label, path.format(id=one))
-                record = parse(obj, one, label)
-            except (RateLimitStop, CredentialsRejected) as exc:
-                result.stop = exc
-                return
-            except ProviderError as exc:
-                if exc.status in (404, 400):
-                    down = False
-                    result.not_found.append(one)
-                elif exc.status == 403:
-                    what = "track facts" if "tracks" in path else "artist facts"
-                    self.mark_gone(
-                        label,
-                        f"Spotify answered 403 to {label} too: {what} cannot be had from Spotify "
-                        "with this app; skipped for this run",
-                    )
-                    result.skipped.extend(ids[pos:])
-                    return
-                elif exc.transient and down:
-                    # Two ids in a row failed after all their retries: the source is down;
-                    # don't spend the retries again on every id left.
-                    result.errors.append((ids[pos:], str(exc)))
-                    return
-                else:
-                    down = exc.transient
-                    result.errors.append(([one], str(exc)))
-            else:
-                down = False
-                result.found.append(record)
-                self._note_missing_fields(result.kind, [obj])
+        return self.batch_then_single(
+            BatchResult(kind, list(ids)),
+            batch_label=batch_label,
+            ask_batch=ask_batch,
+            batch_gone=batch_gone,
+            singles_after=(400,),  # a bad id in the batch; single lookups find it
+            single_label=single_label,
+            ask_single=self._single(kind, single_label, single_path, parse),
+            single_gone=self._single_gone(single_label, single_path),
+        )
+
+    def _single(
+        self, kind: FactKind, label: str, path: str, parse: Callable[[Any, str, str], Any]
+    ) -> Callable[[str], Any]:
+        """Asks ``GET path`` for one id and parses the answer."""
+
+        def ask(one: str) -> Any:
+            obj = self.get(label, path.format(id=one))
+            record = parse(obj, one, label)
+            self._note_missing_fields(kind, [obj])
+            return record
+
+        return ask
+
+    @staticmethod
+    def _single_gone(label: str, path: str) -> Callable[[int | None], str | None]:
+        what = "track facts" if "tracks" in path else "artist facts"
+
+        def gone(status: int | None) -> str | None:
+            if status != 403:
+                return None
+            return (
+                f"Spotify answered 403 to {label} too: {what} cannot be had from Spotify "
+                "with this app; skipped for this run"
+            )
+
+        return gone
 
     def _note_missing_fields(self, kind: FactKind, objects: list[Any]) -> None:
         """Say once per field when Spotify's objects lack a field this app used to get."""
@@ -770,3 +742,81 @@ class SpotifyProvider(FactsProvider):
             if track_id is not None and spotify_ids.is_spotify_id(track_id):
                 out.append(parse_track(obj, track_id, RECOMMENDATIONS))
         return out
+
+
+# -- does the recommendations endpoint answer? -----------------------------------------------
+
+#: A track every catalog of Spotify has, used only to ask whether the endpoint answers.
+PROBE_TRACK = "4uLU6hMCjMI75M1A2tKUQC"
+#: Seconds a failed probe that may pass is remembered when the server sent no Retry-After.
+RETRY_PROBE_AFTER = 60.0
+
+#: A remembered availability: (available, why not, time.monotonic() it is good until).
+_Remembered = tuple[bool, str, float]
+#: Answers for providers built from credentials, keyed by (API base, client id).
+_availability: dict[tuple[str, str], _Remembered] = {}
+# Answers for given providers, keyed by the provider object itself, held weakly: an ``id()``
+# key would hand a freed provider's answer to a new one that happens to get the same address.
+_provider_availability: weakref.WeakKeyDictionary[SpotifyProvider, _Remembered] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _recall(memory: MutableMapping[Any, _Remembered], key: Any) -> tuple[bool, str] | None:
+    """The remembered availability under ``key`` while it is still good, else None."""
+    known = memory.get(key)
+    if known is None or time.monotonic() >= known[2]:
+        return None
+    return known[0], known[1]
+
+
+def recommendations_available(
+    provider: SpotifyProvider | None = None, *, home: Home | None = None, refresh: bool = False
+) -> tuple[bool, str]:
+    """``(True, "")`` when credentials exist and the recommendations endpoint answers, else
+    ``(False, why)``. Asks through ``provider``, else through one built from the credentials
+    of ``home`` (:func:`~segue.providers.credentials.load_credentials`).
+
+    The answer is remembered per API base and client (or per ``provider``): an answer or a 403
+    for the life of the process, any other failure (429, 5xx, timeout, refused login) for the
+    ``Retry-After`` the server sent, else :data:`RETRY_PROBE_AFTER` seconds, so a passing
+    failure does not hide the endpoint for good. ``refresh=True`` asks again at once.
+    """
+    from segue.providers.credentials import CredentialsError, load_credentials
+
+    if provider is None:
+        try:
+            credentials = load_credentials(home=home)
+        except CredentialsError as exc:
+            return False, str(exc)
+        if credentials is None:
+            return False, (
+                "no Spotify credentials: set SPOTIPY_CLIENT_ID and SPOTIPY_CLIENT_SECRET "
+                "or write a Spotify.yaml"
+            )
+        key: Any = (NetworkSettings.from_env().spotify_api_base, credentials.client_id)
+        memory: MutableMapping[Any, _Remembered] = _availability
+        remembered = None if refresh else _recall(memory, key)
+        if remembered is not None:
+            return remembered
+        probe = SpotifyProvider(credentials)
+    else:
+        key, memory, probe = provider, _provider_availability, provider
+        remembered = None if refresh else _recall(memory, key)
+        if remembered is not None:
+            return remembered
+    keep = math.inf
+    try:
+        probe.recommendations([PROBE_TRACK], limit=1)
+        answer = (True, "")
+    except ProviderError as exc:
+        if exc.status == 403:
+            answer = (False, RECOMMENDATIONS_GONE)
+        else:
+            answer = (False, f"Spotify's recommendations endpoint did not answer: {exc}")
+            keep = exc.retry_after if exc.retry_after is not None else RETRY_PROBE_AFTER
+    finally:
+        if provider is None:
+            probe.close()
+    memory[key] = (*answer, time.monotonic() + keep)
+    return answer

@@ -32,6 +32,7 @@ from segue.snapshot.arrays import Snapshot
 
 if TYPE_CHECKING:
     from segue.catalog.fetch import GrowReport
+    from segue.models.base import Recommender
 
 #: Seeds per request, after duplicates are dropped.
 MAX_SEEDS = 1000
@@ -240,12 +241,12 @@ class Recommendation:
         }
 
 
-def _genre_vocabulary(model: Any, snapshot: Snapshot) -> int:
-    """Genre terms in a fitted content model (its TF-IDF block), else distinct catalog genres."""
-    blocks = getattr(getattr(model, "features_", None), "blocks", None)
-    if isinstance(blocks, dict) and isinstance(blocks.get("genres"), slice):
-        cols = blocks["genres"]
-        return int(cols.stop - cols.start)
+def _genre_vocabulary(model: Recommender, snapshot: Snapshot) -> int:
+    """Genre terms in a fitted model's features (a content model's TF-IDF block), else distinct
+    catalog genres."""
+    terms = model.genre_terms()
+    if terms is not None:
+        return terms
     return len({g for gs in snapshot.artists["genres"] for g in gs})
 
 
@@ -303,6 +304,8 @@ class Service:
         self.max_variants = max_variants
         self._variants: OrderedDict[str, Any] = OrderedDict()
         self._variant_lock = threading.Lock()
+        self._providers: dict[str, Any] = {}
+        self._provider_lock = threading.Lock()
 
     # artifacts ----------------------------------------------------------------------------
     def generation(self) -> artifacts.Generation:
@@ -375,7 +378,9 @@ class Service:
                         f"model {name!r} is not loaded and the set of models this server "
                         "started with was rebuilt since: restart the server to serve the new set"
                     )
-                self._models[name] = load_model(name, snap, root=generation.models_dir)
+                self._models[name] = load_model(
+                    name, snap, root=generation.models_dir, provider_status=self._provider_status
+                )
             return self._models[name]
 
     def genre_setting(self, model: str) -> variants.GenreSetting | None:
@@ -396,12 +401,7 @@ class Service:
         """``variant`` fitted on the served snapshot, kept in a small LRU (``max_variants``);
         the built model itself when the variant changes nothing it uses."""
         built = self._built(variant.model)
-        params = {**built.get_params()}
-        chosen = getattr(built, "chosen_", None)
-        if isinstance(chosen, dict) and params.get("tune"):
-            # the settings the built model chose at fit, not a new search
-            keys = ("weights", "aggregate", "era_width", "popularity_width", "crowd_tags")
-            params.update({k: chosen[k] for k in keys if k in chosen}, tune=False)
+        params = {**built.variant_params()}  # e.g. the settings it chose at fit, not a new search
         changed = variant.as_dict()
         if "n_genres" in changed and params.get("n_genres") is None:
             # the built model keeps every genre: asking for as many or more changes nothing
@@ -421,6 +421,30 @@ class Service:
             while len(self._variants) > self.max_variants:
                 self._variants.popitem(last=False)
             return fitted
+
+    def _provider_status(self, kind: str) -> tuple[bool, str]:
+        """Whether a provider of ``kind`` can be had from this home and answers."""
+        from segue.providers import for_models
+
+        return for_models.available(kind, home=self.home)
+
+    def _attach(self, model: Recommender) -> None:
+        """Give ``model`` the provider it asks at query time, when it needs one and has none
+        yet: one per kind for this service, built from this home's credentials on first use
+        (a :class:`~segue.providers.credentials.CredentialsError` saying what is needed when
+        there are none; asked again on the next request)."""
+        kind = model.needs_provider
+        if kind is None or model.attached:
+            return
+        with self._provider_lock:
+            if model.attached:
+                return
+            provider = self._providers.get(kind)
+            if provider is None:
+                from segue.providers import for_models
+
+                provider = self._providers[kind] = for_models.build(kind, home=self.home)
+            model.attach(provider)
 
     def warm(self) -> None:
         """Build what the first request would otherwise wait for (the name index)."""
@@ -463,10 +487,9 @@ class Service:
                 status = artifacts.Status(True, False, broken)
             built = status.built
             available, reason = status.ok, status.reason
-            if name == "spotify":
-                from segue.models.spotify import SpotifyRecommender
-
-                available, reason = SpotifyRecommender.available()
+            kind = model_class(name).needs_provider
+            if kind is not None:
+                available, reason = self._provider_status(kind)
             elif not built and not reason:
                 available, reason = False, f"not built yet: run `segue fit --model {name}`"
             out.append(
@@ -863,6 +886,7 @@ class Service:
                 + "; give tracks, an artist or a playlist the catalog knows, or a playlist title"
             )
         recommender = self._variant(variant) if variant.params else self._built(variant.model)
+        self._attach(recommender)
         snap = self.snapshot
         mask = self._filter_mask(filters)
         exclude = None if mask is None else np.flatnonzero(~mask)
@@ -873,7 +897,7 @@ class Service:
         idx, scores = recommender.recommend(seeds.indices, want, title=seeds.title, exclude=exclude)
         # Tracks a model found outside the snapshot (Spotify's own recommendations), read at once
         # on this thread: the model keeps each thread's last call apart.
-        outside = list(getattr(recommender, "last_unknown_", None) or [])
+        outside = recommender.last_unknown_
         if not filters.allow_versions:
             from segue.models.versions import drop_versions
 
