@@ -446,6 +446,16 @@ def test_fit_on_an_empty_home_refuses_in_one_line(tmp_path: Path, model: str) ->
     assert not (home / "artifacts").exists()
 
 
+def test_recommend_on_an_empty_home_names_ingest_before_fit(tmp_path: Path) -> None:
+    # `segue fit` alone would only refuse there: the hint starts from the first step.
+    home = tmp_path / "empty"
+    result = _cli(home, "recommend", "Taylor Swift")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"segue --home {home} ingest PATH..." in result.stderr
+    assert f"segue --home {home} fit" in result.stderr and "--demo" in result.stderr
+    assert result.stderr.index("ingest") < result.stderr.index(" fit")
+
+
 def test_fit_on_a_catalog_without_tracks_refuses(tmp_path: Path) -> None:
     home = tmp_path / "h"
     Catalog.open(home / "catalog.duckdb").close()

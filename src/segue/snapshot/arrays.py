@@ -297,6 +297,7 @@ class Snapshot:
             file_problem,
             fit_command,
             home_of,
+            home_option,
             read_json,
         )
         from segue.core.artifacts import shown as _shown
@@ -306,6 +307,15 @@ class Snapshot:
         rebuild = fit_command(home)
         manifest_path = directory / MANIFEST_NAME
         if not manifest_path.exists():
+            from segue.core.home import CATALOG_FILE
+
+            if home is not None and not (home / CATALOG_FILE).exists():
+                # Nothing to fit from either: the first step is an ingest, not a fit.
+                raise NotFittedError(
+                    f"nothing is built in {home} yet: add MPD playlist files with "
+                    f"`segue {home_option(home)}ingest PATH...`, then run `{rebuild}` (or use "
+                    "the bundled demo catalog with `--demo`)"
+                )
             raise NotFittedError(
                 f"no snapshot in {directory}: run `{rebuild}` first (or use the bundled demo "
                 "catalog with `--demo`)"
