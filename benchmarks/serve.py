@@ -116,9 +116,10 @@ def prepare_home(home: Path | None) -> Path:
         if not (current(home).snapshot_dir / "manifest.json").exists():
             sys.exit(f"error: no built snapshot under {home}: run `segue --home {home} fit` first")
         return home
+    from segue.core.home import Home
     from segue.fitting.demo import ensure_demo_ready
 
-    return ensure_demo_ready(log=lambda m: print(m, file=sys.stderr))
+    return ensure_demo_ready(Home.resolve(None), log=lambda m: print(m, file=sys.stderr)).root
 
 
 def playlists(home: Path, count: int, length: int, seed: int) -> list[list[str]]:

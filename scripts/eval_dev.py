@@ -47,7 +47,7 @@ if not DEFAULT_DATA.exists():  # a checkout beside ../shared
     DEFAULT_DATA = REPO.parent / "shared" / "data" / "mpd" / "mpd-followers10-dev.tar.gz"
 SECTION = "## Collaborative and hybrid models on the MPD dev files"
 KEPT_PART = "### Tuning on the validation split"
-MODELS = ("popularity", "itemknn", "als", "title", "model1", "model2", "plain", "hybrid")
+MODELS = ("popularity", "itemknn", "als", "rp3beta", "title", "model1", "model2", "plain", "hybrid")
 BASELINES = ("popularity", "itemknn", "als")
 
 

@@ -190,3 +190,10 @@ def test_recommend_refuses_a_bad_parameter(
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith("error: ") and said in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_models_on_an_empty_home_names_the_commands_to_run(tmp_path: Path) -> None:
+    result = invoke(tmp_path / "empty", "models")
+    assert result.exit_code == 1 and result.stdout == ""
+    assert "ingest <MPD slices>`" in result.stderr and " fit`" in result.stderr
+    assert "`segue demo`" in result.stderr and "not built yet" not in result.stderr

@@ -300,3 +300,101 @@ def test_ctrl_c_during_self_growing_keeps_the_tracks_answered(home):
         kept = {row["track_id"] for row in catalog.track_rows(wanted)}
     assert kept <= answered
     assert len(kept) >= len(answered) - 1 >= 5
+
+
+def _demo_process(home: Path, port: int) -> subprocess.Popen[str]:
+    """``segue --home HOME demo`` as a user starts it, with no terminal and no browser."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "segue",
+            "--home",
+            str(home),
+            "demo",
+            "--no-browser",
+            "--port",
+            str(port),
+        ],
+        env={k: v for k, v in _env().items() if k not in ("SEGUE_HOME", "SEGUE_DEMO_HOME")},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_sigint_as_usual,
+    )
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_the_demo_build_says_what_was_kept_and_a_rerun_goes_on(tmp_path):
+    """`segue demo` prints its URL while it builds the demo behind the page; Ctrl+C then stops
+    the build with one line saying what was kept and the command that goes on (this home's),
+    and the page's status says the same. The next run keeps the catalog and builds the models."""
+    import shlex
+    import urllib.request
+
+    from segue.catalog.bundled import CATALOG_NAME
+    from segue.fitting.demo import read_status, status_path
+
+    home = tmp_path / "h"
+    demo = home / "demo"
+    again = f"run `segue --home {shlex.quote(str(home))} demo` again to continue"
+    port = _free_port()
+    proc = _demo_process(home, port)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # the URL, printed while the build goes on
+        assert line == f"segue web app: http://127.0.0.1:{port}  (Ctrl+C stops it)\n", line
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as page:
+            assert page.status == 200 and b"<html" in page.read().lower()
+
+        def fitting() -> bool:
+            status = read_status(status_path(demo))
+            assert status is not None and status.state == "building", status
+            return status.step.startswith("fitting")
+
+        _wait_for(fitting, "the demo build to fit its models", limit=300)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "unexpected" not in stderr, stderr
+    assert "Stopping..." not in stderr, stderr  # the server's own chatter is left out
+    last = stderr.strip().splitlines()[-1]
+    kept = "kept the demo catalog; its models were not built yet"
+    assert last == f"interrupted (Ctrl+C): the demo build stopped: {kept}; {again}", stderr
+    status = read_status(status_path(demo))
+    assert status is not None and status.state == "interrupted" and kept in status.message
+    with Catalog.open(demo / CATALOG_NAME, read_only=True) as catalog:
+        assert catalog.scalar("SELECT count(*) FROM tracks") > 28_000  # whole, and kept
+
+    # Run again: the kept catalog is used, the models are built (stopped again once started).
+    port = _free_port()
+    proc = _demo_process(home, port)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith(f"segue web app: http://127.0.0.1:{port}")
+        _wait_for(
+            lambda: (s := read_status(status_path(demo))) is not None and s.step != "starting",
+            "the second build to start",
+        )
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "its catalog is kept from an earlier run" in stderr, stderr
+    assert "building the demo catalog" not in stderr and "Traceback" not in stderr, stderr
+    assert proc.returncode == 130, stderr

@@ -7,6 +7,8 @@ import dataclasses
 import io
 import json
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -589,15 +591,104 @@ def test_app_hints_name_the_home_in_use(app_home: Path) -> None:
 def test_serve_and_app_on_an_empty_home_say_what_to_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from segue.cli.serve import _nothing_built_hint
+    from segue.cli.serve import nothing_built_hint
 
     monkeypatch.delenv("SEGUE_HOME", raising=False)
-    hint = _nothing_built_hint(Home(tmp_path / "empty"), "segue serve")
+    hint = nothing_built_hint(Home(tmp_path / "empty"), "segue serve")
     assert hint is not None
     assert f"`segue --home {tmp_path / 'empty'} ingest <MPD slices>`" in hint
     assert "`segue serve --demo`" in hint
     monkeypatch.setenv("SEGUE_HOME", str(tmp_path / "empty"))  # the shell already says where
-    hint = _nothing_built_hint(Home.resolve(None), "segue app")
+    hint = nothing_built_hint(Home.resolve(None), "segue app")
     assert "`segue ingest <MPD slices>`" in (hint or "")
     (tmp_path / "built" / "artifacts" / "snapshot").mkdir(parents=True)
-    assert _nothing_built_hint(Home(tmp_path / "built"), "segue serve") is None
+    assert nothing_built_hint(Home(tmp_path / "built"), "segue serve") is None
+
+
+# the page shown while `segue demo` builds the demo -------------------------------------------
+def test_the_demo_build_page_shows_progress_then_a_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from segue.fitting.demo import STATUS_ENV, BuildProgress, read_status
+
+    monkeypatch.setenv("SEGUE_HOME", str(tmp_path))
+    progress = BuildProgress(tmp_path / "status.json", ["demo catalog", "fitting hybrid"])
+    progress.step("fitting hybrid: ranker")
+    progress.log("snapshot: 471 playlists")
+    monkeypatch.setenv(STATUS_ENV, str(progress.path))
+    at = run_app()
+    assert "Building the demo catalog" in texts(at.subheader)
+    assert "step 2 of 2: fitting hybrid: ranker" in at.get("progress")[0].proto.text
+    assert not at.sidebar.radio  # the app itself waits for the build
+    progress.finish("failed", "the disk is full (kept the demo catalog)")
+    at = run_app()
+    assert "could not be built: the disk is full" in texts(at.error)
+    status = read_status(progress.path)
+    assert (
+        status is not None
+        and status.state == "failed"
+        and status.log == ["snapshot: 471 playlists"]
+    )
+    progress.finish("ready")
+    assert read_status(progress.path).fraction == 1.0  # type: ignore[union-attr]
+
+
+def test_a_build_status_whose_builder_is_gone_says_so(tmp_path: Path) -> None:
+    import json
+
+    from segue.fitting.demo import read_status
+
+    path = tmp_path / "status.json"
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    path.write_text(json.dumps({"state": "building", "pid": int(gone.stdout)}))
+    status = read_status(path)
+    assert status is not None and status.builder_gone()
+    path.write_text("{half")
+    assert read_status(path) is None
+
+
+def test_a_failed_demo_build_says_why_in_the_terminal_and_on_the_page(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from segue.cli import serve
+    from segue.fitting import demo
+    from segue.fitting.demo import BuildProgress, read_status
+
+    def full_disk(home: Path, **kwargs: Any) -> None:
+        kwargs["log"]("building the demo catalog in the test's home (first run only)")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(demo, "build_demo", full_disk)
+    progress = BuildProgress(demo.status_path(tmp_path), demo.build_steps(tmp_path))
+    url = "http://127.0.0.1:8501"
+    built = serve._build_demo_behind(progress, url, "segue demo", stopped=lambda: False)
+    assert built is False
+    status = read_status(progress.path)
+    assert status is not None and status.state == "failed"
+    assert "No space left on device" in status.message
+    assert "nothing was kept" in status.message
+    assert status.log == ["building the demo catalog in the test's home (first run only)"]
+    said = capsys.readouterr().err
+    assert "error: the demo catalog cannot be set up: [Errno 28] No space left" in said
+    assert "run `segue demo` again to continue" in said and url in said
+    assert "Traceback" not in said
+
+    # An error once Ctrl+C came (DuckDB turns the interrupt into its own) is an interruption.
+    def interrupted(home: Path, **kwargs: Any) -> None:
+        raise RuntimeError("Query interrupted")
+
+    monkeypatch.setattr(demo, "build_demo", interrupted)
+    progress = BuildProgress(demo.status_path(tmp_path), demo.build_steps(tmp_path))
+    with pytest.raises(KeyboardInterrupt):
+        serve._build_demo_behind(progress, url, "segue demo", stopped=lambda: True)
+    status = read_status(progress.path)
+    assert status is not None and status.state == "interrupted"
+    assert status.message == (
+        "the demo build stopped: nothing was kept (the demo catalog was not finished); "
+        "run `segue demo` again to continue"
+    )

@@ -163,9 +163,22 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """List the models, whether each is built here and usable, and why one is not."""
+        from segue.cli.serve import nothing_built_hint
+        from segue.core import artifacts
         from segue.service.engine import Service
 
-        service = Service(home_of(ctx).ensure())
+        home = home_of(ctx).ensure()
+        try:
+            artifacts.current(home.root)
+        except SegueError:  # a damaged set: the table says what is wrong and how to rebuild
+            hint = None
+        else:
+            hint = nothing_built_hint(home, "segue models", demo="segue demo")
+        if hint is not None:  # an empty home: what to run, not a table of "not built"
+            err.print(hint, markup=False, highlight=False)
+            raise typer.Exit(1)
+
+        service = Service(home)
         failed = False
         for m in service.models(deep=verify):
             if verify and m["available"] and m["built"]:

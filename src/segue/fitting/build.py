@@ -74,10 +74,14 @@ def build_snapshot_from_catalog(home: Home | str | os.PathLike[str]) -> Snapshot
 class _Steps:
     """Progress of ``fit`` on a Rich console (stderr): one line per step with a spinner and
     its time, the running phase of a long model as the step's text. Without a terminal, only
-    the lines ``log`` prints."""
+    the lines ``log`` prints. ``on_step`` is told each step's text and each phase as
+    ``"<step>: <phase>"`` (the demo's build page shows them)."""
 
-    def __init__(self, console: Console | None) -> None:
+    def __init__(
+        self, console: Console | None, on_step: Callable[[str], None] | None = None
+    ) -> None:
         self.console = console
+        self.on_step = on_step
         self.bar: Any = None
         self.task: Any = None
 
@@ -105,13 +109,22 @@ class _Steps:
 
         from segue.models.base import reporting_phases
 
+        tell = self.on_step
+        if tell is not None:
+            tell(text)
         if self.bar is None:
-            yield
+            if tell is None:
+                yield
+            else:
+                with reporting_phases(lambda name: tell(f"{text}: {name}")):
+                    yield
             return
         task = self.bar.add_task(escape(text), total=None)
 
         def phase(name: str) -> None:
             self.bar.update(task, description=escape(f"{text}: {name}"))
+            if tell is not None:
+                tell(f"{text}: {name}")
 
         try:
             with reporting_phases(phase):
@@ -182,6 +195,7 @@ def build(
     only: bool = False,
     console: Console | None = None,
     fitters: Mapping[str, Callable[[Snapshot], Recommender]] | None = None,
+    on_step: Callable[[str], None] | None = None,
 ) -> dict[str, float]:
     """Read the catalog of ``home`` into a new snapshot, fit ``models`` on it and switch to the
     new set.
@@ -190,7 +204,8 @@ def build(
     unchanged, else fitted again (``only``: left out and reported stale). Returns seconds per
     step. ``console``: where the progress display goes (none without it). ``fitters``: how to
     make some of ``models`` from the new snapshot instead of fitting them here (a model trained
-    elsewhere, e.g. on Spark); they are saved and switched in like the others. Raises
+    elsewhere, e.g. on Spark); they are saved and switched in like the others. ``on_step``: told
+    the text of each step as it starts and of each phase of a long one. Raises
     :class:`NoDataError` for a home with nothing to fit, :class:`FitError` when a model
     cannot be fitted, :class:`~segue.core.artifacts.FitBusyError` when another fit runs; in every
     failure, and when interrupted, the set in use is left as it was.
@@ -204,7 +219,7 @@ def build(
     if not home.catalog.exists():  # refused before anything is created
         raise NoDataError(no_data_message(root, f"{root} has no catalog"))
     timings: dict[str, float] = {}
-    with artifacts.fit_lock(root), _Steps(console) as steps:
+    with artifacts.fit_lock(root), _Steps(console, on_step) as steps:
         artifacts.remove_leftovers(root)
         previous = artifacts.current_or_none(root)
         t0 = time.perf_counter()

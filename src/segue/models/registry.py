@@ -26,6 +26,7 @@ MODELS: dict[str, str] = {
     "random": "segue.models.popularity:RandomRecommender",
     "itemknn": "segue.models.itemknn:ItemKNNRecommender",
     "als": "segue.models.als:ALSRecommender",
+    "rp3beta": "segue.models.rp3:RP3betaRecommender",
     "title": "segue.models.title:TitleRecommender",
     "model1": "segue.models.content:Model1",
     "model2": "segue.models.content:Model2",

@@ -8,6 +8,7 @@ catalog is the one in the home folder, built once per run of this script from ``
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import streamlit as st
 
 from segue.core.errors import NotFittedError, SegueError
 from segue.core.home import Home
+from segue.fitting import demo
 from segue.service.engine import Service
 from segue.webapp import logic
 
@@ -415,7 +417,57 @@ from the TidyTuesday Spotify songs table (2020-01-21), licensed for reuse.
             st.markdown(f"- **{name}**: {text}")
 
 
+# ----------------------------------------------------------------------------------------------
+def demo_build_page() -> bool:
+    """While ``segue demo`` builds the demo behind the server, a page with the build's progress
+    (polled from its status file) instead of the app; True when it was shown. The page turns
+    into the app once the build is done."""
+    where = os.environ.get(demo.STATUS_ENV)
+    if not where:
+        return False
+    status = demo.read_status(Path(where))
+    if status is None or status.state == "ready":
+        return False
+    st.title("segue")
+    build_progress(Path(where))
+    return True
+
+
+@st.fragment(run_every=1.0)
+def build_progress(path: Path) -> None:
+    status = demo.read_status(path)
+    if status is None or status.state == "ready":
+        st.rerun()  # the whole page: the app
+        return
+    if status.builder_gone():
+        st.warning(
+            "The demo build stopped before it finished (its process is gone). Run `segue demo` "
+            "again in a terminal: it goes on from what was kept."
+        )
+    elif status.state == "failed":
+        st.error(f"The demo could not be built: {status.message}")
+        st.info(
+            "The terminal that runs `segue demo` says the same. Fix the cause and run it again."
+        )
+    elif status.state == "interrupted":
+        st.warning(status.message[:1].upper() + status.message[1:])
+    else:
+        st.subheader("Building the demo catalog…")
+        step = f"step {min(status.done + 1, status.total)} of {status.total}: {status.step}"
+        st.progress(status.fraction, text=step)
+        st.caption(
+            "First run only: segue builds the bundled demo catalog and fits its models (about "
+            f"a minute; {status.running_for():.0f} s so far). This page turns into the app when "
+            "they are ready."
+        )
+    if status.log:
+        with st.expander("Build log"):
+            st.code("\n".join(status.log), language=None)
+
+
 def main() -> None:
+    if demo_build_page():
+        return
     page = st.sidebar.radio("Page", ["Recommend", "Log", "About"], key="page", horizontal=True)
     if page == "Log":
         try:
