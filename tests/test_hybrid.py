@@ -237,6 +237,33 @@ def test_a_model_saved_without_its_name_index_builds_it_at_load(
     )
 
 
+def test_derived_arrays_are_saved_and_mapped_and_an_older_save_derives_them(
+    model: HybridRecommender, snapshot: Snapshot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The order by prior and the artist x track matrix are saved with the model and mapped
+    when loaded (shared between processes); a model saved without them derives them."""
+    from segue.core import mapped
+
+    monkeypatch.delenv(mapped.ENV, raising=False)
+    model.save(tmp_path / "hybrid")
+    loaded = HybridRecommender.load(tmp_path / "hybrid", snapshot)
+    assert mapped.is_mapped(loaded.order_)
+    assert mapped.is_mapped(loaded.artist_tracks_.data)
+    assert mapped.is_mapped(loaded.knn_.order_) and mapped.is_mapped(loaded.title_.order_)
+    for path in (tmp_path / "hybrid" / "arrays").glob("*.npy"):
+        if path.name == "order.npy" or path.name.startswith("artist_tracks_"):
+            path.unlink()  # as saved before they were
+    older = HybridRecommender.load(tmp_path / "hybrid", snapshot)
+    assert not mapped.is_mapped(older.order_)
+    assert (older.artist_tracks_ != loaded.artist_tracks_).nnz == 0
+    for seeds, title in ((np.array([0, 2, 4]), "workout"), (np.array([], dtype=np.int64), "rap")):
+        want = model.recommend(seeds, 15, title=title)
+        for other in (loaded, older):
+            got = other.recommend(seeds, 15, title=title)
+            assert got[0].tolist() == want[0].tolist()
+            np.testing.assert_array_equal(got[1], want[1])
+
+
 def test_a_model_saved_with_other_features_asks_for_a_refit(
     model: HybridRecommender, snapshot: Snapshot, tmp_path: Path
 ) -> None:

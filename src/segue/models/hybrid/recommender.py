@@ -23,10 +23,12 @@ from segue.models.itemknn import (
     TrackNames,
     check_interactions,
     check_state_tracks,
+    csr_arrays,
+    csr_from_arrays,
 )
 from segue.models.params import Constraints, InstanceOf, Interval, Options
 from segue.models.title import NameIndex, TitleRecommender
-from segue.models.topn import merge_top_n, padded, prior_order, top_indices
+from segue.models.topn import merge_top_n, padded, saved_order, top_indices
 
 
 class HybridRecommender(Explanations):
@@ -385,6 +387,9 @@ class HybridRecommender(Explanations):
             "log_counts": self.log_counts_,
             "artist_codes": self.artist_codes_,
             "album_codes": self.album_codes_,
+            # derived, saved so that loading maps them (shared between processes)
+            "order": self.order_,
+            **csr_arrays("artist_tracks", self.artist_tracks_),
         }
         for prefix, model in (("knn", self.knn_), ("als", self.als_), ("title", self.title_)):
             arrays.update({f"{prefix}__{k}": v for k, v in model._state_arrays().items()})
@@ -403,11 +408,16 @@ class HybridRecommender(Explanations):
             )
         self.prior_ = np.asarray(arrays["prior"], dtype=np.float32)
         check_state_tracks(self.name, self.prior_.shape[0], snapshot)
-        self.order_ = prior_order(self.prior_)
+        self.order_ = saved_order(arrays, "order", self.prior_)
         self.log_counts_ = np.asarray(arrays["log_counts"], dtype=np.float32)
         self.artist_codes_ = np.asarray(arrays["artist_codes"], dtype=np.int64)
         self.album_codes_ = np.asarray(arrays["album_codes"], dtype=np.int64)
-        self._index_artists()
+        n_artists = int(self.artist_codes_.max(initial=-1)) + 1
+        shape = arrays.get("artist_tracks_shape")
+        if shape is not None and shape.tolist() == [n_artists, self.prior_.shape[0]]:
+            self.artist_tracks_ = csr_from_arrays("artist_tracks", arrays)
+        else:  # a model saved before the matrix was
+            self._index_artists()
         generators: list[Recommender] = []
         for prefix, cls in (
             ("knn", ItemKNNRecommender),
