@@ -243,3 +243,18 @@ def test_records_and_name_labels_read_the_snapshots_string_columns(service: Serv
     index = NameIndex.of(snap)
     assert index._track_label(8) == "the track 'Song 8' by Band 0"
     assert index._track_label(7) == "the track '' by Band 3"
+
+
+@pytest.mark.parametrize("dtype", ["str", "string[pyarrow]", "object"])
+def test_a_track_without_a_name_or_artist_is_recorded_empty_not_nan(
+    service: Service, dtype: str
+) -> None:
+    snap = service.snapshot
+    for column in ("name", "artist_name"):
+        values = snap.tracks[column].astype(object)
+        values[8] = None
+        snap.tracks[column] = values.astype(dtype)
+    rec = service.records([8, 9])
+    assert rec[0].name == "" and rec[0].artists == []
+    assert rec[1].name == "Song 9" and rec[1].artists == ["Band 1"]
+

@@ -548,12 +548,13 @@ class Service:
             track_id = cols["track_id"][j]
             year = _nan_to_none(cols["release_year"][j])
             pop = _nan_to_none(cols["popularity"][j])
-            artist = cols["artist_name"][j]
+            # a missing string comes back as None, pd.NA or NaN (which is truthy) by column type
+            artist = _nan_to_none(cols["artist_name"][j])
             score = score_list[j]
             out.append(
                 TrackRecord.of(
                     track_id,
-                    name=cols["name"][j] or "",
+                    name=_nan_to_none(cols["name"][j]) or "",
                     artists=[artist] if artist else [],
                     album=_nan_to_none(cols["album_name"][j]),
                     year=int(year) if year is not None else None,
