@@ -257,4 +257,3 @@ def test_a_track_without_a_name_or_artist_is_recorded_empty_not_nan(
     rec = service.records([8, 9])
     assert rec[0].name == "" and rec[0].artists == []
     assert rec[1].name == "Song 9" and rec[1].artists == ["Band 1"]
-
