@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from segue.core import artifacts, ids
 from segue.core.errors import NotFittedError, SegueError
@@ -507,23 +508,21 @@ class Service:
     def _columns(self) -> dict[str, Any]:
         """The track columns records are made from, as arrays (a row lookup in a DataFrame
         costs far more than indexing arrays, and records are made per request): numpy arrays,
-        and string columns as they are (Arrow-backed: ``to_numpy`` would make a Python string
-        of every track, hundreds of MB per process at full MPD scale)."""
+        and the string columns together as one Arrow table under ``"strings"`` (Arrow-backed:
+        ``to_numpy`` would make a Python string of every track, hundreds of MB per process at
+        full MPD scale; one ``take`` of the table costs less than one per column)."""
         snap = self.snapshot
         cols = getattr(snap, "_record_columns", None)
         if cols is None:
             t = snap.tracks
-            cols = {
-                k: t[k].array if isinstance(t[k].dtype, pd.StringDtype) else t[k].to_numpy()
-                for k in (
-                    "track_id",
-                    "name",
-                    "artist_name",
-                    "album_name",
-                    "release_year",
-                    "popularity",
+            names = ("track_id", "name", "artist_name", "album_name", "release_year", "popularity")
+            strings = [k for k in names if isinstance(t[k].dtype, pd.StringDtype)]
+            cols = {k: t[k].to_numpy() for k in names if k not in strings}
+            # __arrow_array__ hands over the column's own Arrow data, without a copy.
+            if strings:
+                cols["strings"] = pa.table(
+                    {k: t[k].array.__arrow_array__() for k in strings}  # type: ignore[attr-defined]
                 )
-            }
             snap._record_columns = cols  # type: ignore[attr-defined]
         return cols
 
@@ -536,10 +535,9 @@ class Service:
         """:meth:`record` of many tracks, each column read once."""
         c = self._columns()
         idx = np.asarray(indices, dtype=np.int64)
-        cols = {
-            k: v[idx].tolist() if isinstance(v, np.ndarray) else v.take(idx).tolist()
-            for k, v in c.items()
-        }
+        cols = {k: v[idx].tolist() for k, v in c.items() if k != "strings"}
+        if "strings" in c:
+            cols.update(c["strings"].take(idx).to_pydict())
         n = idx.size
         score_list: list[float | None] = [None] * n if scores is None else list(scores)
         why_list: list[str | None] = [None] * n if explanations is None else list(explanations)
