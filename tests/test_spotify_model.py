@@ -192,7 +192,8 @@ def test_without_credentials_the_service_says_what_is_needed(snap, monkeypatch, 
         service.recommend([numbered_id(0)], n=5, model="spotify")
     assert str(home / "Spotify.yaml") in str(err.value)  # the service's own home is searched
     spotify = {m["name"]: m for m in service.models()}["spotify"]
-    assert not spotify["available"] and "no Spotify credentials" in spotify["reason"]
+    assert not spotify["available"] and "Spotify credentials are needed" in spotify["reason"]
+    assert str(home / "Spotify.yaml") in spotify["reason"]  # where to write them, for this home
 
 
 def test_the_service_reads_the_credentials_of_its_own_home(fake, snap, monkeypatch, tmp_path):

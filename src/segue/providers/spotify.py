@@ -782,7 +782,7 @@ def recommendations_available(
     ``Retry-After`` the server sent, else :data:`RETRY_PROBE_AFTER` seconds, so a passing
     failure does not hide the endpoint for good. ``refresh=True`` asks again at once.
     """
-    from segue.providers.credentials import CredentialsError, load_credentials
+    from segue.providers.credentials import CredentialsError, load_credentials, missing_message
 
     if provider is None:
         try:
@@ -790,10 +790,7 @@ def recommendations_available(
         except CredentialsError as exc:
             return False, str(exc)
         if credentials is None:
-            return False, (
-                "no Spotify credentials: set SPOTIPY_CLIENT_ID and SPOTIPY_CLIENT_SECRET "
-                "or write a Spotify.yaml"
-            )
+            return False, missing_message(home)
         key: Any = (NetworkSettings.from_env().spotify_api_base, credentials.client_id)
         memory: MutableMapping[Any, _Remembered] = _availability
         remembered = None if refresh else _recall(memory, key)
