@@ -228,7 +228,102 @@ class PriorRankedRecommender(Recommender):
         return sparse_top_n(raw, self.prior_, self.order_, n, seeds)
 
 
-class ItemKNNRecommender(PriorRankedRecommender):
+class NeighbourRecommender(PriorRankedRecommender):
+    """Item models that score a query as the sum of its seeds' rows of one sparse track x track
+    matrix (``similarity_``), plus the popularity prior: item-item kNN and RP3beta. Scoring,
+    explanations and persistence are written here; a subclass learns the matrix in ``fit``
+    (then calls :meth:`_learned`) and words its explanations (:attr:`_unreached`,
+    :meth:`_reached`)."""
+
+    similarity_: sp.csr_matrix
+    names_: TrackNames
+    #: The explanation of a track no seed reaches through the matrix.
+    _unreached: ClassVar[str] = "no seed track shares playlists with it: ranked by popularity"
+
+    def _learned(
+        self, snapshot: Any, similarity: sp.csr_matrix, prior: np.ndarray, order: np.ndarray
+    ) -> None:
+        self.similarity_ = similarity
+        self.prior_ = prior
+        self.order_ = order
+        self.names_ = TrackNames(snapshot, int(prior.shape[0]))
+        self.fitted_ = True
+
+    def _reached(self, named: str, sharing: int, n_seeds: int) -> str:
+        """The explanation of a track ``sharing`` of the ``n_seeds`` seeds reach, the
+        strongest of them ``named``."""
+        raise NotImplementedError
+
+    @property
+    def n_tracks(self) -> int:
+        self._check_fitted()
+        return int(self.prior_.shape[0])
+
+    # scoring -------------------------------------------------------------------------------
+    def raw_scores(self, seed_lists: Sequence[Any]) -> sp.csr_matrix:
+        """float32 CSR (len(seed_lists), n_tracks) of the seeds' summed rows, no prior."""
+        self._check_fitted()
+        seeds = seed_matrix(seed_lists, self.n_tracks)
+        return sp.csr_matrix(seeds @ self.similarity_, dtype=np.float32)
+
+    def _raw(self, seed_lists: Sequence[np.ndarray], titles: Sequence[str | None]) -> sp.csr_matrix:
+        return self.raw_scores(seed_lists)
+
+    def explain(self, seeds: np.ndarray, track: int, *, title: str | None = None) -> str:
+        return self.explain_many(seeds, np.asarray([track]), title=title)[0]
+
+    def explain_many(
+        self, seeds: np.ndarray, tracks: np.ndarray, *, title: str | None = None
+    ) -> list[str]:
+        """Which seed tracks reach each of ``tracks``, by name, strongest first."""
+        self._check_fitted()
+        seed_arr = np.unique(as_seed_array(seeds, self.n_tracks))
+        wanted = np.asarray(tracks, dtype=np.int64).ravel()
+        bad = wanted[(wanted < 0) | (wanted >= self.n_tracks)]
+        if bad.size:
+            raise IndexError(f"track index {int(bad[0])} out of range [0, {self.n_tracks})")
+        if seed_arr.size == 0:
+            return ["no seed tracks: ranked by how many playlists hold it"] * wanted.size
+        # rows of the seeds, then the wanted columns: O(seed neighbours), never a column scan
+        contrib = np.asarray(self.similarity_[seed_arr][:, wanted].toarray(), dtype=np.float32)
+        out: list[str] = []
+        for j in range(wanted.size):
+            col = contrib[:, j]
+            sharing = int((col > 0).sum())
+            if sharing == 0:
+                out.append(self._unreached)
+                continue
+            best = np.lexsort((seed_arr, -col))[: min(sharing, 2)]
+            named = join_words(self.names_.describe(seed_arr[best]))
+            out.append(self._reached(named, sharing, int(seed_arr.size)))
+        return out
+
+    # persistence ---------------------------------------------------------------------------
+    def _state_arrays(self) -> dict[str, np.ndarray]:
+        self._check_fitted()
+        return {
+            **csr_arrays("similarity", self.similarity_),
+            "prior": self.prior_,
+            "order": self.order_,
+        }
+
+    def _load_state(self, arrays: dict[str, np.ndarray], snapshot: Any) -> None:
+        if "prior" not in arrays:
+            raise ValueError(
+                f"saved {self.name} model has no state: refit it with "
+                f"`segue fit --model {self.name}`"
+            )
+        prior = np.asarray(arrays["prior"], dtype=np.float32)
+        check_state_tracks(self.name, prior.shape[0], snapshot)
+        self._learned(
+            snapshot,
+            csr_from_arrays("similarity", arrays),
+            prior,
+            saved_order(arrays, "order", prior),
+        )
+
+
+class ItemKNNRecommender(NeighbourRecommender):
     """Item-item kNN on playlist co-occurrence (see the module docstring for the formula).
 
     Parameters: ``neighbors`` tracks kept per track; ``shrink`` added to the normaliser;
@@ -270,11 +365,8 @@ class ItemKNNRecommender(PriorRankedRecommender):
 
     def fit(self, snapshot: Any) -> Self:
         matrix = check_interactions(snapshot, self.name)
-        self.similarity_ = self._similarity(matrix)
-        self.prior_ = popularity_prior(matrix)
-        self.order_ = prior_order(self.prior_)
-        self.names_ = TrackNames(snapshot, int(matrix.shape[1]))
-        self.fitted_ = True
+        prior = popularity_prior(matrix)
+        self._learned(snapshot, self._similarity(matrix), prior, prior_order(prior))
         return self
 
     def _similarity(self, matrix: sp.csr_matrix) -> sp.csr_matrix:
@@ -322,71 +414,8 @@ class ItemKNNRecommender(PriorRankedRecommender):
             (out_data[keep], cos.indices[keep], indptr), shape=(n_tracks, n_tracks)
         )
 
-    @property
-    def n_tracks(self) -> int:
-        self._check_fitted()
-        return int(self.prior_.shape[0])
-
-    # scoring -------------------------------------------------------------------------------
-    def raw_scores(self, seed_lists: Sequence[Any]) -> sp.csr_matrix:
-        """float32 CSR (len(seed_lists), n_tracks) of summed similarities, no prior."""
-        self._check_fitted()
-        seeds = seed_matrix(seed_lists, self.n_tracks)
-        return sp.csr_matrix(seeds @ self.similarity_, dtype=np.float32)
-
-    def _raw(self, seed_lists: Sequence[np.ndarray], titles: Sequence[str | None]) -> sp.csr_matrix:
-        return self.raw_scores(seed_lists)
-
-    def explain(self, seeds: np.ndarray, track: int, *, title: str | None = None) -> str:
-        return self.explain_many(seeds, np.asarray([track]), title=title)[0]
-
-    def explain_many(
-        self, seeds: np.ndarray, tracks: np.ndarray, *, title: str | None = None
-    ) -> list[str]:
-        """Which seed tracks each of ``tracks`` shares playlists with, by name, strongest
-        first: "often in playlists with "Song A" by Artist A and "Song B" from your seeds"."""
-        self._check_fitted()
-        seed_arr = np.unique(as_seed_array(seeds, self.n_tracks))
-        wanted = np.asarray(tracks, dtype=np.int64).ravel()
-        bad = wanted[(wanted < 0) | (wanted >= self.n_tracks)]
-        if bad.size:
-            raise IndexError(f"track index {int(bad[0])} out of range [0, {self.n_tracks})")
-        if seed_arr.size == 0:
-            return ["no seed tracks: ranked by how many playlists hold it"] * wanted.size
-        # rows of the seeds, then the wanted columns: O(seed neighbours), never a column scan
-        contrib = np.asarray(self.similarity_[seed_arr][:, wanted].toarray(), dtype=np.float32)
-        out: list[str] = []
-        for j in range(wanted.size):
-            col = contrib[:, j]
-            sharing = int((col > 0).sum())
-            if sharing == 0:
-                out.append("no seed track shares playlists with it: ranked by popularity")
-                continue
-            best = np.lexsort((seed_arr, -col))[: min(sharing, 2)]
-            named = join_words(self.names_.describe(seed_arr[best]))
-            out.append(
-                f"often in playlists with {named} from your seeds "
-                f"({sharing} of the {seed_arr.size} seed tracks share playlists with it)"
-            )
-        return out
-
-    # persistence ---------------------------------------------------------------------------
-    def _state_arrays(self) -> dict[str, np.ndarray]:
-        self._check_fitted()
-        return {
-            **csr_arrays("similarity", self.similarity_),
-            "prior": self.prior_,
-            "order": self.order_,
-        }
-
-    def _load_state(self, arrays: dict[str, np.ndarray], snapshot: Any) -> None:
-        if "prior" not in arrays:
-            raise ValueError(
-                "saved itemknn model has no state: refit it with `segue fit --model itemknn`"
-            )
-        self.similarity_ = csr_from_arrays("similarity", arrays)
-        self.prior_ = np.asarray(arrays["prior"], dtype=np.float32)
-        check_state_tracks(self.name, self.prior_.shape[0], snapshot)
-        self.order_ = saved_order(arrays, "order", self.prior_)
-        self.names_ = TrackNames(snapshot, int(self.prior_.shape[0]))
-        self.fitted_ = True
+    def _reached(self, named: str, sharing: int, n_seeds: int) -> str:
+        return (
+            f"often in playlists with {named} from your seeds "
+            f"({sharing} of the {n_seeds} seed tracks share playlists with it)"
+        )

@@ -28,24 +28,16 @@ applied afterwards, in blocks of rows, so memory stays bounded at full MPD scale
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any, ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
 
-from segue.models.base import as_seed_array
 from segue.models.itemknn import (
     PRIOR_WEIGHT,
-    PriorRankedRecommender,
-    TrackNames,
+    NeighbourRecommender,
     check_interactions,
-    check_state_tracks,
-    csr_arrays,
-    csr_from_arrays,
-    join_words,
     popularity_prior,
-    seed_matrix,
 )
 from segue.models.params import Constraints, Interval
 from segue.models.topn import prior_order
@@ -126,7 +118,7 @@ def rp3beta_similarity(
     return sp.csr_matrix((data, out_cols[:filled], indptr), shape=(n_tracks, n_tracks))
 
 
-class RP3betaRecommender(PriorRankedRecommender):
+class RP3betaRecommender(NeighbourRecommender):
     """RP3beta random-walk item model (see the module docstring for the formula).
 
     Parameters: ``alpha`` exponent of each step's transition probability (1 = the plain walk);
@@ -141,6 +133,7 @@ class RP3betaRecommender(PriorRankedRecommender):
     """
 
     name = "rp3beta"
+    _unreached = "no seed track leads to it through shared playlists: ranked by popularity"
     _parameter_constraints: ClassVar[Constraints] = {
         "alpha": [Interval(float, 0, None, closed="neither")],
         "beta": [Interval(float, 0, None)],
@@ -164,7 +157,7 @@ class RP3betaRecommender(PriorRankedRecommender):
 
     def fit(self, snapshot: Any) -> Self:
         matrix = check_interactions(snapshot, self.name)
-        self.similarity_ = rp3beta_similarity(
+        similarity = rp3beta_similarity(
             matrix,
             alpha=float(self.alpha),
             beta=float(self.beta),
@@ -174,77 +167,14 @@ class RP3betaRecommender(PriorRankedRecommender):
         )
         # The prior only orders tracks no seed reaches (and exact ties): every track a seed
         # reaches scores at least the smallest kept weight, which the prior stays under.
-        smallest = float(self.similarity_.data.min(initial=1.0))
-        self.prior_ = popularity_prior(matrix, weight=min(PRIOR_WEIGHT, smallest / 2))
-        self.order_ = prior_order(self.prior_)
-        self.names_ = TrackNames(snapshot, int(matrix.shape[1]))
-        self.fitted_ = True
+        smallest = float(similarity.data.min(initial=1.0))
+        prior = popularity_prior(matrix, weight=min(PRIOR_WEIGHT, smallest / 2))
+        self._learned(snapshot, similarity, prior, prior_order(prior))
         return self
 
-    @property
-    def n_tracks(self) -> int:
-        self._check_fitted()
-        return int(self.prior_.shape[0])
-
-    # scoring -------------------------------------------------------------------------------
-    def raw_scores(self, seed_lists: Sequence[Any]) -> sp.csr_matrix:
-        """float32 CSR (len(seed_lists), n_tracks) of summed walk weights, no prior."""
-        self._check_fitted()
-        seeds = seed_matrix(seed_lists, self.n_tracks)
-        return sp.csr_matrix(seeds @ self.similarity_, dtype=np.float32)
-
-    def _raw(self, seed_lists: Sequence[np.ndarray], titles: Sequence[str | None]) -> sp.csr_matrix:
-        return self.raw_scores(seed_lists)
-
-    def explain(self, seeds: np.ndarray, track: int, *, title: str | None = None) -> str:
-        return self.explain_many(seeds, np.asarray([track]), title=title)[0]
-
-    def explain_many(
-        self, seeds: np.ndarray, tracks: np.ndarray, *, title: str | None = None
-    ) -> list[str]:
-        """Which seed tracks lead to each of ``tracks`` through shared playlists, by name,
-        strongest first: "reached through playlists with "Song A" by Artist A ..."."""
-        self._check_fitted()
-        seed_arr = np.unique(as_seed_array(seeds, self.n_tracks))
-        wanted = np.asarray(tracks, dtype=np.int64).ravel()
-        bad = wanted[(wanted < 0) | (wanted >= self.n_tracks)]
-        if bad.size:
-            raise IndexError(f"track index {int(bad[0])} out of range [0, {self.n_tracks})")
-        if seed_arr.size == 0:
-            return ["no seed tracks: ranked by how many playlists hold it"] * wanted.size
-        # rows of the seeds, then the wanted columns: O(seed neighbours), never a column scan
-        contrib = np.asarray(self.similarity_[seed_arr][:, wanted].toarray(), dtype=np.float32)
+    def _reached(self, named: str, sharing: int, n_seeds: int) -> str:
         lifted = " (less common tracks lifted)" if self.beta > 0 else ""
-        out: list[str] = []
-        for j in range(wanted.size):
-            col = contrib[:, j]
-            sharing = int((col > 0).sum())
-            if sharing == 0:
-                out.append(
-                    "no seed track leads to it through shared playlists: ranked by popularity"
-                )
-                continue
-            best = np.lexsort((seed_arr, -col))[: min(sharing, 2)]
-            named = join_words(self.names_.describe(seed_arr[best]))
-            out.append(
-                f"reached through playlists with {named} from your seeds "
-                f"({sharing} of the {seed_arr.size} seed tracks lead to it){lifted}"
-            )
-        return out
-
-    # persistence ---------------------------------------------------------------------------
-    def _state_arrays(self) -> dict[str, np.ndarray]:
-        self._check_fitted()
-        return {**csr_arrays("similarity", self.similarity_), "prior": self.prior_}
-
-    def _load_state(self, arrays: dict[str, np.ndarray], snapshot: Any) -> None:
-        if "prior" not in arrays:
-            raise ValueError(
-                "saved rp3beta model has no state: refit it with `segue fit --model rp3beta`"
-            )
-        self.similarity_ = csr_from_arrays("similarity", arrays)
-        self.prior_ = np.asarray(arrays["prior"], dtype=np.float32)
-        check_state_tracks(self.name, self.prior_.shape[0], snapshot)
-        self.order_ = prior_order(self.prior_)
-        self.names_ = TrackNames(snapshot, int(self.prior_.shape[0]))
-        self.fitted_ = True
+        return (
+            f"reached through playlists with {named} from your seeds "
+            f"({sharing} of the {n_seeds} seed tracks lead to it){lifted}"
+        )
