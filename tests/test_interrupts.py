@@ -207,30 +207,10 @@ def test_a_file_as_home_is_one_line_naming_it(tmp_path, command):
 
 
 def test_ctrl_c_stops_serve_with_one_line_saying_so(tmp_path):
-    import socket
     import urllib.request
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "segue",
-            "--home",
-            str(tmp_path / "h"),
-            "serve",
-            "--port",
-            str(port),
-        ],
-        env=_env(),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=_sigint_as_usual,
-    )
+    port = _free_port()
+    proc = _segue_process(["--home", str(tmp_path / "h"), "serve", "--port", str(port)])
 
     def answers() -> bool:
         try:
@@ -302,26 +282,24 @@ def test_ctrl_c_during_self_growing_keeps_the_tracks_answered(home):
     assert len(kept) >= len(answered) - 1 >= 5
 
 
-def _demo_process(home: Path, port: int) -> subprocess.Popen[str]:
-    """``segue --home HOME demo`` as a user starts it, with no terminal and no browser."""
+def _segue_process(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """``python -m segue ARGS`` as a user starts it: no terminal, Ctrl+C as usual."""
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "segue",
-            "--home",
-            str(home),
-            "demo",
-            "--no-browser",
-            "--port",
-            str(port),
-        ],
-        env={k: v for k, v in _env().items() if k not in ("SEGUE_HOME", "SEGUE_DEMO_HOME")},
+        [sys.executable, "-m", "segue", *args],
+        env=_env() if env is None else env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         preexec_fn=_sigint_as_usual,
+    )
+
+
+def _demo_process(home: Path, port: int) -> subprocess.Popen[str]:
+    """``segue --home HOME demo`` as a user starts it, with no terminal and no browser."""
+    return _segue_process(
+        ["--home", str(home), "demo", "--no-browser", "--port", str(port)],
+        env={k: v for k, v in _env().items() if k not in ("SEGUE_HOME", "SEGUE_DEMO_HOME")},
     )
 
 
