@@ -55,6 +55,25 @@ def _use_demo_home(home: Home) -> tuple[Home, bool]:
         raise typer.Exit(1) from None
 
 
+def _run_demo_app(base: Home, host: str, port: int, no_browser: bool, command: str) -> int:
+    """``segue demo`` and ``segue app --demo``: the web app on ``base``'s demo home, which it
+    builds behind a progress page when not built yet. A port in use is said before anything
+    is built; ``command`` is how to run it again, for the hints."""
+    problem = listen_problem(host, port)
+    if problem is not None:
+        error(_port_message(host, port, command, problem))
+        raise typer.Exit(1)
+    home, ready = _use_demo_home(base)
+    return run_app(
+        home,
+        host=host,
+        port=port,
+        open_browser=not no_browser,
+        command=command,
+        build_demo=not ready,
+    )
+
+
 def streamlit_command(*, host: str, port: int) -> list[str]:
     """The command line that runs the web app's script with Streamlit.
 
@@ -511,27 +530,13 @@ def register(app: typer.Typer) -> None:
         home = home_of(ctx)
         # How to run this again (hints, the port message): the home named when not the default.
         command = f"segue{_home_flag(home)} app" + (" --demo" if demo else "")
-        build = False
         if demo:
-            problem = listen_problem(host, port)
-            if problem is not None:  # before the first run's build, not after it
-                error(_port_message(host, port, command, problem))
-                raise typer.Exit(1)
-            home, ready = _use_demo_home(home)
-            build = not ready
-        else:
-            hint = nothing_built_hint(home, "segue app")
-            if hint:
-                err.print(hint, highlight=False)
+            raise typer.Exit(_run_demo_app(home, host, port, no_browser, command))
+        hint = nothing_built_hint(home, "segue app")
+        if hint:
+            err.print(hint, highlight=False)
         raise typer.Exit(
-            run_app(
-                home,
-                host=host,
-                port=port,
-                open_browser=not no_browser,
-                command=command,
-                build_demo=build,
-            )
+            run_app(home, host=host, port=port, open_browser=not no_browser, command=command)
         )
 
     @app.command()
@@ -545,21 +550,6 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Set up the bundled demo catalog (first run only) and open the web app on it."""
-        host = "127.0.0.1"
         base = home_of(ctx)
         command = f"segue{_home_flag(base)} demo"  # how to run it again, for the hints
-        problem = listen_problem(host, port)
-        if problem is not None:  # before the first run's build, not after it
-            error(f"{_port_message(host, port, command, problem)}")
-            raise typer.Exit(1)
-        home, ready = _use_demo_home(base)
-        raise typer.Exit(
-            run_app(
-                home,
-                host=host,
-                port=port,
-                open_browser=not no_browser,
-                command=command,
-                build_demo=not ready,
-            )
-        )
+        raise typer.Exit(_run_demo_app(base, "127.0.0.1", port, no_browser, command))
