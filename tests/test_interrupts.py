@@ -5,12 +5,16 @@ SEGUE_DEBUG=1); ``segue --version``."""
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -271,7 +275,7 @@ def test_ctrl_c_during_self_growing_keeps_the_tracks_answered(home):
         previous = signal.signal(signal.SIGINT, signal.default_int_handler)
         threading.Thread(target=ctrl_c_after_some_answers, daemon=True).start()
         try:
-            with pytest.raises(KeyboardInterrupt):
+            with _socket_cut_off_while_connecting_is_freed(), pytest.raises(KeyboardInterrupt):
                 grow_catalog(catalog, wanted, provider=provider)
         finally:
             signal.signal(signal.SIGINT, previous)
@@ -280,6 +284,27 @@ def test_ctrl_c_during_self_growing_keeps_the_tracks_answered(home):
         kept = {row["track_id"] for row in catalog.track_rows(wanted)}
     assert kept <= answered
     assert len(kept) >= len(answered) - 1 >= 5
+
+
+@contextlib.contextmanager
+def _socket_cut_off_while_connecting_is_freed() -> Iterator[None]:
+    """Free, inside the block, a socket that urllib3 was connecting when Ctrl+C came.
+
+    urllib3 closes the socket it is connecting only on OSError: a KeyboardInterrupt landing
+    between creating it and connecting it leaves it unclosed, held by the interrupt's traceback
+    (then freed by the garbage collector, by chance in a later test, which would fail). Only
+    the warning for such a socket, never bound nor connected, is expected here.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore",
+            message=r"unclosed <socket\.socket .*laddr=\('0\.0\.0\.0', 0\)>",
+            category=ResourceWarning,
+        )
+        try:
+            yield
+        finally:
+            gc.collect()
 
 
 def _segue_process(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
