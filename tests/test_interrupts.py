@@ -16,6 +16,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -305,6 +306,29 @@ def _socket_cut_off_while_connecting_is_freed() -> Iterator[None]:
             yield
         finally:
             gc.collect()
+
+
+def test_a_socket_cut_off_while_connecting_is_freed_inside_the_block(monkeypatch):
+    """The helper above frees, before its block ends, the socket urllib3 leaves unclosed when a
+    KeyboardInterrupt comes while it connects (forced here in ``socket.connect``)."""
+    import socket
+
+    import requests
+
+    unraisable: list[Any] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+
+    def interrupted(self: socket.socket, address: Any) -> None:
+        raise KeyboardInterrupt
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        with monkeypatch.context() as patch:
+            patch.setattr(socket.socket, "connect", interrupted)
+            with _socket_cut_off_while_connecting_is_freed(), pytest.raises(KeyboardInterrupt):
+                requests.get("http://127.0.0.1:9/", timeout=5)
+        gc.collect()
+    assert unraisable == []
 
 
 def _segue_process(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:

@@ -23,6 +23,7 @@ collaborative score), so the sparse batch path and the dense single path agree.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar, Self
 
@@ -249,10 +250,10 @@ class NeighbourRecommender(PriorRankedRecommender):
         self.names_ = TrackNames(snapshot, int(prior.shape[0]))
         self.fitted_ = True
 
+    @abstractmethod
     def _reached(self, named: str, sharing: int, n_seeds: int) -> str:
         """The explanation of a track ``sharing`` of the ``n_seeds`` seeds reach, the
         strongest of them ``named``."""
-        raise NotImplementedError
 
     @property
     def n_tracks(self) -> int:
