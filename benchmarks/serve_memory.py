@@ -5,6 +5,7 @@
     python benchmarks/serve_memory.py --home /tmp/mem-home --workers 1 2 4   # reuse the home
     python benchmarks/serve_memory.py --playlists 1000000 --home /tmp/full-home  # full MPD shape
     python benchmarks/serve_memory.py --home /tmp/full-home --breakdown  # one process's memory
+    python benchmarks/serve_memory.py --home /tmp/named --names-from /tmp/full-home  # with names
 
 Builds a home when ``--home`` has no snapshot yet: MPD-shaped playlists from the sampler of
 :mod:`segue.formats.synth` (the one behind ``segue synth``) turned into a snapshot (as
@@ -14,6 +15,12 @@ saved in its own subprocess. Then for each worker count and each mode it starts 
 ``2 N`` connections at once (so every worker loads every model), and prints the PSS of the
 whole process tree (psutil ``memory_full_info().pss`` summed: a page shared by k processes
 counts 1/k in each) and of each compute process. PSS counts only pages a process has touched.
+
+``--names-from HOME`` makes ``--home`` a copy of ``HOME`` whose tracks, artists and albums have
+names of real lengths (the sampler leaves them None, which understates what names cost each
+process): words drawn from a made-up vocabulary, 1-5 per title, 1-3 per artist, 1-4 per album.
+The models are hard links to ``HOME``'s files and the snapshot keeps its id: no model reads
+track, artist or album names.
 
 ``--breakdown`` instead loads the service in this process as a compute process does (snapshot,
 name index, each model), answers the same requests, and prints after each step its memory from
@@ -64,6 +71,60 @@ def build_home(home: Path, playlists: int, seed: int, models: list[str]) -> None
         started = time.perf_counter()
         subprocess.run([sys.executable, __file__, "--fit", name, "--home", str(home)], check=True)
         print(f"fitted {name} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+
+
+def named_copy(src: Path, dst: Path, seed: int) -> None:
+    """``dst``: ``src`` with names of real lengths (see the module's docstring)."""
+    import pandas as pd
+
+    from segue.snapshot.arrays import Snapshot
+
+    if (dst / "artifacts" / "snapshot" / "manifest.json").exists():
+        return
+    started = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
+    vocab = np.array(
+        ["".join(rng.choice(letters, rng.integers(3, 9))).capitalize() for _ in range(30_000)]
+    )
+
+    def names(n: int, low: int, high: int) -> np.ndarray:
+        counts = rng.integers(low, high + 1, n)
+        words = vocab[rng.zipf(1.3, int(counts.sum())) % len(vocab)].tolist()
+        ends = np.cumsum(counts).tolist()
+        out = np.empty(n, dtype=object)
+        out[:] = [" ".join(words[e - c : e]) for c, e in zip(counts.tolist(), ends, strict=True)]
+        return out
+
+    snap = Snapshot.load(src / "artifacts" / "snapshot")
+    artists = snap.artists.copy()
+    artists["name"] = names(len(artists), 1, 3)
+    tracks = snap.tracks.copy()
+    tracks["name"] = names(len(tracks), 1, 5)
+    tracks["artist_name"] = artists["name"].reindex(tracks["artist_key"].to_numpy()).to_numpy()
+    tracks["album_name"] = names(len(tracks), 1, 4)
+    for column in ("name", "artist_name", "album_name"):
+        tracks[column] = pd.Series(tracks[column]).astype(snap.tracks[column].dtype)
+    named = Snapshot(
+        tracks=tracks,
+        artists=artists,
+        playlists=snap.playlists,
+        interactions=snap.interactions,
+        manifest=dict(snap.manifest),  # the same snapshot id: the models fit it
+    )
+    named.save(dst / "artifacts" / "snapshot")
+    for path in (src / "artifacts" / "models").rglob("*"):
+        target = dst / path.relative_to(src)
+        if path.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+        elif not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.link(path, target)
+    print(
+        f"named copy of {src} in {dst} in {time.perf_counter() - started:.0f} s "
+        f"(mean title {tracks['name'].str.len().mean():.1f} characters)",
+        file=sys.stderr,
+    )
 
 
 def fit_one(name: str, home: Path) -> None:
@@ -251,11 +312,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=40, help="requests per model")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--breakdown", action="store_true", help="one process, step by step")
+    parser.add_argument(
+        "--names-from", type=Path, help="make --home a copy of this home, with names"
+    )
     parser.add_argument("--fit", help=argparse.SUPPRESS)
+    parser.add_argument("--copy-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.fit:
         fit_one(args.fit, args.home)
         return 0
+    if args.copy_only:
+        named_copy(args.names_from, args.home, args.seed)
+        return 0
+    if args.names_from:  # in its own process, so that --breakdown starts clean
+        copy = ["--home", str(args.home), "--names-from", str(args.names_from), "--copy-only"]
+        subprocess.run([sys.executable, __file__, *copy, "--seed", str(args.seed)], check=True)
     build_home(args.home, args.playlists, args.seed, args.models)
     if args.breakdown:
         breakdown(args.home, args.models, args.requests, args.seed)

@@ -22,6 +22,7 @@ from segue.snapshot.features import (
     playlist_count_percentile,
     pooled_crowd_tags,
 )
+from tests.conftest import SHARED_DATA
 
 
 def small_snapshot(*, audio: bool = True) -> Snapshot:
@@ -258,15 +259,9 @@ def test_load_from_an_empty_folder_says_what_is_missing(tmp_path: Path) -> None:
 
 @pytest.mark.realdata
 def test_real_tidytuesday_rows_build() -> None:
-    path = (
-        Path(__file__).resolve().parents[2]
-        / "shared"
-        / "data"
-        / "features"
-        / "tidytuesday_spotify_songs.csv.gz"
-    )
+    path = SHARED_DATA / "features" / "tidytuesday_spotify_songs.csv.gz"
     if not path.exists():
-        pytest.skip("../shared/data is not available")
+        pytest.skip(f"{path} is not available")
     raw = pd.read_csv(path, nrows=400).drop_duplicates("track_id").reset_index(drop=True)
     tracks = pd.DataFrame(
         {

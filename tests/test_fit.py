@@ -339,7 +339,7 @@ def _damage(home: Path, how: str) -> str:
         "changed similarity_indices.npy": (
             gen.model_dir("itemknn") / "arrays" / "similarity_indices.npy"
         ),
-        "cut tracks.parquet": gen.snapshot_dir / "tracks.parquet",
+        "cut tracks.arrow": gen.snapshot_dir / "tracks.arrow",
         "cut snapshot manifest": gen.snapshot_dir / artifacts.MANIFEST,
     }
     path = targets[how]
@@ -362,7 +362,7 @@ def _damage(home: Path, how: str) -> str:
         "cut similarity_data.npy",
         "cut model manifest",
         "changed similarity_indices.npy",
-        "cut tracks.parquet",
+        "cut tracks.arrow",
         "cut snapshot manifest",
     ],
 )

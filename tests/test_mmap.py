@@ -156,3 +156,53 @@ def test_empty_and_text_arrays_round_trip(tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".*.tmp"))  # written in place by rename
     with pytest.raises(TypeError, match="without pickle"):
         mapped.write_array(tmp_path / "x.npy", np.asarray([object()]))
+
+
+def _mapped_from(address: int, path: Path) -> bool:
+    """True when ``address`` lies in a mapping of the file ``path`` (``/proc/self/maps``)."""
+    real = str(path.resolve())
+    for line in Path("/proc/self/maps").read_text().splitlines():
+        fields = line.split(maxsplit=5)
+        if len(fields) == 6 and fields[5] == real:
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            if start <= address < end:
+                return True
+    return False
+
+
+def test_snapshot_tables_are_mapped_from_their_files_and_equal_to_the_saved_ones(
+    saved: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from segue.snapshot.arrays import content_id
+
+    monkeypatch.delenv(mapped.ENV, raising=False)
+    snap = Snapshot.load(saved[0])
+    fresh = cluster_snapshot()
+    assert snap.tracks.equals(fresh.tracks) and snap.playlists.equals(fresh.playlists)
+    assert snap.tracks.dtypes.equals(fresh.tracks.dtypes)
+    assert content_id(snap) == content_id(fresh)
+    tracks = saved[0] / f"tracks{mapped.TABLE_SUFFIX}"
+    for column in ("popularity", "danceability", "playlist_count"):
+        values = snap.tracks[column].to_numpy()
+        assert _mapped_from(values.ctypes.data, tracks), column
+        assert not values.flags.writeable
+    ids = snap.tracks["track_id"].array._pa_array.chunk(0)  # type: ignore[attr-defined]
+    assert _mapped_from(ids.buffers()[2].address, tracks)  # the strings' bytes
+    names = snap.playlists["name"].array._pa_array.chunk(0)  # type: ignore[attr-defined]
+    assert _mapped_from(names.buffers()[2].address, saved[0] / "playlists.arrow")
+    # a new column or a changed value is the frame's own, never a write into the file
+    changed = snap.tracks.copy(deep=False)
+    changed.loc[0, "playlist_count"] = -1
+    assert snap.tracks.loc[0, "playlist_count"] == fresh.tracks.loc[0, "playlist_count"] > 0
+    assert changed.loc[0, "playlist_count"] == -1
+    # the song keys come saved and mapped, equal to what the tracks give
+    from segue.snapshot.versions import song_keys
+
+    assert np.array_equal(snap.song_keys(), song_keys(fresh.tracks))
+    assert mapped.is_mapped(snap.song_keys()) and not mapped.is_mapped(fresh.song_keys())
+    # SEGUE_ARRAYS=copy: the same tables in the process's own memory
+    monkeypatch.setenv(mapped.ENV, "copy")
+    copied = Snapshot.load(saved[0])
+    assert copied.tracks.equals(fresh.tracks)
+    values = copied.tracks["popularity"].to_numpy()
+    assert not _mapped_from(values.ctypes.data, tracks)

@@ -15,9 +15,9 @@ import typer
 from typer.testing import CliRunner
 
 from segue.formats import mpd, synth
+from tests.conftest import SHARED_DATA
 
-REPO = Path(__file__).resolve().parents[1]
-REAL_FIRST29 = REPO.parent / "shared" / "data" / "mpd" / "mpd.slice.0-999.first29.json"
+REAL_FIRST29 = SHARED_DATA / "mpd" / "mpd.slice.0-999.first29.json"
 
 PLAYLIST_KEYS = [
     "name", "collaborative", "pid", "modified_at", "num_tracks", "num_albums", "num_followers",

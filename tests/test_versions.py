@@ -1,4 +1,4 @@
-"""One version of a song per result unless asked (segue.models.versions and the service)."""
+"""One version of a song per result unless asked (segue.snapshot.versions and the service)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from segue.models.versions import drop_versions, song_keys, song_title
 from segue.service.engine import Filters
 from segue.snapshot.arrays import Snapshot
+from segue.snapshot.versions import drop_versions, song_keys, song_title
 from tests._ranked_service import ranked_service
 
 

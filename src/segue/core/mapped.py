@@ -11,6 +11,11 @@ from disk only when first used. Writing into a mapped array raises ``ValueError`
 before arrays were mapped; for comparison, or for a home on a file system that cannot map
 files). ``SEGUE_ARRAYS=map`` (or unset) maps them.
 
+Tables (the snapshot's tracks, artists and playlists) are written the same way as one
+uncompressed Arrow IPC file each, in a single record batch, and mapped when loaded: numbers and
+strings come to pandas without a copy (``to_pandas(split_blocks=True)`` over one chunk), so a
+table of 2.3 million tracks costs each process a few megabytes instead of about 0.5 GB.
+
 Each file is written whole or not at all: into a temporary file beside it, flushed to disk
 (fsync), then renamed into place.
 """
@@ -24,6 +29,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 
 from segue.core.errors import SegueError
 
@@ -102,6 +108,48 @@ def read_arrays(directory: Path, how: Mode | None = None) -> dict[str, np.ndarra
     }
 
 
+TABLE_SUFFIX = ".arrow"
+
+
+def write_table(path: Path, frame: pd.DataFrame) -> None:
+    """Write ``frame`` (its columns, not its index) to ``path`` as one uncompressed Arrow IPC
+    record batch, in one step; :func:`read_table` gives it back equal, dtypes included."""
+    import pyarrow as pa
+    import pyarrow.feather as feather
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    # One chunk per column: a column of several chunks is concatenated (copied) when loaded.
+    table = pa.Table.from_pandas(frame, preserve_index=False).combine_chunks()
+    for i, name in enumerate(table.column_names):
+        values = frame[name]
+        if values.dtype.kind == "f":  # NaN kept as NaN, not as a null: a column with nulls is
+            # copied when loaded (its NaNs written in), one without maps as it is
+            column = pa.array(values.to_numpy(), from_pandas=False)
+            table = table.set_column(i, table.schema.field(i), column)
+    try:
+        feather.write_feather(
+            table, tmp, compression="uncompressed", chunksize=max(table.num_rows, 1)
+        )
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def read_table(path: Path, how: Mode | None = None) -> pd.DataFrame:
+    """The table in ``path`` (written by :func:`write_table`): its columns over the mapped
+    file, read-only (or, ``how="copy"`` or ``SEGUE_ARRAYS=copy``, read into memory)."""
+    import pyarrow.feather as feather
+
+    how = how or mode()
+    table = feather.read_table(path, memory_map=how == "map")
+    frame: pd.DataFrame = table.to_pandas(split_blocks=True)
+    return frame
+
+
 def is_mapped(array: np.ndarray) -> bool:
     """True when ``array`` (or the array it views) is a file mapped into memory."""
     base: object = array
@@ -116,11 +164,14 @@ def is_mapped(array: np.ndarray) -> bool:
 
 __all__ = [
     "ENV",
+    "TABLE_SUFFIX",
     "ArraysModeError",
     "is_mapped",
     "mode",
     "read_array",
     "read_arrays",
+    "read_table",
     "write_array",
     "write_arrays",
+    "write_table",
 ]

@@ -903,9 +903,9 @@ class Service:
         # on this thread: the model keeps each thread's last call apart.
         outside = recommender.last_unknown_
         if not filters.allow_versions:
-            from segue.models.versions import drop_versions
+            from segue.snapshot.versions import drop_versions
 
-            idx, scores = drop_versions(idx, scores, self._song_keys(snap), seeds.indices)
+            idx, scores = drop_versions(idx, scores, snap.song_keys(), seeds.indices)
         if filters.max_per_artist:
             idx, scores = self._cap_per_artist(idx, scores, filters.max_per_artist)
         idx, scores = idx[:n], scores[:n]
@@ -954,17 +954,6 @@ class Service:
                 f"{later}), {len(report.unknown)} not ({report.message})"
             ]
         return [f"{head}: they are not in the catalog ({report.message})"]
-
-    def _song_keys(self, snap: Snapshot) -> np.ndarray:
-        """One key per song of ``snap`` (:func:`segue.models.versions.song_keys`), kept per
-        snapshot."""
-        kept = getattr(self, "_song_keys_kept", None)
-        if kept is None or kept[0] is not snap:
-            from segue.models.versions import song_keys
-
-            kept = (snap, song_keys(snap.tracks))
-            self._song_keys_kept = kept
-        return kept[1]
 
     def _filter_mask(self, f: Filters) -> np.ndarray | None:
         tracks = self.snapshot.tracks

@@ -12,11 +12,13 @@
 * ``interactions``: float32 CSR of shape (n_playlists, n_tracks), 1.0 where the playlist holds
   the track.
 
-Saved without pickle as Parquet + ``interactions/*.npy`` and its transpose
+Saved without pickle as ``tracks.arrow``, ``artists.arrow`` and ``playlists.arrow`` (Arrow
+IPC files of one record batch, :func:`segue.core.mapped.write_table`; snapshots saved before
+them have ``.parquet`` files, still read) + ``interactions/*.npy`` and its transpose
 ``interactions_t/*.npy`` + ``track_keys/*.npy`` (the sorted track ids that
-:meth:`Snapshot.lookup` searches, and the track of each) (mapped read-only when loaded, so
-processes that load one snapshot share them) + ``manifest.json``; models never touch
-the database.
+:meth:`Snapshot.lookup` searches, and the track of each) + ``song_keys/keys.npy`` (one key per
+song, :meth:`Snapshot.song_keys`) (mapped read-only when loaded, so processes that load one
+snapshot share them) + ``manifest.json``; models never touch the database.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ FORMAT_VERSION = 2
 INTERACTIONS = "interactions"
 INTERACTIONS_T = "interactions_t"
 TRACK_KEYS = "track_keys"
+SONG_KEYS = "song_keys"
 
 TRACK_COLUMNS = (
     "track_id",
@@ -70,6 +73,8 @@ class Snapshot:
     #: the transpose of ``interactions`` and the matrix it was made from (valid while that is
     #: still ``interactions``)
     _transposed: tuple[sp.csr_matrix, sp.csr_matrix] | None = field(default=None, repr=False)
+    #: :meth:`song_keys` and the tracks frame they were made from
+    _songs: tuple[pd.DataFrame, np.ndarray] | None = field(default=None, repr=False)
 
     # shape ------------------------------------------------------------------------------
     @property
@@ -87,6 +92,19 @@ class Snapshot:
         if kept is None or kept[0] is not self.interactions:
             kept = (self.interactions, transpose(self.interactions))
             self._transposed = kept
+        return kept[1]
+
+    def song_keys(self) -> np.ndarray:
+        """int64 (n_tracks,): equal for the versions of one song
+        (:func:`segue.snapshot.versions.song_keys`): read from the saved snapshot (mapped,
+        shared between processes) or computed once. At full MPD scale computing them takes
+        seconds and leaves a few hundred MB of freed strings in a process's heap."""
+        kept = self._songs
+        if kept is None or kept[0] is not self.tracks:
+            from segue.snapshot.versions import song_keys
+
+            kept = (self.tracks, song_keys(self.tracks))
+            self._songs = kept
         return kept[1]
 
     # id maps: the one place raw ids become indices ----------------------------------------
@@ -257,10 +275,9 @@ class Snapshot:
             shutil.rmtree(tmp)
         tmp.mkdir()
         try:
-            self.tracks.to_parquet(tmp / "tracks.parquet", index=False)
-            artists = self.artists.reset_index()
-            artists.to_parquet(tmp / "artists.parquet", index=False)
-            self.playlists.to_parquet(tmp / "playlists.parquet", index=False)
+            mapped.write_table(tmp / f"tracks{mapped.TABLE_SUFFIX}", self.tracks)
+            mapped.write_table(tmp / f"artists{mapped.TABLE_SUFFIX}", self.artists.reset_index())
+            mapped.write_table(tmp / f"playlists{mapped.TABLE_SUFFIX}", self.playlists)
             m = self.interactions
             mapped.write_arrays(
                 tmp / INTERACTIONS,
@@ -278,6 +295,7 @@ class Snapshot:
             )
             keys, order = self._positions()
             mapped.write_arrays(tmp / TRACK_KEYS, {"keys": keys, "order": order})
+            mapped.write_arrays(tmp / SONG_KEYS, {"keys": self.song_keys()})
             self.snapshot_id  # noqa: B018 - into the manifest
             files = sync_and_describe(tmp)
             write_json(tmp / MANIFEST_NAME, {**self.manifest, "files": files})
@@ -339,14 +357,21 @@ class Snapshot:
                     f"the snapshot is damaged: {_shown(directory, home)}/{problem}: "
                     f"rebuild it with `{rebuild}`"
                 )
-        reading = "tracks.parquet"
+        # Tables: Arrow IPC, mapped; a snapshot saved before them has Parquet files.
+        suffix = ".parquet" if (directory / "tracks.parquet").exists() else mapped.TABLE_SUFFIX
+
+        def table(name: str) -> pd.DataFrame:
+            path = directory / f"{name}{suffix}"
+            return pd.read_parquet(path) if suffix == ".parquet" else mapped.read_table(path)
+
+        reading = f"tracks{suffix}"
         try:
-            tracks = pd.read_parquet(directory / reading)
-            reading = "artists.parquet"
-            artists = pd.read_parquet(directory / reading).set_index("artist_key")
+            tracks = table("tracks")
+            reading = f"artists{suffix}"
+            artists = table("artists").set_index("artist_key")
             artists["genres"] = [list(g) if g is not None else [] for g in artists["genres"]]
-            reading = "playlists.parquet"
-            playlists = pd.read_parquet(directory / reading)
+            reading = f"playlists{suffix}"
+            playlists = table("playlists")
             reading = INTERACTIONS
             z = mapped.read_arrays(directory / reading)
             shape = tuple(int(x) for x in z["shape"])
@@ -365,6 +390,11 @@ class Snapshot:
                 and z["keys"].shape == z["order"].shape == (len(tracks),)
             ):
                 positions = (z["keys"], np.asarray(z["order"], dtype=np.int64))
+            reading = SONG_KEYS
+            z = mapped.read_arrays(directory / reading)  # empty: saved before they were
+            songs = None
+            if set(z) == {"keys"} and z["keys"].dtype == np.int64 and len(z["keys"]) == len(tracks):
+                songs = (tracks, z["keys"])
         except MemoryError:
             raise
         except Exception as exc:  # any failure to read a file of the set: the file is bad
@@ -381,6 +411,7 @@ class Snapshot:
             manifest=manifest,
             _track_pos=positions,
             _transposed=(matrix, matrix_t),
+            _songs=songs,
         )
 
 
