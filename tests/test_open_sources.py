@@ -448,3 +448,59 @@ def test_kill_9_mid_run_loses_nothing_and_asks_at_most_the_batch_in_flight_again
             )
             == 0
         )
+
+
+def test_ctrl_c_mid_batch_keeps_the_answers_before_it_and_asks_only_the_rest_again(
+    fake, catalog_path, tmp_path
+):
+    """Ctrl+C while MusicBrainz answers one track at a time: the tracks answered before it
+    are written (not only whole batches), the run says it stopped, and the next run asks only
+    the tracks not answered."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    fake.fail("mb", mode="slow", delay=0.8, path="/recording")  # each track takes a while
+    env = {**os.environ, **fake.env(), "SEGUE_HOME": str(catalog_path.parent)}
+    cmd = [sys.executable, "-m", "segue", "fetch", "-q", "--provider", "musicbrainz"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while len([r for r in fake.seen("mb") if r.path == "/recording"]) < 7:
+        assert proc.poll() is None, proc.communicate()[1]
+        assert time.monotonic() < deadline, "the fetch made no progress"
+        time.sleep(0.02)
+    time.sleep(0.2)  # the seventh track is being answered: Ctrl+C lands in the second batch
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert b"Traceback" not in err
+    first = [r.query["query"][0] for r in fake.seen("mb") if r.path == "/recording"]
+    with Catalog.open(catalog_path) as catalog:
+        answered = catalog.scalar(
+            "SELECT count(*) FROM source_matches WHERE provider = 'musicbrainz' AND kind = 'track'"
+        )
+    # the first batch of five, and the second batch's tracks answered before Ctrl+C
+    assert answered >= 6, answered
+    n = len(fake.requests)
+    fake.rules.clear()
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    again = [r.query["query"][0] for r in fake.requests[n:] if r.path == "/recording"]
+    assert len(again) == 8 - answered and not set(again) & set(first[:answered])
+    with Catalog.open(catalog_path) as catalog:
+        assert (
+            catalog.scalar(
+                "SELECT count(*) FROM source_matches WHERE provider = 'musicbrainz' "
+                "AND kind = 'track'"
+            )
+            == 8
+        )
+        assert (
+            catalog.scalar(
+                "SELECT count(*) FROM (SELECT id FROM source_matches GROUP BY provider, kind, id "
+                "HAVING count(*) > 1)"
+            )
+            == 0
+        )

@@ -468,17 +468,18 @@ class FactsProvider(ABC):
         label: str,
         ask: Callable[[str], R | None],
         gone: GoneNotice,
+        not_found: Collection[int] = NOT_FOUND_STATUSES,
     ) -> None:
         """Look ``ids`` up one at a time with ``ask(id)`` (None: unknown), into ``result``.
 
-        A status in :data:`NOT_FOUND_STATUSES` means the id is unknown; one ``gone`` has a
-        notice for marks the endpoint ``label`` gone and skips the ids left; two ids in a row
-        failing after all their retries mean the source is down, and the ids left are recorded
-        as failed without asking. A rate limit past the cap or refused credentials set
-        ``result.stop``. Ctrl+C raises :class:`BatchInterrupted` holding what was answered.
+        A status in ``not_found`` means the id is unknown; one ``gone`` has a notice for marks
+        the endpoint ``label`` gone and skips the ids left; two ids in a row failing after all
+        their retries mean the source is down, and the ids left are recorded as failed without
+        asking. A rate limit past the cap or refused credentials set ``result.stop``. Ctrl+C
+        raises :class:`BatchInterrupted` holding what was answered.
         """
         try:
-            self._one_by_one(result, ids, label, ask, gone)
+            self._one_by_one(result, ids, label, ask, gone, not_found)
         except KeyboardInterrupt:
             raise BatchInterrupted(result) from None  # the caller keeps what was answered
 
@@ -489,6 +490,7 @@ class FactsProvider(ABC):
         label: str,
         ask: Callable[[str], R | None],
         gone: GoneNotice,
+        not_found: Collection[int],
     ) -> None:
         down = False  # the previous id failed after all its retries
         for pos, one in enumerate(ids):
@@ -501,7 +503,7 @@ class FactsProvider(ABC):
                 result.stop = exc
                 return
             except ProviderError as exc:
-                if exc.status in NOT_FOUND_STATUSES:
+                if exc.status in not_found:
                     down = False
                     result.not_found.append(one)
                 elif (notice := gone(exc.status)) is not None:

@@ -35,13 +35,11 @@ from segue.core.records import ArtistFacts, TrackFacts
 from segue.core.redact import redact
 from segue.providers.base import (
     BatchResult,
-    CredentialsRejected,
     FactKind,
     FactsProvider,
     Notify,
     ProviderError,
     ProviderUnavailable,
-    RateLimitStop,
     Retrier,
     RetryPolicy,
     parse_retry_after,
@@ -271,37 +269,30 @@ class OpenSourceProvider(FactsProvider):
             access.track_keys(ids) if kind == "track_facts" else access.artist_keys(ids)
         )
         match_kind = "track" if kind == "track_facts" else "artist"
-        down = False  # the previous id failed after all its retries
-        for pos, one in enumerate(ids):
-            key = keys.get(one)
-            if key is None:  # no name in the catalog: nothing to match by
+        asked: list[str] = []
+        for one in ids:
+            if keys.get(one) is None:  # no name in the catalog: nothing to match by
                 result.not_found.append(one)
                 result.matches.append(self.unmatched(match_kind, one))
-                continue
-            try:
-                record, match = (
-                    self.track_fact(key) if kind == "track_facts" else self.artist_fact(key)
-                )
-            except (RateLimitStop, CredentialsRejected) as exc:
-                result.stop = exc
-                break
-            except ProviderError as exc:
-                if exc.status == 404:
-                    down = False
-                    result.not_found.append(one)
-                    result.matches.append(self.unmatched(match_kind, one))
-                elif exc.transient and down:
-                    # Two ids in a row failed after all their retries: the source is down.
-                    result.errors.append((ids[pos:], str(exc)))
-                    break
-                else:
-                    down = exc.transient
-                    result.errors.append(([one], str(exc)))
-                continue
-            down = False
-            result.matches.append(match)
-            if record is None:
-                result.not_found.append(one)
             else:
-                result.found.append(record)
+                asked.append(one)
+        matched: set[str] = set()
+
+        def ask(one: str) -> Any:
+            key = keys[one]
+            record, match = self.track_fact(key) if kind == "track_facts" else self.artist_fact(key)
+            result.matches.append(match)
+            matched.add(one)
+            return record
+
+        try:  # one id at a time, as every provider's single lookups: Ctrl+C keeps the answers
+            self.one_by_one(
+                result, asked, label=kind, ask=ask, gone=lambda _status: None, not_found={404}
+            )
+        finally:  # a 404: the source does not know it
+            result.matches.extend(
+                self.unmatched(match_kind, one)
+                for one in result.not_found
+                if keys.get(one) is not None and one not in matched
+            )
         return result
