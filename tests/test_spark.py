@@ -149,6 +149,35 @@ def test_spark_ingest_gives_the_same_stats_as_todays_ingest(spark_home: tuple[Pa
     ]
     for table in ("playlists", "playlist_tracks", "tracks", "artists", "albums"):
         assert list((remote / "lake" / table).glob("*.parquet")), table
+    # the parsed files, written beside the lake for the run, are gone
+    assert sorted(p.name for p in remote.iterdir()) == ["catalog.duckdb", "lake"]
+
+
+def test_spark_failures_name_memory_and_a_driver_that_died() -> None:
+    class AnalysisException(Exception):  # shaped as pyspark's
+        pass
+
+    AnalysisException.__module__ = "pyspark.errors.exceptions.captured"
+    oom = AnalysisException(
+        "Job aborted due to stage failure: Task 83 in stage 1.0 failed 1 times, most recent "
+        "failure: Lost task 83.0: java.lang.OutOfMemoryError: Java heap space"
+    )
+    said = spark_failure(oom)
+    assert said is not None and said.startswith("Spark ran out of memory (Job aborted")
+    assert "spark.driver.memory" in said and "spark.executor.memory" in said
+    failed = spark_failure(AnalysisException("Path does not exist: file:/nowhere"))
+    assert failed == "the Spark job failed: Path does not exist: file:/nowhere"
+    # a socket error raised inside py4j's code: the JVM behind it exited
+    scope: dict[str, Any] = {"__name__": "py4j.clientserver"}
+    exec("def connect():\n    raise ConnectionRefusedError(111, 'Connection refused')", scope)
+    with pytest.raises(ConnectionRefusedError) as raised:
+        scope["connect"]()
+    said = spark_failure(raised.value)
+    assert said is not None and "driver stopped answering" in said and "spark.driver.memory" in said
+    # the same error from anywhere else is not Spark's
+    with pytest.raises(ConnectionRefusedError) as elsewhere:
+        raise ConnectionRefusedError(111, "Connection refused")
+    assert spark_failure(elsewhere.value) is None
 
 
 def test_a_bad_slice_is_named_alike_and_skipped_or_stops_the_run(

@@ -78,6 +78,7 @@ PARSED_SCHEMA = pa.schema(
         ("rows", pa.list_(pa.struct(list(ROW_FIELDS)))),
     ]
 )
+NESTED_VECTORISED = "spark.sql.parquet.enableNestedColumnVectorizedReader"
 TABLES = ("playlists", "playlist_tracks", "tracks", "artists", "albums", "ingested_files")
 
 
@@ -231,11 +232,12 @@ def build_tables(parsed: Any, files: Any) -> dict[str, Any]:
     playlists = loaded.select("file_id", F.explode("playlists").alias("p")).select(
         *[F.col(f"p.{n}").alias(n) for n, _ in PLAYLIST_FIELDS], "file_id"
     )
-    # Every table below reads the rows: exploded once, kept while the tables are written.
+    # Every table below reads the rows: exploded once, kept on the executors' disks while the
+    # tables are written (66M rows at the MPD's full size: not a heap's worth).
     rows = (
         loaded.select("file_id", F.posexplode("rows").alias("seq", "r"))
         .select("file_id", "seq", *[F.col(f"r.{n}").alias(n) for n, _ in ROW_FIELDS])
-        .persist(StorageLevel.MEMORY_AND_DISK)
+        .persist(StorageLevel.DISK_ONLY)
     )
     order = ["file_id", "seq"]
     # A track's first row (the smallest (file, row) wins: a struct compares field by field).
@@ -425,7 +427,6 @@ def ingest_spark(
     """Ingest the slices ``specs`` name with Spark into ``catalog`` (which must be new),
     leaving the tables as Parquet under ``lake``. Raises the first bad file's
     :class:`InputFileError` (nothing written) unless ``skip_bad``."""
-    from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
     began = time.perf_counter()
@@ -440,14 +441,22 @@ def ingest_spark(
     reader = session.read.format("binaryFile").option("recursiveFileLookup", "true")
     if any(_has_scheme(s) for s in inputs):
         reader = reader.option("pathGlobFilter", "*.{json,json.gz}")
-    parsed = (
-        reader.load(inputs)
-        .select("path", "content")
-        .mapInArrow(parse_batches(salvage), _spark_schema())
-        .persist(StorageLevel.MEMORY_AND_DISK)
-    )
+    # The parsed files are written once as Parquet beside the lake and read back by every
+    # step, not cached: each file is one row holding all its rows in one nested value, and
+    # Spark's in-memory cache builds such values in buffers that double as they grow (at 1M
+    # playlists it ran out of a 6 GB heap); Parquet streams them and reads back only the
+    # columns a step needs.
+    parsed_at = f"{lake.rstrip('/')}.parsed-{uuid.uuid4().hex[:8]}"
+    vectorised = session.conf.get(NESTED_VECTORISED, None)
     exploded = None
     try:
+        reader.load(inputs).select("path", "content").mapInArrow(
+            parse_batches(salvage), _spark_schema()
+        ).write.parquet(parsed_at)
+        # Read back row by row: the vectorised reader fills batches of 4,096 rows, here
+        # 4,096 files' worth of nested rows at once.
+        session.conf.set(NESTED_VECTORISED, "false")
+        parsed = session.read.parquet(parsed_at)
         summary = sorted(
             parsed.select(
                 "path", "content_hash", "salvaged", "position", "problem", "n_playlists", "n_rows"
@@ -544,8 +553,24 @@ def ingest_spark(
     finally:
         if exploded is not None:
             exploded.unpersist()
-        parsed.unpersist()
+        _remove(session, parsed_at)
+        if vectorised is None:
+            session.conf.unset(NESTED_VECTORISED)
+        else:
+            session.conf.set(NESTED_VECTORISED, vectorised)
     return report
+
+
+def _remove(session: Any, where: str) -> None:
+    """Delete the folder ``where`` (a local path, or a URI Hadoop can write)."""
+    if not _has_scheme(where):
+        import shutil
+
+        shutil.rmtree(display_name(where), ignore_errors=True)
+        return
+    jvm = session._jvm
+    path = jvm.org.apache.hadoop.fs.Path(where)
+    path.getFileSystem(session._jsc.hadoopConfiguration()).delete(path, True)
 
 
 def _add_deferred(
