@@ -200,6 +200,16 @@ def test_snapshot_tables_are_mapped_from_their_files_and_equal_to_the_saved_ones
 
     assert np.array_equal(snap.song_keys(), song_keys(fresh.tracks))
     assert mapped.is_mapped(snap.song_keys()) and not mapped.is_mapped(fresh.song_keys())
+    # the normalised names too: mapped from names/, equal to what the tables give
+    saved_names, computed = snap.names(), fresh.names()
+    assert saved_names.titles.equals(computed.titles)
+    assert saved_names.text.equals(computed.text)
+    assert saved_names.artists.equals(computed.artists)
+    assert saved_names.playlists.equals(computed.playlists)
+    names_file = saved[0] / "names" / "tracks.arrow"  # (the offsets: these titles are short)
+    assert _mapped_from(saved_names.text.buffers()[1].address, names_file)
+    title_chunk = saved_names.titles.array._pa_array.chunk(0)  # type: ignore[attr-defined]
+    assert _mapped_from(title_chunk.buffers()[1].address, names_file)
     # SEGUE_ARRAYS=copy: the same tables in the process's own memory
     monkeypatch.setenv(mapped.ENV, "copy")
     copied = Snapshot.load(saved[0])

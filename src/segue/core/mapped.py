@@ -26,12 +26,15 @@ import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
 
 from segue.core.errors import SegueError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 ENV = "SEGUE_ARRAYS"
 SUFFIX = ".npy"
@@ -115,10 +118,7 @@ def write_table(path: Path, frame: pd.DataFrame) -> None:
     """Write ``frame`` (its columns, not its index) to ``path`` as one uncompressed Arrow IPC
     record batch, in one step; :func:`read_table` gives it back equal, dtypes included."""
     import pyarrow as pa
-    import pyarrow.feather as feather
 
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     # One chunk per column: a column of several chunks is concatenated (copied) when loaded.
     table = pa.Table.from_pandas(frame, preserve_index=False).combine_chunks()
     for i, name in enumerate(table.column_names):
@@ -127,6 +127,17 @@ def write_table(path: Path, frame: pd.DataFrame) -> None:
             # copied when loaded (its NaNs written in), one without maps as it is
             column = pa.array(values.to_numpy(), from_pandas=False)
             table = table.set_column(i, table.schema.field(i), column)
+    write_arrow(path, table)
+
+
+def write_arrow(path: Path, table: pa.Table) -> None:
+    """Write the Arrow ``table`` to ``path`` as one uncompressed IPC record batch, whole or not
+    at all (:func:`read_arrow` maps it)."""
+    import pyarrow.feather as feather
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    table = table.combine_chunks()
     try:
         feather.write_feather(
             table, tmp, compression="uncompressed", chunksize=max(table.num_rows, 1)
@@ -139,14 +150,19 @@ def write_table(path: Path, frame: pd.DataFrame) -> None:
         raise
 
 
-def read_table(path: Path, how: Mode | None = None) -> pd.DataFrame:
-    """The table in ``path`` (written by :func:`write_table`): its columns over the mapped
-    file, read-only (or, ``how="copy"`` or ``SEGUE_ARRAYS=copy``, read into memory)."""
+def read_arrow(path: Path, how: Mode | None = None) -> pa.Table:
+    """The Arrow table in ``path`` (written by :func:`write_arrow`): over the mapped file,
+    read-only (or, ``how="copy"`` or ``SEGUE_ARRAYS=copy``, read into memory)."""
     import pyarrow.feather as feather
 
     how = how or mode()
-    table = feather.read_table(path, memory_map=how == "map")
-    frame: pd.DataFrame = table.to_pandas(split_blocks=True)
+    return feather.read_table(path, memory_map=how == "map")
+
+
+def read_table(path: Path, how: Mode | None = None) -> pd.DataFrame:
+    """The table in ``path`` (written by :func:`write_table`): its columns over the mapped
+    file, read-only (or, ``how="copy"`` or ``SEGUE_ARRAYS=copy``, read into memory)."""
+    frame: pd.DataFrame = read_arrow(path, how).to_pandas(split_blocks=True)
     return frame
 
 
@@ -170,8 +186,10 @@ __all__ = [
     "mode",
     "read_array",
     "read_arrays",
+    "read_arrow",
     "read_table",
     "write_array",
     "write_arrays",
+    "write_arrow",
     "write_table",
 ]

@@ -72,19 +72,18 @@ class NameIndex:
         # cost hundreds of MB per process at full MPD scale
         self._titles = tracks["name"].array
         self._artist_names = tracks["artist_name"].array
-        self.track_names = normalise_typed_column(tracks["name"])
-        artist_names = normalise_typed_column(tracks["artist_name"])
-        # padded with spaces, so " word " finds whole words only; kept as Arrow only: its
-        # kernels search several times faster than pandas on object strings, let other
-        # threads run meanwhile, and it holds the text in one buffer, not a Python string each
-        self.track_text = pa.array(
-            (" " + self.track_names + " " + artist_names + " ").to_numpy(), type=pa.large_string()
-        )
+        # normalised with the snapshot and saved with it (mapped, shared between processes)
+        names = snap.names()
+        self.track_names = names.titles
+        # " title artist ", padded with spaces, so " word " finds whole words only; kept as
+        # Arrow only: its kernels search several times faster than pandas on object strings,
+        # let other threads run meanwhile, and it holds the text in one buffer
+        self.track_text = names.text
         self.counts = tracks["playlist_count"].to_numpy()
         self.artist_keys = tracks["artist_key"].to_numpy()
-        self.artists = normalise_typed_column(snap.artists["name"])
+        self.artists = names.artists
         self.artist_display = snap.artists["name"].fillna("").astype(str)
-        self.playlists = normalise_typed_column(snap.playlists["name"])
+        self.playlists = names.playlists
         # near names come from every artist and the most played track titles
         top = np.argsort(-self.counts, kind="stable")[:SUGGEST_TRACKS]
         self.suggest_choices = pd.unique(
@@ -123,7 +122,7 @@ class NameIndex:
         queries = set(wanted)
         # one pass per table for every exact name
         pl_rows = np.flatnonzero(self.playlists.isin(queries).to_numpy())
-        pl_names = self.playlists.to_numpy()[pl_rows]
+        pl_names = self.playlists.iloc[pl_rows].to_numpy()  # the rows only, not the column
         for row, name in zip(pl_rows.tolist(), pl_names.tolist(), strict=True):
             if name in out:
                 continue
@@ -168,7 +167,7 @@ class NameIndex:
         if hits.size == 0:
             return None
         hits = hits[np.lexsort((hits, -self.counts[hits]))][:CANDIDATES]
-        titles = self.track_names.to_numpy()[hits]
+        titles = self.track_names.iloc[hits].to_numpy()
         texts = self.track_text.take(pa.array(hits)).to_pylist()
         scores = [
             max(fuzz.WRatio(name, t), fuzz.WRatio(name, x.strip()))

@@ -17,7 +17,7 @@ IPC files of one record batch, :func:`segue.core.mapped.write_table`; snapshots 
 them have ``.parquet`` files, still read) + ``interactions/*.npy`` and its transpose
 ``interactions_t/*.npy`` + ``track_keys/*.npy`` (the sorted track ids that
 :meth:`Snapshot.lookup` searches, and the track of each) + ``song_keys/keys.npy`` (one key per
-song, :meth:`Snapshot.song_keys`) (mapped read-only when loaded, so processes that load one
+song, :meth:`Snapshot.song_keys`) + ``names/*.arrow`` (normalised names, :meth:`Snapshot.names`) (mapped read-only when loaded, so processes that load one
 snapshot share them) + ``manifest.json``; models never touch the database.
 """
 
@@ -39,6 +39,10 @@ import scipy.sparse as sp
 from segue.core import mapped
 from segue.core.errors import NotFittedError
 from segue.core.records import AUDIO_FEATURES
+from segue.snapshot import names as names_module
+from segue.snapshot.names import NameColumns, name_columns
+from segue.snapshot.names import load as load_names
+from segue.snapshot.names import save as save_names
 
 #: 2: the interactions as one ``.npy`` per array in ``interactions/``, mapped read-only when
 #: loaded (:mod:`segue.core.mapped`); 1 kept them in ``interactions.npz``.
@@ -47,6 +51,7 @@ INTERACTIONS = "interactions"
 INTERACTIONS_T = "interactions_t"
 TRACK_KEYS = "track_keys"
 SONG_KEYS = "song_keys"
+NAMES = names_module.FOLDER
 
 TRACK_COLUMNS = (
     "track_id",
@@ -75,6 +80,8 @@ class Snapshot:
     _transposed: tuple[sp.csr_matrix, sp.csr_matrix] | None = field(default=None, repr=False)
     #: :meth:`song_keys` and the tracks frame they were made from
     _songs: tuple[pd.DataFrame, np.ndarray] | None = field(default=None, repr=False)
+    #: :meth:`names` and the tables they were made from
+    _names: tuple[tuple[pd.DataFrame, ...], NameColumns] | None = field(default=None, repr=False)
 
     # shape ------------------------------------------------------------------------------
     @property
@@ -105,6 +112,17 @@ class Snapshot:
 
             kept = (self.tracks, song_keys(self.tracks))
             self._songs = kept
+        return kept[1]
+
+    def names(self) -> NameColumns:
+        """The normalised names of tracks, artists and playlists
+        (:func:`segue.snapshot.names.name_columns`): read from the saved snapshot (mapped,
+        shared between processes) or computed once."""
+        tables = (self.tracks, self.artists, self.playlists)
+        kept = self._names
+        if kept is None or any(a is not b for a, b in zip(kept[0], tables, strict=True)):
+            kept = (tables, name_columns(*tables))
+            self._names = kept
         return kept[1]
 
     # id maps: the one place raw ids become indices ----------------------------------------
@@ -296,6 +314,7 @@ class Snapshot:
             keys, order = self._positions()
             mapped.write_arrays(tmp / TRACK_KEYS, {"keys": keys, "order": order})
             mapped.write_arrays(tmp / SONG_KEYS, {"keys": self.song_keys()})
+            save_names(tmp / NAMES, self.names())
             self.snapshot_id  # noqa: B018 - into the manifest
             files = sync_and_describe(tmp)
             write_json(tmp / MANIFEST_NAME, {**self.manifest, "files": files})
@@ -395,6 +414,10 @@ class Snapshot:
             songs = None
             if set(z) == {"keys"} and z["keys"].dtype == np.int64 and len(z["keys"]) == len(tracks):
                 songs = (tracks, z["keys"])
+            reading = NAMES  # missing: saved before names were
+            shape = (len(tracks), len(artists), len(playlists))
+            saved_names = load_names(directory / reading, *shape)
+            names = None if saved_names is None else ((tracks, artists, playlists), saved_names)
         except MemoryError:
             raise
         except Exception as exc:  # any failure to read a file of the set: the file is bad
@@ -412,6 +435,7 @@ class Snapshot:
             _track_pos=positions,
             _transposed=(matrix, matrix_t),
             _songs=songs,
+            _names=names,
         )
 
 
