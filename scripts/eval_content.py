@@ -42,6 +42,7 @@ from segue.evaluation.score import ndcg, r_precision
 from segue.models.content import ContentRecommender, Model1, Model2, OriginalScoring, PlainMethod
 from segue.models.popularity import PopularityRecommender, RandomRecommender
 from segue.snapshot.arrays import Snapshot
+from segue.snapshot.derived import GENRE_LABELS
 
 REPO = Path(__file__).resolve().parents[1]
 #: The TidyTuesday table bundled with segue (the same rows as
@@ -157,12 +158,16 @@ def build_snapshot(
     p_idx: list[np.ndarray] = []
     t_idx: list[np.ndarray] = []
     names: list[str | None] = []
+    given: list[list[str]] = []  # the labels each playlist gave its artists as genres
     for row, p in enumerate(train):
         tracks = table.members[p]
         labels = table.playlists["labels"].iloc[p]
         if genres_from_labels and genre_playlists is None:
             for a in np.unique(artist_of[tracks]).tolist():
                 genres.setdefault(a, set()).update(labels)
+            given.append(list(labels))
+        else:
+            given.append([])
         p_idx.append(np.full(tracks.size, row))
         t_idx.append(tracks)
         names.append(table.playlists["name"].iloc[p])
@@ -175,9 +180,10 @@ def build_snapshot(
         p_idx.append(np.full(q.seeds.size, len(names)))
         t_idx.append(q.seeds)
         names.append(None)
+        given.append([])
     artists = table.artists.copy()
     artists["genres"] = [sorted(genres.get(a, ())) for a in artists["artist_key"]]
-    playlists = pd.DataFrame({"pid": np.arange(len(names)), "name": names})
+    playlists = pd.DataFrame({"pid": np.arange(len(names)), "name": names, GENRE_LABELS: given})
     tracks = table.tracks.drop(columns=["playlist_count"], errors="ignore")
     return Snapshot.from_frames(
         tracks, artists, playlists, (np.concatenate(p_idx), np.concatenate(t_idx))

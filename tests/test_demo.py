@@ -244,3 +244,31 @@ def test_a_demo_catalog_of_another_schema_is_kept_aside_and_rebuilt(
     _set_aside_old_catalog(home, said.append)  # a current catalog stays where it is
     assert old.exists() and not said
     assert schema_version_of(demo) == SCHEMA_VERSION
+
+
+def test_the_demo_keeps_which_labels_each_playlist_gave_as_genres(demo: Path) -> None:
+    """Artist genres of the demo are its playlists' labels; the snapshot knows which playlist
+    gave which, so validation can leave a held-out playlist's labels out."""
+    from segue.snapshot.derived import GENRE_LABELS, has_playlist_labels, without_playlist_labels
+    from segue.snapshot.from_catalog import build_snapshot
+
+    table = pq.read_table(demo_table_path()).to_pydict()
+    first = table["playlist_id"][0]
+    expected = {
+        label
+        for pid, g, s in zip(
+            table["playlist_id"], table["playlist_genre"], table["playlist_subgenre"], strict=True
+        )
+        if pid == first
+        for label in (g, s)
+        if label
+    }
+    with Catalog.open(demo, read_only=True) as catalog:
+        snap = build_snapshot(catalog)
+    assert has_playlist_labels(snap)
+    assert set(snap.playlists[GENRE_LABELS].iloc[0]) == expected
+    # every genre of an artist is a label of one of its playlists, and leaving out every
+    # playlist's labels leaves no genre at all
+    everything = without_playlist_labels(snap, range(snap.n_playlists))
+    assert sum(len(g) for g in everything.artists["genres"]) == 0
+    assert sum(len(g) for g in snap.artists["genres"]) > 0

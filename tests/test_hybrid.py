@@ -161,14 +161,23 @@ def test_hybrid_measures_itself_against_its_generators(tmp_path: Path) -> None:
     snap = clustered_snapshot(n_playlists=24)
     model = HybridRecommender(**{**small_params(), "select": True}).fit(snap)  # type: ignore[arg-type]
     seeded = model.selection_["seeded"]
-    assert set(seeded["ndcg"]) == {"blend", "content", "knn", "als"}
+    assert set(seeded["ndcg"]) == {"blend", "content", "model2", "knn", "als"}
     best = max(seeded["ndcg"], key=lambda k: seeded["ndcg"][k])
     assert model.mode_["seeded"] == seeded["chosen"]
-    assert seeded["ndcg"][seeded["chosen"]] == seeded["ndcg"][best]
+    if seeded["why"]:  # the one-standard-error rule: Model 2 close enough to the best
+        assert best == "content" and seeded["chosen"] == "model2", seeded
+        assert "within one standard error" in seeded["why"]
+    else:
+        assert seeded["ndcg"][seeded["chosen"]] == seeded["ndcg"][best]
     seeds = np.array([40, 41, 42])
     ids, _ = model.recommend(seeds, 10)
     if seeded["chosen"] != "blend":
-        alone = {"content": model.content_alone_, "knn": model.knn_, "als": model.als_}
+        alone = {
+            "content": model.content_alone_,
+            "model2": model.model2_alone_,
+            "knn": model.knn_,
+            "als": model.als_,
+        }
         assert ids.tolist() == alone[seeded["chosen"]].recommend(seeds, 10)[0].tolist()
     batch, _ = model.recommend_batch(
         [seeds, np.array([], dtype=np.int64)], 10, titles=[None, "rap"]
@@ -370,7 +379,9 @@ def test_content_covers_tracks_in_no_playlist(
     scores = genre_model.scores(seeds)
     assert scores[like_cluster_1] >= 1.0
     assert scores[unrelated] < 1.0
-    ids, _ = genre_model.recommend(seeds, PER_CLUSTER)
+    # among the cluster's 40 tracks and the few popular tracks of other clusters the ranker
+    # mixes in (it learns on held-out tracks that keep their popularity, this one has none)
+    ids, _ = genre_model.recommend(seeds, PER_CLUSTER + 10)
     assert like_cluster_1 in ids.tolist()
     assert unrelated not in ids.tolist()
     why = genre_model.explain(seeds, like_cluster_1)

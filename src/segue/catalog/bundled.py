@@ -8,7 +8,9 @@ real Spotify playlists. :func:`ensure_demo_catalog` turns it into a catalog:
 * tracks with their names, artist (by name: the table has no artist ids), album, release date,
   Spotify popularity, duration and audio features;
 * every artist gets as genre tags all ``playlist_genre`` and ``playlist_subgenre`` labels its
-  tracks appear under, most frequent first.
+  tracks appear under, most frequent first; which labels each playlist gave is kept in the
+  ``meta`` row :data:`PLAYLIST_LABELS` (``{"pid": [labels]}``), so that validation on the
+  catalog's own playlists can leave a held-out playlist's labels out of the genres.
 
 Rows without a track name and artist (R's ``NA``: 5 rows, 4 tracks) are left out, since a track
 needs both to be shown and recommended. The build writes a new file and renames it into place,
@@ -30,6 +32,8 @@ from segue.core.records import AUDIO_FEATURES
 
 DEMO_TABLE = "tidytuesday_spotify_songs.parquet"
 DEMO_SOURCE = "tidytuesday"
+#: ``meta`` key: the labels each playlist gave as genres to the artists of its tracks.
+PLAYLIST_LABELS = "playlist_labels"
 CATALOG_NAME = CATALOG_FILE
 # The table has every audio feature but time_signature.
 _FEATURES = tuple(f for f in AUDIO_FEATURES if f != "time_signature")
@@ -129,7 +133,11 @@ def _demo_records(table_path: Path) -> dict[str, Any]:
                 "name": cols["playlist_name"][i] or "",
                 "tracks": [],
                 "_seen": set(),
+                "_labels": {},
             }
+        for label in (cols["playlist_genre"][i], cols["playlist_subgenre"][i]):
+            if label:
+                pl["_labels"][label] = None
         if tid in pl["_seen"]:
             continue
         pl["_seen"].add(tid)
@@ -156,8 +164,10 @@ def _demo_records(table_path: Path) -> dict[str, Any]:
         for norm, counter in labels.items()
     ]
     mpd_playlists = []
+    given: dict[str, list[str]] = {}
     for pl in playlists.values():
         pl.pop("_seen")
+        given[str(pl["pid"])] = list(pl.pop("_labels"))
         pl["num_tracks"] = len(pl["tracks"])
         mpd_playlists.append(pl)
     return {
@@ -165,6 +175,7 @@ def _demo_records(table_path: Path) -> dict[str, Any]:
         "artists": artists,
         "features": features,
         "playlists": mpd_playlists,
+        "labels": given,
     }
 
 
@@ -184,6 +195,7 @@ def build_demo_catalog(path: Path, table_path: Path) -> dict[str, int]:
         )
         cols = columns_from_playlists(f"demo:{table_path.name}", digest, records["playlists"])
         catalog.add_slice(cols)
+        catalog.set_meta(PLAYLIST_LABELS, records["labels"])
         counts = catalog.counts()
         catalog.set_meta(
             "demo",

@@ -49,10 +49,17 @@ from segue.models.base import ARRAYS_DIR, Recommender, as_seed_array, check_form
 from segue.models.params import Constraints, Interval, Options
 from segue.models.rows import sum_rows
 from segue.models.topn import empty, padded, top_indices
+from segue.snapshot.derived import (
+    has_playlist_labels,
+    with_interactions,
+    without_playlist_labels,
+    without_titles,
+)
 from segue.snapshot.features import (
     BLOCKS,
     SOURCE_BOTH,
     SOURCE_TAGS,
+    BlockMemo,
     ContentFeatures,
     CrowdTagMode,
     build_content_features,
@@ -257,7 +264,9 @@ class ContentRecommender(Recommender):
             "crowd_tags": self.crowd_tags,
         }
 
-    def _build(self, snapshot: Snapshot, settings: Mapping[str, Any]) -> ContentFeatures:
+    def _build(
+        self, snapshot: Snapshot, settings: Mapping[str, Any], memo: BlockMemo | None = None
+    ) -> ContentFeatures:
         return build_content_features(
             snapshot,
             n_genres=self.n_genres,
@@ -266,6 +275,7 @@ class ContentRecommender(Recommender):
             crowd_tag_mode=settings["crowd_tags"],
             tag_top_k=self.tag_top_k,
             weights={b: float(settings["weights"].get(b, 0.0)) for b in BLOCKS},
+            memo=memo,
         )
 
     def fit_features(
@@ -682,6 +692,9 @@ TUNE_MIN_TRACKS = 15
 TUNE_SEEDS = (1, 5, 10, 25)
 #: Recommendations scored per held-out playlist (the challenge's 500).
 TUNE_N = 500
+#: Folds of the held-out playlists when genres were made from playlist labels: each fold is
+#: scored with genres that its own playlists' labels did not give.
+LABEL_FOLDS = 5
 #: Values tried for a lesser block's weight, relative to the genres block's (Model 1).
 WEIGHT_STEPS = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0)
 ERA_WIDTHS = (10, 20, 50, 5)
@@ -695,13 +708,13 @@ PLAIN_WEIGHTS = {"genres": 0.0, "audio": 2.0, "popularity": 1.0, "era": 1.0}
 def present_blocks(features: ContentFeatures) -> list[str]:
     """Blocks that tell tracks apart: some track has a term other than ``missing``/``unknown``."""
     out = []
+    used = np.bincount(features.matrix.indices, minlength=features.matrix.shape[1]) > 0
     for block, cols in features.blocks.items():
         names = features.feature_names[cols.start : cols.stop]
         known = [i for i, n in enumerate(names) if n.split(":", 1)[1] not in ("missing", "unknown")]
         if not known:
             continue
-        sub = features.block(block)
-        if block == "audio" or np.isin(sub.indices, known).any():
+        if block == "audio" or used[cols.start + np.asarray(known)].any():
             out.append(block)
     return out
 
@@ -709,7 +722,11 @@ def present_blocks(features: ContentFeatures) -> list[str]:
 def present_weights(weights: Mapping[str, float], features: ContentFeatures) -> dict[str, float]:
     """``weights`` over the blocks the catalog has (absent ones 0), normalised to sum 1; equal
     weights over the present blocks when none of them has a positive weight."""
-    present = present_blocks(features)
+    return weights_over(weights, present_blocks(features))
+
+
+def weights_over(weights: Mapping[str, float], present: list[str]) -> dict[str, float]:
+    """:func:`present_weights` given the present blocks."""
     raw = {b: float(weights.get(b, 0.0)) if b in present else 0.0 for b in BLOCKS}
     for block, value in raw.items():
         if not math.isfinite(value) or value < 0:
@@ -736,10 +753,11 @@ def settings_line(chosen: Mapping[str, Any]) -> str:
 
 def holdout_playlists(
     matrix: sp.csr_matrix, rng: np.random.Generator, max_playlists: int
-) -> tuple[list[np.ndarray], list[np.ndarray], sp.csr_matrix] | int:
+) -> tuple[list[np.ndarray], list[np.ndarray], sp.csr_matrix, np.ndarray] | int:
     """Cut up to ``max_playlists`` playlists of at least :data:`TUNE_MIN_TRACKS` tracks into
-    seeds and hidden tracks: ``(seeds, hidden, matrix without the hidden entries)``, or the
-    number of such playlists when there are fewer than :data:`MIN_TUNE_PLAYLISTS`."""
+    seeds and hidden tracks: ``(seeds, hidden, matrix without the hidden entries, their
+    rows)``, or the number of such playlists when there are fewer than
+    :data:`MIN_TUNE_PLAYLISTS`."""
     lengths = np.diff(matrix.indptr)
     eligible = np.flatnonzero(lengths >= TUNE_MIN_TRACKS)
     if eligible.size < MIN_TUNE_PLAYLISTS:
@@ -762,20 +780,27 @@ def holdout_playlists(
     )
     masked = sp.csr_matrix(matrix - matrix.multiply(hide))
     masked.eliminate_zeros()
-    return seeds, hidden, masked
+    return seeds, hidden, masked, chosen.astype(np.int64)
 
 
-def mean_ndcg(ids: np.ndarray, hidden: Sequence[np.ndarray]) -> float:
-    """Mean NDCG of ranked ``ids`` (int (queries, n), -1 padding) against ``hidden``."""
+def query_ndcg(ids: np.ndarray, hidden: Sequence[np.ndarray]) -> np.ndarray:
+    """NDCG of each query's ranked ``ids`` (int (queries, n), -1 padding) against ``hidden``
+    (float64, one value per query)."""
     n = ids.shape[1]
     discount = 1.0 / np.log2(np.arange(2, n + 2))
-    values = []
+    values = np.zeros(len(hidden), dtype=np.float64)
     for row, held in enumerate(hidden):
         got = ids[row]
         hit = np.isin(got, held) & (got >= 0)
         ideal = discount[: min(held.size, n)].sum()
-        values.append(float(discount[hit].sum() / ideal) if ideal > 0 else 0.0)
-    return float(np.mean(values)) if values else 0.0
+        values[row] = float(discount[hit].sum() / ideal) if ideal > 0 else 0.0
+    return values
+
+
+def mean_ndcg(ids: np.ndarray, hidden: Sequence[np.ndarray]) -> float:
+    """Mean NDCG of ranked ``ids`` (int (queries, n), -1 padding) against ``hidden``."""
+    values = query_ndcg(ids, hidden)
+    return float(values.mean()) if values.size else 0.0
 
 
 def _say(model: ContentRecommender, message: str) -> None:
@@ -845,9 +870,20 @@ def _search_settings(model: ContentRecommender, snapshot: Snapshot) -> dict[str,
         )
         _say(model, how)
         return {**given, "weights": weights, "aggregate": "sum", "era_width": 50, "how": how}
-    seeds, hidden, masked_matrix = cut
-    masked = copy.copy(snapshot)
-    masked.interactions = masked_matrix
+    seeds, hidden, masked_matrix, held_rows = cut
+    # the held-out playlists are queries, not the catalog's: their titles tag no track
+    snapshot = without_titles(snapshot, held_rows)
+    # Where genres were made from playlist labels, each fold of the held-out playlists is
+    # scored with the genres the other playlists' labels gave (see without_playlist_labels).
+    n_folds = min(LABEL_FOLDS, len(seeds)) if has_playlist_labels(snapshot) else 1
+    fold_of = np.arange(len(seeds)) % n_folds
+    views: list[tuple[Snapshot, np.ndarray]] = []
+    for fold in range(n_folds):
+        members = np.flatnonzero(fold_of == fold)
+        view = with_interactions(
+            without_playlist_labels(snapshot, held_rows[members]), masked_matrix
+        )
+        views.append((view, members))
     keys = snapshot.track_artist_keys()
     budget = int(model.tune_budget)
     per_setting = len(seeds) * snapshot.n_tracks
@@ -856,7 +892,11 @@ def _search_settings(model: ContentRecommender, snapshot: Snapshot) -> dict[str,
         f"tuning on {len(seeds)} held-out playlists (at most {budget:,} track scores, "
         f"{per_setting:,} a setting)",
     )
-    scorers: dict[tuple[Any, ...], ContentRecommender] = {}
+    scorers: dict[tuple[Any, ...], list[tuple[ContentRecommender, list[str]]]] = {}
+    # the views share the tracks table (one masked matrix): blocks built for one setting are
+    # used again by the others that differ elsewhere
+    shared: dict[tuple[Any, ...], Any] = {}
+    memos = [BlockMemo(tracks=shared) for _ in views]
     tried: dict[tuple[Any, ...], float] = {}
     spent = 0  # track scores so far
 
@@ -868,21 +908,27 @@ def _search_settings(model: ContentRecommender, snapshot: Snapshot) -> dict[str,
         fkey = feature_key(settings)
         if fkey not in scorers:
             for other in [k for k in scorers if k != keep]:
-                del scorers[other]  # bounds memory: at most two feature matrices at once
-            scorer = ContentRecommender(
-                tune=False, collapse_duplicates=model.collapse_duplicates, progress=False
-            )
-            scorer.chosen_ = {**settings, "how": "tuning"}
-            scorers[fkey] = scorer.fit_features(model._build(masked, settings), keys)
-        scorer = scorers[fkey]
-        used = present_weights(settings["weights"], scorer.features_)
+                del scorers[other]  # bounds memory: at most two feature sets at once
+            scorers[fkey] = []
+            for (view, _members), memo in zip(views, memos, strict=True):
+                scorer = ContentRecommender(
+                    tune=False, collapse_duplicates=model.collapse_duplicates, progress=False
+                )
+                scorer.chosen_ = {**settings, "how": "tuning"}
+                scorer.fit_features(model._build(view, settings, memo), keys)
+                scorers[fkey].append((scorer, present_blocks(scorer.features_)))
+        fitted = scorers[fkey]
+        used = weights_over(settings["weights"], fitted[0][1])
         key = (*fkey, settings["aggregate"], *(round(used[b], 6) for b in BLOCKS))
         if key not in tried:
             spent += per_setting
-            scorer.weights_ = used
-            scorer.aggregate_ = settings["aggregate"]
-            ids, _ = scorer.recommend_batch(seeds, TUNE_N)
-            tried[key] = mean_ndcg(ids, hidden)
+            total = 0.0
+            for (scorer, present), (_view, members) in zip(fitted, views, strict=True):
+                scorer.weights_ = weights_over(settings["weights"], present)
+                scorer.aggregate_ = settings["aggregate"]
+                ids, _ = scorer.recommend_batch([seeds[i] for i in members], TUNE_N)
+                total += mean_ndcg(ids, [hidden[i] for i in members]) * members.size
+            tried[key] = total / len(seeds)
         return tried[key]
 
     best = dict(given)

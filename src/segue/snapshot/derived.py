@@ -13,7 +13,9 @@ catalog forms (:func:`catalog_popularity`) read the same counts with SQL.
 
 from __future__ import annotations
 
+import copy
 import re
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -103,6 +105,125 @@ def catalog_popularity(catalog: Catalog) -> tuple[pd.DataFrame, pd.DataFrame]:
     by id); ``artists`` has ``artist_key``, ``artist_id``, ``playlists`` (every artist).
     """
     return catalog.track_playlist_counts().to_pandas(), catalog.artist_playlist_counts().to_pandas()
+
+
+# ----------------------------------------------------------------------------------------
+# genres made from playlist labels
+
+#: Column of ``snapshot.playlists``: the labels (list of str) a playlist gave as genres to the
+#: artists of its tracks, in catalogs whose artists have no genres of their own (a table's
+#: ``playlist_genre``/``playlist_subgenre``). Absent when genres come from elsewhere.
+GENRE_LABELS = "genre_labels"
+
+
+def has_playlist_labels(snapshot: Snapshot) -> bool:
+    """Whether some artist genres of ``snapshot`` were made from its playlists' labels."""
+    column = snapshot.playlists.get(GENRE_LABELS)
+    return column is not None and any(_labels(v) for v in column.tolist())
+
+
+def _labels(value: object) -> list[str]:
+    if value is None or isinstance(value, str | bytes):
+        return [value] if isinstance(value, str) and value else []
+    if isinstance(value, Iterable):
+        return [str(v) for v in value if isinstance(v, str) and v]
+    return []
+
+
+def without_titles(snapshot: Snapshot, rows: Sequence[int] | np.ndarray) -> Snapshot:
+    """``snapshot`` with the playlists at ``rows`` untitled (a shallow copy; nothing else
+    changes). Validation needs it for crowd tags: a query playlist is not one of the catalog's,
+    so its seeds must not carry the words of its own title."""
+    rows = np.unique(np.asarray(rows, dtype=np.int64))
+    if rows.size == 0 or "name" not in snapshot.playlists.columns:
+        return snapshot
+    playlists = snapshot.playlists.copy(deep=False)
+    names = playlists["name"].to_numpy(dtype=object, copy=True)
+    names[rows[rows < names.size]] = None
+    playlists["name"] = names
+    out = copy.copy(snapshot)
+    out.playlists = playlists
+    return out
+
+
+def without_playlist_labels(snapshot: Snapshot, rows: Sequence[int] | np.ndarray) -> Snapshot:
+    """``snapshot`` as if the playlists at ``rows`` had given no labels: artist genres that
+    only those playlists' labels gave are dropped (a shallow copy; nothing else changes).
+
+    Validation on a catalog's own playlists needs it where genres are made from playlist
+    labels: a held-out playlist's label names the genre of every artist it holds, hidden
+    tracks included, so scoring it with its own label measures the label, not the model.
+    An artist's genres that are no playlist's label stay (they came from elsewhere).
+    """
+    rows = np.unique(np.asarray(rows, dtype=np.int64))
+    if rows.size == 0 or not has_playlist_labels(snapshot):
+        return snapshot
+    labels = [_labels(v) for v in snapshot.playlists[GENRE_LABELS].tolist()]
+    vocab = sorted({g for row in labels for g in row})
+    code = {g: i for i, g in enumerate(vocab)}
+    label_rows = np.repeat(np.arange(len(labels)), [len(row) for row in labels])
+    playlist_labels = sp.csr_matrix(
+        (
+            np.ones(label_rows.size, dtype=np.float32),
+            (label_rows, [code[g] for row in labels for g in row]),
+        ),
+        shape=(snapshot.n_playlists, len(vocab)),
+    )
+    keys = snapshot.track_artist_keys()
+    artist_keys, artist_col = np.unique(keys, return_inverse=True)
+    track_artist = sp.csr_matrix(
+        (np.ones(keys.size, dtype=np.float32), (np.arange(keys.size), artist_col)),
+        shape=(keys.size, artist_keys.size),
+    )
+    # artist x playlist: the playlists holding one of the artist's tracks
+    artist_playlists = _binary(sp.csr_matrix(track_artist.T @ _binary(snapshot.interactions).T))
+    given = sp.csr_matrix(artist_playlists @ playlist_labels)
+    keep_rows = np.ones(snapshot.n_playlists, dtype=np.float32)
+    keep_rows[rows[rows < snapshot.n_playlists]] = 0.0
+    kept = sp.csr_matrix(artist_playlists @ sp.diags(keep_rows) @ playlist_labels)
+    kept.eliminate_zeros()
+    words = np.asarray(vocab, dtype=object)
+
+    def terms(matrix: sp.csr_matrix, i: int) -> set[str]:
+        return set(words[matrix.indices[matrix.indptr[i] : matrix.indptr[i + 1]]].tolist())
+
+    position = {int(k): i for i, k in enumerate(artist_keys.tolist())}
+    artists = snapshot.artists.copy()
+    genres = artists["genres"].tolist()
+    for i, key in enumerate(artists.index.tolist()):
+        at = position.get(int(key))
+        if at is None or given.indptr[at + 1] == given.indptr[at]:
+            continue
+        gave, keep = terms(given, at), terms(kept, at)
+        genres[i] = [g for g in _labels(genres[i]) if g not in gave or g in keep]
+    artists["genres"] = genres
+    out = copy.copy(snapshot)
+    out.artists = artists
+    return out
+
+
+def with_interactions(snapshot: Snapshot, matrix: sp.csr_matrix) -> Snapshot:
+    """A shallow copy of ``snapshot`` holding ``matrix`` (same shape) as its playlists, with
+    the tracks' ``playlist_count`` counted on it: validation that hides tracks from playlists
+    must not leave them the counts of the playlists they were hidden from (the popularity
+    block reads them where Spotify's popularity is unknown). Names and song keys, which do
+    not depend on the playlists, are kept rather than computed again."""
+    if matrix.shape != snapshot.interactions.shape:
+        raise ValueError(
+            f"matrix must have the snapshot's shape {snapshot.interactions.shape}, got {matrix.shape}"
+        )
+    out = copy.copy(snapshot)
+    out.interactions = matrix
+    out._transposed = None
+    if "playlist_count" in snapshot.tracks.columns:
+        tracks = snapshot.tracks.copy(deep=False)
+        tracks["playlist_count"] = track_popularity(out)
+        out.tracks = tracks
+        if snapshot._songs is not None and snapshot._songs[0] is snapshot.tracks:
+            out._songs = (tracks, snapshot._songs[1])
+        if snapshot._names is not None and snapshot._names[0][0] is snapshot.tracks:
+            out._names = ((tracks, *snapshot._names[0][1:]), snapshot._names[1])
+    return out
 
 
 # ----------------------------------------------------------------------------------------
@@ -196,12 +317,17 @@ def normalise_title_words(title: str) -> list[str]:
 
 
 __all__ = [
+    "GENRE_LABELS",
     "TITLE_STOP_WORDS",
     "artist_popularity",
     "catalog_popularity",
     "crowd_tags",
+    "has_playlist_labels",
     "normalise_title_words",
     "title_words",
     "track_facts_frame",
     "track_popularity",
+    "with_interactions",
+    "without_playlist_labels",
+    "without_titles",
 ]

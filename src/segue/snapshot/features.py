@@ -275,6 +275,7 @@ def _genre_block(
     crowd_tag_mode: CrowdTagMode,
     tag_top_k: int,
     groups: np.ndarray,
+    tag_pairs: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[sp.csr_matrix, list[str], np.ndarray]:
     """TF-IDF of each track's terms (artist genres, plus crowd tags as the mode says).
 
@@ -291,7 +292,7 @@ def _genre_block(
     a_rows = np.repeat(np.arange(len(artist_terms), dtype=np.int64), a_lengths)
     a_words = np.asarray([w for terms in artist_terms for w in terms], dtype=object)
     if crowd_tag_mode != "none":
-        t_rows, t_words = _crowd_tag_pairs(snapshot, tag_top_k, groups)
+        t_rows, t_words = tag_pairs or _crowd_tag_pairs(snapshot, tag_top_k, groups)
         t_words = np.asarray([str(w).strip().lower() for w in t_words], dtype=object)
     else:
         t_rows, t_words = np.empty(0, dtype=np.int64), np.empty(0, dtype=object)
@@ -428,6 +429,26 @@ def _l2_rows(block: sp.csr_matrix) -> sp.csr_matrix:
     return normalize(block, norm="l2", axis=1, copy=True).astype(np.float32)
 
 
+@dataclass
+class BlockMemo:
+    """Blocks kept between builds of one catalog's features that differ in a few settings (the
+    content search builds dozens): ``tracks`` holds what depends on the tracks and the
+    interactions (duplicate groups, crowd tags, audio, popularity and era blocks) and may be
+    shared by views of one catalog that differ only in their artists' genres; ``genres`` the
+    genre blocks of one view."""
+
+    tracks: dict[tuple[Any, ...], Any] = field(default_factory=dict)
+    genres: dict[tuple[Any, ...], Any] = field(default_factory=dict)
+
+
+def _memo(store: dict[tuple[Any, ...], Any] | None, key: tuple[Any, ...], make: Any) -> Any:
+    if store is None:
+        return make()
+    if key not in store:
+        store[key] = make()
+    return store[key]
+
+
 def build_content_features(
     snapshot: Snapshot,
     *,
@@ -437,6 +458,7 @@ def build_content_features(
     crowd_tag_mode: CrowdTagMode = "missing",
     tag_top_k: int = 10,
     weights: Mapping[str, float] | None = None,
+    memo: BlockMemo | None = None,
 ) -> ContentFeatures:
     """The content feature matrix of every track of ``snapshot`` (see the module docstring).
 
@@ -446,6 +468,8 @@ def build_content_features(
     ``crowd_tag_mode``: crowd tags for tracks whose artist has no genres (``"missing"``), for
     every track (``"all"``), or never (``"none"``); ``tag_top_k`` tags per track.
     ``weights``: default block weights stored with the matrix (1.0 for unnamed blocks).
+    ``memo``: blocks built earlier for the same tracks (and, for genres, the same view), used
+    again; the caller keeps one per catalog view it builds for more than once.
     """
     if n_genres is not None and (not isinstance(n_genres, int) or n_genres < 1):
         raise ValueError(f"n_genres must be a positive int or None, got {n_genres!r}")
@@ -459,24 +483,42 @@ def build_content_features(
     if tag_top_k < 0:
         raise ValueError(f"tag_top_k must be >= 0, got {tag_top_k}")
     tracks = snapshot.tracks
-    groups = duplicate_groups(tracks)
+    own = memo.tracks if memo is not None else None
+    view = memo.genres if memo is not None else None
+    groups = _memo(own, ("groups",), lambda: duplicate_groups(tracks))
 
-    genre_block, genre_names, source = _genre_block(
-        snapshot,
-        n_genres=n_genres,
-        crowd_tag_mode=crowd_tag_mode,
-        tag_top_k=tag_top_k,
-        groups=groups,
+    def genre_part() -> tuple[sp.csr_matrix, list[str], np.ndarray]:
+        pairs = None
+        if crowd_tag_mode != "none":
+            pairs = _memo(
+                own, ("tags", tag_top_k), lambda: _crowd_tag_pairs(snapshot, tag_top_k, groups)
+            )
+        block, names, source = _genre_block(
+            snapshot,
+            n_genres=n_genres,
+            crowd_tag_mode=crowd_tag_mode,
+            tag_top_k=tag_top_k,
+            groups=groups,
+            tag_pairs=pairs,
+        )
+        return (_l2_rows(block) if block.shape[1] else block), names, source
+
+    def audio_part() -> tuple[sp.csr_matrix, list[str]]:
+        dense, names = _audio_block(tracks, groups)
+        return _l2_rows(sp.csr_matrix(dense)), names
+
+    genre_block, genre_names, source = _memo(
+        view, ("genres", n_genres, crowd_tag_mode, tag_top_k), genre_part
     )
-    audio_dense, audio_names = _audio_block(tracks, groups)
-    pop_block, pop_names = _popularity_block(tracks, groups, popularity_width)
-    era_block, era_names = _era_block(tracks, groups, era_width)
-
     parts = {
-        "genres": (_l2_rows(genre_block) if genre_block.shape[1] else genre_block, genre_names),
-        "audio": (_l2_rows(sp.csr_matrix(audio_dense)), audio_names),
-        "popularity": (pop_block, pop_names),
-        "era": (era_block, era_names),
+        "genres": (genre_block, genre_names),
+        "audio": _memo(own, ("audio",), audio_part),
+        "popularity": _memo(
+            own,
+            ("popularity", popularity_width),
+            lambda: _popularity_block(tracks, groups, popularity_width),
+        ),
+        "era": _memo(own, ("era", era_width), lambda: _era_block(tracks, groups, era_width)),
     }
     blocks: dict[str, slice] = {}
     names: list[str] = []
@@ -514,6 +556,7 @@ def build_content_features(
 
 __all__ = [
     "BLOCKS",
+    "BlockMemo",
     "ContentFeatures",
     "build_content_features",
     "duplicate_groups",

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 
 from segue.catalog import SCHEMA_VERSION, Catalog
+from segue.catalog.bundled import PLAYLIST_LABELS
 from segue.snapshot.arrays import Snapshot
+from segue.snapshot.derived import GENRE_LABELS
 
 
 def build_snapshot(catalog: Catalog) -> Snapshot:
@@ -14,6 +18,12 @@ def build_snapshot(catalog: Catalog) -> Snapshot:
     tracks = tables["tracks"].to_pandas()
     artists = tables["artists"].to_pandas()
     playlists = tables["playlists"].to_pandas()
+    given = catalog.get_meta(PLAYLIST_LABELS)
+    if given:
+        # the labels each playlist gave as artist genres (the demo catalog): see
+        # segue.snapshot.derived.without_playlist_labels
+        labels = json.loads(given)
+        playlists[GENRE_LABELS] = [labels.get(str(pid), []) for pid in playlists["pid"].tolist()]
     rows = tables["rows"]
     pl_idx = rows["playlist_index"].to_numpy()
     track_idx = rows["track_index"].to_numpy()

@@ -14,7 +14,7 @@ from segue.core.text import title_key
 from segue.core.threads import single_thread_blas
 from segue.models.als import ALSRecommender
 from segue.models.base import fit_phase
-from segue.models.content import Model1
+from segue.models.content import Model1, Model2
 from segue.models.hybrid.features import FEATURES, Batch, HybridFeatures, lookup
 from segue.models.itemknn import (
     ItemKNNRecommender,
@@ -36,6 +36,17 @@ ALS_DEFAULTS: dict[str, Any] = {"iterations": 10}
 #: Content model settings unless ``content`` says otherwise (:class:`Model1`'s own defaults;
 #: the hybrid ranks, so the artist cap of a standalone result list is off).
 CONTENT_DEFAULTS: dict[str, Any] = {"max_per_artist": None}
+#: The settings a content model chooses at fit (``chosen_``) that are its parameters.
+TUNED_SETTINGS = ("weights", "aggregate", "era_width", "popularity_width", "crowd_tags")
+
+
+def _tuned(params: dict[str, Any], chosen: dict[str, Any] | None) -> dict[str, Any]:
+    """``params`` with the settings ``chosen`` at fit (when any), not searched again."""
+    out = dict(params)
+    if chosen is not None:
+        out.update({k: chosen[k] for k in TUNED_SETTINGS})
+    out["tune"] = False
+    return out
 
 
 def top_of_row(
@@ -84,16 +95,14 @@ class CandidateGenerators(HybridFeatures):
     def _content_alone(self) -> Model1:
         """The content model that may answer queries alone: the settings tuned at ``fit``."""
         params: dict[str, Any] = {**CONTENT_DEFAULTS, **(self.content or {})}
-        chosen = getattr(self, "content_chosen_", None)
-        if chosen is not None:
-            params.update(
-                {
-                    k: chosen[k]
-                    for k in ("weights", "aggregate", "era_width", "popularity_width", "crowd_tags")
-                }
-            )
-        params["tune"] = False
-        return Model1(**params)
+        return Model1(**_tuned(params, getattr(self, "content_chosen_", None)))
+
+    def _model2_alone(self) -> Model2:
+        """Model 2 (equal weights) with the settings tuned for it at ``fit``: a candidate to
+        answer queries alone when no ranker can be trained."""
+        params: dict[str, Any] = {**CONTENT_DEFAULTS, **(self.content or {})}
+        params.pop("weights", None)  # Model 2's meaning: equal weights
+        return Model2(**_tuned(params, getattr(self, "model2_chosen_", None)))
 
     def _fit_generators(
         self, snapshot: Any, *, alone: bool = False, stage: str = "generators"
@@ -116,21 +125,31 @@ class CandidateGenerators(HybridFeatures):
             tuned = getattr(self, "content_chosen_", None)
             if tuned is not None:
                 self.content_alone_.chosen_["how"] = tuned["how"]
+            tuned2 = getattr(self, "model2_chosen_", None)
+            if tuned2 is not None:
+                fit_phase(f"{stage}: model 2")
+                self.model2_alone_ = self._model2_alone().fit(snapshot)
+                self.model2_alone_.chosen_["how"] = tuned2["how"]
         self._content_matrix()
         self._kept = None
 
     def _fit_content(self, snapshot: Any, matrix: sp.csr_matrix) -> None:
         n_tracks = matrix.shape[1]
-        self.prior_ = popularity_prior(matrix)
-        self.order_ = prior_order(self.prior_)
-        counts = np.bincount(matrix.indices, minlength=n_tracks)
-        self.log_counts_ = np.log1p(counts).astype(np.float32)
         tracks = snapshot.tracks
         self.artist_codes_ = self._codes(tracks.get("artist_key"), n_tracks)
         self.album_codes_ = self._codes(tracks.get("album_id"), n_tracks)
-        self._index_artists()
+        self._count(matrix)
         self.names_ = TrackNames(snapshot, n_tracks)
         self.name_index_ = NameIndex(snapshot.tracks, self.log_counts_)
+
+    def _count(self, matrix: sp.csr_matrix) -> None:
+        """The playlist counts of ``matrix`` the candidates and features read: the popularity
+        prior and its order, log counts, and each artist's tracks weighted by them."""
+        self.prior_ = popularity_prior(matrix)
+        self.order_ = prior_order(self.prior_)
+        counts = np.bincount(matrix.indices, minlength=matrix.shape[1])
+        self.log_counts_ = np.log1p(counts).astype(np.float32)
+        self._index_artists()
 
     @staticmethod
     def _codes(column: Any, n_tracks: int) -> np.ndarray:

@@ -12,7 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from segue.models.base import Recommender, as_seed_array, fit_phase
-from segue.models.content import mean_ndcg
+from segue.models.content import query_ndcg
 from segue.models.hybrid.candidates import CandidateGenerators
 from segue.models.hybrid.features import COLUMN, FEATURES, Batch
 from segue.models.topn import merge_top_n
@@ -36,11 +36,15 @@ MIN_SELECT_PLAYLISTS = 20
 SELECT_N = 500
 #: What a kind of query (with seeds / a title only) may be answered by: the learned ranker,
 #: the fixed blend, or one generator alone.
-SEEDED_CHOICES = ("ranker", "blend", "content", "knn", "als")
+SEEDED_CHOICES = ("ranker", "blend", "content", "model2", "knn", "als")
 TITLE_CHOICES = ("ranker", "blend", "title")
 #: A generator alone or the blend replaces the ranker only when better by more than this
 #: (validation NDCG; the ranker's wins elsewhere are worth a tie).
 SELECT_MARGIN = 0.002
+#: Answers that tune fewer settings, in the order the one-standard-error rule prefers them to
+#: the answer that measured best: Model 2 (equal weights) to the genre-led content model,
+#: whose block weights were searched on the same held-out playlists.
+SIMPLER = {"content": "model2"}
 
 
 class RankedCandidates(CandidateGenerators):
@@ -188,6 +192,8 @@ class RankedCandidates(CandidateGenerators):
             "knn": self.knn_,
             "als": self.als_,
         }
+        if self.model2_alone_ is not None:
+            gens["model2"] = self.model2_alone_
         for name, gen in gens.items():
             if seeded:
                 ids, _ = gen.recommend_batch([seeds[i] for _, i in seeded], SELECT_N)
@@ -224,6 +230,7 @@ class RankedCandidates(CandidateGenerators):
                 for i in members
             ]
             ndcg: dict[str, float] = {}
+            per_query: dict[str, np.ndarray] = {}
             for choice in choices:
                 if choice in ("ranker", "blend"):
                     no_ranker = self.ranker_ is None and (
@@ -252,21 +259,34 @@ class RankedCandidates(CandidateGenerators):
                     if not all(i in rows for i in members):
                         continue
                     ids = np.vstack([rows[i] for i in members])
-                ndcg[choice] = mean_ndcg(ids, held)
+                per_query[choice] = query_ndcg(ids, held)
+                ndcg[choice] = float(per_query[choice].mean())
             ranker_score = ndcg.get("ranker", -1.0)
             best = max(ndcg, key=lambda c: ndcg[c])
             if "ranker" in ndcg and ndcg[best] <= ranker_score + SELECT_MARGIN:
                 best = "ranker"
+            why = ""
+            simpler = SIMPLER.get(best)
+            if simpler in per_query:
+                # The one-standard-error rule: the best of many settings searched on these
+                # playlists measures higher than it will serve, so a simpler answer within one
+                # standard error of it (of the paired difference, query by query) is kept.
+                diff = per_query[best] - per_query[simpler]
+                se = float(diff.std(ddof=1) / np.sqrt(diff.size)) if diff.size > 1 else 0.0
+                if float(diff.mean()) <= se:
+                    why = f" (within one standard error, {se:.4f}, of {best})"
+                    best = simpler
             self.mode_[kind] = best
             report[kind] = {
                 "queries": len(members),
                 "ndcg": {k: round(v, 4) for k, v in ndcg.items()},
                 "chosen": best,
+                "why": why,
             }
         parts = []
         for kind, r in report.items():
             figures = ", ".join(f"{k} {v:.4f}" for k, v in r["ndcg"].items())
-            parts.append(f"{kind} queries ({r['queries']}): {r['chosen']} [{figures}]")
+            parts.append(f"{kind} queries ({r['queries']}): {r['chosen']}{r['why']} [{figures}]")
         self.selection_ = {
             "how": "measured on held-out training playlists: " + "; ".join(parts),
             **report,
@@ -349,6 +369,7 @@ class RankedCandidates(CandidateGenerators):
         name = mode.get("seeded" if seeds.size else "title", "ranker")
         gens: dict[str, Recommender | None] = {
             "content": getattr(self, "content_alone_", None) or self.content_,
+            "model2": getattr(self, "model2_alone_", None),
             "knn": self.knn_,
             "als": self.als_,
             "title": self.title_,

@@ -13,7 +13,7 @@ import scipy.sparse as sp
 from segue.core.errors import NotFittedError
 from segue.models.als import ALSRecommender
 from segue.models.base import Recommender, dropped, fit_phase
-from segue.models.content import Model1
+from segue.models.content import Model1, Model2
 from segue.models.hybrid.candidates import CONTENT_DEFAULTS
 from segue.models.hybrid.explain import Explanations
 from segue.models.hybrid.features import FEATURES, Batch
@@ -29,6 +29,7 @@ from segue.models.itemknn import (
 from segue.models.params import Constraints, InstanceOf, Interval, Options
 from segue.models.title import NameIndex, TitleRecommender
 from segue.models.topn import merge_top_n, padded, saved_order, top_indices
+from segue.snapshot.derived import with_interactions, without_playlist_labels
 
 
 class HybridRecommender(Explanations):
@@ -156,6 +157,8 @@ class HybridRecommender(Explanations):
         # the content generator's settings, chosen once on the whole catalog's playlists
         self.content_chosen_ = None
         self.content_alone_ = None
+        self.model2_chosen_ = None
+        self.model2_alone_ = None
         self.ranker_ = None
         self.title_ranker_ = None
         tuner = Model1(**{**CONTENT_DEFAULTS, **(self.content or {})})
@@ -183,6 +186,16 @@ class HybridRecommender(Explanations):
         folds = self.folds or (3 if small else 1)
         fold_of = np.arange(len(seeds)) % folds
         can_rank = len(seeds) >= max(self.min_ranker_playlists, 1)
+        if not can_rank and self.select and tuner.tune:
+            # No ranker to learn which blocks matter here: Model 2 (equal weights, tuned)
+            # is measured beside the genre-led content model as an answer of its own.
+            model2 = Model2(**{**CONTENT_DEFAULTS, **(self.content or {})})
+            model2.weights = None
+            model2.progress = self.progress
+            model2.random_state = self.random_state
+            from segue.models.content import tune_content
+
+            self.model2_chosen_ = tune_content(model2, snapshot)
         # Queries measured against the generators alone: every fourth one when a ranker is
         # trained (it learns on the others first), all of them when only the blend can be.
         if not self.select:
@@ -194,17 +207,33 @@ class HybridRecommender(Explanations):
         alone: dict[str, dict[int, np.ndarray]] = {}
         batch = Batch([], [])
         positions: list[int] = []
+        # Without a ranker the choice is between content models whose settings were searched
+        # on these same playlists (Model 1 over more settings than Model 2), so each fold's
+        # content models are tuned again without the fold's playlists: the measure is then
+        # out of sample, not the search's own best score.
+        nested = not can_rank and self.select and folds > 1 and self.content_chosen_ is not None
+        whole = (self.content_chosen_, self.model2_chosen_)
         for fold in range(folds):
             members = np.flatnonzero(fold_of == fold)
+            if nested:
+                self.content_chosen_, self.model2_chosen_ = self._tune_without(
+                    snapshot, self.train_rows_[members], fold, folds
+                )
             # Hide only this fold's held-out tracks: the generators keep the rest of the
             # data, as they will at serving time, and every query is scored by generators
             # that never saw its hidden tracks.
             keep_rows = np.zeros(matrix.shape[0], dtype=np.float32)
             keep_rows[self.train_rows_[members]] = 1.0
             hidden_fold = sp.csr_matrix(sp.diags(keep_rows) @ hidden)
-            masked = copy.copy(snapshot)
-            masked.interactions = matrix - hidden_fold
-            masked.interactions.eliminate_zeros()
+            # genres this fold's playlists gave as labels are not theirs to see either
+            kept = sp.csr_matrix(matrix - hidden_fold)
+            kept.eliminate_zeros()
+            masked = with_interactions(
+                without_playlist_labels(snapshot, self.train_rows_[members]), kept
+            )
+            # the counts the features read, without the hidden tracks: a hidden track must
+            # not look more played because of the playlist it was hidden from
+            self._count(masked.interactions)
             self._fit_generators(
                 masked,
                 alone=bool(measured[members].any()),
@@ -218,6 +247,8 @@ class HybridRecommender(Explanations):
             batch.rows.extend(self.train_rows_[members].tolist())
             positions.extend(members.tolist())
             self._alone(offset, members, measured, seeds, titles, alone)
+        self._count(matrix)  # the whole catalog's counts, to serve
+        self.content_chosen_, self.model2_chosen_ = whole
         # from here on queries are numbered in batch order (fold by fold)
         pos = np.asarray(positions, dtype=np.int64)
         measured = measured[pos]
@@ -237,14 +268,44 @@ class HybridRecommender(Explanations):
         else:
             self.ranker_ = None
             self.title_ranker_ = None
-        serve_alone = self.mode_["seeded"] == "content"
+        serve_alone = self.mode_["seeded"] in ("content", "model2")
+        if self.mode_["seeded"] != "model2":
+            self.model2_chosen_ = None  # only the model that serves is fitted again
         if small or folds > 1:
             self._fit_generators(snapshot, alone=serve_alone, stage="final generators")
         else:
             self._set_playlists(matrix)  # what `load` will see
-        if not serve_alone:
-            self.content_alone_ = None  # not needed to serve: not kept, not saved
+        # only the model that answers alone is kept and saved
+        if self.mode_["seeded"] != "content":
+            self.content_alone_ = None
+        if self.mode_["seeded"] != "model2":
+            self.model2_alone_ = None
         return self
+
+    def _tune_without(
+        self, snapshot: Any, rows: np.ndarray, fold: int, folds: int
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """The content models' settings searched on the catalog without ``rows``' playlists."""
+        from segue.models.content import tune_content
+
+        fit_phase(f"fold {fold + 1}/{folds}: content settings without the fold's playlists")
+        keep = np.ones(snapshot.interactions.shape[0], dtype=np.float32)
+        keep[rows] = 0.0
+        matrix = sp.csr_matrix(sp.diags(keep) @ snapshot.interactions)
+        matrix.eliminate_zeros()
+        view = with_interactions(snapshot, matrix)
+        chosen: list[dict[str, Any] | None] = []
+        for kind, done in ((Model1, self.content_chosen_), (Model2, self.model2_chosen_)):
+            if done is None:
+                chosen.append(None)
+                continue
+            model = kind(**{**CONTENT_DEFAULTS, **(self.content or {})})
+            if kind is Model2:
+                model.weights = None
+            model.progress = False
+            model.random_state = self.random_state
+            chosen.append(tune_content(model, view))
+        return chosen[0], chosen[1]
 
     @property
     def n_tracks(self) -> int:
@@ -340,6 +401,8 @@ class HybridRecommender(Explanations):
             "content": (
                 self.content_alone_.chosen_
                 if self.content_alone_ is not None
+                else self.model2_alone_.chosen_
+                if self.model2_alone_ is not None
                 else self.content_chosen_ or self.content_.chosen_
             ),
             "summary": self.describe_settings(),
@@ -348,6 +411,8 @@ class HybridRecommender(Explanations):
         self.content_.save(Path(directory) / "content")
         if self.content_alone_ is not None:
             self.content_alone_.save(Path(directory) / "content_alone")
+        if self.model2_alone_ is not None:
+            self.model2_alone_.save(Path(directory) / "model2_alone")
 
     @classmethod
     def load(cls, directory: Path, snapshot: Any) -> Self:
@@ -372,6 +437,10 @@ class HybridRecommender(Explanations):
         alone = Path(directory) / "content_alone"
         model.content_alone_ = (
             Model1.load(alone, snapshot) if (alone / "model.json").exists() else None
+        )
+        alone2 = Path(directory) / "model2_alone"
+        model.model2_alone_ = (
+            Model2.load(alone2, snapshot) if (alone2 / "model.json").exists() else None
         )
         chosen = json.loads((Path(directory) / "model.json").read_text()).get("chosen") or {}
         model.mode_ = chosen.get("mode") or {"seeded": "ranker", "title": "ranker"}

@@ -10,7 +10,7 @@ import scipy.sparse as sp
 
 from segue.models.als import ALSRecommender
 from segue.models.base import Recommender
-from segue.models.content import Model1
+from segue.models.content import Model1, Model2
 from segue.models.itemknn import (
     ItemKNNRecommender,
     TrackNames,
@@ -55,6 +55,10 @@ class HybridState(Recommender):
     #: The tuned content model answering queries with seeds alone, when chosen at fit.
     content_alone_: Model1 | None = None
     content_chosen_: dict[str, Any] | None
+    #: Model 2 with its tuned settings, answering queries with seeds alone when chosen at fit
+    #: (measured only when no ranker can be trained).
+    model2_alone_: Model2 | None = None
+    model2_chosen_: dict[str, Any] | None = None
     ranker_: Any
     title_ranker_: Any
     prior_: np.ndarray
