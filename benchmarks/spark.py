@@ -18,6 +18,8 @@ unless ``--no-reference``) and ``ingest --engine spark`` read them into fresh ho
 ``fit --engine spark --model als`` trains. Each step runs in its own process; its wall time
 and the peak memory of its whole process tree (Spark's JVM and Python workers included,
 sampled every 0.2 s) are printed. The projection to N executors is printed with its reasoning.
+With ``--work W`` the generated files are kept (and reused by the next run on ``W``);
+``--steps als`` fits again on the Spark home ``W`` already holds.
 """
 
 from __future__ import annotations
@@ -76,11 +78,17 @@ def run_measured(cmd: list[str], label: str) -> dict[str, Any]:
         raise SystemExit(f"{label} failed ({proc.returncode})")
     steps = [line for line in err.splitlines() if line.startswith("spark ")]
     print(f"  {label:<28} {seconds:8.1f} s   peak {peak / 2**30:5.2f} GiB", flush=True)
+    for line in steps:  # printed now, so a later step's failure does not lose them
+        print(f"    {line}", flush=True)
     return {"seconds": seconds, "peak_bytes": peak, "stdout": out, "steps": steps}
 
 
 def segue(home: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "segue", "--home", str(home), *args]
+
+
+def segue_synth(n: int, out: Path) -> list[str]:
+    return [sys.executable, "-m", "segue", "synth", "--playlists", str(n), "--out", str(out)]
 
 
 def spark_args(cores: int) -> list[str]:
@@ -183,23 +191,31 @@ def dev(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 def scale(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     data = work / "synth"
     n = args.playlists
-    began = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "segue", "synth", "--playlists", str(n), "--out", str(data), "-q"],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    print(f"{n:,} generated playlists ({time.perf_counter() - began:.0f} s to write)", flush=True)
+    slices = -(-n // 1000)  # segue synth writes 1,000 playlists a slice
+    if len(list(data.glob("mpd.slice.*.json"))) == slices:
+        # A kept --work folder from an earlier run: the same generated files, not rewritten.
+        print(f"{n:,} generated playlists (reusing {data})", flush=True)
+    else:
+        began = time.perf_counter()
+        subprocess.run(
+            [*segue_synth(n, data), "-q"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        print(f"{n:,} generated playlists ({time.perf_counter() - began:.0f} s to write)")
     out: dict[str, Any] = {}
     if args.reference:
         out["ingest_local"] = run_measured(
             segue(work / "local", "ingest", "-q", str(data)), "ingest (one machine)"
         )
     home = work / "spark"
-    out["ingest_spark"] = run_measured(
-        segue(home, "ingest", "--engine", "spark", *spark_args(args.cores), str(data)),
-        "ingest --engine spark",
-    )
+    if "ingest" in args.steps:
+        out["ingest_spark"] = run_measured(
+            segue(home, "ingest", "--engine", "spark", *spark_args(args.cores), str(data)),
+            "ingest --engine spark",
+        )
+    if "als" not in args.steps:
+        return out
     out["als_spark"] = run_measured(
         segue(
             home,
@@ -212,10 +228,8 @@ def scale(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         ),
         "fit --engine spark (als)",
     )
-    for key in ("ingest_spark", "als_spark"):
-        for line in out[key]["steps"]:
-            print(f"    {line}")
-    project(out, args)
+    if "ingest_spark" in out:
+        project(out, args)
     return out
 
 
@@ -264,6 +278,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--playlists", type=int, default=0, help="generated playlists for ingest + ALS")
     ap.add_argument("--data", type=Path, default=DEV, help="the dev files (.tar.gz)")
     ap.add_argument("--no-reference", dest="reference", action="store_false")
+    ap.add_argument(
+        "--steps",
+        nargs="+",
+        choices=["ingest", "als"],
+        default=["ingest", "als"],
+        help="with --playlists: 'als' alone fits on the Spark home a kept --work already holds",
+    )
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--factors", type=int, default=64)
     ap.add_argument("--regularization", type=float, default=0.1)

@@ -11,11 +11,22 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import string
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+
+@pytest.fixture(autouse=True)
+def _python_handles_ctrl_c() -> None:
+    """Every test starts with Python's own Ctrl+C handling. A library used in-process may leave
+    SIGINT ignored (SIG_IGN); an ignored SIGINT is inherited by every process a later test
+    starts, and that process then runs through a Ctrl+C test's SIGINT as if it never came."""
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("SEGUE_TEST_DATA") or REPO.parent / "shared" / "data")

@@ -180,6 +180,18 @@ def test_spark_failures_name_memory_and_a_driver_that_died() -> None:
     assert spark_failure(elsewhere.value) is None
 
 
+def test_als_blocks_follow_the_cores_until_a_block_would_pass_4m_ratings() -> None:
+    from segue.spark.train import RATINGS_PER_BLOCK, als_blocks
+
+    assert als_blocks(276_473, 2) == 2  # the dev split in local[2]: one block per core
+    assert als_blocks(276_473, 64) == 10  # Spark's own default on a cluster
+    assert als_blocks(6_566_000, 2) == 2  # 100k playlists
+    full = 65_700_000  # the full MPD: 17 blocks, none over the limit
+    blocks = als_blocks(full, 2)
+    assert blocks == 17 and full / blocks <= RATINGS_PER_BLOCK
+    assert full / (blocks - 1) > RATINGS_PER_BLOCK
+
+
 def test_a_bad_slice_is_named_alike_and_skipped_or_stops_the_run(
     spark: Any, slices: Path, tmp_path: Path
 ) -> None:

@@ -125,6 +125,14 @@ def interaction_rows(
     return rows
 
 
+RATINGS_PER_BLOCK = 4_000_000
+
+
+def als_blocks(ratings: int, cores: int) -> int:
+    """How many user (and item) blocks Spark's ALS splits ``ratings`` into on ``cores``."""
+    return max(2, min(10, cores), -(-ratings // RATINGS_PER_BLOCK))
+
+
 def spark_fit(rows: Any, params: ALSParams | None, say: Callable[[str], None]) -> SparkFit:
     """Counts per track, and ALS item factors when ``params`` is given, from ``rows``."""
     from pyspark import StorageLevel
@@ -157,7 +165,12 @@ def spark_fit(rows: Any, params: ALSParams | None, say: Callable[[str], None]) -
                 data = data.select(F.col("user").cast("int").alias("user"), "item")
             else:  # MPD pids fit Spark's int ids as they are
                 data = data.select(F.col("pid").cast("int").alias("user"), "item")
-            blocks = max(2, min(10, rows.sparkSession.sparkContext.defaultParallelism))
+            # One block of users and of items per core Spark has (its default of 10 each spends
+            # a local run's time scheduling small tasks), but never more than ~4M ratings a
+            # block: a block's ratings are gathered in one task's heap, and at the full MPD
+            # (66M rows) two blocks ran a 6 GB driver out of memory in local mode.
+            cores = rows.sparkSession.sparkContext.defaultParallelism
+            blocks = als_blocks(int(counts.sum()), cores)
             als = ALS(
                 rank=params.factors,
                 maxIter=params.iterations,
@@ -168,8 +181,6 @@ def spark_fit(rows: Any, params: ALSParams | None, say: Callable[[str], None]) -
                 itemCol="item",
                 ratingCol="rating",
                 seed=params.random_state,
-                # one block of users and of items per core Spark has: its default of 10 each
-                # spends a local run's time scheduling small tasks
                 numUserBlocks=blocks,
                 numItemBlocks=blocks,
             )
@@ -178,7 +189,10 @@ def spark_fit(rows: Any, params: ALSParams | None, say: Callable[[str], None]) -
             factors = np.zeros((len(track_ids), params.factors), dtype=np.float32)
             flat = got["features"].combine_chunks().flatten().to_numpy(zero_copy_only=False)
             factors[got["id"].to_numpy()] = flat.reshape(-1, params.factors)
-            say(f"trained ALS: {params.factors} factors, {params.iterations} iterations")
+            say(
+                f"trained ALS: {params.factors} factors, {params.iterations} iterations, "
+                f"{blocks} blocks"
+            )
     finally:
         pairs.unpersist()
     return SparkFit(track_ids, counts, factors, time.perf_counter() - began)
