@@ -87,10 +87,6 @@ def segue(home: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "segue", "--home", str(home), *args]
 
 
-def segue_synth(n: int, out: Path) -> list[str]:
-    return [sys.executable, "-m", "segue", "synth", "--playlists", str(n), "--out", str(out)]
-
-
 def spark_args(cores: int) -> list[str]:
     out = ["--spark-master", f"local[{cores}]"]
     for key, value in CONF.items():
@@ -198,7 +194,7 @@ def scale(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     else:
         began = time.perf_counter()
         subprocess.run(
-            [*segue_synth(n, data), "-q"],
+            [sys.executable, "-m", "segue", "synth", "-q", "--playlists", str(n), "-o", str(data)],
             check=True,
             stdout=subprocess.DEVNULL,
         )

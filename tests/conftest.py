@@ -21,9 +21,10 @@ import pytest
 
 @pytest.fixture(autouse=True)
 def _python_handles_ctrl_c() -> None:
-    """Every test starts with Python's own Ctrl+C handling. A library used in-process may leave
-    SIGINT ignored (SIG_IGN); an ignored SIGINT is inherited by every process a later test
-    starts, and that process then runs through a Ctrl+C test's SIGINT as if it never came."""
+    """Every test starts with Python's own Ctrl+C handling. Something run earlier in the same
+    pytest process (not yet pinned down) has been seen to leave SIGINT ignored; an ignored
+    SIGINT is inherited by every process a later test starts, which then runs through a Ctrl+C
+    test's SIGINT as if it never came."""
     if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
