@@ -15,9 +15,10 @@ alone. The target: Spark's NDCG and R-precision within 3% of implicit's.
 
 ``--playlists N``: ``segue synth`` writes N playlists; the one-machine ingest (the reference,
 unless ``--no-reference``) and ``ingest --engine spark`` read them into fresh homes, then
-``fit --engine spark --model als`` trains. Each step runs in its own process; its wall time
-and the peak memory of its whole process tree (Spark's JVM and Python workers included,
-sampled every 0.2 s) are printed. The projection to N executors is printed with its reasoning.
+``fit --engine spark --model als`` trains. Each step runs in its own process; its wall time,
+the peak memory of its whole process tree (Spark's JVM and Python workers included, sampled
+every 0.2 s) and the peak size of Spark's scratch files (``spark.local.dir`` set to
+``W/scratch``, plus ALS's checkpoints; sampled every 5 s) are printed. The projection to N executors is printed with its reasoning.
 With ``--work W`` the generated files are kept (and reused by the next run on ``W``);
 ``--steps als`` fits again on the Spark home ``W`` already holds.
 """
@@ -56,16 +57,34 @@ def _tree_rss(pid: int) -> int:
     return total
 
 
-def run_measured(cmd: list[str], label: str) -> dict[str, Any]:
-    """Run ``cmd``; its wall seconds and the peak RSS of its process tree."""
+def _bytes_under(folders: list[Path]) -> int:
+    total = 0
+    for folder in folders:
+        for root, _, files in os.walk(folder):
+            for name in files:
+                with contextlib.suppress(OSError):  # Spark deletes files as it goes
+                    total += os.stat(os.path.join(root, name)).st_size
+    return total
+
+
+def run_measured(
+    cmd: list[str], label: str, disk: list[Path] | None = None, log: Path | None = None
+) -> dict[str, Any]:
+    """Run ``cmd``; its wall seconds, the peak RSS of its process tree and, with ``disk``, the
+    peak bytes held in those folders (Spark's scratch: shuffle files, checkpoints)."""
     began = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = 0
+    peak_disk = 0
+    last_disk = 0.0
 
     def sample() -> None:
-        nonlocal peak
+        nonlocal peak, peak_disk, last_disk
         while proc.poll() is None:
             peak = max(peak, _tree_rss(proc.pid))
+            if disk and time.perf_counter() - last_disk >= 5.0:
+                peak_disk = max(peak_disk, _bytes_under(disk))
+                last_disk = time.perf_counter()
             time.sleep(0.2)
 
     watcher = threading.Thread(target=sample, daemon=True)
@@ -74,22 +93,35 @@ def run_measured(cmd: list[str], label: str) -> dict[str, Any]:
     watcher.join()
     seconds = time.perf_counter() - began
     if proc.returncode:
+        if log is not None:  # the whole of it: a JVM's stack trace outgrows any tail
+            log.write_text(err)
+            sys.stderr.write(f"(its whole stderr: {log})\n")
         sys.stderr.write(err[-3000:])
         raise SystemExit(f"{label} failed ({proc.returncode})")
     steps = [line for line in err.splitlines() if line.startswith("spark ")]
-    print(f"  {label:<28} {seconds:8.1f} s   peak {peak / 2**30:5.2f} GiB", flush=True)
+    scratch = f"   scratch disk peak {peak_disk / 2**30:5.2f} GiB" if disk else ""
+    print(f"  {label:<28} {seconds:8.1f} s   peak {peak / 2**30:5.2f} GiB{scratch}", flush=True)
     for line in steps:  # printed now, so a later step's failure does not lose them
         print(f"    {line}", flush=True)
-    return {"seconds": seconds, "peak_bytes": peak, "stdout": out, "steps": steps}
+    return {
+        "seconds": seconds,
+        "peak_bytes": peak,
+        "peak_disk_bytes": peak_disk,
+        "stdout": out,
+        "steps": steps,
+    }
 
 
 def segue(home: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "segue", "--home", str(home), *args]
 
 
-def spark_args(cores: int) -> list[str]:
+def spark_args(cores: int, scratch: Path | None = None, driver_memory: str = "6g") -> list[str]:
     out = ["--spark-master", f"local[{cores}]"]
-    for key, value in CONF.items():
+    conf = {**CONF, "spark.driver.memory": driver_memory}
+    if scratch is not None:  # Spark's shuffle and spill files, where they can be measured
+        conf["spark.local.dir"] = str(scratch)
+    for key, value in conf.items():
         out += ["--spark-conf", f"{key}={value}"]
     return out
 
@@ -205,12 +237,24 @@ def scale(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             segue(work / "local", "ingest", "-q", str(data)), "ingest (one machine)"
         )
     home = work / "spark"
+    scratch = work / "scratch"
+    scratch.mkdir(exist_ok=True)
     if "ingest" in args.steps:
         out["ingest_spark"] = run_measured(
-            segue(home, "ingest", "--engine", "spark", *spark_args(args.cores), str(data)),
+            segue(
+                home,
+                "ingest",
+                "--engine",
+                "spark",
+                *spark_args(args.cores, scratch, args.driver_memory),
+                str(data),
+            ),
             "ingest --engine spark",
+            disk=[scratch],
+            log=work / "ingest-spark.err",
         )
     if "als" not in args.steps:
+        project(out, args)
         return out
     out["als_spark"] = run_measured(
         segue(
@@ -220,12 +264,13 @@ def scale(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             "spark",
             "--model",
             "als",
-            *spark_args(args.cores),
+            *spark_args(args.cores, scratch, args.driver_memory),
         ),
         "fit --engine spark (als)",
+        disk=[scratch, home / "lake" / "_checkpoints"],
+        log=work / "fit-spark.err",
     )
-    if "ingest_spark" in out:
-        project(out, args)
+    project(out, args)
     return out
 
 
@@ -239,33 +284,41 @@ def _step_seconds(steps: list[str], prefix: str) -> float:
 
 def project(out: dict[str, Any], args: argparse.Namespace) -> None:
     """Amdahl's law over the measured steps: what is distributed scales with the cores, the
-    rest does not."""
-    ing = out["ingest_spark"]["steps"]
-    fit = out["als_spark"]["steps"]
-    ingest_total = out["ingest_spark"]["seconds"]
-    # One machine whatever the cluster: the catalog load (DuckDB) and the process/JVM start.
-    load = _step_seconds(ing, "loaded them") - _step_seconds(ing, "wrote the tables")
-    ingest_spark = _step_seconds(ing, "wrote the tables")
-    fit_total = out["als_spark"]["seconds"]
-    als = _step_seconds(fit, "trained ALS")
-    after = fit_total - als  # the snapshot build and artifact writes (one machine) + start-up
+    rest does not. Each step measured in this run is projected (``--steps`` may run one)."""
+    parts: dict[str, tuple[float, float]] = {}  # step: (distributed s, one-machine s)
+    measured = []
+    if "ingest_spark" in out:
+        ing = out["ingest_spark"]["steps"]
+        total = out["ingest_spark"]["seconds"]
+        # One machine whatever the cluster: the catalog load (DuckDB) and the process/JVM start.
+        spark = _step_seconds(ing, "wrote the tables")
+        load = _step_seconds(ing, "loaded them") - spark
+        parts["ingest"] = (spark, total - spark)
+        measured.append(
+            f"ingest {total:.0f} s = Spark {spark:.0f} s + catalog load {load:.0f} s"
+            f" + start {total - spark - load:.0f} s"
+        )
+    if "als_spark" in out:
+        total = out["als_spark"]["seconds"]
+        spark = _step_seconds(out["als_spark"]["steps"], "trained ALS")
+        parts["ALS fit"] = (spark, total - spark)  # then snapshot, artifacts (one machine)
+        measured.append(
+            f"ALS fit {total:.0f} s = Spark {spark:.0f} s + snapshot/artifacts/start "
+            f"{total - spark:.0f} s"
+        )
+    if not parts:
+        return
     print("projection to a cluster (Amdahl: distributed steps / cores, the rest unchanged):")
-    print(
-        f"  measured on {args.cores} local cores: ingest {ingest_total:.0f} s = Spark {ingest_spark:.0f} s"
-        f" + catalog load {load:.0f} s + start {ingest_total - ingest_spark - load:.0f} s; "
-        f"ALS fit {fit_total:.0f} s = Spark {als:.0f} s + snapshot/artifacts/start {after:.0f} s"
-    )
+    print(f"  measured on {args.cores} local cores: " + "; ".join(measured))
     for executors in args.executors:
-        cores = executors * args.executor_cores
-        speed = cores / args.cores
+        speed = executors * args.executor_cores / args.cores
         # Shuffles cross the network on a cluster: a factor of 1.5 on the distributed part
         # (an assumption, not a measurement) for the data Spark moves between executors.
-        ingest = ingest_spark * 1.5 / speed + (ingest_total - ingest_spark)
-        train = als * 1.5 / speed + after
-        print(
-            f"  {executors:3d} executors x {args.executor_cores} cores: ingest ~{ingest:.0f} s, "
-            f"ALS fit ~{train:.0f} s"
-        )
+        said = [
+            f"{step} ~{spread * 1.5 / speed + alone:.0f} s"
+            for step, (spread, alone) in parts.items()
+        ]
+        print(f"  {executors:3d} executors x {args.executor_cores} cores: " + ", ".join(said))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -282,6 +335,11 @@ def main(argv: list[str] | None = None) -> None:
         help="with --playlists: 'als' alone fits on the Spark home a kept --work already holds",
     )
     ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument(
+        "--driver-memory",
+        default="6g",
+        help="spark.driver.memory for --playlists (local mode: the driver is the executor)",
+    )
     ap.add_argument("--factors", type=int, default=64)
     ap.add_argument("--regularization", type=float, default=0.1)
     ap.add_argument("--iterations", type=int, default=15)

@@ -276,7 +276,10 @@ def test_ctrl_c_during_self_growing_keeps_the_tracks_answered(home):
         previous = signal.signal(signal.SIGINT, signal.default_int_handler)
         threading.Thread(target=ctrl_c_after_some_answers, daemon=True).start()
         try:
-            with _socket_cut_off_while_connecting_is_freed(), pytest.raises(KeyboardInterrupt):
+            with (
+                _socket_cut_off_while_connecting_is_freed(server_port=fake.port),
+                pytest.raises(KeyboardInterrupt),
+            ):
                 grow_catalog(catalog, wanted, provider=provider)
         finally:
             signal.signal(signal.SIGINT, previous)
@@ -288,13 +291,15 @@ def test_ctrl_c_during_self_growing_keeps_the_tracks_answered(home):
 
 
 @contextlib.contextmanager
-def _socket_cut_off_while_connecting_is_freed() -> Iterator[None]:
+def _socket_cut_off_while_connecting_is_freed(server_port: int | None = None) -> Iterator[None]:
     """Free, inside the block, a socket that urllib3 was connecting when Ctrl+C came.
 
-    urllib3 closes the socket it is connecting only on OSError: a KeyboardInterrupt landing
-    between creating it and connecting it leaves it unclosed, held by the interrupt's traceback
-    (then freed by the garbage collector, by chance in a later test, which would fail). Only
-    the warning for such a socket, never bound nor connected, is expected here.
+    urllib3 closes the socket it is connecting only on OSError. A KeyboardInterrupt landing
+    between creating the socket and handing it to its connection (before the connect, or after
+    it but before ``HTTPConnection.sock`` holds it) leaves it unclosed, held by the interrupt's
+    traceback, then freed by the garbage collector, by chance in a later test, which would fail.
+    Only the warning for such a socket is expected here: one never bound nor connected, or, with
+    ``server_port``, one connected from loopback to that test server and to nothing else.
     """
     with warnings.catch_warnings():
         warnings.filterwarnings(
@@ -302,6 +307,15 @@ def _socket_cut_off_while_connecting_is_freed() -> Iterator[None]:
             message=r"unclosed <socket\.socket .*laddr=\('0\.0\.0\.0', 0\)>",
             category=ResourceWarning,
         )
+        if server_port is not None:
+            warnings.filterwarnings(
+                "ignore",
+                message=(
+                    r"unclosed <socket\.socket .*laddr=\('127\.0\.0\.1', \d+\), "
+                    rf"raddr=\('127\.0\.0\.1', {server_port}\)>"
+                ),
+                category=ResourceWarning,
+            )
         try:
             yield
         finally:
@@ -329,6 +343,49 @@ def test_a_socket_cut_off_while_connecting_is_freed_inside_the_block(monkeypatch
                 requests.get("http://127.0.0.1:9/", timeout=5)
         gc.collect()
     assert unraisable == []
+
+
+def test_a_socket_cut_off_just_after_connecting_is_freed_inside_the_block(monkeypatch):
+    """The same helper, given the server's port, frees the socket left unclosed when the
+    KeyboardInterrupt comes just after the connect (forced here), and only that one: a socket
+    connected to another port still warns."""
+    import socket
+
+    import requests
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    other = socket.create_server(("127.0.0.1", 0))
+    port, other_port = listener.getsockname()[1], other.getsockname()[1]
+    real_connect = socket.socket.connect
+
+    def connected_then_interrupted(self: socket.socket, address: Any) -> None:
+        real_connect(self, address)
+        raise KeyboardInterrupt
+
+    def interrupted_asking(target: int) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ResourceWarning)
+            with monkeypatch.context() as patch:
+                patch.setattr(socket.socket, "connect", connected_then_interrupted)
+                with (
+                    _socket_cut_off_while_connecting_is_freed(server_port=port),
+                    pytest.raises(KeyboardInterrupt),
+                ):
+                    requests.get(f"http://127.0.0.1:{target}/", timeout=5)
+            gc.collect()
+
+    unraisable: list[Any] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    try:
+        interrupted_asking(port)
+        assert unraisable == []
+        interrupted_asking(other_port)
+        warned = [str(u.exc_value) for u in unraisable]
+        assert len(warned) == 1
+        assert f"raddr=('127.0.0.1', {other_port})" in warned[0]
+    finally:
+        listener.close()
+        other.close()
 
 
 def _segue_process(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:

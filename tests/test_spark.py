@@ -192,6 +192,40 @@ def test_als_blocks_follow_the_cores_until_a_block_would_pass_4m_ratings() -> No
     assert full / (blocks - 1) > RATINGS_PER_BLOCK
 
 
+def test_als_checkpoints_under_the_lake_and_leaves_nothing_there(
+    spark: Any, tmp_path: Path
+) -> None:
+    """ALS checkpoints (so Spark deletes the shuffle files behind it) into the session's
+    checkpoint directory: one the user set is kept with its files; segue's own, under the lake,
+    is gone after the fit."""
+    from segue.spark import train
+
+    rng = np.random.default_rng(0)
+    rows = spark.createDataFrame(
+        [(int(p), f"spotify:track:{t:04d}") for p in range(60) for t in rng.choice(80, 12)],
+        "pid long, track_id string",
+    )
+    params = ALSParams(factors=4, iterations=2 * train.ALS_CHECKPOINT_EVERY, alpha=5.0)
+    sc = spark.sparkContext
+    mine = tmp_path / "my-checkpoints"
+    sc.setCheckpointDir(str(mine))  # as --spark-conf spark.checkpoint.dir=... would
+    try:
+        with_mine = train.spark_fit(rows, params, lambda _: None, lake=str(tmp_path / "lake1"))
+        assert list(mine.rglob("rdd-*")), "ALS wrote no checkpoint into the user's directory"
+        assert not (tmp_path / "lake1").exists()
+    finally:
+        train._OURS.add(sc.getCheckpointDir())  # later fits here set their own again
+
+    lake = tmp_path / "lake2"
+    said: list[str] = []
+    ours = train.spark_fit(rows, params, said.append, lake=str(lake))
+    assert "/lake2/_checkpoints/als-" in sc.getCheckpointDir()
+    assert not (lake / "_checkpoints").exists()
+    assert any(f"checkpointed every {train.ALS_CHECKPOINT_EVERY}" in line for line in said)
+    assert ours.item_factors is not None and with_mine.item_factors is not None
+    np.testing.assert_allclose(ours.item_factors, with_mine.item_factors, rtol=1e-4, atol=1e-5)
+
+
 def test_a_bad_slice_is_named_alike_and_skipped_or_stops_the_run(
     spark: Any, slices: Path, tmp_path: Path
 ) -> None:
@@ -367,6 +401,23 @@ def test_a_spark_job_failing_midway_leaves_the_previous_model(
     with _client(fitted) as client:
         r = client.post("/recommend", json={"seeds": ["Song 1"], "n": 3, "model": "als"})
         assert r.status_code == 200, r.text
+
+
+def test_a_second_fit_is_refused_before_spark_works_and_a_killed_fits_checkpoints_go(
+    spark: Any, fitted: Path, tmp_path: Path
+) -> None:
+    from segue.core import artifacts
+
+    stale = fitted / "lake" / "_checkpoints" / "als-killed" / "0d1e"  # as a kill -9 leaves it
+    (stale / "rdd-7").mkdir(parents=True)
+    (stale / "rdd-7" / "part-00000").write_bytes(b"\0" * 1024)
+    unused = tmp_path / "lake"
+    with artifacts.fit_lock(fitted), pytest.raises(artifacts.FitBusyError, match="another"):
+        fit_on_spark(spark, ["popularity"], home=fitted, lake=str(unused), params=PARAMS)
+    assert not unused.exists()  # refused before Spark read or wrote anything
+    assert stale.exists()  # and the other fit's files untouched
+    fit_on_spark(spark, ["popularity"], home=fitted, lake=str(fitted / "lake"), params=PARAMS)
+    assert not (fitted / "lake" / "_checkpoints").exists()
 
 
 # without the extra --------------------------------------------------------------------------

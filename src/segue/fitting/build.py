@@ -11,7 +11,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -196,6 +196,7 @@ def build(
     console: Console | None = None,
     fitters: Mapping[str, Callable[[Snapshot], Recommender]] | None = None,
     on_step: Callable[[str], None] | None = None,
+    lock_held: bool = False,
 ) -> dict[str, float]:
     """Read the catalog of ``home`` into a new snapshot, fit ``models`` on it and switch to the
     new set.
@@ -205,7 +206,8 @@ def build(
     step. ``console``: where the progress display goes (none without it). ``fitters``: how to
     make some of ``models`` from the new snapshot instead of fitting them here (a model trained
     elsewhere, e.g. on Spark); they are saved and switched in like the others. ``on_step``: told
-    the text of each step as it starts and of each phase of a long one. Raises
+    the text of each step as it starts and of each phase of a long one. ``lock_held``: the
+    caller holds the home's fit lock (:func:`~segue.core.artifacts.fit_lock`) already. Raises
     :class:`NoDataError` for a home with nothing to fit, :class:`FitError` when a model
     cannot be fitted, :class:`~segue.core.artifacts.FitBusyError` when another fit runs; in every
     failure, and when interrupted, the set in use is left as it was.
@@ -219,7 +221,8 @@ def build(
     if not home.catalog.exists():  # refused before anything is created
         raise NoDataError(no_data_message(root, f"{root} has no catalog"))
     timings: dict[str, float] = {}
-    with artifacts.fit_lock(root), _Steps(console, on_step) as steps:
+    held = nullcontext() if lock_held else artifacts.fit_lock(root)
+    with held, _Steps(console, on_step) as steps:
         artifacts.remove_leftovers(root)
         previous = artifacts.current_or_none(root)
         t0 = time.perf_counter()

@@ -16,16 +16,18 @@ number of ratings (ALS-WR) where implicit does not.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from segue.core import artifacts
 from segue.core.errors import SegueError
 from segue.core.home import Home
 
@@ -133,8 +135,47 @@ def als_blocks(ratings: int, cores: int) -> int:
     return max(2, min(10, cores), -(-ratings // RATINGS_PER_BLOCK))
 
 
-def spark_fit(rows: Any, params: ALSParams | None, say: Callable[[str], None]) -> SparkFit:
-    """Counts per track, and ALS item factors when ``params`` is given, from ``rows``."""
+#: Spark's ALS cuts its lineage every this many iterations when the session has a checkpoint
+#: directory, and only then deletes the shuffle files behind it. Without one, every
+#: iteration's shuffle (each factor sent to each block that needs it: GBs an iteration at the
+#: full MPD with 17 blocks) stays on the local disks until the fit ends; a 1M-playlist fit
+#: had filled 40 GB of /tmp before its 15 iterations were done.
+ALS_CHECKPOINT_EVERY = 2
+
+#: The checkpoint directories segue set (one per fit), so a later fit in the same session
+#: tells its own (deleted) directory from one the user configured.
+_OURS: set[str] = set()
+
+
+@contextlib.contextmanager
+def als_checkpoints(session: Any, lake: str) -> Iterator[str]:
+    """A checkpoint directory for one ALS fit: the session's own when the user set one
+    (``--spark-conf spark.checkpoint.dir=URI``, kept afterwards), else a new folder under
+    ``<lake>/_checkpoints`` (any URI Hadoop writes, so executors on a cluster share it),
+    deleted when the fit ends, failed or not."""
+    sc = session.sparkContext
+    configured = sc.getCheckpointDir()
+    if configured and configured not in _OURS:
+        yield configured
+        return
+    sc.setCheckpointDir(f"{lake.rstrip('/')}/_checkpoints/als-{uuid.uuid4().hex[:12]}")
+    where = sc.getCheckpointDir()  # Spark adds a folder of its own inside
+    _OURS.add(where)
+    try:
+        yield where
+    finally:
+        with contextlib.suppress(Exception):  # a failed delete must not hide the fit's outcome
+            ours = sc._jvm.org.apache.hadoop.fs.Path(where).getParent()
+            fs = ours.getFileSystem(sc._jsc.hadoopConfiguration())
+            fs.delete(ours, True)
+            fs.delete(ours.getParent(), False)  # `_checkpoints` too, once no other fit uses it
+
+
+def spark_fit(
+    rows: Any, params: ALSParams | None, say: Callable[[str], None], *, lake: str
+) -> SparkFit:
+    """Counts per track, and ALS item factors when ``params`` is given, from ``rows`` (ALS
+    checkpoints under ``lake`` unless the session has a checkpoint directory)."""
     from pyspark import StorageLevel
     from pyspark.ml.feature import StringIndexer
     from pyspark.ml.recommendation import ALS
@@ -183,15 +224,17 @@ def spark_fit(rows: Any, params: ALSParams | None, say: Callable[[str], None]) -
                 seed=params.random_state,
                 numUserBlocks=blocks,
                 numItemBlocks=blocks,
+                checkpointInterval=ALS_CHECKPOINT_EVERY,
             )
-            model = als.fit(data.withColumn("rating", F.lit(1.0).cast("float")))
-            got = model.itemFactors.toArrow()
+            with als_checkpoints(rows.sparkSession, lake):
+                model = als.fit(data.withColumn("rating", F.lit(1.0).cast("float")))
+                got = model.itemFactors.toArrow()
             factors = np.zeros((len(track_ids), params.factors), dtype=np.float32)
             flat = got["features"].combine_chunks().flatten().to_numpy(zero_copy_only=False)
             factors[got["id"].to_numpy()] = flat.reshape(-1, params.factors)
             say(
                 f"trained ALS: {params.factors} factors, {params.iterations} iterations, "
-                f"{blocks} blocks"
+                f"{blocks} blocks, checkpointed every {ALS_CHECKPOINT_EVERY} iterations"
             )
     finally:
         pairs.unpersist()
@@ -231,8 +274,7 @@ def fit_on_spark(
 ) -> dict[str, float]:
     """``segue fit --engine spark``: Spark's counts (and ALS), then the snapshot and the
     artifacts of ``models`` (a subset of :data:`SPARK_MODELS`); returns seconds per step."""
-    from segue.fitting.build import build
-    from segue.spark.export import als_model, popularity_model
+    from segue.fitting.build import NoDataError, no_data_message
 
     other = [m for m in models if m not in SPARK_MODELS]
     if other:
@@ -249,8 +291,29 @@ def fit_on_spark(
             log(f"spark fit: {message} ({time.perf_counter() - began:.1f} s)")
 
     home = Home.of(home)
+    if not home.catalog.exists():  # refused before anything is created
+        raise NoDataError(no_data_message(home, f"{home} has no catalog"))
+    # The home's fit lock from the start: a second fit is refused now, not after Spark's
+    # training, and checkpoints a killed fit left in the home's own lake are nobody's.
+    with artifacts.fit_lock(home.root):
+        if _is_local(lake) and _local(lake).resolve() == home.lake.resolve():
+            shutil.rmtree(home.lake / "_checkpoints", ignore_errors=True)
+        return _fit_on_spark(session, models, home, lake, params, say)
+
+
+def _fit_on_spark(
+    session: Any,
+    models: list[str],
+    home: Home,
+    lake: str,
+    params: ALSParams,
+    say: Callable[[str], None],
+) -> dict[str, float]:
+    from segue.fitting.build import build
+    from segue.spark.export import als_model, popularity_model
+
     rows = interaction_rows(session, home.catalog, lake, say)
-    fit = spark_fit(rows, params if "als" in models else None, say)
+    fit = spark_fit(rows, params if "als" in models else None, say, lake=lake)
     timings = {"spark": fit.seconds}
 
     def from_spark(name: str) -> Callable[[Any], Recommender]:
@@ -274,6 +337,7 @@ def fit_on_spark(
             home=home,
             only=True,
             log=say,
+            lock_held=True,
             fitters={name: from_spark(name) for name in models},
         )
     )
@@ -281,10 +345,12 @@ def fit_on_spark(
 
 
 __all__ = [
+    "ALS_CHECKPOINT_EVERY",
     "SPARK_MODELS",
     "ALSParams",
     "SparkFit",
     "aligned",
+    "als_checkpoints",
     "export_catalog_rows",
     "fit_on_spark",
     "interaction_rows",
